@@ -1,0 +1,338 @@
+"""Optimizer update kernels and gradient clipping, selected by integer code.
+
+Every update kernel has the same signature::
+
+    kernel(theta, grad, slots, lo, hi, step, lr, hyper)
+
+theta, grad   (n,) contiguous float32 or float64, same dtype.
+slots         (k, n) contiguous, theta's dtype: the optimizer's state
+              (k and the meaning of each row are listed per kernel).
+lo, hi        only indices lo <= i < hi are read and written, so frozen
+              layers are skipped by calling the kernel on ranges.
+step          int, 1-based number of this update (bias corrections).
+lr            float, the learning rate of this step.
+hyper         (8,) float64 hyperparameters; hyper[0] is reserved for the
+              coefficient a 1cycle schedule may cycle (momentum or beta_1).
+
+The Python classes in :mod:`engine.optimizers` own the equations' prose,
+validation and defaults; the formulas follow torch.optim (Keras for FTRL).
+
+Why the loops look the way they do: each kernel slices ``[lo:hi]`` and loops
+from 0, which lets LLVM prove the index is non-negative and vectorize; scalar
+coefficients are cast to theta's dtype (``dt(...)``) so float32 loops stay in
+float32 instead of widening every element to float64.
+"""
+import math
+
+from numba import njit
+
+SGD = 0
+MOMENTUM = 1
+ADAGRAD = 2
+RMSPROP = 3
+ADAM = 4
+ADAMAX = 5
+FTRL = 6
+
+HYPER_SIZE = 8
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def sgd_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
+    """Plain gradient descent: theta -= lr * g.  slots (0, n); hyper unused."""
+    a = theta.dtype.type(lr)
+    t = theta[lo:hi]
+    g = grad[lo:hi]
+    for i in range(t.size):
+        t[i] -= a * g[i]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def momentum_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
+    """Heavy-ball / Nesterov momentum in torch.optim.SGD form (dampening 0).
+
+    slots (1, n): [0] velocity buffer b.
+    hyper: [0] momentum mu, [1] nesterov flag (nonzero = on).
+        b = mu*b + g;  theta -= lr * (g + mu*b if nesterov else b)
+    """
+    dt = theta.dtype.type
+    mu = dt(hyper[0])
+    a = dt(lr)
+    t = theta[lo:hi]
+    g = grad[lo:hi]
+    buf = slots[0, lo:hi]
+    if hyper[1] != 0.0:
+        for i in range(t.size):
+            b = mu * buf[i] + g[i]
+            buf[i] = b
+            t[i] -= a * (g[i] + mu * b)
+    else:
+        for i in range(t.size):
+            b = mu * buf[i] + g[i]
+            buf[i] = b
+            t[i] -= a * b
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def adagrad_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
+    """AdaGrad, epsilon outside the square root (torch).
+
+    slots (1, n): [0] sum of squared gradients s.
+    hyper: [1] epsilon.
+        s += g*g;  theta -= lr * g / (sqrt(s) + eps)
+    """
+    dt = theta.dtype.type
+    eps = dt(hyper[1])
+    a = dt(lr)
+    t = theta[lo:hi]
+    g = grad[lo:hi]
+    acc = slots[0, lo:hi]
+    for i in range(t.size):
+        gi = g[i]
+        s = acc[i] + gi * gi
+        acc[i] = s
+        t[i] -= a * (gi / (math.sqrt(s) + eps))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def rmsprop_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
+    """RMSProp as torch.optim.RMSprop (optionally centered, with momentum).
+
+    slots (3, n): [0] mean square s, [1] momentum buffer b, [2] mean gradient m
+    (rows 1 and 2 stay untouched when momentum is 0 / not centered).
+    hyper: [0] momentum mu, [1] rho, [2] epsilon, [3] centered flag.
+        s = rho*s + (1-rho)*g*g
+        m = rho*m + (1-rho)*g                 (centered only)
+        d = sqrt(s - m*m) + eps  (centered)   or   sqrt(s) + eps
+        mu > 0:  b = mu*b + g/d;  theta -= lr*b      else  theta -= lr*g/d
+    """
+    dt = theta.dtype.type
+    zero = dt(0.0)
+    mu = dt(hyper[0])
+    rho = dt(hyper[1])
+    one_minus_rho = dt(1.0 - hyper[1])
+    eps = dt(hyper[2])
+    centered = hyper[3] != 0.0
+    use_momentum = hyper[0] > 0.0
+    a = dt(lr)
+    t = theta[lo:hi]
+    g = grad[lo:hi]
+    sq = slots[0, lo:hi]
+    buf = slots[1, lo:hi]
+    gavg = slots[2, lo:hi]
+    for i in range(t.size):
+        gi = g[i]
+        s = rho * sq[i] + one_minus_rho * gi * gi
+        sq[i] = s
+        if centered:
+            m = rho * gavg[i] + one_minus_rho * gi
+            gavg[i] = m
+            # rounding can push s - m*m a hair below zero
+            d = math.sqrt(max(s - m * m, zero)) + eps
+        else:
+            d = math.sqrt(s) + eps
+        if use_momentum:
+            b = mu * buf[i] + gi / d
+            buf[i] = b
+            t[i] -= a * b
+        else:
+            t[i] -= a * (gi / d)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def adam_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
+    """Adam family: Adam, Nadam (nesterov flag) and AdamW (decoupled decay).
+
+    slots (2, n): [0] first moment m, [1] second moment v.
+    hyper: [0] beta_1, [1] beta_2, [2] epsilon, [3] nesterov flag,
+    [4] decoupled weight decay wd.  With t = step:
+        theta *= 1 - lr*wd                         (only if wd > 0)
+        m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
+        d = sqrt(v) / sqrt(1 - b2^t) + eps
+        Adam:  theta -= lr/(1 - b1^t) * m / d
+        Nadam: theta -= lr * (b1*m/(1 - b1^(t+1)) + (1-b1)*g/(1 - b1^t)) / d
+    """
+    dt = theta.dtype.type
+    b1 = hyper[0]
+    b2 = hyper[1]
+    bc1 = 1.0 - b1 ** step
+    bc2_sqrt = math.sqrt(1.0 - b2 ** step)
+    beta1 = dt(b1)
+    beta2 = dt(b2)
+    one_minus_b1 = dt(1.0 - b1)
+    one_minus_b2 = dt(1.0 - b2)
+    eps = dt(hyper[2])
+    inv_bc2_sqrt = dt(1.0 / bc2_sqrt)
+    nesterov = hyper[3] != 0.0
+    decay = dt(1.0 - lr * hyper[4])
+    use_decay = hyper[4] != 0.0
+    step_size = dt(lr / bc1)
+    coef_m = dt(lr * b1 / (1.0 - b1 ** (step + 1)))
+    coef_g = dt(lr * (1.0 - b1) / bc1)
+    t = theta[lo:hi]
+    g = grad[lo:hi]
+    m_row = slots[0, lo:hi]
+    v_row = slots[1, lo:hi]
+    for i in range(t.size):
+        gi = g[i]
+        if use_decay:
+            t[i] *= decay
+        m = beta1 * m_row[i] + one_minus_b1 * gi
+        v = beta2 * v_row[i] + one_minus_b2 * gi * gi
+        m_row[i] = m
+        v_row[i] = v
+        d = math.sqrt(v) * inv_bc2_sqrt + eps
+        if nesterov:
+            t[i] -= (coef_m * m + coef_g * gi) / d
+        else:
+            t[i] -= step_size * (m / d)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def adamax_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
+    """AdaMax (Adam with the infinity norm), torch.optim.Adamax form.
+
+    slots (2, n): [0] first moment m, [1] infinity norm u.
+    hyper: [0] beta_1, [1] beta_2, [2] epsilon.
+        m = b1*m + (1-b1)*g;  u = max(b2*u, |g| + eps)
+        theta -= lr/(1 - b1^step) * m / u
+    """
+    dt = theta.dtype.type
+    b1 = hyper[0]
+    beta1 = dt(b1)
+    one_minus_b1 = dt(1.0 - b1)
+    beta2 = dt(hyper[1])
+    eps = dt(hyper[2])
+    clr = dt(lr / (1.0 - b1 ** step))
+    t = theta[lo:hi]
+    g = grad[lo:hi]
+    m_row = slots[0, lo:hi]
+    u_row = slots[1, lo:hi]
+    for i in range(t.size):
+        gi = g[i]
+        m = beta1 * m_row[i] + one_minus_b1 * gi
+        u = max(beta2 * u_row[i], abs(gi) + eps)
+        m_row[i] = m
+        u_row[i] = u
+        t[i] -= clr * (m / u)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def ftrl_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
+    """FTRL-Proximal as keras.optimizers.Ftrl.
+
+    slots (2, n): [0] accumulator n (starts at initial_accumulator_value),
+    [1] linear term z.
+    hyper: [1] learning_rate_power p (<= 0), [2] l1, [3] l2, [4] beta,
+    [5] l2_shrinkage.  With w = theta before the step:
+        n' = n + g*g
+        z += g + 2*l2_shrinkage*w - (n'^-p - n^-p) / lr * w
+        w  = (clip(z, -l1, l1) - z) / (n'^-p / lr + 2*l2 + beta/lr)
+    """
+    dt = theta.dtype.type
+    power = -hyper[1]
+    sqrt_power = power == 0.5
+    p = dt(power)
+    l1 = dt(hyper[2])
+    inv_lr = dt(1.0 / lr)
+    quad_extra = dt(2.0 * hyper[3] + hyper[4] / lr)
+    shrink = dt(2.0 * hyper[5])
+    t = theta[lo:hi]
+    g = grad[lo:hi]
+    acc = slots[0, lo:hi]
+    lin = slots[1, lo:hi]
+    for i in range(t.size):
+        w = t[i]
+        gi = g[i]
+        n_old = acc[i]
+        n_new = n_old + gi * gi
+        if sqrt_power:  # the default; sqrt is far cheaper than pow
+            root_new = math.sqrt(n_new)
+            root_old = math.sqrt(n_old)
+        else:
+            root_new = n_new ** p
+            root_old = n_old ** p
+        z = lin[i] + gi + shrink * w - (root_new - root_old) * inv_lr * w
+        lin[i] = z
+        acc[i] = n_new
+        t[i] = (min(max(z, -l1), l1) - z) / (root_new * inv_lr + quad_extra)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def apply_update(code, theta, grad, slots, lo, hi, step, lr, hyper):
+    """Run the update kernel for optimizer ``code`` (one of the constants
+    above); arguments as the kernels.  The only place that maps codes to
+    kernels: the fused training loop calls this from compiled code."""
+    if code == SGD:
+        sgd_kernel(theta, grad, slots, lo, hi, step, lr, hyper)
+    elif code == MOMENTUM:
+        momentum_kernel(theta, grad, slots, lo, hi, step, lr, hyper)
+    elif code == ADAGRAD:
+        adagrad_kernel(theta, grad, slots, lo, hi, step, lr, hyper)
+    elif code == RMSPROP:
+        rmsprop_kernel(theta, grad, slots, lo, hi, step, lr, hyper)
+    elif code == ADAM:
+        adam_kernel(theta, grad, slots, lo, hi, step, lr, hyper)
+    elif code == ADAMAX:
+        adamax_kernel(theta, grad, slots, lo, hi, step, lr, hyper)
+    elif code == FTRL:
+        ftrl_kernel(theta, grad, slots, lo, hi, step, lr, hyper)
+    else:
+        raise ValueError("unknown optimizer code")
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sum_squares(x, lo, hi):
+    """Sum of x[lo:hi]**2 accumulated in float64 (float32 sums lose digits)."""
+    total = 0.0
+    for i in range(lo, hi):
+        v = float(x[i])
+        total += v * v
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _scale(x, lo, hi, factor):
+    f = x.dtype.type(factor)
+    part = x[lo:hi]
+    for i in range(part.size):
+        part[i] *= f
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def clip_gradients(grad, tensor_bounds, clipvalue, clipnorm, global_clipnorm):
+    """Clip the flat gradient in place; return its global L2 norm before any
+    clipping (float, for monitoring).
+
+    grad           (n,) float32/float64, modified in place.
+    tensor_bounds  (T+1,) int64: tensor j is grad[bounds[j]:bounds[j+1]];
+                   bounds[0] must be 0 and bounds[T] must be n.
+    Each clip is disabled when its threshold is <= 0.  They apply in this
+    order (as Keras does when several are set):
+      1. by value: every component into [-clipvalue, clipvalue];
+      2. per tensor: a tensor whose L2 norm exceeds clipnorm is rescaled to
+         norm clipnorm (direction kept);
+      3. global: if the norm of the whole (already clipped) vector exceeds
+         global_clipnorm, the whole vector is rescaled to that norm.
+    """
+    n = grad.size
+    n_tensors = tensor_bounds.size - 1
+    if n_tensors < 0 or tensor_bounds[0] != 0 or tensor_bounds[n_tensors] != n:
+        raise ValueError("tensor_bounds must start at 0 and end at grad.size")
+    norm_before = math.sqrt(_sum_squares(grad, 0, n))
+    if clipvalue > 0.0:
+        c = grad.dtype.type(clipvalue)
+        for i in range(n):
+            grad[i] = min(max(grad[i], -c), c)
+    if clipnorm > 0.0:
+        for j in range(n_tensors):
+            lo = tensor_bounds[j]
+            hi = tensor_bounds[j + 1]
+            norm = math.sqrt(_sum_squares(grad, lo, hi))
+            if norm > clipnorm:
+                _scale(grad, lo, hi, clipnorm / norm)
+    if global_clipnorm > 0.0:
+        norm = math.sqrt(_sum_squares(grad, 0, n))
+        if norm > global_clipnorm:
+            _scale(grad, 0, n, global_clipnorm / norm)
+    return norm_before

@@ -1,0 +1,443 @@
+"""Optimizers: configuration, validation and state around the update kernels.
+
+Keras-3 style: an optimizer object holds only its configuration; ``build``
+returns the per-run state (slots and step count) and ``update_step`` applies
+one update through the compiled kernel of :mod:`engine.kernels.optim`.
+
+Where the book's Equations 11-4 to 11-8 or the original papers leave a
+choice (where epsilon sits, how momentum meets the learning rate, bias
+correction, Nesterov's formulation, initial accumulators) the classes do what
+torch.optim does; FTRL, which torch lacks, follows keras.optimizers.Ftrl.
+Each class docstring states the exact update.  Notation: g is the gradient,
+lr the learning rate of this step, t the 1-based step number, and
+operations on vectors are element-wise.
+
+Variants are flags on one class, not copies: "nesterov" is :class:`Momentum`
+with ``nesterov = True``; "nadam" is :class:`Adam` with ``nesterov = True``;
+"adamw" is :class:`Adam` plus a decoupled ``weight_decay``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterable, Mapping
+
+import numpy as np
+
+from .errors import ExperimentError
+from .kernels import optim
+from .params import Param, check_params
+from .registry import Registry
+
+OPTIMIZERS: Registry[type["Optimizer"]] = Registry("optimizer")
+
+# Gradient clipping settings live in the experiment's "optimizer" section but
+# are applied by the training loop (kernels.optim.clip_gradients), not here.
+CLIP_KEYS = ("clipvalue", "clipnorm", "global_clipnorm")
+
+
+def _unit_interval(default: float, doc: str) -> Param:
+    return Param(default, doc, low=0.0, high=1.0, high_open=True)
+
+
+def _epsilon(default: float) -> Param:
+    return Param(default, "Small constant added to the denominator to avoid division by zero.",
+                 low=0.0, low_open=True, log=True)
+
+
+def _non_negative(default: float, doc: str) -> Param:
+    return Param(default, doc, low=0.0)
+
+
+@dataclass
+class OptimizerState:
+    """Per-run optimizer state.
+
+    slots: (k, n) array of theta's dtype, one row per name in the
+    optimizer's ``slot_names``; step: number of updates applied so far.
+    """
+
+    slots: np.ndarray
+    step: int = 0
+
+
+class Optimizer:
+    """Base class.  Subclasses set the class attributes below and
+    ``_hyper_values`` (the layout of the kernel's hyper array)."""
+
+    name: ClassVar[str]
+    kernel_code: ClassVar[int]
+    kernel: ClassVar[Callable]
+    slot_names: ClassVar[tuple[str, ...]] = ()
+    hyperparameters: ClassVar[dict[str, Param]] = {}
+    default_learning_rate: ClassVar[float] = 0.01
+    cycled: ClassVar[str | None] = None  # hyperparameter stored at hyper[0]
+
+    def __init__(self, learning_rate: float | None = None, **hyper: Any):
+        lr_param = self.learning_rate_param()
+        self.learning_rate: float = (lr_param.default if learning_rate is None
+                                     else lr_param.check(learning_rate, "optimizer.learning_rate"))
+        self.hyper: dict[str, Any] = check_params(self.hyperparameters, hyper, "optimizer",
+                                                  ignore=("learning_rate",))
+        values = [float(v) for v in self._hyper_values()]
+        self._hyper = np.zeros(optim.HYPER_SIZE, dtype=np.float64)
+        self._hyper[:len(values)] = values
+
+    @classmethod
+    def learning_rate_param(cls) -> Param:
+        return Param(cls.default_learning_rate, "Learning rate η: the step size of each update.",
+                     low=0.0, low_open=True, log=True)
+
+    def _hyper_values(self) -> list[float]:
+        return []
+
+    def hyper_array(self) -> np.ndarray:
+        """(8,) float64 copy of the kernel's hyperparameters; entry 0 holds
+        the ``cycled`` hyperparameter (if any), which a caller may override."""
+        return self._hyper.copy()
+
+    def get_config(self) -> dict:
+        """JSON-able; ``make_optimizer(get_config())`` rebuilds an equal optimizer."""
+        return {"name": self.name, "learning_rate": self.learning_rate, **self.hyper}
+
+    def build(self, n: int, dtype=np.float64) -> OptimizerState:
+        """Fresh state for a flat parameter vector of ``n`` entries."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"optimizer state dtype must be float32 or float64, got {dtype}")
+        slots = np.zeros((len(self.slot_names), int(n)), dtype=dtype)
+        self._initialize_slots(slots)
+        return OptimizerState(slots=slots, step=0)
+
+    def _initialize_slots(self, slots: np.ndarray) -> None:
+        """Hook for optimizers whose accumulators do not start at zero."""
+
+    def update_step(self, theta: np.ndarray, grad: np.ndarray, state: OptimizerState,
+                    lr: float | None = None, ranges: Iterable[tuple[int, int]] | None = None,
+                    cycled_value: float | None = None) -> None:
+        """Apply one update in place to theta (n,) and state.slots (k, n).
+
+        Increments ``state.step`` once, then runs the kernel on every
+        ``(lo, hi)`` of ``ranges`` (default: the whole vector); entries
+        outside the ranges and their slots are left as they are.  ``lr``
+        defaults to the configured learning rate; ``cycled_value``, if
+        given, replaces the ``cycled`` hyperparameter for this step only.
+        """
+        n = self._check_arrays(theta, grad, state)
+        spans = [(0, n)] if ranges is None else [(int(lo), int(hi)) for lo, hi in ranges]
+        for lo, hi in spans:
+            if not 0 <= lo <= hi <= n:
+                raise ValueError(f"update range ({lo}, {hi}) is outside 0..{n}")
+        hyper = self._hyper
+        if cycled_value is not None:
+            hyper = hyper.copy()
+            hyper[0] = float(cycled_value)
+        state.step += 1
+        step_lr = self.learning_rate if lr is None else float(lr)
+        for lo, hi in spans:
+            self.kernel(theta, grad, state.slots, lo, hi, state.step, step_lr, hyper)
+
+    def _check_arrays(self, theta, grad, state) -> int:
+        if theta.ndim != 1 or not theta.flags.c_contiguous or theta.dtype not in (np.float32, np.float64):
+            raise ValueError("theta must be a contiguous 1-D float32 or float64 array")
+        if grad.shape != theta.shape or grad.dtype != theta.dtype or not grad.flags.c_contiguous:
+            raise ValueError("grad must be contiguous with theta's shape and dtype")
+        n = theta.shape[0]
+        slots = state.slots
+        if (slots.shape != (len(self.slot_names), n) or slots.dtype != theta.dtype
+                or not slots.flags.c_contiguous):
+            raise ValueError(f"state.slots must be contiguous {(len(self.slot_names), n)} {theta.dtype}; "
+                             f"got {slots.shape} {slots.dtype}")
+        return n
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+def _register(cls):
+    OPTIMIZERS.add(cls.name, cls)
+    return cls
+
+
+@_register
+class SGD(Optimizer):
+    """Plain gradient descent (no state).
+
+        theta <- theta - lr * g
+    """
+
+    name = "sgd"
+    kernel_code = optim.SGD
+    kernel = staticmethod(optim.sgd_kernel)
+    default_learning_rate = 0.01
+
+
+@_register
+class Momentum(Optimizer):
+    """Momentum optimization (Polyak 1964; book Eq. 11-4), torch.optim.SGD form.
+
+        b <- mu * b + g
+        theta <- theta - lr * b
+
+    The book writes m <- beta*m - lr*g, theta <- theta + m; with a constant
+    learning rate that is the same trajectory (m = -lr*b).  torch keeps lr
+    outside the buffer, so a schedule's new rate takes effect at once.
+
+    Nesterov (the "nesterov" entry, ``nesterov = True``; book Eq. 11-5) uses
+    torch's reformulation, which needs no second gradient evaluation: the
+    gradient at the look-ahead point is approximated by stepping along the
+    updated buffer once more,
+
+        b <- mu * b + g
+        theta <- theta - lr * (g + mu * b)
+    """
+
+    name = "momentum"
+    kernel_code = optim.MOMENTUM
+    kernel = staticmethod(optim.momentum_kernel)
+    slot_names = ("velocity",)
+    hyperparameters = {
+        "momentum": _unit_interval(0.9, "Momentum β: fraction of the previous velocity kept each step "
+                                        "(0 = plain gradient descent, near 1 = little friction)."),
+    }
+    default_learning_rate = 0.01
+    cycled = "momentum"
+    nesterov: ClassVar[bool] = False
+
+    def _hyper_values(self):
+        return [self.hyper["momentum"], 1.0 if self.nesterov else 0.0]
+
+
+@_register
+class Nesterov(Momentum):
+    """Nesterov Accelerated Gradient: :class:`Momentum` with the nesterov flag."""
+
+    name = "nesterov"
+    nesterov = True
+
+
+@_register
+class AdaGrad(Optimizer):
+    """AdaGrad (Duchi et al. 2011; book Eq. 11-6), torch.optim.Adagrad form.
+
+        s <- s + g * g
+        theta <- theta - lr * g / (sqrt(s) + eps)
+
+    As in torch, epsilon sits outside the square root (the book puts it
+    inside) and the accumulator starts at 0 (Keras starts at 0.1); torch's
+    lr_decay is left to the schedules.
+    """
+
+    name = "adagrad"
+    kernel_code = optim.ADAGRAD
+    kernel = staticmethod(optim.adagrad_kernel)
+    slot_names = ("accumulator",)
+    hyperparameters = {
+        "epsilon": _epsilon(1e-10),
+        "initial_accumulator_value": _non_negative(
+            0.0, "Starting value of the sum of squared gradients (torch 0, Keras 0.1)."),
+    }
+    default_learning_rate = 0.01
+
+    def _hyper_values(self):
+        return [0.0, self.hyper["epsilon"]]
+
+    def _initialize_slots(self, slots):
+        slots[0] = self.hyper["initial_accumulator_value"]
+
+
+@_register
+class RMSProp(Optimizer):
+    """RMSProp (Tieleman & Hinton 2012; book Eq. 11-7), torch.optim.RMSprop form.
+
+        s <- rho * s + (1 - rho) * g * g
+        d  = sqrt(s) + eps
+        theta <- theta - lr * g / d
+
+    centered: also track m <- rho * m + (1 - rho) * g and use
+    d = sqrt(s - m * m) + eps (the variance instead of the raw second moment).
+    momentum > 0: b <- momentum * b + g / d; theta <- theta - lr * b.
+    Epsilon sits outside the square root as in torch (the book puts it
+    inside).  The decay rate defaults to the book's and Keras' rho = 0.9;
+    torch's default (alpha) is 0.99.
+    """
+
+    name = "rmsprop"
+    kernel_code = optim.RMSPROP
+    kernel = staticmethod(optim.rmsprop_kernel)
+    slot_names = ("mean_square", "velocity", "mean_gradient")
+    hyperparameters = {
+        "momentum": _unit_interval(0.0, "Momentum applied to the scaled gradient (0 = none)."),
+        "rho": _unit_interval(0.9, "Decay rate ρ of the running mean of squared gradients "
+                                   "(book/Keras 0.9; torch's alpha defaults to 0.99)."),
+        "epsilon": _epsilon(1e-8),
+        "centered": Param(False, "Divide by the gradient's running variance instead of its "
+                                 "mean square (more stable, a little slower).", kind="bool"),
+    }
+    default_learning_rate = 0.001
+    cycled = "momentum"
+
+    def _hyper_values(self):
+        h = self.hyper
+        return [h["momentum"], h["rho"], h["epsilon"], 1.0 if h["centered"] else 0.0]
+
+
+@_register
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015; book Eq. 11-8), torch.optim.Adam form.
+
+        m <- b1 * m + (1 - b1) * g
+        v <- b2 * v + (1 - b2) * g * g
+        theta <- theta - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    Bias correction as in the book (steps 3 and 4); epsilon is added after
+    the square root of the bias-corrected v, as torch does (the book puts it
+    inside).  The book's m has the opposite sign; the trajectory is the same.
+
+    Nadam (the "nadam" entry, ``nesterov = True``; Dozat 2016) replaces m by
+    a look-ahead mix of the next momentum and the current gradient:
+
+        theta <- theta - lr * (b1 * m / (1 - b1^(t+1)) + (1 - b1) * g / (1 - b1^t))
+                        / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    This is torch.optim.NAdam without its momentum-decay schedule (mu_t =
+    b1 at every step; torch's momentum_decay -> infinity) and optax's
+    ``adam(nesterov=True)``.
+    """
+
+    name = "adam"
+    kernel_code = optim.ADAM
+    kernel = staticmethod(optim.adam_kernel)
+    slot_names = ("m", "v")
+    hyperparameters = {
+        "beta_1": _unit_interval(0.9, "Decay rate β1 of the running mean of gradients (momentum)."),
+        "beta_2": _unit_interval(0.999, "Decay rate β2 of the running mean of squared gradients."),
+        "epsilon": _epsilon(1e-8),
+    }
+    default_learning_rate = 0.001
+    cycled = "beta_1"
+    nesterov: ClassVar[bool] = False
+
+    def _hyper_values(self):
+        h = self.hyper
+        return [h["beta_1"], h["beta_2"], h["epsilon"], 1.0 if self.nesterov else 0.0,
+                h.get("weight_decay", 0.0)]
+
+
+@_register
+class Nadam(Adam):
+    """Nadam: :class:`Adam` with the nesterov flag (update in Adam's docstring)."""
+
+    name = "nadam"
+    nesterov = True
+    default_learning_rate = 0.002
+
+
+@_register
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay,
+    torch.optim.AdamW semantics.  Before the Adam step:
+
+        theta <- theta - lr * weight_decay * theta
+
+    The decay is not added to the gradient, so the adaptive scaling does not
+    weaken it.
+    """
+
+    name = "adamw"
+    hyperparameters = {
+        **Adam.hyperparameters,
+        "weight_decay": _non_negative(0.01, "Decoupled weight decay: each step shrinks the weights "
+                                            "by lr × weight_decay of their value."),
+    }
+
+
+@_register
+class AdaMax(Optimizer):
+    """AdaMax (Kingma & Ba 2015, section 7.1), torch.optim.Adamax form.
+
+        m <- b1 * m + (1 - b1) * g
+        u <- max(b2 * u, |g| + eps)
+        theta <- theta - lr / (1 - b1^t) * m / u
+
+    u needs no bias correction; epsilon sits inside the max as in torch.
+    """
+
+    name = "adamax"
+    kernel_code = optim.ADAMAX
+    kernel = staticmethod(optim.adamax_kernel)
+    slot_names = ("m", "u")
+    hyperparameters = {
+        "beta_1": _unit_interval(0.9, "Decay rate β1 of the running mean of gradients (momentum)."),
+        "beta_2": _unit_interval(0.999, "Decay rate β2 of the running infinity norm of gradients."),
+        "epsilon": _epsilon(1e-8),
+    }
+    default_learning_rate = 0.002
+    cycled = "beta_1"
+
+    def _hyper_values(self):
+        h = self.hyper
+        return [h["beta_1"], h["beta_2"], h["epsilon"]]
+
+
+@_register
+class Ftrl(Optimizer):
+    """FTRL-Proximal (McMahan et al. 2013), keras.optimizers.Ftrl semantics
+    (torch has no FTRL).  With p = -learning_rate_power and w the current
+    weights:
+
+        n' = n + g * g
+        z <- z + g + 2 * l2_shrinkage * w - (n'^p - n^p) / lr * w
+        n <- n'
+        w <- (clip(z, -l1, l1) - z) / (n'^p / lr + 2 * l2 + beta / lr)
+
+    The weights are recomputed from z and n every step, so l1 sets weights
+    exactly to zero while |z| <= l1: that is what makes the model sparse.
+    """
+
+    name = "ftrl"
+    kernel_code = optim.FTRL
+    kernel = staticmethod(optim.ftrl_kernel)
+    slot_names = ("accumulator", "linear")
+    hyperparameters = {
+        "learning_rate_power": Param(-0.5, "How fast the per-weight step size shrinks as squared "
+                                           "gradients accumulate (0 = fixed step size).", high=0.0),
+        "initial_accumulator_value": _non_negative(0.1, "Starting value of the sum of squared gradients."),
+        "l1": _non_negative(0.0, "L1 regularization strength (drives weights exactly to zero)."),
+        "l2": _non_negative(0.0, "L2 regularization strength (stabilization penalty)."),
+        "l2_shrinkage": _non_negative(0.0, "L2 shrinkage: an L2 penalty added to the loss's gradient."),
+        "beta": _non_negative(0.0, "The paper's β, added to the per-weight step size denominator."),
+    }
+    default_learning_rate = 0.001
+
+    def _hyper_values(self):
+        h = self.hyper
+        return [0.0, h["learning_rate_power"], h["l1"], h["l2"], h["beta"], h["l2_shrinkage"]]
+
+    def _initialize_slots(self, slots):
+        slots[0] = self.hyper["initial_accumulator_value"]
+
+
+def make_optimizer(config: Mapping[str, Any]) -> Optimizer:
+    """Build an optimizer from the experiment's "optimizer" section, e.g.
+    ``{"name": "adam", "learning_rate": 0.001, "beta_1": 0.9}``.
+
+    The clip keys (clipvalue, clipnorm, global_clipnorm) are accepted and
+    ignored: the training loop reads them and calls
+    :func:`engine.kernels.optim.clip_gradients`.  Raises ExperimentError
+    naming the offending key.
+    """
+    if not isinstance(config, Mapping):
+        raise ExperimentError(f"optimizer must be an object, got {config!r}")
+    if "name" not in config:
+        raise ExperimentError(f"optimizer.name is missing; allowed: {', '.join(OPTIMIZERS.names())}")
+    cls = OPTIMIZERS.get(config["name"])
+    rest = {k: v for k, v in config.items() if k != "name"}
+    # validate once here so an unknown key's message also offers learning_rate and the clip keys
+    hyper = check_params(cls.hyperparameters, rest, "optimizer", ignore=("learning_rate",) + CLIP_KEYS)
+    return cls(learning_rate=rest.get("learning_rate"), **hyper)
+
+
+def optimizer_from_config(config: Mapping[str, Any]) -> Optimizer:
+    """Inverse of :meth:`Optimizer.get_config` (same rules as make_optimizer)."""
+    return make_optimizer(config)
