@@ -111,13 +111,13 @@ def default_experiment() -> dict:
         "description": "He initialization, ELU, batch normalization and Nesterov momentum "
                        "(Table 11-2) on a small 2-D problem that trains in seconds.",
         "seed": 42,
-        "data": {"name": "spirals", "n_samples": 1000, "noise": 0.1},
+        "data": {"name": "spirals", "n_samples": 1000, "noise": 0.03, "turns": 1.0},
         "model": {"layers": [{"units": 32, "activation": "elu", "initializer": "he_normal",
                               "batch_norm": "before", "use_bias": False}] * 3,
                   "output": {"activation": "auto"}},
         "optimizer": {"name": "nesterov", "learning_rate": 0.05, "momentum": 0.9},
         "schedule": {"name": "constant"},
-        "training": {"epochs": 60, "batch_size": 32},
+        "training": {"epochs": 40, "batch_size": 16},
     }
 
 

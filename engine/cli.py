@@ -1,0 +1,160 @@
+"""The headless runner: ``python main.py run|presets ...``.
+
+Every input problem ends with one line on stderr naming the file, the key and
+what is allowed, and exit status 2.  Ctrl-C stops the run at the next step
+boundary and still writes its weights; a second Ctrl-C aborts.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .control import RunControl
+from .errors import DescentError
+from .events import Compiling, EpochEnd, RunFinished, RunStarted, StepMetrics
+
+EXIT_INPUT_ERROR = 2
+
+
+def _fmt(value: float, spec: str = ".4f") -> str:
+    return "   -  " if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+class Progress:
+    """One status line, rewritten in place: epoch, loss, validation metric, steps/s."""
+
+    def __init__(self, quiet: bool, stream=sys.stderr):
+        self.quiet = quiet
+        self.stream = stream
+        self.total_epochs = self.total_steps = 0
+        self.epoch_line = ""
+        self._last = 0.0
+        self.interactive = stream.isatty()
+
+    def handle(self, event) -> None:
+        if self.quiet:
+            return
+        if isinstance(event, RunStarted):
+            self.total_epochs = event.experiment["training"]["epochs"]
+            self.total_steps = event.total_steps
+            print(f"training {event.experiment['name']}: {len(event.layers)} dense layers, "
+                  f"{event.n_params:,} parameters, {event.total_steps:,} steps", file=self.stream)
+        elif isinstance(event, Compiling) and not event.done:
+            print("compiling kernels (first run after install; cached afterwards)...", file=self.stream)
+        elif isinstance(event, StepMetrics):
+            now = time.monotonic()
+            if self.interactive and now - self._last > 0.1:
+                self._last = now
+                width = 24
+                filled = int(width * event.step / max(1, self.total_steps))
+                bar = "#" * filled + "." * (width - filled)
+                print(f"\r[{bar}] epoch {event.epoch:6.2f}/{self.total_epochs} loss {_fmt(event.loss)} "
+                      f"{self.epoch_line} {event.steps_per_second:,.0f} steps/s   ", end="", file=self.stream)
+        elif isinstance(event, EpochEnd):
+            metric = (f"val_acc {_fmt(event.val_accuracy)}" if not math.isnan(event.val_accuracy)
+                      else f"val_loss {_fmt(event.val_loss)}")
+            self.epoch_line = metric
+            line = (f"epoch {event.epoch}/{self.total_epochs}  train_loss {_fmt(event.train_loss)}  "
+                    f"val_loss {_fmt(event.val_loss)}  val_acc {_fmt(event.val_accuracy)}  "
+                    f"{event.wall_time:.2f}s")
+            print(("\r" if self.interactive else "") + line + " " * 10, file=self.stream)
+        elif isinstance(event, RunFinished):
+            s = event.summary
+            print(f"{event.status}: {event.reason}; {s['steps']:,} steps, "
+                  f"{_fmt(s['steps_per_second'], ',.0f')} steps/s, val_acc {_fmt(s['final_val_accuracy'])}",
+                  file=self.stream)
+
+
+def _run(args) -> int:
+    from .experiment import load_experiment, with_overrides
+    from .runstore import RunWriter, default_run_dir
+    from .training import Trainer
+    from .weights import load_weights
+
+    experiment = load_experiment(args.experiment)
+    if args.seed is not None:
+        experiment = with_overrides(experiment, seed=args.seed)
+    if args.epochs is not None:
+        experiment = with_overrides(experiment, training=dict(experiment["training"], epochs=args.epochs))
+    init = None
+    if args.init_weights:
+        init, _ = load_weights(args.init_weights)
+    trainer = Trainer(experiment, init_weights=init, max_steps=args.steps)
+    folder = Path(args.out) if args.out else default_run_dir(experiment["name"])
+    writer = RunWriter(folder, __version__)
+    progress = Progress(args.quiet)
+    control = RunControl()
+
+    def on_sigint(signum, frame):
+        if control.stopped:
+            raise KeyboardInterrupt
+        print("\nstopping at the next step (Ctrl-C again to abort)...", file=sys.stderr)
+        control.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        for event in trainer.run(control):
+            writer.handle(event)
+            progress.handle(event)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        writer.close()
+    print(f"run written to {folder}", file=sys.stderr if args.quiet else sys.stdout)
+    return 0
+
+
+def _presets(args) -> int:
+    from .experiment import load_experiment, preset_paths
+
+    for name, path in preset_paths().items():
+        try:
+            exp = load_experiment(str(path))
+            section = f"[{exp['section']}] " if exp["section"] else ""
+            print(f"{name:32s} {section}{exp['title']}")
+        except DescentError as exc:
+            print(f"{name:32s} INVALID: {exc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description="Descent: train deep networks and watch them.")
+    parser.add_argument("--version", action="version", version=f"Descent {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="train an experiment without a window")
+    run.add_argument("experiment", help="preset name (see 'presets') or path to an experiment JSON file")
+    run.add_argument("--epochs", type=int, help="override training.epochs")
+    run.add_argument("--steps", type=int, help="stop after this many steps")
+    run.add_argument("--seed", type=int, help="override the experiment's seed")
+    run.add_argument("--out", help="run folder (default runs/<timestamp>-<name>/)")
+    run.add_argument("--init-weights", help="start from these weights (.npz or .safetensors)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(func=_run)
+    presets = sub.add_parser("presets", help="list the shipped experiments")
+    presets.set_defaults(func=_presets)
+    return parser
+
+
+COMMANDS = ("run", "presets")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_INPUT_ERROR
+    for name in ("epochs", "steps"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            print(f"error: --{name} must be >= 1, got {value}", file=sys.stderr)
+            return EXIT_INPUT_ERROR
+    try:
+        return args.func(args)
+    except DescentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR

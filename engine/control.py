@@ -1,0 +1,95 @@
+"""Commands from a consumer (CLI, window) to a running training generator.
+
+The generator checks a :class:`RunControl` between chunks of steps, so every
+command takes effect at a step boundary.  All methods are thread-safe; the
+window calls them from the GUI thread while the generator runs on a worker.
+"""
+from __future__ import annotations
+
+import threading
+
+
+class RunControl:
+    def __init__(self, paused: bool = False):
+        self._cond = threading.Condition()
+        self._paused = paused
+        self._stopped = False
+        self._budget = 0          # steps allowed while paused (Step button)
+        self._epoch_budget = False  # "step one epoch" while paused
+        self._learning_rate: float | None = None
+
+    # -- consumer side -------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._budget = 0
+            self._epoch_budget = False
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def step(self, steps: int = 1) -> None:
+        """While paused: run this many more steps, then pause again."""
+        with self._cond:
+            self._paused = True
+            self._budget += max(1, int(steps))
+            self._cond.notify_all()
+
+    def step_epoch(self) -> None:
+        """While paused: run to the end of the current epoch, then pause again."""
+        with self._cond:
+            self._paused = True
+            self._epoch_budget = True
+            self._cond.notify_all()
+
+    def set_learning_rate(self, value: float | None) -> None:
+        """Use this learning rate from the next step on (None: back to the schedule)."""
+        with self._cond:
+            self._learning_rate = None if value is None else float(value)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    @property
+    def learning_rate(self) -> float | None:
+        return self._learning_rate
+
+    # -- generator side ------------------------------------------------------------------------
+
+    def allowed_steps(self, to_epoch_end: int, timeout: float | None = None) -> int:
+        """Block while paused without budget; return how many steps may run now
+        (0 means stop).  ``to_epoch_end`` bounds an epoch step."""
+        with self._cond:
+            while True:
+                if self._stopped:
+                    return 0
+                if not self._paused:
+                    return to_epoch_end
+                if self._epoch_budget:
+                    return to_epoch_end
+                if self._budget > 0:
+                    return min(self._budget, to_epoch_end)
+                if not self._cond.wait(timeout) and timeout is not None:
+                    return -1  # still paused: lets the caller do housekeeping
+
+    def consumed(self, steps: int, epoch_ended: bool) -> None:
+        """Tell the control that ``steps`` ran (only matters while stepping)."""
+        with self._cond:
+            if self._paused:
+                self._budget = max(0, self._budget - steps)
+                if epoch_ended:
+                    self._epoch_budget = False

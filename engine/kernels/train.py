@@ -1,0 +1,119 @@
+"""The fused training loop: many optimizer steps in one compiled call.
+
+A step of a small network costs microseconds, far less than a Python
+round-trip, so the Python loop hands over a chunk of steps (with their
+learning rates and batch rows) and gets control back between chunks to
+log, honour pause/stop and change the learning rate.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from .layout import FAN_IN, KERNEL, BIAS, MAX_NORM, TRAINABLE, UNITS
+from .network import MODE_TRAIN, loss_and_gradient
+from .optim import apply_update, clip_gradients
+
+# columns of layer_stats
+STAT_GRAD_KERNEL = 0
+STAT_GRAD_BIAS = 1
+STAT_UPDATE = 2
+STAT_WEIGHT = 3
+N_STATS = 4
+
+
+@njit(cache=True, nogil=True)
+def _sum_squares(v, start, n):
+    s = 0.0
+    for j in range(start, start + n):
+        s += v[j] * v[j]
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _apply_max_norm(ints, floats, theta):
+    """Rescale each unit's incoming weights (a kernel column) to norm <= max_norm."""
+    for i in range(ints.shape[0]):
+        c = floats[i, MAX_NORM]
+        if c <= 0.0 or ints[i, TRAINABLE] == 0:
+            continue
+        W = theta[ints[i, KERNEL]:ints[i, KERNEL] + ints[i, FAN_IN] * ints[i, UNITS]].reshape(
+            (ints[i, FAN_IN], ints[i, UNITS]))
+        for u in range(W.shape[1]):
+            s = 0.0
+            for r in range(W.shape[0]):
+                s += W[r, u] * W[r, u]
+            norm = math.sqrt(s)
+            if norm > c:
+                scale = c / norm
+                for r in range(W.shape[0]):
+                    W[r, u] *= scale
+
+
+@njit(cache=True, nogil=True)
+def train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step, hyper, lrs, moms,
+                ranges, tensor_bounds, clip, x, y_int, y_float, loss_code, order, starts, rng,
+                ws, uws, xb, lowest, losses, regs, layer_stats, before):
+    """Run ``n = lrs.size`` training steps in place.
+
+    theta, grad: (P,) parameters and gradient scratch; buffers: BN moving stats;
+    slots: (k, P) optimizer state; first_step: number of updates done before
+    this call; hyper: (8,) optimizer hyperparameters, hyper[0] replaced by
+    moms[s] when moms[s] >= 0 (1cycle); lrs, moms: (n,);
+    ranges: (R, 2) [lo, hi) trainable index ranges of theta;
+    tensor_bounds: (T+1,) tensor boundaries for per-tensor clipping;
+    clip: (3,) clipvalue, clipnorm, global_clipnorm (<= 0 off);
+    x: (N, D) inputs; y_int (N,) labels or y_float (N, K) targets;
+    order: row indices, batch s = order[starts[s]:starts[s+1]];
+    rng: (2,) uint64 state; ws/uws/xb: workspaces (see network.py), xb (Bmax, D);
+    lowest: lowest layer that needs gradients;
+    losses, regs: (n,) out: total loss (data + penalty) and penalty per step;
+    layer_stats: (L, N_STATS) out, measured at the last step run;
+    before: (P,) scratch to measure the last step's update.
+
+    Returns the number of steps applied.  A return value s < n means step s
+    had a non-finite loss or gradient and was *not* applied, so theta still
+    holds the last finite weights.
+    """
+    n = lrs.size
+    L = ints.shape[0]
+    h = hyper.copy()
+    for s in range(n):
+        rows = order[starts[s]:starts[s + 1]]
+        loss, reg = loss_and_gradient(ints, floats, theta, grad, buffers, x, y_int, y_float, loss_code, rows,
+                                      rng, ws, uws, xb, lowest, MODE_TRAIN)
+        if not math.isfinite(loss + reg):
+            return s
+        last = s == n - 1
+        if last:
+            for i in range(L):
+                fan_units = ints[i, FAN_IN] * ints[i, UNITS]
+                if ints[i, TRAINABLE] == 1:
+                    layer_stats[i, 0] = math.sqrt(_sum_squares(grad, ints[i, KERNEL], fan_units))
+                    layer_stats[i, 1] = math.sqrt(_sum_squares(grad, ints[i, BIAS], ints[i, UNITS])) \
+                        if ints[i, BIAS] >= 0 else 0.0
+                else:
+                    layer_stats[i, 0] = 0.0
+                    layer_stats[i, 1] = 0.0
+            before[:] = theta
+        gnorm = clip_gradients(grad, tensor_bounds, clip[0], clip[1], clip[2])
+        if not math.isfinite(gnorm):
+            return s
+        if moms[s] >= 0.0:
+            h[0] = moms[s]
+        for r in range(ranges.shape[0]):
+            apply_update(opt_code, theta, grad, slots, ranges[r, 0], ranges[r, 1], first_step + s + 1, lrs[s], h)
+        _apply_max_norm(ints, floats, theta)
+        losses[s] = loss + reg
+        regs[s] = reg
+        if last:
+            for i in range(L):
+                k0 = ints[i, KERNEL]
+                fan_units = ints[i, FAN_IN] * ints[i, UNITS]
+                du = 0.0
+                for j in range(k0, k0 + fan_units):
+                    diff = theta[j] - before[j]
+                    du += diff * diff
+                layer_stats[i, 2] = math.sqrt(du)
+                layer_stats[i, 3] = math.sqrt(_sum_squares(theta, k0, fan_units))
+    return n

@@ -1,0 +1,132 @@
+"""Run folders: everything a run produces, written as it happens.
+
+Layout of ``runs/<timestamp>-<name>/``:
+
+* ``experiment.json`` — the resolved experiment (written first);
+* ``history.csv`` — one row per logged step (appended and flushed as it goes);
+* ``epochs.csv`` — one row per epoch (appended and flushed);
+* ``summary.json`` — status "running" until the end, then final metrics;
+  a folder still saying "running" with no live process was interrupted;
+* ``weights.npz`` — final weights (also on stop and divergence: the last
+  finite ones).
+
+Metrics are appended line by line, so a killed process leaves valid CSV
+files; JSON and weights are replaced atomically.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+from .events import EpochEnd, RunFinished, RunStarted, StepMetrics
+from .fileio import ensure_dir, write_json, write_text
+from .experiment import dumps_experiment
+from .weights import save_npz
+
+PER_LAYER_FIELDS = ("grad_norm", "bias_grad_norm", "update_ratio", "dead_fraction", "dead_count", "act_mean",
+                    "act_std", "saturated")
+EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
+                "wall_time", "sparsity")
+
+
+def default_run_dir(name: str, root: str | os.PathLike = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:60] or "run"
+    path = Path(root) / f"{stamp}-{safe}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(root) / f"{stamp}-{safe}-{n}"
+    return path
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+class RunWriter:
+    """Consumes a run's events and writes its folder incrementally."""
+
+    def __init__(self, folder: str | os.PathLike, app_version: str = ""):
+        self.folder = ensure_dir(Path(folder))
+        self.app_version = app_version
+        self._history = None
+        self._epochs = None
+        self.experiment: dict | None = None
+        self.summary: dict | None = None
+
+    def handle(self, event) -> None:
+        if isinstance(event, RunStarted):
+            self._start(event)
+        elif isinstance(event, StepMetrics):
+            self._row(self._history, [event.step, event.epoch, event.loss, event.regularization,
+                                      event.learning_rate, event.momentum, event.steps_per_second, event.elapsed]
+                      + [v for i in range(len(event.grad_norm)) for v in
+                         (float(getattr(event, f)[i]) for f in PER_LAYER_FIELDS)])
+        elif isinstance(event, EpochEnd):
+            self._row(self._epochs, [getattr(event, f) for f in EPOCH_FIELDS])
+        elif isinstance(event, RunFinished):
+            self._finish(event)
+
+    def _start(self, event: RunStarted) -> None:
+        self.experiment = event.experiment
+        write_text(self.folder / "experiment.json", dumps_experiment(event.experiment))
+        write_json(self.folder / "summary.json", {"status": "running", "pid": os.getpid(),
+                                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        header = ["step", "epoch", "loss", "regularization", "learning_rate", "momentum", "steps_per_second",
+                  "elapsed"] + [f"{f}_{i}" for i in range(len(event.layers)) for f in PER_LAYER_FIELDS]
+        self._history = self._open("history.csv", header)
+        self._epochs = self._open("epochs.csv", list(EPOCH_FIELDS))
+
+    def _open(self, name: str, header: list[str]):
+        f = open(self.folder / name, "w", newline="", encoding="utf-8")
+        f.write(",".join(header) + "\n")
+        f.flush()
+        return f
+
+    @staticmethod
+    def _row(f, values) -> None:
+        if f is None:
+            return
+        f.write(",".join(_fmt(v) for v in values) + "\n")
+        f.flush()
+
+    def _finish(self, event: RunFinished) -> None:
+        self.close()
+        summary = dict(event.summary, status=event.status, reason=event.reason)
+        self.summary = summary
+        save_npz(self.folder / "weights.npz", dict(event.weights),
+                 {"experiment": self.experiment, "summary": summary, "app_version": self.app_version})
+        write_json(self.folder / "summary.json", summary)
+
+    def close(self) -> None:
+        for f in (self._history, self._epochs):
+            if f is not None and not f.closed:
+                f.close()
+
+
+def read_run_status(folder: str | os.PathLike) -> str:
+    """"finished", "stopped", "diverged", "early_stopped", "interrupted" or "running"."""
+    path = Path(folder) / "summary.json"
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return "interrupted"
+    status = summary.get("status", "interrupted")
+    if status == "running":
+        pid = summary.get("pid")
+        alive = False
+        if isinstance(pid, int) and pid > 0:
+            try:
+                os.kill(pid, 0)
+                alive = True
+            except OSError:
+                alive = False
+        return "running" if alive else "interrupted"
+    return status
