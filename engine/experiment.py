@@ -29,7 +29,7 @@ MAX_UNITS = 100_000
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 TOP_KEYS = ("format_version", "name", "title", "description", "section", "look_at", "seed",
-            "data", "model", "loss", "optimizer", "schedule", "training")
+            "data", "model", "loss", "optimizer", "schedule", "training", "compare", "stages")
 
 LAYER_PARAMS = {
     "units": Param(100, "number of neurons", "int", 1, MAX_UNITS),
@@ -253,6 +253,16 @@ def resolve_experiment(experiment: Any) -> dict:
     out["optimizer"] = _resolve_optimizer(experiment.get("optimizer", {"name": "sgd"}))
     out["schedule"] = _resolve_schedule(experiment.get("schedule", {"name": "constant"}))
     out["training"] = _resolve_training(experiment.get("training", {}))
+    # Optional sections, each resolved by the module that runs it (issue 4):
+    # "compare": variants x seeds of this experiment; "stages": a multi-stage workflow.
+    out["compare"] = None
+    if experiment.get("compare") is not None:
+        from .compare import resolve_compare
+        out["compare"] = resolve_compare(experiment["compare"], out)
+    out["stages"] = None
+    if experiment.get("stages") is not None:
+        from .stages import resolve_stages
+        out["stages"] = resolve_stages(experiment["stages"], out)
     return out
 
 
