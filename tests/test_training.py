@@ -1,0 +1,148 @@
+"""The training loop: reproducibility, control, divergence, stopping, constraints."""
+import threading
+
+import numpy as np
+import pytest
+
+from engine.control import RunControl
+from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
+from engine.experiment import resolve_experiment
+from engine.training import Trainer
+
+
+def small(**changes):
+    exp = {"seed": 3, "data": {"name": "moons", "n_samples": 300, "noise": 0.1},
+           "model": {"layers": [{"units": 16, "activation": "elu", "batch_norm": "before", "dropout": 0.1},
+                                {"units": 16, "activation": "rrelu"}]},
+           "optimizer": {"name": "adam", "learning_rate": 0.01},
+           "training": {"epochs": 3, "batch_size": 16}}
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(exp.get(key), dict):
+            exp[key] = {**exp[key], **value}
+        else:
+            exp[key] = value
+    return resolve_experiment(exp)
+
+
+def run(exp, control=None, **kw):
+    events = list(Trainer(exp, **kw).run(control))
+    return events, events[-1]
+
+
+def test_same_seed_gives_bit_identical_weights_and_a_new_seed_does_not():
+    _, a = run(small())
+    _, b = run(small())
+    _, c = run(small(seed=4))
+    for name in a.weights:
+        assert np.array_equal(a.weights[name], b.weights[name]), name
+    assert any(not np.array_equal(a.weights[n], c.weights[n]) for n in a.weights)
+
+
+def test_chunking_does_not_change_the_math():
+    _, every_step = run(small(training={"log_every": 1}))
+    _, rarely = run(small(training={"log_every": 1000}))
+    for name in every_step.weights:
+        assert np.array_equal(every_step.weights[name], rarely.weights[name]), name
+
+
+def test_event_stream_shape_and_immutability():
+    events, fin = run(small())
+    assert isinstance(events[0], RunStarted)
+    assert isinstance(fin, RunFinished) and fin.status == "finished"
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    metrics = [e for e in events if isinstance(e, StepMetrics)]
+    assert metrics and all(m.grad_norm.shape == (3,) for m in metrics)
+    assert sum(len(m.losses) for m in metrics) == fin.step
+    with pytest.raises(ValueError):
+        metrics[0].grad_norm[0] = 1.0
+    with pytest.raises(ValueError):
+        fin.weights["layers.0.kernel"][0, 0] = 1.0
+    assert epochs[-1].val_accuracy > 0.8
+
+
+def test_divergence_ends_the_run_and_keeps_the_last_finite_weights():
+    exp = small(optimizer={"name": "sgd", "learning_rate": 1e6},
+                model={"layers": [{"units": 16, "activation": "relu"}] * 4})
+    events, fin = run(exp)
+    assert fin.status == "diverged"
+    assert "step" in fin.reason and "learning rate" in fin.reason
+    assert all(np.all(np.isfinite(w)) for w in fin.weights.values())
+    assert fin.step < 3 * 19
+
+
+def test_early_stopping_restores_the_best_weights():
+    exp = small(training={"epochs": 200, "early_stopping": {"patience": 2, "monitor": "val_loss"}},
+                optimizer={"name": "sgd", "learning_rate": 0.5})
+    events, fin = run(exp)
+    assert fin.status == "early_stopped"
+    val = [e.val_loss for e in events if isinstance(e, EpochEnd)]
+    assert fin.epoch == len(val) < 200
+    assert fin.summary["final_val_loss"] == pytest.approx(min(val), rel=1e-6)
+
+
+def test_frozen_layers_and_their_bn_statistics_do_not_move():
+    exp = small(model={"layers": [{"units": 8, "activation": "tanh", "batch_norm": "after", "trainable": False},
+                                  {"units": 8, "activation": "relu"}]})
+    trainer = Trainer(exp)
+    before = trainer.net.state_dict()
+    fin = list(trainer.run())[-1]
+    for name in before:
+        same = np.array_equal(before[name], fin.weights[name])
+        assert same == name.startswith("layers.0."), name
+
+
+def test_max_norm_holds_after_every_step():
+    exp = small(model={"layers": [{"units": 16, "activation": "relu", "max_norm": 0.5}]},
+                optimizer={"name": "sgd", "learning_rate": 0.5})
+    fin = run(exp)[1]
+    norms = np.linalg.norm(fin.weights["layers.0.kernel"], axis=0)
+    assert norms.max() <= 0.5 + 1e-5
+    assert norms.max() > 0.45  # the constraint was actually active
+
+
+def test_pause_step_and_stop_from_another_thread():
+    control = RunControl(paused=True)
+    trainer = Trainer(small(training={"epochs": 50, "log_every": 1}))
+    events = []
+    worker = threading.Thread(target=lambda: events.extend(trainer.run(control)))
+    worker.start()
+    control.step(5)
+    _wait_for(lambda: trainer.step == 5)
+    assert trainer.step == 5
+    control.stop()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    fin = events[-1]
+    assert fin.status == "stopped" and fin.step == 5
+
+
+def test_learning_rate_change_takes_effect_at_the_next_step():
+    control = RunControl(paused=True)
+    trainer = Trainer(small(training={"epochs": 5, "log_every": 1}))
+    events = []
+    worker = threading.Thread(target=lambda: events.extend(trainer.run(control)))
+    worker.start()
+    control.step(3)
+    _wait_for(lambda: trainer.step == 3)
+    control.set_learning_rate(0.123)
+    control.step(2)
+    _wait_for(lambda: trainer.step == 5)
+    control.stop()
+    worker.join(timeout=30)
+    lrs = {e.step: e.learning_rate for e in events if isinstance(e, StepMetrics)}
+    assert lrs[3] == pytest.approx(0.01) and lrs[4] == pytest.approx(0.123)
+
+
+def test_step_limit():
+    fin = run(small(), max_steps=7)[1]
+    assert fin.step == 7 and fin.status == "finished" and "step limit" in fin.reason
+
+
+def _wait_for(condition, timeout=60.0):
+    import time
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError("timed out")
+        time.sleep(0.005)
