@@ -212,8 +212,6 @@ class Racer:
             return 0
         first = self._n
         self._grow(first + n + 1)
-        lrs = self.schedule.learning_rates(first, n)
-        momenta = self.schedule.momenta(first, n) if self.optimizer.cycled else None
         noise = (self._rng.standard_normal((n, 2)) * self._noise_std) if self._noise_std > 0 else None
         surface, optimizer, state, theta = self.surface, self.optimizer, self.state, self.theta
         cv, cn, gcn = self._clip
@@ -221,27 +219,34 @@ class Racer:
         taken = 0
         with np.errstate(all="ignore"):
             loss, grad = surface.value_and_gradient(theta)
-            for k in range(n):
-                if noise is not None:
-                    grad += noise[k]
-                if clipping:
-                    clip_gradients(grad, _BOUNDS, cv, cn, gcn)
-                i = first + k
-                self._grad[i] = grad
-                self._lr[i] = lrs[k]
-                optimizer.update_step(theta, grad, state, lr=lrs[k],
-                                      cycled_value=None if momenta is None else momenta[k])
-                loss, grad = surface.value_and_gradient(theta)
-                self._path[i + 1] = theta
-                self._loss[i + 1] = loss
-                taken += 1
-                self._n = i + 1
-                if self._n % self._steps_per_epoch == 0:
+            while taken < n and not self.stopped:
+                # rates for the rest of this epoch: the performance schedule
+                # may change them at the epoch's end
+                i0 = self._n
+                chunk = min(n - taken, self._steps_per_epoch - i0 % self._steps_per_epoch)
+                lrs = self.schedule.learning_rates(i0, chunk)
+                momenta = self.schedule.momenta(i0, chunk) if optimizer.cycled else None
+                for k in range(chunk):
+                    if noise is not None:
+                        grad += noise[taken]
+                    if clipping:
+                        clip_gradients(grad, _BOUNDS, cv, cn, gcn)
+                    i = i0 + k
+                    self._grad[i] = grad
+                    self._lr[i] = lrs[k]
+                    optimizer.update_step(theta, grad, state, lr=lrs[k],
+                                          cycled_value=None if momenta is None else momenta[k])
+                    loss, grad = surface.value_and_gradient(theta)
+                    self._path[i + 1] = theta
+                    self._loss[i + 1] = loss
+                    taken += 1
+                    self._n = i + 1
+                    if not (math.isfinite(loss) and np.all(np.isfinite(theta))
+                            and np.max(np.abs(theta - self._centre)) < self._limit):
+                        self.stopped = "diverged"
+                        break
+                if self._n % self._steps_per_epoch == 0 and not self.stopped:
                     self.schedule.on_epoch_end(self._n // self._steps_per_epoch - 1, loss)
-                if not (math.isfinite(loss) and np.all(np.isfinite(theta))
-                        and np.max(np.abs(theta - self._centre)) < self._limit):
-                    self.stopped = "diverged"
-                    break
         return taken
 
     # ------------------------------------------------------------- read-outs
@@ -304,12 +309,21 @@ class Racer:
             return np.where(norm > 0, self.step_lengths() / norm, np.nan)
 
     def effective_steps_per_coordinate(self) -> np.ndarray:
-        """(steps, 2) -Δθ_i / g_i of each step (NaN where g_i is 0).  For
-        AdaGrad and RMSProp this is exactly the per-coordinate learning rate
-        η / (√s_i + ε); for momentum methods it mixes in the velocity."""
+        """(steps, 2) -Δθ_i / g_i of each step.  For AdaGrad and RMSProp this
+        is exactly the per-coordinate learning rate η / (√s_i + ε); for
+        momentum methods it mixes in the velocity.  NaN where g_i is 0 or
+        where the step is so small against θ_i that rounding would blur the
+        ratio by more than about a millionth (|Δθ_i| < 2e-10 |θ_i|, or
+        subnormal numbers)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             g = self.gradients
-            return np.where(g != 0, -np.diff(self.path, axis=0) / g, np.nan)
+            path = self.path
+            delta = np.diff(path, axis=0)
+            size = np.maximum(np.abs(path[:-1]), np.abs(path[1:]))
+            # (and both well above the subnormal range, where digits are lost)
+            measurable = ((np.abs(g) > 1e-290) & (np.abs(delta) > 1e-290)
+                          & (np.abs(delta) > 1e6 * np.finfo(np.float64).eps * size))
+            return np.where(measurable, -delta / g, np.nan)
 
     @property
     def effective_step(self) -> float:
