@@ -57,10 +57,10 @@ def load_npz(path) -> tuple[dict[str, np.ndarray], dict]:
 def load_weights(path) -> tuple[dict[str, np.ndarray], dict]:
     """Any weights format Descent reads, chosen by file extension."""
     path = Path(path)
-    if path.suffix == ".npz":
-        return load_npz(path)
     try:
-        from .formats import load_any  # the export module adds safetensors and friends
+        from .formats import load_any  # adds safetensors and checks names, shapes and finiteness
     except ImportError:
+        if path.suffix == ".npz":
+            return load_npz(path)
         raise WeightsError(f"{path}: unsupported weights file type {path.suffix!r}; use .npz") from None
     return load_any(path)
