@@ -279,6 +279,8 @@ def parse_experiment_text(text: str, source: str = "experiment") -> dict:
                               f"{exc.msg}") from None
     except RecursionError:
         raise ExperimentError(f"{source}: nested too deeply to be an experiment") from None
+    except ExperimentError as exc:  # NaN / Infinity literals
+        raise ExperimentError(f"{source}: {exc}") from None
     try:
         return resolve_experiment(raw)
     except ExperimentError as exc:
