@@ -92,6 +92,14 @@ class Trainer:
         self.layer_stats = np.zeros((self.net.n_layers, TK.N_STATS))
         self.history_best = None
         self.elapsed = 0.0
+        # resumable run state (see checkpoint/restore)
+        self._es = {"best_value": math.inf, "best_epoch": 0, "wait": 0, "best_val_acc": -math.inf}
+        self._best_weights = None
+        self._resume_batch = 0             # first batch of the next epoch (resuming mid-epoch)
+        self._resume_losses: list = []
+        self._shuffle_before = None        # shuffle generator state before the current epoch's order
+        self._position = None              # snapshot where an epoch was left unfinished
+        self.resumed_from_step = None
         self._grid = make_grid(d) if d.x_train.shape[1] == 2 and d.task == "classification" else None
 
     # -- pieces -------------------------------------------------------------------------------
@@ -103,6 +111,71 @@ class Trainer:
             order = np.arange(self.n_train, dtype=np.int64)
         starts = np.minimum(np.arange(self.steps_per_epoch + 1, dtype=np.int64) * self.batch_size, self.n_train)
         return order, starts
+
+    def _begin_epoch(self):
+        """(order, starts, first batch, losses so far) of the epoch about to run."""
+        self._shuffle_before = self.shuffle_rng.bit_generator.state
+        order, starts = self._epoch_order()
+        batch, self._resume_batch = self._resume_batch, 0
+        losses, self._resume_losses = self._resume_losses, []
+        return order, starts, batch, losses
+
+    def checkpoint(self) -> dict:
+        """Everything needed to continue this run exactly where it is:
+        {"tensors": weights, optimizer slots, best weights of early stopping;
+        "state": JSON-able counters, RNG states, schedule and early-stopping
+        state, position in the epoch}.  Taken after :meth:`run` has ended
+        (or between its events).  See :meth:`restore`."""
+        pos = self._position or {"epoch": self.epoch, "batch": 0, "shuffle": self.shuffle_rng.bit_generator.state,
+                                 "schedule": self.schedule.state_dict(), "es": dict(self._es),
+                                 "best_weights": self._best_weights, "losses": []}
+        tensors = self.net.state_dict()
+        tensors["optimizer.slots"] = self.opt_state.slots.copy()
+        for name, value in (pos["best_weights"] or {}).items():
+            tensors["early_stopping.best." + name] = np.array(value)
+        es = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in pos["es"].items()}
+        state = {"step": self.step, "epoch": pos["epoch"], "batch": pos["batch"], "optimizer_step": self.opt_state.step,
+                 "rng": [int(v) for v in self.rng], "shuffle_rng": pos["shuffle"], "schedule": pos["schedule"],
+                 "early_stopping": es, "epoch_losses": list(pos["losses"]), "elapsed": self.elapsed,
+                 "steps_per_epoch": self.steps_per_epoch, "n_train": self.n_train, "n_params": self.net.n_params}
+        return {"tensors": tensors, "state": state}
+
+    def restore(self, checkpoint: dict) -> None:
+        """Continue from :meth:`checkpoint`'s output (same experiment and data);
+        the next :meth:`run` picks up at the saved step, mid-epoch included,
+        and ends with the same weights as a run that was never interrupted."""
+        from .errors import WeightsError
+
+        tensors, state = checkpoint["tensors"], checkpoint["state"]
+        for key, have in (("n_train", self.n_train), ("steps_per_epoch", self.steps_per_epoch),
+                          ("n_params", self.net.n_params)):
+            if state[key] != have:
+                raise WeightsError(f"checkpoint has {key} = {state[key]}, this run has {have}: the data or "
+                                   f"the model differ from the run that wrote it")
+        if state["step"] != state["epoch"] * self.steps_per_epoch + state["batch"]:
+            raise WeightsError("checkpoint is inconsistent: step does not match epoch and batch")
+        slots = np.asarray(tensors["optimizer.slots"])
+        if slots.shape != self.opt_state.slots.shape:
+            raise WeightsError(f"checkpoint optimizer slots have shape {slots.shape}, this optimizer needs "
+                               f"{self.opt_state.slots.shape}")
+        self.net.load_state_dict({k: v for k, v in tensors.items() if k.startswith("layers.")}, source="checkpoint")
+        self.opt_state.slots[...] = slots
+        self.opt_state.step = int(state["optimizer_step"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self._resume_batch = int(state["batch"])
+        self._resume_losses = [float(v) for v in state["epoch_losses"]]
+        self.rng[...] = np.array(state["rng"], dtype=np.uint64)
+        self.shuffle_rng.bit_generator.state = state["shuffle_rng"]
+        self.schedule.load_state_dict(state["schedule"])
+        es = state["early_stopping"]
+        self._es = {"best_value": math.inf if es["best_value"] is None else float(es["best_value"]),
+                    "best_epoch": int(es["best_epoch"]), "wait": int(es["wait"]),
+                    "best_val_acc": -math.inf if es["best_val_acc"] is None else float(es["best_val_acc"])}
+        prefix = "early_stopping.best."
+        best = {k[len(prefix):]: np.array(v) for k, v in tensors.items() if k.startswith(prefix)}
+        self._best_weights = best or None
+        self.elapsed = float(state.get("elapsed", 0.0))
+        self.resumed_from_step = self.step
 
     def learning_rates(self, first: int, n: int, control: RunControl | None) -> np.ndarray:
         override = control.learning_rate if control is not None else None
@@ -207,8 +280,9 @@ class Trainer:
         cfg = self.experiment["training"]
         es = cfg["early_stopping"]
         monitor_sign = 1.0 if es is None or es["monitor"] == "val_loss" else -1.0
-        best_value, best_epoch, best_weights, wait = math.inf, 0, None, 0
-        best_val_acc = -math.inf
+        best_value, best_epoch, wait, best_val_acc = (self._es[k] for k in ("best_value", "best_epoch", "wait",
+                                                                             "best_val_acc"))
+        best_weights = self._best_weights
         yield self.started_event(stage)
         status, reason = "finished", f"completed {self.epochs} epochs"
         last_surface = 0.0
@@ -217,11 +291,9 @@ class Trainer:
         if not _compiled:
             yield Compiling(self.run_id, done=False)
         while self.step < self.total_steps and status == "finished":
-            order, starts = self._epoch_order()
-            batch = 0
+            order, starts, batch, epoch_losses = self._begin_epoch()
             epoch_start = time.perf_counter()
-            epoch_losses = []
-            steps_this_epoch = min(self.steps_per_epoch, self.total_steps - self.step)
+            steps_this_epoch = min(self.steps_per_epoch, batch + self.total_steps - self.step)
             while batch < steps_this_epoch:
                 allowed = control.allowed_steps(steps_this_epoch - batch)
                 if allowed <= 0:
@@ -254,6 +326,10 @@ class Trainer:
                     if self._grid is not None and now - last_surface > SURFACE_SECONDS:
                         last_surface = now
                         yield self.decision_surface()
+            self._position = None if batch >= self.steps_per_epoch else {
+                "epoch": self.epoch, "batch": batch, "shuffle": self._shuffle_before,
+                "schedule": self.schedule.state_dict(), "es": dict(self._es), "best_weights": best_weights,
+                "losses": list(epoch_losses)}
             if status != "finished" or batch < self.steps_per_epoch and self.step < self.total_steps:
                 break
             self.epoch += 1
@@ -284,6 +360,8 @@ class Trainer:
                         status = "early_stopped"
                         reason = (f"{es['monitor']} did not improve for {es['patience']} epochs "
                                   f"(best at epoch {best_epoch})")
+            self._es = {"best_value": best_value, "best_epoch": best_epoch, "wait": wait, "best_val_acc": best_val_acc}
+            self._best_weights = best_weights
             if control.stopped:
                 status, reason = "stopped", f"stopped by the user at step {self.step}"
         if status == "finished" and self.step < self.epochs * self.steps_per_epoch:
@@ -300,6 +378,8 @@ class Trainer:
             "steps_per_second": self.step / self.elapsed if self.elapsed > 0 else math.nan,
             "train_seconds": self.elapsed, "n_params": self.net.n_params,
         }
+        if self.resumed_from_step is not None:
+            summary["resumed_at_step"] = self.resumed_from_step
         yield RunFinished(self.run_id, status, reason, self.step, self.epoch, summary,
                           {k: frozen_array(v, v.dtype) for k, v in self.net.state_dict().items()})
 
