@@ -321,7 +321,25 @@ def load_experiment(name_or_path: str) -> dict:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ExperimentError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    return parse_experiment_text(text, str(path))
+    experiment = parse_experiment_text(text, str(path))
+    experiment["data"] = _anchor_data_path(experiment["data"], path)
+    return experiment
+
+
+def _anchor_data_path(data: dict, experiment_file: Path) -> dict:
+    """A relative data path in a file means 'next to this file', and may not
+    climb out of that folder: a shared experiment file cannot point the app
+    at files elsewhere on the user's disk by way of ``..``.  Absolute paths
+    are taken as the user wrote them (the window's file dialog stores those)."""
+    raw = data.get("path")
+    if not isinstance(raw, str) or not raw or Path(raw).expanduser().is_absolute():
+        return data
+    folder = experiment_file.resolve().parent
+    target = (folder / raw).resolve()
+    if folder != target and folder not in target.parents:
+        raise ExperimentError(f"{experiment_file}: data.path {raw!r} leads outside the experiment's folder "
+                              f"{folder}; use a path inside it or an absolute path")
+    return dict(data, path=str(target))
 
 
 def dumps_experiment(experiment: dict) -> str:

@@ -136,3 +136,19 @@ def test_ctrl_c_stops_and_still_writes_weights(tmp_path):
     assert proc.returncode == 0, err
     assert json.loads((out / "summary.json").read_text())["status"] == "stopped"
     assert (out / "weights.npz").exists()
+
+
+def test_relative_data_paths_are_anchored_to_the_experiment_file(tmp_path):
+    from engine.errors import ExperimentError
+    from engine.experiment import load_experiment
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    (folder / "points.csv").write_text("a,b,label\n0,1,0\n1,0,1\n0,0,0\n1,1,1\n")
+    good = folder / "good.json"
+    good.write_text(json.dumps({"data": {"name": "csv", "path": "points.csv"}}))
+    assert load_experiment(str(good))["data"]["path"] == str(folder / "points.csv")
+    sneaky = folder / "sneaky.json"
+    sneaky.write_text(json.dumps({"data": {"name": "csv", "path": "../../../etc/passwd"}}))
+    with pytest.raises(ExperimentError, match="outside the experiment's folder"):
+        load_experiment(str(sneaky))
