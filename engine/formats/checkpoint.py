@@ -1,0 +1,116 @@
+"""Run checkpoints: weights plus everything needed to resume a run exactly.
+
+``checkpoint.npz`` in a run folder holds the tensors of
+:meth:`engine.training.Trainer.checkpoint` (the weights under their usual
+names, ``optimizer.slots`` (k, n_params) and, with early stopping,
+``early_stopping.best.<name>``) and, in its ``__metadata__`` JSON entry, the
+counters, RNG states, schedule state, the position inside the current epoch,
+the experiment and the run's status.  Plain NPZ, no pickle.
+
+``python main.py run EXPERIMENT --resume RUN_DIR`` rebuilds the trainer for
+EXPERIMENT (which must agree with the checkpoint's on everything that shapes
+the weights: seed, data, model, loss, optimizer, schedule, batch size,
+shuffling, dtype; epochs and step limits may change) and continues; the final
+weights equal those of a run that was never interrupted, bit for bit.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import WeightsError
+from .common import NAME_RE
+
+CHECKPOINT_NAME = "checkpoint.npz"
+CHECKPOINT_FORMAT = "descent-checkpoint"
+MUST_MATCH = ("seed", "data", "model", "loss", "optimizer", "schedule",
+              "training.batch_size", "training.shuffle", "training.dtype")
+NOT_RESUMABLE = {"diverged": "it diverged (resuming would diverge again at the same step)",
+                 "early_stopped": "early stopping ended it (its weights are the best epoch's, not the last)"}
+
+
+def save_checkpoint(path, checkpoint: dict, experiment: dict, status: str = "stopped",
+                    app_version: str | None = None) -> Path:
+    from .. import __version__
+    from ..weights import save_npz
+
+    meta = {"format": CHECKPOINT_FORMAT, "format_version": 1, "app_version": app_version or __version__,
+            "status": status, "experiment": experiment, "state": checkpoint["state"]}
+    return save_npz(path, checkpoint["tensors"], meta)
+
+
+def load_checkpoint(path) -> tuple[dict, dict]:
+    """({"tensors", "state"}, metadata) from a checkpoint file; WeightsError if unusable."""
+    from ..weights import load_npz
+
+    path = Path(path)
+    try:
+        tensors, meta = load_npz(path)
+    except WeightsError:
+        raise
+    except Exception as exc:  # damaged member, crafted header, ...
+        raise WeightsError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT or not isinstance(meta.get("state"), dict):
+        raise WeightsError(f"{path} is not a Descent checkpoint (no '{CHECKPOINT_FORMAT}' metadata)")
+    if "optimizer.slots" not in tensors:
+        raise WeightsError(f"{path} has no optimizer.slots tensor; it cannot resume a run")
+    for name, value in tensors.items():
+        weight = name[len("early_stopping.best."):] if name.startswith("early_stopping.best.") else name
+        if name != "optimizer.slots" and not NAME_RE.match(weight):
+            raise WeightsError(f"{path}: unexpected tensor {name!r} in a checkpoint")
+        if not np.all(np.isfinite(value)):
+            raise WeightsError(f"{path}: tensor {name!r} holds NaN or infinite values")
+    return {"tensors": tensors, "state": meta["state"]}, meta
+
+
+def _get(experiment: dict, dotted: str):
+    value = experiment
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _first_difference(a, b, where: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            found = _first_difference(a.get(key), b.get(key), f"{where}.{key}")
+            if found:
+                return found
+        return None
+    return None if a == b else where
+
+
+def check_resumable(saved: dict, experiment: dict, source) -> None:
+    for key in MUST_MATCH:
+        where = _first_difference(_get(saved, key), _get(experiment, key), key)
+        if where:
+            raise WeightsError(f"cannot resume {source} with this experiment: {where} is "
+                               f"{_get(experiment, where)!r} here but {_get(saved, where)!r} in the checkpoint; "
+                               f"only epochs, step limits and logging may change")
+
+
+def resume_trainer(run_dir, experiment: dict, **trainer_options):
+    """A :class:`~engine.training.Trainer` for ``experiment`` restored from
+    ``run_dir``'s checkpoint; its ``run()`` continues the interrupted run."""
+    from ..training import Trainer
+
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT_NAME if run_dir.is_dir() else run_dir
+    if not path.is_file():
+        raise WeightsError(f"{run_dir} has no {CHECKPOINT_NAME}: only runs that ended (finished or stopped, "
+                           f"Ctrl-C included) with checkpoints on can be resumed")
+    checkpoint, meta = load_checkpoint(path)
+    status = meta.get("status")
+    if status in NOT_RESUMABLE:
+        raise WeightsError(f"{run_dir} cannot be resumed: {NOT_RESUMABLE[status]}")
+    if isinstance(meta.get("experiment"), dict):
+        check_resumable(meta["experiment"], experiment, run_dir)
+    trainer = Trainer(experiment, **trainer_options)
+    try:
+        trainer.restore(checkpoint)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, WeightsError):
+            raise
+        raise WeightsError(f"{path}: checkpoint state is incomplete or damaged ({type(exc).__name__}: {exc})") from None
+    return trainer
