@@ -7,8 +7,11 @@ Layout of ``runs/<timestamp>-<name>/``:
 * ``epochs.csv`` — one row per epoch (appended and flushed);
 * ``summary.json`` — status "running" until the end, then final metrics;
   a folder still saying "running" with no live process was interrupted;
-* ``weights.npz`` — final weights (also on stop and divergence: the last
-  finite ones).
+* ``weights.npz`` and ``weights.safetensors`` — final weights (also on stop
+  and divergence: the last finite ones) with the experiment, summary and
+  data statistics as metadata (see :mod:`engine.formats`);
+* ``checkpoint.npz`` — optimizer and RNG state for ``run --resume``, when a
+  trainer is attached (:meth:`RunWriter.attach`).
 
 Metrics are appended line by line, so a killed process leaves valid CSV
 files; JSON and weights are replaced atomically.
@@ -60,6 +63,14 @@ class RunWriter:
         self._epochs = None
         self.experiment: dict | None = None
         self.summary: dict | None = None
+        self.trainer = None
+        self.write_checkpoint = False
+
+    def attach(self, trainer, checkpoint: bool = True) -> None:
+        """Let the writer record the trainer's data statistics with the
+        weights and, with ``checkpoint``, its resumable state at the end."""
+        self.trainer = trainer
+        self.write_checkpoint = checkpoint
 
     def handle(self, event) -> None:
         if isinstance(event, RunStarted):
@@ -101,8 +112,16 @@ class RunWriter:
         self.close()
         summary = dict(event.summary, status=event.status, reason=event.reason)
         self.summary = summary
-        save_npz(self.folder / "weights.npz", dict(event.weights),
-                 {"experiment": self.experiment, "summary": summary, "app_version": self.app_version})
+        from .formats import data_info, save_weights, weights_metadata
+        from .formats.checkpoint import CHECKPOINT_NAME, save_checkpoint
+
+        data = data_info(self.trainer.data) if self.trainer is not None else None
+        meta = weights_metadata(self.experiment, summary, data, self.app_version or None)
+        save_npz(self.folder / "weights.npz", dict(event.weights), meta)
+        save_weights(self.folder / "weights.safetensors", dict(event.weights), meta)
+        if self.trainer is not None and self.write_checkpoint:
+            save_checkpoint(self.folder / CHECKPOINT_NAME, self.trainer.checkpoint(), self.experiment,
+                            event.status, self.app_version or None)
         write_json(self.folder / "summary.json", summary)
 
     def close(self) -> None:
