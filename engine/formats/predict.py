@@ -1,0 +1,169 @@
+"""``python main.py predict WEIGHTS_FILE DATA_FILE``: an exported model on its own.
+
+DATA_FILE holds inputs in the original feature space (the units of the
+training data as loaded: Fashion-MNIST pixels / 255, or uint8 pixels, which
+are divided by 255); the run's standardization, stored in the weights'
+metadata, is applied before the network sees them.
+
+* CSV: a numeric table, with or without a header.  With a header naming the
+  training features, those columns are picked (others, such as the target,
+  are ignored); otherwise there must be exactly one column per input.
+* NPZ: array ``x`` (n, d) or images (n, h, w); no pickle.
+
+Output is CSV: for classification ``row,class,label,p_<label>...`` (with
+``--mc-dropout K``: the mean of K passes with dropout on, plus ``std_<label>``
+columns); for regression ``row,y_0...`` (plus ``std_...``).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, WeightsError
+
+MAX_CSV_BYTES = 2 * 1024**3
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def _read_csv(path: Path, n_inputs: int, feature_names: list) -> np.ndarray:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path} as text: {exc}") from None
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t ")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [r for r in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in r)]
+    if not rows:
+        raise DataError(f"{path} has no rows")
+    header = None
+    if not all(_is_number(c) for c in rows[0]):
+        header, rows = [c.strip() for c in rows[0]], rows[1:]
+    if not rows:
+        raise DataError(f"{path} has a header but no data rows")
+    columns = list(range(len(rows[0])))
+    if header and feature_names and all(f in header for f in feature_names):
+        columns = [header.index(f) for f in feature_names]
+    elif len(columns) != n_inputs:
+        named = f" ({', '.join(feature_names[:8])}{' ...' if len(feature_names) > 8 else ''})" if feature_names else ""
+        raise DataError(f"{path} has {len(columns)} columns, but the network takes {n_inputs} inputs{named}; "
+                        f"give one column per input, or a header naming them")
+    x = np.empty((len(rows), len(columns)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        if len(row) <= max(columns):
+            raise DataError(f"{path}, data row {i + 1}: {len(row)} cells, expected {len(rows[0])}")
+        for k, j in enumerate(columns):
+            try:
+                x[i, k] = float(row[j])
+            except ValueError:
+                raise DataError(f"{path}, data row {i + 1}, column {j + 1}: {row[j]!r} is not a number") from None
+    return x
+
+
+def _read_npz(path: Path) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.files)
+            key = "x" if "x" in keys else (keys[0] if len(keys) == 1 else None)
+            if key is None:
+                raise DataError(f"{path} has arrays {', '.join(keys) or 'none'}; put the inputs under 'x'")
+            x = z[key]
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path} is not a readable NPZ file of numbers ({exc})") from None
+    if x.ndim < 2 or x.dtype.kind not in "fiu":
+        raise DataError(f"{path}: 'x' must be a numeric array (n, d) or (n, h, w), got {x.shape} {x.dtype}")
+    return x.reshape(len(x), -1)
+
+
+def read_inputs(path, n_inputs: int, metadata: dict) -> np.ndarray:
+    """Inputs (n, n_inputs) float64 in the original feature space."""
+    path = Path(path)
+    data = metadata.get("data") or {}
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    if path.suffix.lower() == ".npz":
+        x = _read_npz(path)
+        if x.dtype == np.uint8 and data.get("image_shape"):
+            x = x / 255.0  # raw pixels -> the [0, 1] scale the images were trained in
+    else:
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise DataError(f"{path} is too large for a CSV of inputs; use an NPZ file")
+        x = _read_csv(path, n_inputs, list(data.get("feature_names") or []))
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[1] != n_inputs:
+        raise DataError(f"{path} has {x.shape[1]} features per row, the network takes {n_inputs}")
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"{path} holds NaN or infinite inputs")
+    return x
+
+
+def standardize(x: np.ndarray, metadata: dict, source) -> np.ndarray:
+    """Apply the run's standardization (as the data loaders do: float32)."""
+    data = metadata.get("data") or {}
+    if data.get("mean") is None:
+        experiment = metadata.get("experiment") or {}
+        if (experiment.get("data") or {}).get("standardize", True):
+            raise WeightsError(f"{source} does not record the training set's standardization (mean/std), so "
+                               f"inputs in original units cannot be mapped; re-export the run with this version, "
+                               f"or pass --raw with inputs already standardized")
+        return x
+    mean, std = np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32)
+    return (x.astype(np.float32) - mean) / std
+
+
+def predict_table(net, x: np.ndarray, metadata: dict, mc_samples: int = 0, seed: int = 0) -> tuple[list, list]:
+    """(header, rows) of the prediction CSV."""
+    if mc_samples > 0:
+        samples = net.mc_predict(x, mc_samples, seed=seed)
+        mean, spread = samples.mean(axis=0), samples.std(axis=0)
+    else:
+        mean, spread = net.predict(x), None
+    data = metadata.get("data") or {}
+    if net.loss in ("cross_entropy", "binary_cross_entropy"):
+        if net.output_activation == "logistic":
+            mean = np.hstack([1.0 - mean, mean])
+            spread = None if spread is None else np.hstack([spread, spread])
+        names = list(data.get("class_names") or []) or [str(c) for c in range(mean.shape[1])]
+        if len(names) != mean.shape[1]:
+            names = [str(c) for c in range(mean.shape[1])]
+        header = ["row", "class", "label"] + [f"p_{n}" for n in names]
+        header += [f"std_{n}" for n in names] if spread is not None else []
+        pred = mean.argmax(axis=1)
+        rows = [[i, int(pred[i]), names[pred[i]]] + [repr(float(v)) for v in mean[i]]
+                + ([repr(float(v)) for v in spread[i]] if spread is not None else []) for i in range(len(mean))]
+    else:
+        k = mean.shape[1]
+        header = ["row"] + [f"y_{j}" for j in range(k)] + ([f"std_{j}" for j in range(k)] if spread is not None else [])
+        rows = [[i] + [repr(float(v)) for v in mean[i]]
+                + ([repr(float(v)) for v in spread[i]] if spread is not None else []) for i in range(len(mean))]
+    return header, rows
+
+
+def predict_file(weights_path, data_path, mc_samples: int = 0, raw: bool = False, seed: int = 0) -> str:
+    """The prediction CSV (text) for a data file, from a weights file alone."""
+    from .models import load_network
+
+    net, metadata = load_network(weights_path)
+    x = read_inputs(data_path, net.n_inputs, metadata)
+    if not raw:
+        x = standardize(x, metadata, weights_path)
+    header, rows = predict_table(net, x, metadata, mc_samples, seed)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
