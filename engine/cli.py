@@ -1,4 +1,4 @@
-"""The headless runner: ``python main.py run|presets ...``.
+"""The headless runner: ``python main.py run|presets|export|predict ...``.
 
 Every input problem ends with one line on stderr naming the file, the key and
 what is allowed, and exit status 2.  Ctrl-C stops the run at the next step
@@ -82,11 +82,21 @@ def _run(args) -> int:
     if args.epochs is not None:
         experiment = with_overrides(experiment, training=dict(experiment["training"], epochs=args.epochs))
     init = None
+    if args.init_weights and args.resume:
+        print("error: --init-weights and --resume exclude each other (a resumed run has its own weights)",
+              file=sys.stderr)
+        return EXIT_INPUT_ERROR
     if args.init_weights:
         init, _ = load_weights(args.init_weights)
-    trainer = Trainer(experiment, init_weights=init, max_steps=args.steps)
+    if args.resume:
+        from .formats.checkpoint import resume_trainer
+
+        trainer = resume_trainer(args.resume, experiment, max_steps=args.steps)
+    else:
+        trainer = Trainer(experiment, init_weights=init, max_steps=args.steps)
     folder = Path(args.out) if args.out else default_run_dir(experiment["name"])
     writer = RunWriter(folder, __version__)
+    writer.attach(trainer, checkpoint=not args.no_checkpoint)
     progress = Progress(args.quiet)
     control = RunControl()
 
@@ -105,6 +115,32 @@ def _run(args) -> int:
         signal.signal(signal.SIGINT, previous)
         writer.close()
     print(f"run written to {folder}", file=sys.stderr if args.quiet else sys.stdout)
+    return 0
+
+
+def _export(args) -> int:
+    from .formats import export_run
+
+    start = time.perf_counter()
+    path = export_run(args.run_dir, args.format, args.out)
+    size = path.stat().st_size
+    print(f"wrote {path} ({size / 1024:,.1f} KiB, {args.format}) in {time.perf_counter() - start:.2f}s")
+    return 0
+
+
+def _predict(args) -> int:
+    from .fileio import write_text
+    from .formats.predict import predict_file
+
+    if args.mc_dropout is not None and args.mc_dropout < 1:
+        print(f"error: --mc-dropout must be >= 1, got {args.mc_dropout}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    text = predict_file(args.weights, args.data, mc_samples=args.mc_dropout or 0, raw=args.raw, seed=args.seed)
+    if args.out:
+        write_text(args.out, text)
+        print(f"predictions for {text.count(chr(10)) - 1:,} rows written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -133,13 +169,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default runs/<timestamp>-<name>/)")
     run.add_argument("--init-weights", help="start from these weights (.npz or .safetensors)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint.npz "
+                     "(same experiment; --epochs may extend it); writes a new run folder")
+    run.add_argument("--no-checkpoint", action="store_true",
+                     help="do not write checkpoint.npz (optimizer state for --resume)")
     run.set_defaults(func=_run)
+    export = sub.add_parser("export", help="write a run's final weights in another format")
+    export.add_argument("run_dir", help="run folder (or a .safetensors/.npz weights file)")
+    export.add_argument("--format", default="safetensors", choices=("safetensors", "npz", "onnx"),
+                        help="file format (default safetensors)")
+    export.add_argument("--out", help="output file (default: weights.<ext> / model.onnx in the run folder)")
+    export.set_defaults(func=_export)
+    predict = sub.add_parser("predict", help="predict with a weights file, no training data needed")
+    predict.add_argument("weights", metavar="WEIGHTS_FILE", help=".safetensors or .npz written by Descent")
+    predict.add_argument("data", metavar="DATA_FILE", help="CSV or NPZ (array x) of inputs in original units")
+    predict.add_argument("--mc-dropout", type=int, metavar="K",
+                         help="average K passes with dropout on (Monte Carlo dropout) and report the std")
+    predict.add_argument("--seed", type=int, default=0, help="seed of the MC dropout masks")
+    predict.add_argument("--raw", action="store_true", help="inputs are already standardized")
+    predict.add_argument("--out", help="write the CSV here instead of printing it")
+    predict.set_defaults(func=_predict)
     presets = sub.add_parser("presets", help="list the shipped experiments")
     presets.set_defaults(func=_presets)
     return parser
 
 
-COMMANDS = ("run", "presets")
+COMMANDS = ("run", "presets", "export", "predict")
 
 
 def main(argv: list[str] | None = None) -> int:
