@@ -45,6 +45,11 @@ def load_any(path) -> tuple[dict, dict]:
     if suffix == ".safetensors":
         return load_safetensors(path)
     if suffix == ".npz":
+        if path.is_file():
+            with open(path, "rb") as f:
+                if f.read(4) != b"PK\x03\x04":  # numpy would otherwise guess "a pickle"
+                    raise WeightsError(f"{path} is not a readable NPZ file (not a zip archive); it may be "
+                                       f"truncated or of another kind")
         try:
             tensors, metadata = load_npz(path)
         except WeightsError:
