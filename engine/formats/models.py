@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import ExperimentError, WeightsError
 from ..model import Network
+from ..transfer import copy_layers, freeze_layers
 from .common import check_tensors, n_layers
 
 
@@ -118,7 +119,9 @@ def reuse_layers(weights, experiment: dict, k: int, *, dataset=None, freeze: boo
     n_targets = dataset.y_train.shape[1] if dataset.y_train.ndim == 2 else 1
     net = Network(experiment, dataset.x_train.shape[1], dataset.task, dataset.n_classes, n_targets)
     net.initialize(experiment["seed"] if seed is None else seed)
-    net.load_state_dict(weights, layers=range(k), source=source)
+    copy_layers(weights, net, k, source=source)  # the one reuse implementation: engine.transfer
+    if freeze:
+        freeze_layers(net, range(k))
     net.reused_layers = tuple(range(k))
     net.reused_from = source
     return net
