@@ -77,6 +77,10 @@ def _run(args) -> int:
     from .weights import load_weights
 
     experiment = load_experiment(args.experiment)
+    if experiment.get("stages"):
+        from .stages import cli_run_stages  # multi-stage workflows (transfer learning, pretraining)
+
+        return cli_run_stages(args, experiment, Progress(args.quiet), RunControl(), __version__)
     if args.seed is not None:
         experiment = with_overrides(experiment, seed=args.seed)
     if args.epochs is not None:
