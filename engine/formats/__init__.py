@@ -1,4 +1,4 @@
-"""Weights in and out: safetensors (the default), NPZ and ONNX.
+"""Weights in and out: safetensors (the default), NPZ, ONNX and Keras 3 weights.
 
 * :func:`load_any` — (tensors, metadata) from a ``.safetensors`` or ``.npz``
   file Descent wrote; anything else (corrupt, truncated, another program's
@@ -31,6 +31,7 @@ FORMATS = {
     "safetensors": (".safetensors", "weights.safetensors"),
     "npz": (".npz", "weights.npz"),
     "onnx": (".onnx", "model.onnx"),
+    "keras": (".weights.h5", "model.weights.h5"),  # needs h5py; plus model_keras.py (build_model)
 }
 DEFAULT_FORMAT = "safetensors"
 READABLE = (".safetensors", ".npz")
@@ -102,18 +103,23 @@ def _run_source(run_dir: Path) -> tuple[dict, dict, Path]:
 
 
 def export_run(run_dir, fmt: str = DEFAULT_FORMAT, out=None, **options) -> Path:
-    """Write a run's final weights as ``fmt`` ("safetensors", "npz" or "onnx")
-    to ``out`` (default: the run folder's weights.safetensors / weights.npz /
-    model.onnx); returns the path written.  ``run_dir`` may also be a
+    """Write a run's final weights as ``fmt`` ("safetensors", "npz", "onnx" or
+    "keras") to ``out`` (default: the run folder's weights.safetensors /
+    weights.npz / model.onnx / model.weights.h5 plus model_keras.py); returns
+    the path written.  ``run_dir`` may also be a
     weights file.  ``options`` go to the ONNX writer (opset, standardize)."""
     if fmt not in FORMATS:
         raise WeightsError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
     weights, metadata, folder = _run_source(Path(run_dir))
     out = Path(out) if out is not None else folder / FORMATS[fmt][1]
-    if fmt == "onnx":
+    if fmt in ("onnx", "keras"):
+        net = network_from_weights(weights, metadata, run_dir)
+        if fmt == "keras":
+            from .keras_h5 import save_keras
+
+            return save_keras(out, net, metadata)
         from .onnx_export import save_onnx
 
-        net = network_from_weights(weights, metadata, run_dir)
         return save_onnx(out, net, metadata, **options)
     metadata = dict(metadata)
     metadata.setdefault("format", "descent-weights")
