@@ -180,9 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     export = sub.add_parser("export", help="write a run's final weights in another format")
     export.add_argument("run_dir", help="run folder (or a .safetensors/.npz weights file)")
-    export.add_argument("--format", default="safetensors", choices=("safetensors", "npz", "onnx"),
-                        help="file format (default safetensors)")
-    export.add_argument("--out", help="output file (default: weights.<ext> / model.onnx in the run folder)")
+    export.add_argument("--format", default="safetensors", choices=("safetensors", "npz", "onnx", "keras"),
+                        help="file format (default safetensors); keras writes model.weights.h5 and "
+                             "model_keras.py (needs h5py)")
+    export.add_argument("--out", help="output file (default: weights.<ext>, model.onnx or model.weights.h5 in "
+                        "the run folder)")
     export.set_defaults(func=_export)
     predict = sub.add_parser("predict", help="predict with a weights file, no training data needed")
     predict.add_argument("weights", metavar="WEIGHTS_FILE", help=".safetensors or .npz written by Descent")
