@@ -80,8 +80,11 @@ data), and an optional validation-accuracy ``target`` for "steps to reach".
 For every compared stage the report gives, over the seeds, the paired gain
 (stage minus baseline, seed by seed) with its mean, standard deviation,
 minimum and maximum, how many seeds it won, and a verdict; it says "not
-distinguishable at N seeds" when the mean gain is smaller than the
-seed-to-seed spread.
+distinguishable at N seeds" when the mean gain is not larger than the
+seed-to-seed spread (the larger of the two stages' standard deviations) --
+the one rule of every comparison in Descent, :func:`engine.compare.distinguishable`.
+The verdict uses the final weights' metric, never the best epoch picked
+after the fact.
 
 Events and the time axis
 ------------------------
@@ -679,14 +682,29 @@ def run_stages(experiment: dict, control=None, max_steps: int | None = None,
 
 # ====================================================================== reporting
 
-def spread(values) -> dict:
-    """mean, std (n-1), min, max and n of the finite values."""
-    v = np.array([x for x in values if x is not None and isinstance(x, (int, float)) and math.isfinite(x)],
-                 dtype=float)
-    if v.size == 0:
-        return {"n": 0, "mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan}
-    return {"n": int(v.size), "mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
-            "min": float(v.min()), "max": float(v.max())}
+try:  # one statistics rule for every report: the comparisons module's
+    from .compare import distinguishable, spread
+except ImportError:  # pragma: no cover - engine.compare not present
+    def spread(values) -> dict:
+        """mean, sample std (ddof=1), min, max and n of the finite values."""
+        v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+        if v.size == 0:
+            return {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "n": 0}
+        return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
+                "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
+
+    def distinguishable(a, b) -> dict:
+        seeds = [k for k in a if k in b and a[k] is not None and b[k] is not None
+                 and math.isfinite(a[k]) and math.isfinite(b[k])]
+        av = np.array([a[k] for k in seeds], dtype=float)
+        bv = np.array([b[k] for k in seeds], dtype=float)
+        n = len(seeds)
+        diffs = av - bv
+        mean_diff = float(diffs.mean()) if n else math.nan
+        spread_ = float(max(av.std(ddof=1), bv.std(ddof=1))) if n >= 2 else math.nan
+        return {"n": n, "mean_diff": mean_diff, "spread": spread_,
+                "distinguishable": bool(n >= 2 and abs(mean_diff) > spread_), "p_value": math.nan,
+                "wins_a": int((diffs > 0).sum()), "wins_b": int((diffs < 0).sum())}
 
 
 AGGREGATED = ("test_accuracy", "best_val_accuracy", "final_val_accuracy", "test_loss", "final_val_loss",
@@ -717,21 +735,20 @@ def build_report(staged: dict, results: dict) -> dict:
     for name in rep["compare"]:
         if base is None or not results.get(base) or not results.get(name):
             continue
-        by_seed = {r["seed"]: r.get(metric) for r in results[base]}
-        pairs = [(r["seed"], r.get(metric), by_seed.get(r["seed"])) for r in results[name]
-                 if r["seed"] in by_seed]
-        gains = [(a - b) if higher else (b - a) for _, a, b in pairs
+        base_by_seed = {r["seed"]: r.get(metric) for r in results[base]}
+        by_seed = {r["seed"]: r.get(metric) for r in results[name]}
+        pairs = [(seed, a, base_by_seed[seed]) for seed, a in by_seed.items() if seed in base_by_seed]
+        sign = 1.0 if higher else -1.0
+        gains = [sign * (a - b) for _, a, b in pairs
                  if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
         g = spread(gains)
+        rule = distinguishable(by_seed, base_by_seed)
         wins = sum(x > 0 for x in gains)
         losses = sum(x < 0 for x in gains)
-        seed_spread = max([v for v in (out["stages"][base][metric]["std"], out["stages"][name][metric]["std"])
-                           if math.isfinite(v)], default=math.nan)
         comp = {"stage": name, "baseline": base, "metric": metric, "gain": g, "wins": wins, "losses": losses,
-                "ties": len(gains) - wins - losses, "n": len(gains), "seed_spread": seed_spread,
-                "per_seed": [{"seed": s, name: a, base: b} for s, a, b in pairs]}
-        comp["distinguishable"] = bool(len(gains) >= 2 and math.isfinite(seed_spread)
-                                       and abs(g["mean"]) > seed_spread)
+                "ties": len(gains) - wins - losses, "n": len(gains), "seed_spread": rule["spread"],
+                "p_value": rule.get("p_value", math.nan), "distinguishable": rule["distinguishable"],
+                "per_seed": [{"seed": s_, name: a, base: b} for s_, a, b in pairs]}
         comp["verdict"] = verdict(comp)
         out["comparisons"].append(comp)
     return out
@@ -748,6 +765,8 @@ def verdict(comp: dict) -> str:
     text = (f"{comp['stage']} vs {comp['baseline']}: {comp['metric']} gain {g['mean'] * scale:+.2f}{std}{unit} "
             f"(mean ± std over {n} seed{'s' if n != 1 else ''}; range {g['min'] * scale:+.2f} to "
             f"{g['max'] * scale:+.2f}); {word} on {comp['wins']} of {n} seeds")
+    if math.isfinite(comp.get("p_value", math.nan)):
+        text += f"; paired t-test p = {comp['p_value']:.2f}"
     if not comp["distinguishable"]:
         text += f"; not distinguishable at {n} seed{'s' if n != 1 else ''} (the gain is within the " \
                 f"seed-to-seed spread)"
