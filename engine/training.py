@@ -124,11 +124,14 @@ class Trainer:
         """Everything needed to continue this run exactly where it is:
         {"tensors": weights, optimizer slots, best weights of early stopping;
         "state": JSON-able counters, RNG states, schedule and early-stopping
-        state, position in the epoch}.  Taken after :meth:`run` has ended
-        (or between its events).  See :meth:`restore`."""
+        state, position in the epoch}.  Take it once :meth:`run` has ended
+        (finished, stopped, step limit), or before it starts.  See :meth:`restore`."""
         pos = self._position or {"epoch": self.epoch, "batch": 0, "shuffle": self.shuffle_rng.bit_generator.state,
                                  "schedule": self.schedule.state_dict(), "es": dict(self._es),
                                  "best_weights": self._best_weights, "losses": []}
+        if self.step != pos["epoch"] * self.steps_per_epoch + pos["batch"]:
+            raise RuntimeError("checkpoint() is only valid once run() has ended (or before it starts), "
+                               "not in the middle of an epoch")
         tensors = self.net.state_dict()
         tensors["optimizer.slots"] = self.opt_state.slots.copy()
         for name, value in (pos["best_weights"] or {}).items():

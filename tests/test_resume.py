@@ -196,3 +196,13 @@ def test_diverged_run_is_not_resumable(tmp_path):
         writer.handle(event)
     with pytest.raises(WeightsError, match="diverged"):
         resume_trainer(tmp_path, exp)
+
+
+def test_checkpoint_refuses_the_middle_of_an_epoch():
+    trainer = Trainer(experiment())
+    events = trainer.run(RunControl())
+    for event in events:
+        if isinstance(event, StepMetrics) and event.step == 4:
+            break
+    with pytest.raises(RuntimeError, match="middle of an epoch"):
+        trainer.checkpoint()
