@@ -102,11 +102,10 @@ Events and the time axis
   second phase are rewritten so that ``step`` (StepMetrics, EpochEnd,
   DecisionSurface, RunFinished), ``epoch`` and ``elapsed`` count from the
   start of the stage, and ``RunStarted.total_steps`` is the step at which
-  the phase will end.  A phase boundary is therefore a vertical line on a
-  step axis: the ``RunStarted`` of phase 2 carries the first step of the
-  phase as ``total_steps - <phase steps>`` -- simpler: the previous phase's
-  ``RunFinished.step``.  ``RunFinished.summary["steps"]`` stays the phase's
-  own count.
+  the phase will end.  A phase boundary is a vertical line on a step axis
+  at the previous phase's ``RunFinished.step`` (also recorded as the
+  phase's ``first_step`` in the stage summary).  ``RunFinished.summary``
+  (steps, train_seconds) stays the phase's own count.
 * In a cached phase the frozen layers are not run, so their per-layer
   diagnostics (gradient norm, activation statistics) are NaN; the layer
   list, parameter count and final weights are the whole network's.
@@ -720,7 +719,7 @@ def build_report(staged: dict, results: dict) -> dict:
            "comparisons": []}
     for name, runs in results.items():
         entry = {"seeds": [r["seed"] for r in runs], "runs": [{k: r.get(k) for k in
-                 ("seed", "status", *AGGREGATED)} for r in runs]}
+                 ("seed", "status", "val_curve", *AGGREGATED)} for r in runs]}
         for key in AGGREGATED:
             entry[key] = spread([r.get(key) for r in runs])
         reached = [r.get("steps_to_target") for r in runs]
