@@ -1,0 +1,46 @@
+"""``python main.py [--preset NAME_OR_PATH]``: open Descent's window."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python main.py", description="Open Descent's window.")
+    parser.add_argument("--preset", metavar="NAME_OR_PATH",
+                        help="experiment to load: a preset name (python main.py presets) or a JSON file")
+    parser.add_argument("--runs", metavar="DIR", default="runs", help="folder for run folders (default: runs)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    from .display import display_problem
+
+    problem = display_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    experiment = None
+    if args.preset:
+        from engine.errors import DescentError
+        from engine.experiment import load_experiment
+
+        try:
+            experiment = load_experiment(args.preset)
+        except DescentError as exc:
+            print(f"descent: {exc}", file=sys.stderr)
+            return 2
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("Descent")
+    app.setOrganizationName("Descent")
+    from .main_window import MainWindow
+
+    window = MainWindow(experiment, run_root=args.runs)
+    if args.preset:
+        window._show_header(source=args.preset)
+    window.show()
+    return app.exec()

@@ -1,0 +1,172 @@
+"""The grid of live plots, plus the task view (decision boundary or confusion
+matrix) and a run-notes panel that explains what the shown run is doing.
+
+``Dashboard.refresh(records, focus)`` is called by the window's redraw timer;
+``records`` are the runs to overlay (checked in the run list), ``focus`` the
+one whose decision boundary, confusion matrix and heat map are shown.
+"""
+from __future__ import annotations
+
+import html
+import math
+import time
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QLabel, QStackedWidget, QWidget
+
+from .panels import CLASS_COLORS
+from .plots import (AccuracyPanel, ActivationPanel, BoundaryView, ConfusionView, DeadPanel, GradNormPanel,
+                    LossPanel, PlotPanel, RatioPanel)
+
+STATUS_COLORS = {"running": "#1f4e99", "starting": "#1f4e99", "finished": "#1b7a2a", "early_stopped": "#1b7a2a",
+                 "stopped": "#555555", "diverged": "#d00000", "interrupted": "#b86e00", "failed": "#d00000"}
+DIVERGED_HINT = ("The loss became NaN or infinite: the steps were too large. Try a lower learning rate "
+                 "(÷10), gradient clipping (clipnorm 1.0) or batch normalization, then train again.")
+
+
+class OutputPanel(PlotPanel):
+    """7: decision boundary (2-D data) or confusion matrix + misclassified images (images)."""
+
+    def __init__(self, parent=None):
+        self.stack = QStackedWidget()
+        super().__init__("7 · What the model predicts", "2-D data: the colour of the plane is the class the "
+                         "network predicts (pale = unsure), refreshed a few times a second; the dots are the "
+                         "training points. Image data: the validation confusion matrix (rows = true class) and "
+                         "some misclassified images.", plot_widget=self.stack)
+        self.boundary = BoundaryView()
+        self.confusion = ConfusionView()
+        self.message = QLabel("Train a network to see its predictions here.")
+        self.message.setAlignment(Qt.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #666;")
+        for w in (self.message, self.boundary, self.confusion):
+            self.stack.addWidget(w)
+        self.run_id = None
+
+    def sync(self, records, multi, focus) -> None:
+        if focus is None:
+            self.stack.setCurrentWidget(self.message)
+            self.title.setText("<b>7 · What the model predicts</b>")
+            self.set_note("")
+            return
+        if focus.run_id != self.run_id:
+            self.run_id = focus.run_id
+            self.boundary.clear_run()
+            self.confusion.clear_run()
+        if focus.surface is not None or focus.points is not None:
+            self.stack.setCurrentWidget(self.boundary)
+            self.boundary.show_run(focus)
+            step = focus.surface.step if focus.surface is not None else 0
+            self.title.setText(f"<b>7 · Decision boundary</b> at step {step:,} ({focus.name})")
+            names = focus.class_names or tuple(f"class {i}" for i in range(focus.n_classes))
+            self.set_note("  ".join(f"<span style='color:{CLASS_COLORS[i % len(CLASS_COLORS)]}'>●</span> "
+                                    f"{html.escape(n)}" for i, n in enumerate(names)))
+        elif focus.confusion is not None:
+            self.stack.setCurrentWidget(self.confusion)
+            self.confusion.show_run(focus)
+            self.title.setText(f"<b>7 · Confusion matrix</b> ({focus.name})")
+            self.set_note("")
+        else:
+            self.stack.setCurrentWidget(self.message)
+            self.message.setText("2-D data: the decision boundary appears here while training.\n"
+                                 "Image data: the confusion matrix appears after the first epoch.\n"
+                                 "Other data: see the loss curves." if not focus.finished or focus.step else
+                                 "No predictions to show for this run.")
+            self.title.setText("<b>7 · What the model predicts</b>")
+
+
+class NotesPanel(QLabel):
+    """What the focus run is, how it is doing, and what to look at."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignTop | Qt.AlignLeft)
+        self.setTextFormat(Qt.RichText)
+        self.setStyleSheet("QLabel { background: #fbfbf6; border: 1px solid #ddd; padding: 6px; }")
+        self.setMinimumWidth(200)
+        self._key = None
+        self._last = 0.0
+
+    def show_run(self, record) -> None:
+        if record is None:
+            key = None
+        else:
+            key = (record.run_id, record.version, record.status)
+        if key == self._key:
+            return
+        now = time.monotonic()
+        if record is not None and not record.finished and now - self._last < 0.25 and self._key \
+                and self._key[0] == record.run_id:
+            return  # live numbers: 4 updates a second are plenty
+        self._key, self._last = key, now
+        if record is None:
+            self.setText("<b>Run notes</b><br>Press <b>Train</b> (Space) to start. The plots fill in as the network "
+                         "learns; hover the blue ? of a plot to learn what it shows.")
+            return
+        color = STATUS_COLORS.get(record.status, "#222")
+        exp = record.experiment
+        lines = [f"<b>{html.escape(record.name)}</b> — <span style='color:{color}'><b>{record.status}</b></span>"]
+        if record.reason and record.finished:
+            lines.append(html.escape(record.reason))
+        if record.status == "diverged":
+            lines.append(f"<span style='color:{STATUS_COLORS['diverged']}'>⚠ {DIVERGED_HINT}</span>")
+        total = f"/{record.total_steps:,}" if record.total_steps else ""
+        rate = "" if math.isnan(record.steps_per_second) else f" · {record.steps_per_second:,.0f} steps/s"
+        lines.append(f"step {record.step:,}{total} · epoch {record.epoch:.1f}{rate}")
+        if record.n_params:
+            lines.append(f"{record.n_params:,} trainable parameters")
+        label, value = record.best_val()
+        if not math.isnan(value):
+            lines.append(f"best {label}: <b>{record.best_val_text()}</b>")
+        look = exp.get("look_at") if isinstance(exp, dict) else ""
+        if look:
+            lines.append(f"<i>Look at:</i> {html.escape(look)}")
+        self.setText("<br>".join(lines))
+
+
+class Dashboard(QWidget):
+    """All plots in a grid."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.loss = LossPanel()
+        self.accuracy = AccuracyPanel()
+        self.grad = GradNormPanel()
+        self.dead = DeadPanel()
+        self.activation = ActivationPanel()
+        self.ratio = RatioPanel()
+        self.output = OutputPanel()
+        self.notes = NotesPanel()
+        grid = QGridLayout(self)
+        grid.setContentsMargins(2, 2, 2, 2)
+        grid.setSpacing(3)
+        grid.addWidget(self.loss, 0, 0)
+        grid.addWidget(self.accuracy, 0, 1)
+        grid.addWidget(self.output, 0, 2, 2, 1)
+        grid.addWidget(self.grad, 1, 0)
+        grid.addWidget(self.ratio, 1, 1)
+        grid.addWidget(self.dead, 2, 0)
+        grid.addWidget(self.activation, 2, 1)
+        grid.addWidget(self.notes, 2, 2)
+        for c in range(3):
+            grid.setColumnStretch(c, 1)
+        for r in range(3):
+            grid.setRowStretch(r, 1)
+        self.panels = [self.loss, self.accuracy, self.grad, self.dead, self.activation, self.ratio, self.output]
+        self.refreshes = 0
+
+    def refresh(self, records: list, focus) -> None:
+        multi = len(records) > 1
+        for panel in self.panels:
+            panel.sync(records, multi, focus)
+        self.notes.show_run(focus)
+        self.refreshes += 1
+
+    def curve_items(self) -> dict:
+        """(panel name, key) -> plot item: what tests inspect."""
+        out = {}
+        for name in ("loss", "accuracy", "grad", "dead", "activation", "ratio"):
+            for key, item in getattr(self, name).items.items():
+                out[(name, key)] = item
+        return out

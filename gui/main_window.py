@@ -1,0 +1,544 @@
+"""Descent's main window: editors on the left, live plots on the right.
+
+Threading: the worker thread (:mod:`gui.worker`) trains; batches of events
+arrive through a queued signal and are appended to the run's
+:class:`RunRecord`; a 30 Hz timer redraws whatever changed.  Commands go to
+the run through its ``RunControl``.  Batches of runs the window no longer
+tracks are dropped.
+"""
+from __future__ import annotations
+
+import copy
+import html
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QToolBar,
+                               QVBoxLayout, QWidget)
+
+from engine.control import RunControl
+from engine.errors import DescentError
+from engine.events import RunFinished
+from engine.experiment import default_experiment, dumps_experiment, load_experiment, resolve_experiment
+from engine.params import Param
+from engine.runstore import default_run_dir
+
+from . import menus
+from .builder import ModelBuilder
+from .compare import ComparisonView
+from .dashboard import Dashboard
+from .exporting import export_curves_csv, export_plots_png, export_weights, has_weights, weight_file_filter
+from .panels import DataPanel, OptimizerPanel, TrainingPanel
+from .records import RunFailed, RunRecord, load_folder_curves
+from .runs import RunList
+from .widgets.params import NumberEditor
+from .worker import RunJob, WorkerThread
+
+REDRAW_MS = 33
+META_KEYS = ("name", "title", "description", "section", "look_at", "loss")
+LIVE_LR = Param(0.01, "Learning rate. Changed while training, it takes effect at the next step (and replaces "
+                      "the schedule for the rest of the run); when idle it sets the optimizer's learning rate.",
+                low=0.0, low_open=True, log=True)
+
+
+@dataclass
+class ActiveRun:
+    record: RunRecord
+    control: RunControl
+    wall: float = 0.0          # seconds spent running (pauses excluded), for the status bar
+    last_tick: float = 0.0
+
+    def tick(self) -> float:
+        now = time.monotonic()
+        if self.last_tick and not self.control.paused and self.record.status == "running":
+            self.wall += now - self.last_tick
+        self.last_tick = now
+        return self.wall
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, experiment: dict | None = None, run_root: str | Path | None = "runs",
+                 settings: QSettings | None = None, load_previous_runs: bool = True):
+        super().__init__()
+        self.settings = settings if settings is not None else QSettings("Descent", "Descent")
+        self.run_root = None if run_root is None else Path(run_root)
+        self.records: dict[int, RunRecord] = {}
+        self.active: ActiveRun | None = None
+        self.meta: dict = {}
+        self._next_run_id = 1
+        self._loading = False
+        self._closing = False
+        self.control_factory = RunControl   # benchmarks substitute an instrumented RunControl
+        self.worker = WorkerThread(self)
+        self.worker.worker.batch.connect(self.on_batch)
+
+        self._build_editors()
+        self.dashboard = Dashboard()
+        self.runs = RunList()
+        self.runs.checked_changed.connect(self._view_changed)
+        self.runs.focus_changed.connect(self._view_changed)
+        self.runs.load_requested.connect(self.load_record_into_editors)
+        self._build_layout()
+        self._build_toolbar()
+        self._build_statusbar()
+        menus.build_menus(self)
+
+        self.set_experiment(experiment or resolve_experiment(default_experiment()))
+        if load_previous_runs and self.run_root is not None:
+            self.runs.load_folders(self.run_root, first_id=-100_000)  # earlier runs: negative ids, listed first
+            for record in self.runs.records.values():
+                self.records[record.run_id] = record
+        self.timer = QTimer(self)
+        self.timer.setInterval(REDRAW_MS)
+        self.timer.timeout.connect(self.redraw)
+        self.timer.start()
+        self.update_controls()
+        self.resize(1600, 1000)
+
+    # ================================================================= construction
+
+    def _build_editors(self) -> None:
+        self.data_panel = DataPanel()
+        self.builder = ModelBuilder()
+        self.optimizer_panel = OptimizerPanel()
+        self.training_panel = TrainingPanel()
+        self.data_panel.data_loaded.connect(self._data_loaded)
+        self.training_panel.changed.connect(self._training_changed)
+        self.optimizer_panel.learning_rate_changed.connect(self._panel_lr_changed)
+        for panel in (self.data_panel, self.builder, self.optimizer_panel, self.training_panel):
+            panel.changed.connect(self._edited)
+        self.header = QLabel()
+        self.header.setWordWrap(True)
+        self.header.setTextFormat(Qt.RichText)
+        self.header.setStyleSheet("QLabel { background: #eef3fb; border: 1px solid #c9d6ea; padding: 6px; }")
+        self.header.setMaximumHeight(160)
+
+    def _build_layout(self) -> None:
+        self.config_tabs = QTabWidget()
+        self.config_tabs.addTab(self.builder, "Model")
+        self.config_tabs.addTab(self.data_panel, "Data")
+        self.config_tabs.addTab(self.optimizer_panel, "Optimizer")
+        self.config_tabs.addTab(self.training_panel, "Training")
+        left = QSplitter(Qt.Vertical)
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.header)
+        tl.addWidget(self.config_tabs, 1)
+        left.addWidget(top)
+        left.addWidget(self.runs)
+        left.setStretchFactor(0, 3)
+        left.setStretchFactor(1, 1)
+        self.train_split = QSplitter(Qt.Horizontal)
+        self.train_split.addWidget(left)
+        self.train_split.addWidget(self.dashboard)
+        self.train_split.setStretchFactor(0, 0)
+        self.train_split.setStretchFactor(1, 1)
+        self.train_split.setSizes([450, 1150])
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.train_split, "Train")
+        self.comparison = ComparisonView()
+        self.tabs.addTab(self.comparison, "Compare")
+        self.arena = None
+        try:
+            from .arena import ArenaTab  # issue 5: lands independently
+        except ImportError:
+            ArenaTab = None
+        except Exception as exc:  # a broken arena must not take the window down
+            print(f"descent: the arena tab could not be loaded: {type(exc).__name__}: {exc}")
+            ArenaTab = None
+        if ArenaTab is not None:
+            self.arena = ArenaTab()
+            self.tabs.addTab(self.arena, "Optimizer arena")
+        self.setCentralWidget(self.tabs)
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Training")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonTextOnly)
+        self.addToolBar(bar)
+
+        def action(text, tip, keys, slot):
+            a = QAction(text, self)
+            a.setShortcuts([QKeySequence(k) for k in keys])
+            a.setShortcutContext(Qt.WindowShortcut)
+            names = " or ".join(QKeySequence(k).toString(QKeySequence.NativeText) for k in keys)
+            a.setToolTip(f"{tip} ({names})")
+            a.triggered.connect(slot)
+            bar.addAction(a)
+            return a
+
+        self.train_action = action("Train", "Start training (Space also pauses and resumes)", ["Ctrl+Return"],
+                                   self.train_or_pause)
+        self.space_action = QAction("Train / Pause / Resume", self)
+        self.space_action.setShortcut(QKeySequence("Space"))
+        self.space_action.setShortcutContext(Qt.WindowShortcut)
+        self.space_action.triggered.connect(self.train_or_pause)
+        self.addAction(self.space_action)
+        self.pause_action = action("Pause", "Pause or resume the run at the next step", ["P"], self.pause_resume)
+        self.step_action = action("Step", "Run one optimizer step, then pause", ["S"], self.step_once)
+        self.step_epoch_action = action("Step epoch", "Run to the end of the epoch, then pause", ["Shift+S"],
+                                        self.step_epoch)
+        self.stop_action = action("Stop", "Stop the run (it keeps its results)", ["Esc"], self.stop)
+        self.reset_action = action("Reset", "Stop and start over from freshly initialized weights (same seed)",
+                                   ["Ctrl+R"], self.reset)
+        bar.addSeparator()
+        lr_label = QLabel(" learning rate ")
+        lr_label.setToolTip(LIVE_LR.doc)
+        bar.addWidget(lr_label)
+        self.lr_editor = NumberEditor(LIVE_LR, "learning rate")
+        self.lr_editor.setMaximumWidth(120)
+        self.lr_editor.changed.connect(self._live_lr_changed)
+        bar.addWidget(self.lr_editor)
+
+    def _build_statusbar(self) -> None:
+        bar = self.statusBar()
+        self.state_label = QLabel("ready")
+        self.progress_label = QLabel()
+        self.rate_label = QLabel()
+        self.elapsed_label = QLabel()
+        for w in (self.state_label, self.progress_label, self.rate_label, self.elapsed_label):
+            w.setContentsMargins(6, 0, 6, 0)
+            bar.addPermanentWidget(w)
+
+    # =================================================================== experiment
+
+    def set_experiment(self, experiment: dict, source: str = "") -> None:
+        """Show a (resolved) experiment in every editor."""
+        exp = resolve_experiment(copy.deepcopy(experiment))
+        self._loading = True
+        try:
+            self.meta = {k: exp[k] for k in META_KEYS}
+            self.training_panel.set_config(exp["training"], exp["seed"])
+            self.data_panel.seed = exp["seed"]
+            self.data_panel.set_config(exp["data"])
+            self.builder.set_model(exp["model"])
+            self.optimizer_panel.set_config(exp["optimizer"], exp["schedule"])
+        finally:
+            self._loading = False
+        self._training_changed()
+        self._show_header(source)
+
+    def current_experiment(self) -> dict:
+        """The editors' experiment, resolved (raises DescentError when invalid)."""
+        problem = self.optimizer_panel.schedule_problem()
+        if problem:
+            raise DescentError(problem)
+        optimizer, schedule = self.optimizer_panel.config()
+        training, seed = self.training_panel.config()
+        exp = {**{k: v for k, v in self.meta.items() if k != "loss"}, "seed": seed,
+               "data": self.data_panel.config(), "model": self.builder.model(), "loss": self.meta.get("loss", "auto"),
+               "optimizer": optimizer, "schedule": schedule, "training": training}
+        return resolve_experiment(exp)
+
+    def _show_header(self, source: str = "") -> None:
+        m = self.meta
+        title = html.escape(m.get("title") or m.get("name", ""))
+        section = f"<span style='color:#555'>{html.escape(m['section'])}</span><br>" if m.get("section") else ""
+        text = f"{section}<b style='font-size:11pt'>{title}</b>"
+        if m.get("description"):
+            text += f"<br>{html.escape(m['description'])}"
+        if m.get("look_at"):
+            text += f"<br><i>Look at:</i> {html.escape(m['look_at'])}"
+        if source:
+            text += f"<br><span style='color:#777'>{html.escape(source)}</span>"
+        self.header.setText(text)
+        self.header.setToolTip(m.get("description", ""))
+        self.setWindowTitle(f"Descent — {m.get('title') or m.get('name', '')}")
+
+    def _edited(self) -> None:
+        if not self._loading:
+            self.update_controls()
+
+    def _data_loaded(self, info) -> None:
+        self.builder.set_data_info(info)
+        self._training_changed()
+
+    def _training_changed(self) -> None:
+        training, seed = self.training_panel.config()
+        self.data_panel.set_seed(seed)
+        info = self.data_panel.info
+        self.optimizer_panel.set_plan(info.n_train if info else 1000, training["batch_size"], training["epochs"],
+                                      training.get("max_steps"))
+
+    def _panel_lr_changed(self, value: float) -> None:
+        if self.lr_editor.value() != value and self.active is None:
+            self.lr_editor.set_value(value)
+
+    def _live_lr_changed(self) -> None:
+        value = self.lr_editor.value()
+        if value is None:
+            return
+        if self.active is not None:
+            self.active.control.set_learning_rate(value)
+            self.active.record.lr_changes.append((self.active.record.step, value))
+            self.statusBar().showMessage(f"learning rate {value:g} from the next step on", 5000)
+        else:
+            self.optimizer_panel.set_learning_rate(value)
+
+    # ======================================================================= runs
+
+    def start_run(self, paused: bool = False, steps: int = 0, epoch: bool = False) -> RunRecord | None:
+        if self.active is not None:
+            return None
+        try:
+            exp = self.current_experiment()
+        except DescentError as exc:
+            self.show_error("This experiment cannot run", str(exc))
+            return None
+        run_id = self._next_run_id
+        self._next_run_id += 1
+        folder = default_run_dir(exp["name"], self.run_root) if self.run_root is not None else None
+        control = self.control_factory(paused=paused)
+        if steps:
+            control.step(steps)
+        if epoch:
+            control.step_epoch()
+        record = RunRecord(run_id, exp, folder=folder)
+        self.records[run_id] = record
+        self.runs.add(record, checked=True, auto=True)
+        self.active = ActiveRun(record, control)
+        live_lr = self.lr_editor.value()
+        if live_lr is not None and live_lr != exp["optimizer"]["learning_rate"]:
+            self.lr_editor.set_value(exp["optimizer"]["learning_rate"])
+        self.worker.submit(RunJob(run_id, exp, folder, control))
+        self.update_controls()
+        return record
+
+    def train_or_pause(self) -> None:
+        if self.active is None:
+            self.start_run()
+        elif self.active.control.paused:
+            self.active.control.resume()
+        else:
+            self.active.control.pause()
+        self.update_controls()
+
+    def pause_resume(self) -> None:
+        if self.active is None:
+            return
+        if self.active.control.paused:
+            self.active.control.resume()
+        else:
+            self.active.control.pause()
+        self.update_controls()
+
+    def step_once(self) -> None:
+        if self.active is None:
+            self.start_run(paused=True, steps=1)
+        else:
+            self.active.control.step(1)
+        self.update_controls()
+
+    def step_epoch(self) -> None:
+        if self.active is None:
+            self.start_run(paused=True, epoch=True)
+        else:
+            self.active.control.step_epoch()
+        self.update_controls()
+
+    def stop(self) -> None:
+        if self.active is not None:
+            self.active.control.stop()
+            self.update_controls()
+
+    def reset(self) -> None:
+        """Stop the run and forget it in the view: the next Train starts from fresh weights."""
+        if self.active is not None:
+            run_id = self.active.record.run_id
+            self.active.control.stop()
+            self.active = None
+            self.runs.set_checked(run_id, False, by_user=False)
+        self.statusBar().showMessage("Reset: the next Train or Step starts from freshly initialized weights "
+                                     f"(seed {self.training_panel.config()[1]}).", 8000)
+        self.update_controls()
+        self.redraw()
+
+    def on_batch(self, run_id: int, events) -> None:
+        record = self.records.get(run_id)
+        if record is None:
+            return  # a run the window no longer tracks
+        record.ingest(events)
+        last = events[-1] if events else None
+        if isinstance(last, (RunFinished, RunFailed)):
+            if self.active is not None and self.active.record.run_id == run_id:
+                self.active = None
+                self.update_controls()
+            if record.status == "diverged":
+                self.statusBar().showMessage(f"{record.name} diverged at step {record.diverged_step}: lower the "
+                                             "learning rate, add gradient clipping or batch normalization.", 15000)
+            elif record.status == "failed":
+                self.statusBar().showMessage(f"{record.name} failed: {record.reason}", 15000)
+
+    def load_record_into_editors(self, record: RunRecord | None) -> None:
+        if record is None:
+            return
+        try:
+            self.set_experiment(record.experiment, source=f"loaded from run {record.name}")
+        except DescentError as exc:
+            self.show_error("Cannot load this run's experiment", str(exc))
+            return
+        self.statusBar().showMessage(f"Loaded the experiment of {record.name} into the editors", 5000)
+
+    # ===================================================================== view
+
+    def shown_records(self) -> list[RunRecord]:
+        records = self.runs.checked_records()
+        for r in records:
+            if not r.loaded:
+                load_folder_curves(r)
+        return records
+
+    def focus_record(self, shown: list[RunRecord]) -> RunRecord | None:
+        current = self.runs.current_record()
+        if current is not None and current in shown:
+            return current
+        if self.active is not None and self.active.record in shown:
+            return self.active.record
+        return shown[-1] if shown else None
+
+    def _view_changed(self) -> None:
+        self.redraw()
+
+    def redraw(self) -> None:
+        shown = self.shown_records()
+        self.dashboard.refresh(shown, self.focus_record(shown))
+        for record in self.records.values():
+            self.runs.update_record(record)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        record = self.active.record if self.active is not None else None
+        if record is None:
+            self.state_label.setText("ready" if not self.records else "idle")
+            return
+        control = self.active.control
+        if record.compiling:
+            state = "Compiling kernels… (first run after install; cached afterwards)"
+        elif record.status == "starting":
+            state = "loading data…"
+        elif control.stopped:
+            state = "stopping…"
+        elif control.paused:
+            state = "paused"
+        else:
+            state = "training"
+        self.state_label.setText(state)
+        epochs = record.experiment["training"]["epochs"]
+        total = f"/{record.total_steps:,}" if record.total_steps else ""
+        self.progress_label.setText(f"epoch {record.epoch:.2f}/{epochs} · step {record.step:,}{total}")
+        self.rate_label.setText("" if record.steps_per_second != record.steps_per_second
+                                else f"{record.steps_per_second:,.0f} steps/s")
+        minutes, seconds = divmod(int(self.active.tick()), 60)
+        self.elapsed_label.setText(f"{minutes}:{seconds:02d} elapsed")
+
+    def update_controls(self) -> None:
+        active = self.active is not None
+        paused = active and self.active.control.paused
+        self.train_action.setEnabled(not active or paused)
+        self.train_action.setText("Resume" if paused else "Train")
+        self.pause_action.setText("Resume" if paused else "Pause")
+        self.pause_action.setEnabled(active)
+        self.stop_action.setEnabled(active)
+        self._update_status()
+
+    # ==================================================================== files
+
+    def show_error(self, title: str, message: str) -> None:
+        self.statusBar().showMessage(f"{title}: {message}", 15000)
+        if not self._closing:
+            QMessageBox.warning(self, title, message)
+
+    def open_experiment(self, path: str | None = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open experiment", "", "Experiments (*.json);;All files (*)")
+            if not path:
+                return
+        try:
+            exp = load_experiment(path)
+        except DescentError as exc:
+            self.show_error("Cannot open the experiment", str(exc))
+            return
+        self.set_experiment(exp, source=str(path))
+        menus.add_recent(self, str(path))
+
+    def save_experiment_as(self, path: str | None = None) -> None:
+        try:
+            exp = self.current_experiment()
+        except DescentError as exc:
+            self.show_error("This experiment is not valid", str(exc))
+            return
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save experiment as", f"{exp['name']}.json",
+                                                  "Experiments (*.json)")
+            if not path:
+                return
+        if not path.endswith(".json"):
+            path += ".json"
+        Path(path).write_text(dumps_experiment(exp), encoding="utf-8")
+        menus.add_recent(self, path)
+        self.statusBar().showMessage(f"saved {path}", 5000)
+
+    def load_preset(self, exp: dict, source: str) -> None:
+        self.set_experiment(exp, source=source)
+        self.statusBar().showMessage(f"Loaded {exp.get('title') or exp['name']}: press Train (Space)", 8000)
+
+    def export_weights(self, path: str | None = None) -> Path | None:
+        shown = self.shown_records()
+        record = self.runs.current_record() or self.focus_record(shown)
+        if not has_weights(record) or not record.finished:
+            self.show_error("No weights to export", "Select a finished run in the run list first.")
+            return None
+        if path is None:
+            name = record.experiment.get("name", "run")
+            path, chosen = QFileDialog.getSaveFileName(self, f"Export the weights of {record.name}",
+                                                       f"{name}.safetensors", weight_file_filter())
+            if not path:
+                return None
+        try:
+            out = export_weights(path, record)
+        except (DescentError, OSError, ValueError, ImportError) as exc:
+            self.show_error("Export failed", str(exc))
+            return None
+        self.statusBar().showMessage(f"weights written to {out}", 5000)
+        return out
+
+    def export_plots(self, path: str | None = None) -> Path | None:
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export plots as PNG", "descent-plots.png", "PNG (*.png)")
+            if not path:
+                return None
+        out = export_plots_png(self.dashboard, path)
+        self.statusBar().showMessage(f"plots written to {out}", 5000)
+        return out
+
+    def export_csv(self, path: str | None = None) -> list[Path]:
+        records = self.shown_records()
+        if not records:
+            self.show_error("No data to export", "Check at least one run in the run list.")
+            return []
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export data as CSV", "descent.csv", "CSV (*.csv)")
+            if not path:
+                return []
+        written = export_curves_csv(records, path)
+        self.statusBar().showMessage(f"wrote {', '.join(p.name for p in written)}", 5000)
+        return written
+
+    # ==================================================================== closing
+
+    def closeEvent(self, event) -> None:
+        self._closing = True
+        self.timer.stop()
+        controls = [self.active.control] if self.active is not None else []
+        self.active = None
+        t0 = time.monotonic()
+        if not self.worker.shutdown(controls):
+            print(f"descent: the training thread did not stop within {time.monotonic() - t0:.0f} s")
+        if self.arena is not None and hasattr(self.arena, "shutdown"):
+            self.arena.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,383 @@
+"""What the window keeps of each run: growing buffers filled from engine events.
+
+A :class:`RunRecord` lives on the GUI thread.  The worker's batches of
+immutable events are appended to it (:meth:`RunRecord.ingest`); the plots read
+its arrays on their redraw timer.  ``version`` increases with every change,
+so a plot redraws only what changed.  Runs from earlier sessions are read
+back from their run folders (``history.csv``, ``epochs.csv``) by
+:func:`record_from_folder`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.activations import ACTIVATIONS
+from engine.events import (Compiling, ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted,
+                           StepMetrics)
+from engine.runstore import read_run_status
+
+PER_LAYER = ("grad_norm", "update_ratio", "dead_fraction", "dead_count", "act_mean", "act_std", "saturated")
+EPOCH_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
+              "wall_time")
+HEATMAP_COLUMNS = 1024  # histogram snapshots kept per run (older ones thinned out)
+
+
+@dataclass(frozen=True)
+class DataPoints:
+    """GUI-side event from the worker: the run's training points in the original
+    input space (2-D data), for drawing under the decision boundary."""
+    run_id: int
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    """GUI-side event: the run could not start or crashed; ``message`` says why."""
+    run_id: int
+    message: str
+
+
+@dataclass(frozen=True)
+class LayerView:
+    name: str
+    units: int | None
+    activation: str
+    relu_family: bool
+    saturating: bool
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+class Grow:
+    """An append-only numpy buffer with amortised O(1) appends."""
+
+    def __init__(self, width: int | None = None, dtype=np.float64, capacity: int = 256):
+        self.width = width
+        shape = (capacity,) if width is None else (capacity, width)
+        self._a = np.full(shape, np.nan, dtype=dtype) if np.dtype(dtype).kind == "f" else np.zeros(shape, dtype)
+        self.n = 0
+
+    def _reserve(self, extra: int) -> None:
+        need = self.n + extra
+        if need <= len(self._a):
+            return
+        cap = max(need, 2 * len(self._a))
+        grown = np.full((cap,) + self._a.shape[1:], np.nan, dtype=self._a.dtype) \
+            if self._a.dtype.kind == "f" else np.zeros((cap,) + self._a.shape[1:], self._a.dtype)
+        grown[:self.n] = self._a[:self.n]
+        self._a = grown
+
+    def append(self, value) -> None:
+        self._reserve(1)
+        self._a[self.n] = value
+        self.n += 1
+
+    def extend(self, values) -> None:
+        values = np.asarray(values)
+        k = len(values)
+        if k == 0:
+            return
+        self._reserve(k)
+        self._a[self.n:self.n + k] = values
+        self.n += k
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._a[:self.n]
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class Heatmap:
+    """Histogram snapshots over time, thinned to at most ``limit`` columns
+    (every other one dropped when full), so long runs stay small."""
+
+    def __init__(self, n_layers: int, n_bins: int, limit: int = HEATMAP_COLUMNS):
+        self.limit = limit
+        self.stride = 1
+        self._seen = 0
+        self.steps = Grow()
+        self.counts = Grow(n_layers * n_bins, np.float32)
+        self.shape = (n_layers, n_bins)
+
+    def add(self, step: int, histograms: np.ndarray) -> None:
+        self._seen += 1
+        if (self._seen - 1) % self.stride:
+            return
+        if len(self.steps) >= self.limit:
+            keep = slice(0, None, 2)
+            steps, counts = self.steps.data[keep].copy(), self.counts.data[keep].copy()
+            self.steps, self.counts = Grow(), Grow(self.counts.width, np.float32)
+            self.steps.extend(steps)
+            self.counts.extend(counts)
+            self.stride *= 2
+        self.steps.append(step)
+        self.counts.append(np.asarray(histograms, dtype=np.float32).reshape(-1))
+
+    def layer(self, i: int) -> np.ndarray:
+        """(time, bins) counts of layer i."""
+        L, B = self.shape
+        return self.counts.data.reshape(-1, L, B)[:, i, :]
+
+
+class RunRecord:
+    """Everything the window shows about one run."""
+
+    def __init__(self, run_id: int, experiment: dict, name: str = "", folder: Path | None = None,
+                 status: str = "starting"):
+        self.run_id = run_id
+        self.experiment = experiment
+        self.name = name or f"#{run_id} {experiment.get('name', 'run')}"
+        self.folder = folder
+        self.status = status
+        self.reason = ""
+        self.color = "#1f77b4"   # set by the run list: one colour per run
+        self.version = 0
+        self.compiling = False
+        self.layers: list[LayerView] = layers_from_experiment(experiment)
+        self.steps_per_epoch = 1
+        self.total_steps = 0
+        self.task = "classification"
+        self.n_classes = 0
+        self.class_names: tuple = ()
+        self.n_params = 0
+        self.histogram_edges = np.linspace(-6, 6, 49)
+        self.image_shape = None
+        self.loss_step, self.loss = Grow(dtype=np.int64), Grow()
+        self._reset_logged(len(self.layers))
+        self.epochs = {k: Grow() for k in EPOCH_KEYS}
+        self.surface: DecisionSurface | None = None
+        self.confusion: ConfusionReport | None = None
+        self.points: DataPoints | None = None
+        self.last: StepMetrics | None = None
+        self.step = 0
+        self.epoch = 0.0
+        self.elapsed = 0.0
+        self.steps_per_second = math.nan
+        self.diverged_step: int | None = None
+        self.weights: dict | None = None
+        self.summary: dict | None = None
+        self.lr_changes: list[tuple[int, float]] = []
+        self.loaded = True      # False for a folder run whose CSVs are not read yet
+
+    def _reset_logged(self, n_layers: int) -> None:
+        self.n_layers = n_layers
+        self.log_step, self.log_epoch, self.lr, self.momentum = Grow(dtype=np.int64), Grow(), Grow(), Grow()
+        self.per_layer = {k: Grow(n_layers) for k in PER_LAYER}
+        self.heatmap = Heatmap(n_layers, len(self.histogram_edges) - 1)
+
+    # -- derived values ------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("starting", "running")
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task == "classification"
+
+    def best_val(self) -> tuple[str, float]:
+        """("val acc", best) for classification, ("val loss", lowest) otherwise."""
+        if self.is_classification:
+            acc = self.epochs["val_accuracy"].data
+            acc = acc[np.isfinite(acc)]
+            return "val acc", float(acc.max()) if len(acc) else math.nan
+        loss = self.epochs["val_loss"].data
+        loss = loss[np.isfinite(loss)]
+        return "val loss", float(loss.min()) if len(loss) else math.nan
+
+    def best_val_text(self) -> str:
+        label, value = self.best_val()
+        if math.isnan(value):
+            return "–"
+        return f"{value:.1%}" if label == "val acc" else f"{value:.4g} (loss)"
+
+    # -- events --------------------------------------------------------------------------------
+
+    def ingest(self, events) -> None:
+        for ev in events:
+            self._ingest(ev)
+        self.version += 1
+
+    def _ingest(self, ev) -> None:
+        if isinstance(ev, StepMetrics):
+            k = len(ev.losses)
+            self.loss_step.extend(np.arange(ev.step - k + 1, ev.step + 1))
+            self.loss.extend(ev.losses)
+            self.log_step.append(ev.step)
+            self.log_epoch.append(ev.epoch)
+            self.lr.append(ev.learning_rate)
+            self.momentum.append(ev.momentum)
+            if len(ev.grad_norm) != self.n_layers:
+                self._reset_logged(len(ev.grad_norm))
+            for key in PER_LAYER:
+                self.per_layer[key].append(getattr(ev, key))
+            self.heatmap.add(ev.step, ev.histograms)
+            self.last = ev
+            self.step, self.epoch = ev.step, ev.epoch
+            self.elapsed, self.steps_per_second = ev.elapsed, ev.steps_per_second
+            self.compiling = False
+            if self.status == "starting":
+                self.status = "running"
+        elif isinstance(ev, EpochEnd):
+            for key in EPOCH_KEYS:
+                self.epochs[key].append(getattr(ev, key))
+            self.epoch = float(ev.epoch)
+        elif isinstance(ev, DecisionSurface):
+            self.surface = ev
+        elif isinstance(ev, ConfusionReport):
+            self.confusion = ev
+        elif isinstance(ev, DataPoints):
+            self.points = ev
+        elif isinstance(ev, RunStarted):
+            self._started(ev)
+        elif isinstance(ev, Compiling):
+            self.compiling = not ev.done
+        elif isinstance(ev, RunFinished):
+            self.status, self.reason = ev.status, ev.reason
+            self.summary, self.weights = ev.summary, ev.weights
+            self.step = ev.step
+            self.compiling = False
+            if ev.status == "diverged":
+                self.diverged_step = ev.step + 1
+        elif isinstance(ev, RunFailed):
+            self.status, self.reason = "failed", ev.message
+            self.compiling = False
+
+    def _started(self, ev: RunStarted) -> None:
+        self.experiment = ev.experiment
+        self.layers = [LayerView(f"layer {li.index + 1}" if li.index < len(ev.layers) - 1 else "output",
+                                 li.units, li.activation, li.relu_family, li.saturating) for li in ev.layers]
+        self.histogram_edges = np.asarray(ev.histogram_edges)
+        self._reset_logged(len(self.layers))
+        self.steps_per_epoch, self.total_steps = ev.steps_per_epoch, ev.total_steps
+        self.task, self.n_classes, self.class_names = ev.task, ev.n_classes, tuple(ev.class_names)
+        self.n_params, self.image_shape = ev.n_params, ev.image_shape
+        self.status = "running"
+
+
+# ----------------------------------------------------------------------- helpers
+
+def layers_from_experiment(experiment: dict) -> list[LayerView]:
+    out = []
+    model = experiment.get("model", {})
+    for i, layer in enumerate(model.get("layers", [])):
+        act = ACTIVATIONS.get(layer.get("activation", "relu")) if layer.get("activation") in ACTIVATIONS else None
+        out.append(LayerView(f"layer {i + 1}", layer.get("units"), layer.get("activation", "?"),
+                             bool(act and act.relu_family), bool(act and act.saturating)))
+    out_act = model.get("output", {}).get("activation", "auto")
+    out.append(LayerView("output", None, out_act, False, False))
+    return out
+
+
+def summarize(experiment: dict) -> str:
+    """One line: data · layers · optimizer · batch size."""
+    data = experiment.get("data", {}).get("name", "?")
+    layers = experiment.get("model", {}).get("layers", [])
+    parts = []
+    groups: list[list] = []
+    for layer in layers:
+        key = (layer.get("units"), layer.get("activation"), layer.get("batch_norm", "none") != "none",
+               layer.get("dropout", 0) or 0)
+        if groups and groups[-1][0] == key:
+            groups[-1][1] += 1
+        else:
+            groups.append([key, 1])
+    for (units, act, bn, drop), count in groups:
+        text = f"{count}×{units}" if count > 1 else f"{units}"
+        text += f" {act}" + (" BN" if bn else "") + (f" drop{drop:g}" if drop else "")
+        parts.append(text)
+    model = ", ".join(parts) if parts else "no hidden layer"
+    opt = experiment.get("optimizer", {})
+    sched = experiment.get("schedule", {}).get("name", "constant")
+    lr = opt.get("learning_rate")
+    text = f"{data} · {model} · {opt.get('name', '?')} lr {lr:g}" if isinstance(lr, (int, float)) \
+        else f"{data} · {model} · {opt.get('name', '?')}"
+    if sched != "constant":
+        text += f" ({sched})"
+    bs = experiment.get("training", {}).get("batch_size")
+    return text + (f" · batch {bs}" if bs else "")
+
+
+def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return [], np.zeros((0, 0))
+    header, body = rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
+    values = np.array([[float(v) if v not in ("", "None") else math.nan for v in r] for r in body],
+                      dtype=np.float64).reshape(len(body), len(header))
+    return header, values
+
+
+def record_from_folder(folder: Path, run_id: int) -> RunRecord:
+    """A record for a run folder written by RunWriter (this session's or earlier)."""
+    folder = Path(folder)
+    try:
+        experiment = json.loads((folder / "experiment.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        experiment = {"name": folder.name}
+    record = RunRecord(run_id, experiment, name=folder.name, folder=folder, status=read_run_status(folder))
+    try:
+        record.summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        record.reason = str(record.summary.get("reason", ""))
+    except (OSError, json.JSONDecodeError):
+        pass
+    record.loaded = False
+    return record
+
+
+def load_folder_curves(record: RunRecord) -> None:
+    """Read history.csv and epochs.csv into the record (when it is first shown)."""
+    if record.loaded or record.folder is None:
+        return
+    record.loaded = True
+    folder = record.folder
+    try:
+        header, values = _read_csv(folder / "history.csv")
+    except (OSError, ValueError):
+        header, values = [], np.zeros((0, 0))
+    if header and len(values):
+        col = {name: j for j, name in enumerate(header)}
+        n_layers = sum(1 for h in header if h.startswith("grad_norm_"))
+        record._reset_logged(n_layers)
+        if len(record.layers) != n_layers:
+            record.layers = [LayerView(f"layer {i + 1}", None, "?", False, False) for i in range(n_layers)]
+        steps = values[:, col["step"]].astype(np.int64)
+        record.loss_step.extend(steps)
+        record.loss.extend(values[:, col["loss"]])
+        record.log_step.extend(steps)
+        record.log_epoch.extend(values[:, col["epoch"]])
+        record.lr.extend(values[:, col["learning_rate"]])
+        for key in PER_LAYER:
+            cols = [col.get(f"{key}_{i}") for i in range(n_layers)]
+            if None not in cols:
+                record.per_layer[key].extend(values[:, cols])
+        record.step = int(steps[-1])
+        record.epoch = float(values[-1, col["epoch"]])
+        spe = record.epoch and record.step / record.epoch
+        record.steps_per_epoch = max(1, int(round(spe))) if spe else 1
+    try:
+        header, values = _read_csv(folder / "epochs.csv")
+    except (OSError, ValueError):
+        header, values = [], np.zeros((0, 0))
+    if header and len(values):
+        col = {name: j for j, name in enumerate(header)}
+        for key in EPOCH_KEYS:
+            if key in col:
+                record.epochs[key].extend(values[:, col[key]])
+        acc = record.epochs["val_accuracy"].data
+        record.task = "classification" if np.isfinite(acc).any() else "regression"
+    if record.status == "diverged":
+        record.diverged_step = record.step + 1
+    record.version += 1

@@ -1,0 +1,253 @@
+"""The main window trains for real (offscreen): plots fill, controls act, runs end cleanly."""
+import copy
+import json
+import math
+import threading
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+
+from engine.experiment import resolve_experiment
+
+pytestmark = pytest.mark.gui
+
+# 180 training points, batch 20: 9 steps per epoch, diagnostics every step.
+# A ReLU layer (dead units) and a tanh layer (saturation) so every plot has something to draw.
+SMALL = {
+    "name": "tiny", "title": "tiny test net", "description": "two small layers on moons", "seed": 3,
+    "data": {"name": "moons", "n_samples": 200, "noise": 0.1},
+    "model": {"layers": [{"units": 8, "activation": "relu"}, {"units": 8, "activation": "tanh"}]},
+    "optimizer": {"name": "sgd", "learning_rate": 0.05},
+    "training": {"epochs": 4, "batch_size": 20},
+}
+LONG = dict(copy.deepcopy(SMALL), training={"epochs": 5000, "batch_size": 20})
+FIRST_RUN_TIMEOUT = 120_000  # the first run of a session may load (or compile) the Numba kernels
+
+
+def make_window(qtbot, tmp_path, experiment):
+    from gui.main_window import MainWindow
+
+    w = MainWindow(resolve_experiment(experiment), run_root=tmp_path / "runs",
+                   settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat), load_previous_runs=False)
+    w._closing = True  # no modal boxes in tests: problems go to the status bar
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.data_panel.info is not None, timeout=30_000)
+    return w
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    return make_window(qtbot, tmp_path, SMALL)
+
+
+@pytest.fixture
+def long_window(qtbot, tmp_path):
+    return make_window(qtbot, tmp_path, LONG)
+
+
+def current(w):
+    return w.active.record if w.active is not None else max(w.records.values(), key=lambda r: r.run_id)
+
+
+def points(item):
+    """Finite points an item holds (all of its data, not just what is in view)."""
+    y = item.yData
+    return 0 if y is None else int(np.isfinite(np.asarray(y, dtype=float)).sum())
+
+
+def test_train_streams_into_every_plot(window, qtbot):
+    w = window
+    w.train_or_pause()
+    record = current(w)
+    qtbot.waitUntil(lambda: record.finished, timeout=FIRST_RUN_TIMEOUT)
+    assert record.status == "finished", record.reason
+    w.redraw()
+    items = w.dashboard.curve_items()
+    rid = record.run_id
+    assert points(items[("loss", (rid, "step"))]) == 36            # every step's loss
+    assert points(items[("loss", (rid, "train"))]) == 4             # one per epoch
+    assert points(items[("loss", (rid, "val"))]) == 4
+    assert points(items[("accuracy", (rid, "train"))]) == 4
+    assert points(items[("accuracy", (rid, "val"))]) == 4
+    for layer in range(3):                                          # 2 hidden layers + output
+        assert points(items[("grad", (rid, layer))]) == 36
+        assert points(items[("ratio", (rid, layer))]) > 30
+    assert points(items[("dead", (rid, "dead", 0))]) == 36          # ReLU layer: dead units
+    assert points(items[("dead", (rid, "sat", 1))]) == 36           # tanh layer: saturation
+    assert ("dead", (rid, "dead", 1)) not in items                  # not ReLU: nothing drawn
+    assert points(items[("activation", (rid, "mean", 0))]) == 36
+    assert points(items[("ratio", (rid, "lr"))]) == 36
+    boundary = w.dashboard.output.boundary
+    assert w.dashboard.output.stack.currentWidget() is boundary
+    assert boundary.image.image is not None and boundary.image.image.shape[:2] == (100, 100)
+    assert sum(len(s.data) for s in boundary.scatters) == 180
+    # the heat map of one layer's pre-activations
+    panel = w.dashboard.activation
+    panel.mode.setCurrentIndex(panel.mode.findData(0))
+    w.redraw()
+    assert panel.image is not None and panel.image.image.shape == (48, 36)
+    # the run folder is written like the headless runner's
+    assert json.loads((record.folder / "summary.json").read_text())["status"] == "finished"
+    assert (record.folder / "history.csv").read_text().count("\n") == 37
+    assert "finished" in w.runs.items[rid].text(3)
+    assert w.runs.items[rid].text(2).endswith("%")
+
+
+def test_pause_step_resume_stop_reset(long_window, qtbot):
+    w = long_window
+    w.train_or_pause()
+    record = current(w)
+    qtbot.waitUntil(lambda: record.step > 20, timeout=FIRST_RUN_TIMEOUT)
+    w.pause_action.trigger()
+    assert w.active.control.paused and w.pause_action.text() == "Resume"
+    qtbot.waitUntil(lambda: w.worker.worker.batches_sent and _settled(w, record, qtbot), timeout=10_000)
+    paused_at = record.step
+    qtbot.wait(300)
+    assert record.step == paused_at                                  # paused means paused
+    w.step_action.trigger()
+    qtbot.waitUntil(lambda: record.step == paused_at + 1, timeout=10_000)
+    qtbot.wait(200)
+    assert record.step == paused_at + 1                              # exactly one step
+    w.step_epoch_action.trigger()
+    qtbot.waitUntil(lambda: record.step % 9 == 0 and record.step > paused_at + 1, timeout=10_000)
+    epochs = len(record.epochs["epoch"])
+    qtbot.wait(200)
+    assert record.step % 9 == 0 and len(record.epochs["epoch"]) == epochs == record.step // 9
+    w.pause_action.trigger()                                         # resume
+    assert not w.active.control.paused
+    qtbot.waitUntil(lambda: record.step > paused_at + 40, timeout=10_000)
+    w.stop_action.trigger()
+    qtbot.waitUntil(lambda: record.finished, timeout=10_000)
+    assert record.status == "stopped" and w.active is None
+    assert "stopped" in w.runs.items[record.run_id].text(3)
+    first_losses = record.loss.data[:3].copy()
+    # Reset: the next run starts again from the same initial weights (same seed)
+    w.train_or_pause()
+    second = current(w)
+    qtbot.waitUntil(lambda: second.step > 5, timeout=10_000)
+    w.reset_action.trigger()
+    assert w.active is None and not w.runs.is_checked(second.run_id)
+    qtbot.waitUntil(lambda: second.finished, timeout=10_000)
+    w.redraw()
+    assert not [k for k in w.dashboard.curve_items() if k[1][0] == second.run_id]   # cleared from view
+    w.step_action.trigger()                                          # Step from idle: a paused run, one step
+    third = current(w)
+    assert third.run_id not in (record.run_id, second.run_id)
+    qtbot.waitUntil(lambda: third.step == 1, timeout=10_000)
+    np.testing.assert_array_equal(third.loss.data[:1], first_losses[:1])
+    w.stop_action.trigger()
+    qtbot.waitUntil(lambda: third.finished, timeout=10_000)
+
+
+def _settled(w, record, qtbot):
+    """True once no new step arrives for a short while (the pause took effect)."""
+    before = record.step
+    qtbot.wait(60)
+    return record.step == before
+
+
+def test_learning_rate_change_mid_run_shows_in_the_lr_plot(long_window, qtbot):
+    w = long_window
+    w.train_or_pause()
+    record = current(w)
+    qtbot.waitUntil(lambda: record.step > 10, timeout=FIRST_RUN_TIMEOUT)
+    assert record.lr.data[-1] == pytest.approx(0.05)
+    assert w.lr_editor.type_text("0.002") is None
+    qtbot.waitUntil(lambda: record.lr.data[-1] == pytest.approx(0.002), timeout=10_000)
+    w.redraw()
+    y = w.dashboard.curve_items()[("ratio", (record.run_id, "lr"))].yData
+    assert y[0] == pytest.approx(0.05) and y[-1] == pytest.approx(0.002)
+    assert w.lr_editor.type_text("-1") is not None                   # refused
+    w.stop_action.trigger()
+    qtbot.waitUntil(lambda: record.finished, timeout=10_000)
+
+
+def test_invalid_input_is_refused(window, qtbot):
+    w = window
+    assert w.builder.form.editor("units").type_text("0") is not None
+    assert w.optimizer_panel.form.editor("learning_rate").type_text("0") is not None
+    assert w.training_panel.form.editor("batch_size").type_text("-5") is not None
+    assert w.data_panel.form.editor("noise").type_text("99") is not None
+    exp = w.current_experiment()
+    assert exp["model"]["layers"][0]["units"] == 8 and exp["optimizer"]["learning_rate"] == 0.05
+    # a cross-key problem: Train refuses to start and says why
+    w.optimizer_panel.schedule_combo.setCurrentIndex(w.optimizer_panel.schedule_combo.findData("piecewise"))
+    w.optimizer_panel.schedule_form.editor("boundaries").type_text("2")
+    assert w.start_run() is None and not w.records
+    assert "boundary" in w.statusBar().currentMessage()
+
+
+def test_a_diverging_run_ends_as_diverged_and_the_window_keeps_working(qtbot, tmp_path):
+    diverging = dict(copy.deepcopy(SMALL), name="diverging",
+                     model={"layers": [{"units": 16, "activation": "relu"}] * 2},
+                     optimizer={"name": "sgd", "learning_rate": 1e6})
+    w = make_window(qtbot, tmp_path, diverging)
+    w.train_or_pause()
+    record = current(w)
+    qtbot.waitUntil(lambda: record.finished, timeout=FIRST_RUN_TIMEOUT)
+    assert record.status == "diverged" and record.diverged_step is not None
+    w.redraw()
+    assert "diverged" in w.runs.items[record.run_id].text(3)
+    marker = w.dashboard.loss.items[(record.run_id, "diverged", id(w.dashboard.loss.plot))]
+    assert marker.value() == record.diverged_step
+    assert "learning rate" in w.dashboard.notes.text()
+    assert "diverged" in w.statusBar().currentMessage()
+    # still usable: fix the learning rate and train again
+    assert w.lr_editor.type_text("0.05") is None
+    w.train_or_pause()
+    second = current(w)
+    assert second is not record
+    qtbot.waitUntil(lambda: second.finished, timeout=30_000)
+    assert second.status == "finished" and math.isfinite(second.loss.data[-1])
+
+
+def test_closing_mid_run_leaves_no_thread(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path, LONG)
+    before = {t.ident for t in threading.enumerate()}
+    w.train_or_pause()
+    record = current(w)
+    qtbot.waitUntil(lambda: record.step > 5, timeout=FIRST_RUN_TIMEOUT)
+    w.close()
+    assert not w.worker.thread.isRunning()
+    assert not [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+    summary = json.loads((record.folder / "summary.json").read_text())
+    assert summary["status"] == "stopped"
+    assert (record.folder / "weights.npz").is_file()
+
+
+def test_files_presets_and_exports(window, qtbot, tmp_path):
+    w = window
+    path = tmp_path / "mine.json"
+    w.builder.form.editor("units").type_text("12")
+    w.save_experiment_as(str(path))
+    saved = json.loads(path.read_text())
+    assert saved["model"]["layers"][0]["units"] == 12
+    w.builder.form.editor("units").type_text("5")
+    w.open_experiment(str(path))
+    assert w.builder.model()["layers"][0]["units"] == 12
+    assert str(path.resolve()) in [a.toolTip() for a in w.recent_menu.actions()]
+    # presets: grouped by section, loading one shows its description
+    sections = [a.text() for a in w.presets_menu.actions()]
+    assert "Built in" in sections
+    builtin = next(a.menu() for a in w.presets_menu.actions() if a.text() == "Built in")
+    builtin.actions()[0].trigger()
+    assert w.meta["name"] == "spiral-default" and "He initialization" in w.header.text()
+    # a finished run exports weights, plots and curves
+    w.open_experiment(str(path))
+    w.train_or_pause()
+    record = current(w)
+    qtbot.waitUntil(lambda: record.finished, timeout=FIRST_RUN_TIMEOUT)
+    w.runs.setCurrentItem(w.runs.items[record.run_id])
+    out = w.export_weights(str(tmp_path / "w.npz"))
+    with np.load(out) as npz:
+        assert npz["layers.0.kernel"].shape == (2, 12)
+    assert w.export_plots(str(tmp_path / "plots.png")).stat().st_size > 10_000
+    files = w.export_csv(str(tmp_path / "curves.csv"))
+    assert [f.name for f in files] == ["curves-steps.csv", "curves-epochs.csv"]
+    assert files[1].read_text().count("\n") == 5
+    # reload the run into the editors after changing them
+    w.builder.form.editor("units").type_text("7")
+    w.load_record_into_editors(record)
+    assert w.builder.model()["layers"][0]["units"] == 12
