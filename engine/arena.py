@@ -293,6 +293,11 @@ class Racer:
         """Distance from the current position to the nearest minimum."""
         return float(self.surface.distance_to_minimum(self._path[self._n]))
 
+    def steps_to_loss(self, tol: float = 1e-6) -> int | None:
+        """The first step at which the loss is below ``tol`` (None if not yet)."""
+        hits = np.nonzero(self.losses < tol)[0]
+        return int(hits[0]) if hits.size else None
+
     def distances(self) -> np.ndarray:
         """(steps + 1,) distance to the nearest minimum along the path."""
         return self.surface.distance_to_minimum(self.path)
@@ -342,17 +347,20 @@ class Racer:
     def next_learning_rate(self) -> float:
         return float(self.schedule.learning_rates(self._n, 1)[0])
 
-    def _probe(self, grad: np.ndarray) -> np.ndarray:
+    def _probe(self, grad: np.ndarray, at_origin: bool = False) -> np.ndarray:
         """The step the optimizer would take next with this gradient, run on
-        copies of theta and the state."""
-        theta = self.theta.copy()
+        copies of the state and of theta (or, with ``at_origin``, of a zero
+        vector: a step far smaller than theta would otherwise be lost to
+        rounding when subtracting)."""
+        start = np.zeros(2) if at_origin else self.theta
+        theta = start.copy()
         state = OptimizerState(self.state.slots.copy(), self.state.step)
         momenta = self.schedule.momenta(self._n, 1) if self.optimizer.cycled else None
         with np.errstate(all="ignore"):
             self.optimizer.update_step(theta, np.ascontiguousarray(grad, dtype=np.float64), state,
                                        lr=self.next_learning_rate(),
                                        cycled_value=None if momenta is None else momenta[0])
-        return theta - self.theta
+        return theta - start
 
     def velocity(self) -> np.ndarray:
         """(2,) the next step if the gradient were zero: how far momentum
@@ -366,14 +374,17 @@ class Racer:
         gradient)."""
         if self._n == 0 or self.stopped:
             return None
-        base = self._probe(np.zeros(2))
+        # Probed at the origin: the response to the gradient does not depend
+        # on theta (AdamW's decay and FTRL's use of the weights only add
+        # terms that cancel in the difference or are second order in delta).
+        base = self._probe(np.zeros(2), at_origin=True)
         scale = float(np.linalg.norm(self._grad[self._n - 1]))
         delta = 1e-6 * (scale if scale > 0 else 1.0)
         out = np.empty(2)
         for i in range(2):
             g = np.zeros(2)
             g[i] = delta
-            out[i] = -(self._probe(g)[i] - base[i]) / delta
+            out[i] = (base[i] - self._probe(g, at_origin=True)[i]) / delta
         return out
 
     def has_velocity(self) -> bool:
