@@ -35,10 +35,11 @@ from engine.params import Param
 from engine.schedules import SCHEDULES
 from engine.surfaces import SURFACES, make_surface
 
-from .arena_qtfix import protect_singleton_refcounts
 from .arena_widgets import ColorButton, NumberBox, ParamForm, contour_segments
 
-protect_singleton_refcounts()  # PySide6 6.12.0 on Python 3.11 would abort within a minute (see module)
+# Importing the gui package has already applied gui.compat's guard against
+# the PySide6 6.12.0 / Python 3.11 reference-count bug this tab would
+# otherwise trigger within seconds of animation.
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22"]
@@ -634,6 +635,11 @@ class ArenaTab(QWidget):
 
     def pause(self) -> None:
         self.run_button.setChecked(False)
+
+    def shutdown(self) -> None:
+        """Stop the race timer (the main window calls this when closing)."""
+        self.pause()
+        self._timer.stop()
 
     @property
     def running(self) -> bool:

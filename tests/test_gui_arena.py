@@ -221,10 +221,19 @@ def test_export_writes_png_and_csv(tab, tmp_path):
 
 def test_many_qt_calls_do_not_exhaust_none(tab):
     """PySide6 6.12.0 on Python 3.11 loses a reference to None on every
-    void call; gui.arena_qtfix guards against the resulting abort."""
+    void call; the guard in gui.compat (applied when the gui package is
+    imported) must be in force for the arena's animation to survive."""
     label = QLabel()
     for _ in range(20000):
         label.setText("x")
+
+
+def test_shutdown_stops_the_timer(tab, qtbot):
+    tab.max_steps_box.setValue(100000)
+    tab.run()
+    qtbot.waitUntil(lambda: tab.arena.steps > 0, timeout=5000)
+    tab.shutdown()
+    assert not tab.running
 
 
 def test_contour_segments_trace_a_closed_circle():
