@@ -90,6 +90,8 @@ TRAINING_PARAMS = {
                         "int", 1, 100_000),
     "dtype": Param("float32", "floating-point precision", "choice", choices=("float32", "float64")),
     "sparsity_threshold": Param(1e-3, "|w| below this counts as zero in the sparsity figure", low=0.0),
+    "mc_dropout_samples": Param(0, "2-D data: Monte Carlo dropout passes behind the uncertainty map sent with "
+                                   "the decision surface at each epoch end (0 = no map)", "int", 0, 1000),
 }
 
 OPTIMIZER_CLIP_PARAMS = {
@@ -285,6 +287,48 @@ def parse_experiment_text(text: str, source: str = "experiment") -> dict:
         return resolve_experiment(raw)
     except ExperimentError as exc:
         raise ExperimentError(f"{source}: {exc}") from None
+
+
+# The Presets menu follows the book: a preset's "section" names the part of chapter 11 it
+# illustrates, and the menu shows the sections in this order (the default configuration of
+# "Practical Guidelines" first, then the chapter from its beginning).  Presets of a section not
+# listed here come last; inside a section presets keep file-name order.  presets/README.md
+# documents this list.
+SECTIONS = (
+    "Practical Guidelines",
+    "Vanishing/Exploding Gradients Problems",
+    "Glorot and He Initialization",
+    "Nonsaturating Activation Functions",
+    "Batch Normalization",
+    "Gradient Clipping",
+    "Reusing Pretrained Layers",
+    "Unsupervised Pretraining",
+    "Pretraining on an Auxiliary Task",
+    "Faster Optimizers",
+    "Training Sparse Models",
+    "Learning Rate Scheduling",
+    "Avoiding Overfitting Through Regularization",
+)
+
+
+def preset_menu() -> list[tuple[str, list[tuple[str, Path]]]]:
+    """[(section, [(preset name, path), ...]), ...] in the book's order (see SECTIONS).
+
+    Reads only each file's "section" (no validation); an unreadable file is
+    listed under "Other" so the menu can show its error when it is chosen.
+    """
+    groups: dict[str, list[tuple[str, Path]]] = {}
+    for name, path in preset_paths().items():
+        try:
+            section = json.loads(path.read_text(encoding="utf-8")).get("section") or "Other"
+            if not isinstance(section, str):
+                section = "Other"
+        except (OSError, ValueError, AttributeError):
+            section = "Other"
+        groups.setdefault(section, []).append((name, path))
+    rank = {s: i for i, s in enumerate(SECTIONS)}
+    ordered = sorted(groups, key=lambda s: (rank.get(s, len(SECTIONS)), s == "Other"))
+    return [(s, groups[s]) for s in ordered]
 
 
 def preset_paths() -> dict[str, Path]:

@@ -346,8 +346,8 @@ class Trainer:
             yield EpochEnd(self.run_id, self.epoch, self.step, train_loss, train_acc, val_loss, val_acc,
                            float(self.learning_rates(self.step, 1, control)[0]),
                            time.perf_counter() - epoch_start, self.net.sparsity(cfg["sparsity_threshold"]))
-            if self._grid is not None:
-                yield self.decision_surface()
+            if self._grid is not None:  # with MC dropout uncertainty if asked for (epoch ends only: K passes)
+                yield self.decision_surface(cfg.get("mc_dropout_samples") or 0)
             report = self._confusion()
             if report is not None:
                 yield report
