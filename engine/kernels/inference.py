@@ -1,10 +1,15 @@
-"""Evaluation, prediction and the diagnostic probe: forward passes only."""
+"""Evaluation, prediction and the diagnostic probe: forward passes only.
+
+Each entry point runs with flush-to-zero / denormals-are-zero on the calling
+thread (:mod:`.fpu`) and restores the caller's floating-point state on return.
+"""
 import math
 
 import numpy as np
 from numba import njit
 
 from . import activations as A
+from . import fpu
 from .layout import ACT, BN, BN_AFTER, LOSS_BINARY_CE, LOSS_MSE, LOSS_SOFTMAX_CE, UNITS
 from .network import (MODE_INFERENCE, MODE_PROBE, WS_DELTA, WS_H, WS_OUT, WS_PRE, block, count_correct,
                       forward, loss_and_delta)
@@ -23,16 +28,17 @@ def evaluate(ints, floats, theta, buffers, x, y_int, y_float, loss_code, ws, uws
     total = 0.0
     correct = 0
     rows = np.empty(Bmax, dtype=np.int64)
+    fp = fpu.enter()
     for start in range(0, N, Bmax):
         B = min(Bmax, N - start)
         for b in range(B):
             rows[b] = start + b
-            for j in range(D):
-                xb[b, j] = x[start + b, j]
+        xb[:B, :] = x[start:start + B, :]
         logits = forward(ints, floats, theta, buffers, xb[:B], B, Bmax, ws, uws, rng, MODE_INFERENCE)
         delta = block(ws, WS_DELTA, ints, L - 1, B, Bmax)
         total += loss_and_delta(loss_code, logits, y_int, y_float, rows[:B], delta) * B
         correct += count_correct(loss_code, logits, y_int, rows[:B])
+    fpu.leave(fp)
     if N == 0:
         return math.nan, math.nan
     accuracy = math.nan if loss_code == LOSS_MSE else correct / N
@@ -48,11 +54,10 @@ def predict(ints, floats, theta, buffers, x, ws, uws, xb, rng, mode, out):
     Bmax = xb.shape[0]
     L = ints.shape[0]
     code = ints[L - 1, ACT]
+    fp = fpu.enter()
     for start in range(0, N, Bmax):
         B = min(Bmax, N - start)
-        for b in range(B):
-            for j in range(D):
-                xb[b, j] = x[start + b, j]
+        xb[:B, :] = x[start:start + B, :]
         logits = forward(ints, floats, theta, buffers, xb[:B], B, Bmax, ws, uws, rng, mode)
         K = logits.shape[1]
         for b in range(B):
@@ -71,6 +76,7 @@ def predict(ints, floats, theta, buffers, x, ws, uws, xb, rng, mode, out):
             else:
                 for k in range(K):
                     out[start + b, k] = logits[b, k]
+    fpu.leave(fp)
 
 
 @njit(cache=True, nogil=True)
@@ -89,6 +95,7 @@ def probe(ints, floats, theta, buffers, x, ws, uws, rng, edges, dead, mean, std,
     """
     B = x.shape[0]
     Bmax = ws.shape[1] // max(1, uws.shape[1])
+    fp = fpu.enter()
     forward(ints, floats, theta, buffers, x, B, Bmax, ws, uws, rng, MODE_PROBE)
     L = ints.shape[0]
     nb = edges.size - 1
@@ -96,11 +103,12 @@ def probe(ints, floats, theta, buffers, x, ws, uws, rng, edges, dead, mean, std,
     width = (edges[nb] - edges[0]) / nb
     for i in range(L):
         units = ints[i, UNITS]
-        pre = block(ws, WS_PRE, ints, i, B, Bmax)
         if i == L - 1:
+            pre = block(ws, WS_OUT, ints, i, B, Bmax)   # the logits
             act = pre
             code = A.LINEAR
         else:
+            pre = block(ws, WS_PRE, ints, i, B, Bmax)
             code = ints[i, ACT]
             act = block(ws, WS_H, ints, i, B, Bmax) if ints[i, BN] == BN_AFTER else block(ws, WS_OUT, ints, i, B, Bmax)
         n_dead = 0
@@ -139,3 +147,4 @@ def probe(ints, floats, theta, buffers, x, ws, uws, rng, edges, dead, mean, std,
                 k = int(math.floor((pre[b, u] - lo) / width)) if math.isfinite(pre[b, u]) else 0
                 k = min(max(k, 0), nb - 1)
                 hist[i, k] += 1.0
+    fpu.leave(fp)

@@ -9,15 +9,33 @@ statistics).  Intermediate values live in two workspaces sized for at most
   layer i uses columns ``UNIT_OFFSET[i] * Bmax`` onwards as a (B, units) block;
 * ``uws`` (N_UWS, total_units): per-unit values.
 
-Matrix products go through ``np.dot`` (BLAS via SciPy); everything else is
-plain loops that LLVM vectorizes.
+Where the time goes, and why the code looks the way it does:
+
+* Matrix products go through :func:`matmul`, :func:`matmul_tn` and
+  :func:`matmul_nt`: ``np.dot`` (BLAS via SciPy) writing straight into the
+  workspace (``np.dot(a, b, out)``: no temporary array, no copy), except for
+  tiny products, where a BLAS call costs more than the arithmetic and plain
+  loops win (a 2-8-8-1 network never calls BLAS).
+* BLAS threads: every product sets OpenBLAS's thread count for the calling
+  thread (``openblas_set_num_threads_local``) to 1 unless it is large
+  (:data:`PARALLEL_MNK`), and restores it afterwards.  Splitting a product
+  between threads costs a hand-off and a wait per call; for the products of
+  these networks that buys little on an idle machine and, on a busy one (two
+  cores shared with a window, tests or another run), the wait for a
+  descheduled BLAS thread made a step 10-50x slower in measurements.
+* Per-element loops (bias, BN, masks, reductions) run over rows with the
+  unit index innermost, so LLVM vectorizes them, and use constants of the
+  array's dtype (``dt(...)``) so float32 networks stay in float32.
 """
+import ctypes
 import math
 
+import llvmlite.binding as llvm
 import numpy as np
-from numba import njit
+from numba import cfunc, njit, types
 
 from . import activations as A
+from . import fpu
 from .layout import (ACT, ACT_P0, ACT_P1, ALPHA, ALPHA_DROPOUT, BETA, BIAS, BN, BN_AFTER, BN_BEFORE,
                      BN_EPSILON, BN_MOMENTUM, DROPOUT, FAN_IN, GAMMA, KERNEL, L1, L2, LOSS_BINARY_CE,
                      LOSS_MSE, LOSS_SOFTMAX_CE, MOVING_MEAN, MOVING_VAR, TRAINABLE, UNIT_OFFSET, UNITS)
@@ -34,7 +52,10 @@ N_WS = 6
 # rows of uws
 U_ISTD = 0     # 1 / sqrt(var + eps) used by BN
 U_SLOPES = 1   # negative-side slopes in use (leaky, RReLU, PReLU)
-N_UWS = 2
+U_MEAN = 2     # BN: batch mean (forward); sum of deltas (backward)
+U_SUM = 3      # BN: sum of delta * xhat (backward)
+U_SCALE = 4    # BN: gamma * istd (backward)
+N_UWS = 5
 
 # forward modes
 MODE_INFERENCE = 0   # moving BN statistics, no dropout, RReLU at its mean slope
@@ -44,6 +65,150 @@ MODE_MC_DROPOUT = 3  # inference, but dropout kept on (Monte Carlo dropout)
 
 SELU_ALPHA_PRIME = -A.SELU_SCALE * A.SELU_ALPHA
 
+SMALL_MNK = 8192           # products with M*N*K at most this run as plain loops
+PARALLEL_MNK = 1 << 25     # products with M*N*K at least this may use every BLAS thread
+
+
+# ---------------------------------------------------------------------------- BLAS threads
+
+_BLAS_THREADS_SYMBOL = "descent_blas_set_threads_local"
+
+
+@cfunc(types.intc(types.intc), cache=True)
+def _no_thread_control(n):
+    return 0
+
+
+def _blas_library():
+    """ctypes handle on the extension module whose BLAS Numba's np.dot calls
+    (SciPy's cython_blas; its own dependencies, e.g. libscipy_openblas, are
+    searched too)."""
+    try:
+        import scipy.linalg.cython_blas as cython_blas
+        return ctypes.CDLL(cython_blas.__file__)
+    except (ImportError, OSError):
+        return None
+
+
+def _register_blas_thread_control():
+    """Point the symbol compiled code calls at openblas_set_num_threads_local
+    (OpenBLAS >= 0.3.27), or at a no-op for other BLAS libraries.  Done
+    before any kernel is loaded, so cached kernels link against it."""
+    lib = _blas_library()
+    address = None
+    if lib is not None:
+        try:
+            address = ctypes.cast(lib.openblas_set_num_threads_local, ctypes.c_void_p).value
+        except AttributeError:
+            address = None
+    llvm.add_symbol(_BLAS_THREADS_SYMBOL, address or _no_thread_control.address)
+    return address is not None
+
+
+BLAS_THREAD_CONTROL = _register_blas_thread_control()
+_set_blas_threads_local = types.ExternalFunction(_BLAS_THREADS_SYMBOL, types.intc(types.intc))
+
+
+@njit(cache=True, nogil=True)
+def _restart_blas_workers(a, out):
+    prev = fpu.enter()
+    threads = _set_blas_threads_local(0)
+    np.dot(a, a, out)
+    _set_blas_threads_local(threads)
+    fpu.leave(prev)
+
+
+def _blas_workers_flush_denormals():
+    """MXCSR is per thread and OpenBLAS's worker threads were created when
+    SciPy loaded it, without FTZ/DAZ.  Shut the pool down and let the next
+    threaded product re-create it from a thread that has FTZ/DAZ on (new
+    threads inherit the creator's floating-point control word), so products
+    split between threads flush denormals in every part.  Side effect: SciPy
+    BLAS calls elsewhere in this process also flush denormals in the parts
+    its worker threads compute."""
+    lib = _blas_library()
+    if lib is None or not fpu.X86:
+        return False
+    try:
+        shutdown = lib.blas_thread_shutdown_
+    except AttributeError:
+        return False
+    shutdown()
+    a = np.ones((128, 128))
+    _restart_blas_workers(a, np.empty_like(a))
+    return True
+
+
+BLAS_WORKERS_FLUSH = _blas_workers_flush_denormals()
+
+
+@njit(cache=True, nogil=True)
+def _blas_threads_for(m, n, k):
+    """Set the calling thread's BLAS thread count for an (m, k) x (k, n)
+    product; returns the previous setting."""
+    return _set_blas_threads_local(0 if m * n * k >= PARALLEL_MNK else 1)
+
+
+@njit(cache=True, nogil=True)
+def matmul(a, b, out):
+    """out (M, N) = a (M, K) @ b (K, N)."""
+    M, K = a.shape
+    N = b.shape[1]
+    if M * N * K <= SMALL_MNK:
+        zero = out.dtype.type(0)
+        for i in range(M):
+            for j in range(N):
+                out[i, j] = zero
+            for k in range(K):
+                aik = a[i, k]
+                for j in range(N):
+                    out[i, j] += aik * b[k, j]
+        return
+    prev = _blas_threads_for(M, N, K)
+    np.dot(a, b, out)
+    _set_blas_threads_local(prev)
+
+
+@njit(cache=True, nogil=True)
+def matmul_tn(a, b, out):
+    """out (M, N) = a.T @ b for a (R, M), b (R, N): the kernel gradient x.T @ delta."""
+    R, M = a.shape
+    N = b.shape[1]
+    if R == 1 or M * N * R <= SMALL_MNK:   # R == 1: an outer product, nothing to reduce
+        zero = out.dtype.type(0)
+        for i in range(M):
+            for j in range(N):
+                out[i, j] = zero
+        for r in range(R):
+            for i in range(M):
+                ari = a[r, i]
+                for j in range(N):
+                    out[i, j] += ari * b[r, j]
+        return
+    prev = _blas_threads_for(M, N, R)
+    np.dot(a.T, b, out)
+    _set_blas_threads_local(prev)
+
+
+@njit(cache=True, nogil=True)
+def matmul_nt(a, b, out):
+    """out (M, N) = a @ b.T for a (M, K), b (N, K): the delta below, delta @ W.T."""
+    M, K = a.shape
+    N = b.shape[0]
+    if M * N * K <= SMALL_MNK:
+        for i in range(M):
+            for j in range(N):
+                s = out.dtype.type(0)
+                for k in range(K):
+                    s += a[i, k] * b[j, k]
+                out[i, j] = s
+        return
+    prev = _blas_threads_for(M, N, K)
+    np.dot(a, b.T, out)
+    _set_blas_threads_local(prev)
+
+
+# ---------------------------------------------------------------------------- layers
 
 @njit(cache=True, nogil=True)
 def block(ws, row, ints, i, B, Bmax):
@@ -85,70 +250,100 @@ def _fill_slopes(ints, floats, theta, uws, i, mode, rng):
 
 @njit(cache=True, nogil=True)
 def _batch_norm_forward(values, xhat, out, theta, buffers, ints, floats, uws, i, use_batch_stats, update_moving):
-    """out = gamma * (values - mean) / sqrt(var + eps) + beta, xhat saved for backward."""
+    """out = gamma * (values - mean) / sqrt(var + eps) + beta, xhat saved for backward.
+
+    values may be the same array as xhat (normalized in place)."""
     B, units = values.shape
+    dt = values.dtype.type
     off = ints[i, UNIT_OFFSET]
     istd = uws[U_ISTD, off:off + units]
+    mean = uws[U_MEAN, off:off + units]
     gamma = theta[ints[i, GAMMA]:ints[i, GAMMA] + units]
     beta = theta[ints[i, BETA]:ints[i, BETA] + units]
     mm = buffers[ints[i, MOVING_MEAN]:ints[i, MOVING_MEAN] + units]
     mv = buffers[ints[i, MOVING_VAR]:ints[i, MOVING_VAR] + units]
     eps = floats[i, BN_EPSILON]
     momentum = floats[i, BN_MOMENTUM]
-    for u in range(units):
-        if use_batch_stats:
-            mean = 0.0
-            for b in range(B):
-                mean += values[b, u]
-            mean /= B
-            var = 0.0
-            for b in range(B):
-                d = values[b, u] - mean
-                var += d * d
-            var /= B  # biased, as Keras uses for both normalizing and the moving average
-            if update_moving:
-                mm[u] = momentum * mm[u] + (1.0 - momentum) * mean
-                mv[u] = momentum * mv[u] + (1.0 - momentum) * var
-        else:
-            mean = mm[u]
-            var = mv[u]
-        inv = 1.0 / math.sqrt(var + eps)
-        istd[u] = inv
-        g = gamma[u]
-        bt = beta[u]
+    if use_batch_stats:
+        inv_b = dt(1.0 / B)
+        mean[:] = 0
         for b in range(B):
-            xh = (values[b, u] - mean) * inv
+            for u in range(units):
+                mean[u] += values[b, u]
+        for u in range(units):
+            mean[u] *= inv_b
+        var = istd   # the variance, turned into 1/std below
+        var[:] = 0
+        for b in range(B):
+            for u in range(units):
+                d = values[b, u] - mean[u]
+                var[u] += d * d
+        for u in range(units):
+            var[u] *= inv_b   # biased, as Keras uses for both normalizing and the moving average
+        if update_moving:
+            for u in range(units):
+                mm[u] = momentum * mm[u] + (1.0 - momentum) * mean[u]
+                mv[u] = momentum * mv[u] + (1.0 - momentum) * var[u]
+        for u in range(units):
+            istd[u] = 1.0 / math.sqrt(var[u] + eps)
+    else:
+        for u in range(units):
+            mean[u] = mm[u]
+            istd[u] = 1.0 / math.sqrt(mv[u] + eps)
+    for b in range(B):
+        for u in range(units):
+            xh = (values[b, u] - mean[u]) * istd[u]
             xhat[b, u] = xh
-            out[b, u] = g * xh + bt
+            out[b, u] = gamma[u] * xh + beta[u]
 
 
 @njit(cache=True, nogil=True)
 def _batch_norm_backward(d, xhat, theta, grad, ints, uws, i, used_batch_stats, write_grads):
     """In place: d (B, units) = dL/d BN output  ->  dL/d BN input."""
     B, units = d.shape
+    dt = d.dtype.type
     off = ints[i, UNIT_OFFSET]
     istd = uws[U_ISTD, off:off + units]
+    sum_d = uws[U_MEAN, off:off + units]
+    sum_dx = uws[U_SUM, off:off + units]
+    scale = uws[U_SCALE, off:off + units]
     g0 = ints[i, GAMMA]
     b0 = ints[i, BETA]
+    gamma = theta[g0:g0 + units]
+    sum_d[:] = 0
+    sum_dx[:] = 0
+    for b in range(B):
+        for u in range(units):
+            sum_d[u] += d[b, u]
+            sum_dx[u] += d[b, u] * xhat[b, u]
+    if write_grads:
+        grad[g0:g0 + units] = sum_dx
+        grad[b0:b0 + units] = sum_d
     for u in range(units):
-        sum_d = 0.0
-        sum_dx = 0.0
+        scale[u] = gamma[u] * istd[u]
+    if used_batch_stats:
+        # d/dz of gamma * (z - mean(z)) / std(z): the batch statistics depend on every row
+        #   = gamma * istd * (d - mean_b(d) - xhat * mean_b(d * xhat))
+        inv_b = dt(1.0 / B)
+        for u in range(units):
+            sum_d[u] *= inv_b
+            sum_dx[u] *= inv_b
         for b in range(B):
-            sum_d += d[b, u]
-            sum_dx += d[b, u] * xhat[b, u]
-        if write_grads:
-            grad[g0 + u] = sum_dx
-            grad[b0 + u] = sum_d
-        gamma = theta[g0 + u]
-        inv = istd[u]
-        if used_batch_stats:
-            # d/dz of gamma * (z - mean(z)) / std(z): the batch statistics depend on every row
-            scale = gamma * inv / B
-            for b in range(B):
-                d[b, u] = scale * (B * d[b, u] - sum_d - xhat[b, u] * sum_dx)
-        else:
-            for b in range(B):
-                d[b, u] = d[b, u] * gamma * inv
+            for u in range(units):
+                d[b, u] = scale[u] * (d[b, u] - sum_d[u] - xhat[b, u] * sum_dx[u])
+    else:
+        for b in range(B):
+            for u in range(units):
+                d[b, u] *= scale[u]
+
+
+@njit(cache=True, nogil=True)
+def _add_bias(z, theta, start):
+    B, units = z.shape
+    bias = theta[start:start + units]
+    for b in range(B):
+        for u in range(units):
+            z[b, u] += bias[u]
 
 
 @njit(cache=True, nogil=True)
@@ -156,25 +351,21 @@ def forward(ints, floats, theta, buffers, xb, B, Bmax, ws, uws, rng, mode):
     """Run the network on xb (B, n_inputs); returns the (B, n_outputs) logits block.
 
     Fills the workspaces that :func:`backward` needs.  The output layer's
-    activation (softmax/logistic/linear) is not applied: losses work on logits.
+    activation (softmax/logistic/linear) is not applied: losses work on logits,
+    which are the output layer's WS_OUT block.
     """
     L = ints.shape[0]
     x = xb
     for i in range(L):
-        units = ints[i, UNITS]
         W = kernel_of(theta, ints, i)
-        pre = block(ws, WS_PRE, ints, i, B, Bmax)
         out = block(ws, WS_OUT, ints, i, B, Bmax)
-        z = np.dot(x, W)
         bias = ints[i, BIAS]
-        if bias >= 0:
-            for b in range(B):
-                for u in range(units):
-                    z[b, u] += theta[bias + u]
         if i == L - 1:
-            pre[:, :] = z
-            out[:, :] = z
+            matmul(x, W, out)
+            if bias >= 0:
+                _add_bias(out, theta, bias)
             return out
+        pre = block(ws, WS_PRE, ints, i, B, Bmax)
         bn = ints[i, BN]
         batch_stats = (mode == MODE_TRAIN or mode == MODE_PROBE) and ints[i, TRAINABLE] == 1
         update_moving = mode == MODE_TRAIN and ints[i, TRAINABLE] == 1
@@ -182,17 +373,24 @@ def forward(ints, floats, theta, buffers, xb, B, Bmax, ws, uws, rng, mode):
         slopes = _fill_slopes(ints, floats, theta, uws, i, mode, rng)
         p0 = floats[i, ACT_P0]
         if bn == BN_BEFORE:
-            xhat = block(ws, WS_XHAT, ints, i, B, Bmax)
-            _batch_norm_forward(z, xhat, pre, theta, buffers, ints, floats, uws, i, batch_stats, update_moving)
+            z = block(ws, WS_XHAT, ints, i, B, Bmax)   # normalized in place
+            matmul(x, W, z)
+            if bias >= 0:
+                _add_bias(z, theta, bias)
+            _batch_norm_forward(z, z, pre, theta, buffers, ints, floats, uws, i, batch_stats, update_moving)
             A.activation_forward(code, pre, out, slopes, p0)
         elif bn == BN_AFTER:
-            pre[:, :] = z
+            matmul(x, W, pre)
+            if bias >= 0:
+                _add_bias(pre, theta, bias)
             h = block(ws, WS_H, ints, i, B, Bmax)
             A.activation_forward(code, pre, h, slopes, p0)
             xhat = block(ws, WS_XHAT, ints, i, B, Bmax)
             _batch_norm_forward(h, xhat, out, theta, buffers, ints, floats, uws, i, batch_stats, update_moving)
         else:
-            pre[:, :] = z
+            matmul(x, W, pre)
+            if bias >= 0:
+                _add_bias(pre, theta, bias)
             A.activation_forward(code, pre, out, slopes, p0)
         rate = floats[i, DROPOUT]
         if rate > 0.0 and (mode == MODE_TRAIN or mode == MODE_MC_DROPOUT):
@@ -205,29 +403,33 @@ def forward(ints, floats, theta, buffers, xb, B, Bmax, ws, uws, rng, mode):
 def _dropout_forward(out, mask, rate, alpha_dropout, rng):
     """Inverted dropout (or alpha dropout for SELU nets), mask saved for backward."""
     B, units = out.shape
+    dt = out.dtype.type
     keep = 1.0 - rate
+    zero = dt(0)
     if alpha_dropout:
         # keeps SELU's fixed point: dropped units go to the negative saturation value
         a = 1.0 / math.sqrt(keep * (1.0 + rate * SELU_ALPHA_PRIME * SELU_ALPHA_PRIME))
-        shift = -a * SELU_ALPHA_PRIME * rate
+        shift = dt(-a * SELU_ALPHA_PRIME * rate)
+        dropped = dt(a * SELU_ALPHA_PRIME) + shift
+        a = dt(a)
         for b in range(B):
             for u in range(units):
                 if uniform(rng) < keep:
                     mask[b, u] = a
                     out[b, u] = a * out[b, u] + shift
                 else:
-                    mask[b, u] = 0.0
-                    out[b, u] = a * SELU_ALPHA_PRIME + shift
+                    mask[b, u] = zero
+                    out[b, u] = dropped
     else:
-        scale = 1.0 / keep
+        scale = dt(1.0 / keep)
         for b in range(B):
             for u in range(units):
                 if uniform(rng) < keep:
                     mask[b, u] = scale
                     out[b, u] *= scale
                 else:
-                    mask[b, u] = 0.0
-                    out[b, u] = 0.0
+                    mask[b, u] = zero
+                    out[b, u] = zero
 
 
 @njit(cache=True, nogil=True)
@@ -316,8 +518,8 @@ def backward(ints, floats, theta, grad, xb, B, Bmax, ws, uws, lowest, mode):
         d = block(ws, WS_DELTA, ints, i, B, Bmax)
         trainable = ints[i, TRAINABLE] == 1
         if i < L - 1:
-            rate = floats[i, DROPOUT]
-            if rate > 0.0 and mode == MODE_TRAIN:
+            dropped = floats[i, DROPOUT] > 0.0 and mode == MODE_TRAIN
+            if dropped:
                 mask = block(ws, WS_MASK, ints, i, B, Bmax)
                 for b in range(B):
                     for u in range(units):
@@ -338,52 +540,44 @@ def backward(ints, floats, theta, grad, xb, B, Bmax, ws, uws, lowest, mode):
                 _batch_norm_backward(d, xhat, theta, grad, ints, uws, i, batch_stats, trainable)
                 h = block(ws, WS_H, ints, i, B, Bmax)
                 A.activation_backward(code, pre, h, d, slopes, p0, d, dslopes)
-            elif bn == BN_BEFORE:
-                out = block(ws, WS_OUT, ints, i, B, Bmax)
-                _activation_output(code, pre, out, slopes, p0, floats[i, DROPOUT] > 0.0 and mode == MODE_TRAIN,
-                                   block(ws, WS_H, ints, i, B, Bmax))
-                A.activation_backward(code, pre, block(ws, WS_H, ints, i, B, Bmax), d, slopes, p0, d, dslopes)
-                _batch_norm_backward(d, xhat, theta, grad, ints, uws, i, batch_stats, trainable)
             else:
-                out = block(ws, WS_OUT, ints, i, B, Bmax)
-                _activation_output(code, pre, out, slopes, p0, floats[i, DROPOUT] > 0.0 and mode == MODE_TRAIN,
-                                   block(ws, WS_H, ints, i, B, Bmax))
-                A.activation_backward(code, pre, block(ws, WS_H, ints, i, B, Bmax), d, slopes, p0, d, dslopes)
+                # the activation's own output: the derivatives of logistic, tanh, ELU and
+                # SELU are cheapest from it.  It is the layer output unless dropout changed it.
+                act = block(ws, WS_OUT, ints, i, B, Bmax)
+                if dropped and _needs_output(code):
+                    act = block(ws, WS_H, ints, i, B, Bmax)
+                    A.activation_forward(code, pre, act, slopes, p0)
+                A.activation_backward(code, pre, act, d, slopes, p0, d, dslopes)
+                if bn == BN_BEFORE:
+                    _batch_norm_backward(d, xhat, theta, grad, ints, uws, i, batch_stats, trainable)
         x = xb if i == 0 else block(ws, WS_OUT, ints, i - 1, B, Bmax)
         W = kernel_of(theta, ints, i)
         if trainable:
             k0 = ints[i, KERNEL]
-            gW = grad[k0:k0 + ints[i, FAN_IN] * units].reshape((ints[i, FAN_IN], units))
-            gW[:, :] = np.dot(x.T, d)
+            fan_in = ints[i, FAN_IN]
+            gW = grad[k0:k0 + fan_in * units].reshape((fan_in, units))
+            matmul_tn(x, d, gW)
             l1 = floats[i, L1]
             l2 = floats[i, L2]
             if l1 != 0.0 or l2 != 0.0:
-                for j in range(k0, k0 + ints[i, FAN_IN] * units):
+                for j in range(k0, k0 + fan_in * units):
                     w = theta[j]
                     sign = 1.0 if w > 0.0 else (-1.0 if w < 0.0 else 0.0)
                     grad[j] += l1 * sign + 2.0 * l2 * w
             bias = ints[i, BIAS]
             if bias >= 0:
-                for u in range(units):
-                    s = 0.0
-                    for b in range(B):
-                        s += d[b, u]
-                    grad[bias + u] = s
+                gb = grad[bias:bias + units]
+                gb[:] = 0
+                for b in range(B):
+                    for u in range(units):
+                        gb[u] += d[b, u]
         if i > lowest:
-            below = block(ws, WS_DELTA, ints, i - 1, B, Bmax)
-            below[:, :] = np.dot(d, W.T)
+            matmul_nt(d, W, block(ws, WS_DELTA, ints, i - 1, B, Bmax))
 
 
 @njit(cache=True, nogil=True)
-def _activation_output(code, pre, out, slopes, p0, dropped, h):
-    """Put the activation's own output in h: the derivatives of logistic,
-    tanh, ELU and SELU are cheapest from it.  Without dropout it is the
-    layer output; with dropout the mask changed ``out``, so recompute."""
-    if code == A.LOGISTIC or code == A.TANH or code == A.ELU or code == A.SELU:
-        if dropped:
-            A.activation_forward(code, pre, h, slopes, p0)
-        else:
-            h[:, :] = out
+def _needs_output(code):
+    return code == A.LOGISTIC or code == A.TANH or code == A.ELU or code == A.SELU
 
 
 @njit(cache=True, nogil=True)
@@ -398,13 +592,10 @@ def loss_and_gradient(ints, floats, theta, grad, buffers, x, y_int, y_float, los
     """
     B = rows.size
     Bmax = xb.shape[0]
-    D = x.shape[1]
     L = ints.shape[0]
     xs = xb[:B]
     for b in range(B):
-        r = rows[b]
-        for j in range(D):
-            xs[b, j] = x[r, j]
+        xs[b, :] = x[rows[b], :]
     logits = forward(ints, floats, theta, buffers, xs, B, Bmax, ws, uws, rng, mode)
     delta = block(ws, WS_DELTA, ints, L - 1, B, Bmax)
     loss = loss_and_delta(loss_code, logits, y_int, y_float, rows, delta)

@@ -4,12 +4,17 @@ A step of a small network costs microseconds, far less than a Python
 round-trip, so the Python loop hands over a chunk of steps (with their
 learning rates and batch rows) and gets control back between chunks to
 log, honour pause/stop and change the learning rate.
+
+The call runs with flush-to-zero / denormals-are-zero on the calling thread
+(:mod:`.fpu`): dead ReLUs leave optimizer state decaying into float32
+denormals, which would otherwise slow every later step down.
 """
 import math
 
 import numpy as np
 from numba import njit
 
+from . import fpu
 from .layout import FAN_IN, KERNEL, BIAS, MAX_NORM, TRAINABLE, UNITS
 from .network import MODE_TRAIN, loss_and_gradient
 from .optim import apply_update, clip_gradients
@@ -28,6 +33,17 @@ def _sum_squares(v, start, n):
     for j in range(start, start + n):
         s += v[j] * v[j]
     return s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _all_finite(v):
+    """True when no entry of v is NaN or infinite (x - x is 0 exactly for finite x).
+    An integer OR-reduction, so it vectorizes, unlike a float sum of squares."""
+    bad = 0
+    for j in range(v.size):
+        x = v[j]
+        bad |= (x - x) != 0
+    return bad == 0
 
 
 @njit(cache=True, nogil=True)
@@ -76,8 +92,22 @@ def train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step,
     holds the last finite weights.
     """
     n = lrs.size
+    fp = fpu.enter()
+    done = _train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step, hyper, lrs, moms,
+                        ranges, tensor_bounds, clip, x, y_int, y_float, loss_code, order, starts, rng,
+                        ws, uws, xb, lowest, losses, regs, layer_stats, before)
+    fpu.leave(fp)
+    return done
+
+
+@njit(cache=True, nogil=True)
+def _train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step, hyper, lrs, moms,
+                 ranges, tensor_bounds, clip, x, y_int, y_float, loss_code, order, starts, rng,
+                 ws, uws, xb, lowest, losses, regs, layer_stats, before):
+    n = lrs.size
     L = ints.shape[0]
     h = hyper.copy()
+    clipping = clip[0] > 0.0 or clip[1] > 0.0 or clip[2] > 0.0
     for s in range(n):
         rows = order[starts[s]:starts[s + 1]]
         loss, reg = loss_and_gradient(ints, floats, theta, grad, buffers, x, y_int, y_float, loss_code, rows,
@@ -96,8 +126,11 @@ def train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step,
                     layer_stats[i, 0] = 0.0
                     layer_stats[i, 1] = 0.0
             before[:] = theta
-        gnorm = clip_gradients(grad, tensor_bounds, clip[0], clip[1], clip[2])
-        if not math.isfinite(gnorm):
+        if clipping:
+            gnorm = clip_gradients(grad, tensor_bounds, clip[0], clip[1], clip[2])
+            if not math.isfinite(gnorm):
+                return s
+        elif not _all_finite(grad):
             return s
         if moms[s] >= 0.0:
             h[0] = moms[s]
