@@ -226,13 +226,30 @@ def test_the_stage_presets_ship():
         assert any(n.startswith(prefix) for n in names), prefix
 
 
+def shrunk(data: dict) -> dict:
+    """The same data set with few images (the smoke test is about the workflow, not the numbers)."""
+    data = dict(data)
+    if data.get("name", "fashion_mnist") == "fashion_mnist":
+        data.update(per_class=20, val_per_class=10, test_per_class=10)
+    elif data["name"] == "fashion_mnist_pairs":
+        data.update(pairs=200, val_pairs=40, test_pairs=40, val_images_per_class=10)
+    return data
+
+
 @pytest.mark.parametrize("name", stage_presets())
 def test_stage_preset_loads_and_runs_a_few_steps(name):
     exp = load_experiment(name)
     for key in ("title", "section", "description", "look_at"):
         assert len(exp[key]) > 20, key
     assert resolve_experiment(copy.deepcopy(exp)) == exp
-    events = list(S.run_stages(exp, max_steps=2, seeds=exp["stages"]["seeds"][:1]))
+    raw = json.loads(preset_paths()[name].read_text())
+    raw["data"] = shrunk(raw["data"])
+    for stage in raw["stages"]["list"]:
+        if "data" in stage:
+            stage["data"] = shrunk(dict(raw["data"], **stage["data"]) if "name" not in stage["data"]
+                                   else stage["data"])
+    small = resolve_experiment(raw)
+    events = list(S.run_stages(small, max_steps=2, seeds=small["stages"]["seeds"][:1]))
     report = events[-1].report
     assert set(report["stages"]) == {s["name"] for s in exp["stages"]["list"]}
     for e in events:
