@@ -290,3 +290,38 @@ def test_preset_12_shortened_over_3_seeds_teaches_what_was_measured():
     comp = finished[-1].report["comparisons"][0]
     assert comp["n"] == 3
     assert not (comp["distinguishable"] and comp["gain"]["mean"] > 0), comp["verdict"]
+
+
+def test_pair_builder_labels_and_distinct_images():
+    from engine.data.pairs import _pairs
+
+    rng = np.random.default_rng(0)
+    pools = [np.arange(0, 5), np.arange(100, 103), np.arange(200, 210)]
+    a, b, same = _pairs(pools, 2000, 0.3, rng)
+    assert np.array_equal(a // 100 == b // 100, same == 1)
+    assert np.all(a != b) and same.mean() == pytest.approx(0.3)
+    assert set(np.unique(a // 100)) == {0, 1, 2}
+
+
+def test_pairs_dataset_shapes_and_reuse_scaling():
+    from engine.datasets import load_dataset
+    from engine.errors import DataError
+
+    small = {"name": "fashion_mnist_pairs", "pairs": 300, "val_pairs": 50, "test_pairs": 60,
+             "val_images_per_class": 20, "classes": [0, 5, 9]}
+    d = load_dataset(small, 1)
+    assert d.x_train.shape == (300, 784) and d.x_val.shape == (50, 784) and d.x_test.shape == (60, 784)
+    assert d.n_classes == 2 and d.class_names == ("different", "same") and d.y_train.mean() == pytest.approx(0.5)
+    cat = load_dataset(dict(small, combine="concatenate"), 1)
+    assert cat.x_train.shape == (300, 1568) and cat.mean.shape == (1568,)
+    # a single-image classifier scaled like the pair pool: (pixel - pool mean) / pool std
+    single = load_dataset({"name": "fashion_mnist", "classes": [0, 5, 9], "per_class": 5, "val_per_class": 2,
+                           "test_per_class": 2}, 1)
+    scaled = S._restandardize(single, d)
+    np.testing.assert_allclose(scaled.x_train, (single.to_original(single.x_train) - d.mean) / d.std, atol=1e-4)
+    with pytest.raises(ExperimentError, match="1568 features"):
+        S._restandardize(single, cat)
+    with pytest.raises(DataError, match="images_per_class"):
+        load_dataset(dict(small, images_per_class=60000), 1)
+    with pytest.raises(ExperimentError, match="at least 2 classes"):
+        load_dataset(dict(small, classes=[3]), 1)
