@@ -213,7 +213,14 @@ class Network:
     # -- layout for the optimizer -------------------------------------------------------------
 
     def trainable_ranges(self) -> np.ndarray:
-        """(R, 2) int64 [lo, hi) ranges of theta the optimizer updates."""
+        """(R, 2) int64 [lo, hi) ranges of theta the optimizer updates.
+
+        Cached (the training loop asks before every chunk of steps); the cache
+        follows the tensors' ``trainable`` flags.  Treat the array as read-only."""
+        key = tuple(t.trainable for t in self.tensors)
+        cached = getattr(self, "_ranges_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         ranges: list[list[int]] = []
         for t in self.tensors:
             if t.store != "theta" or not t.trainable:
@@ -223,15 +230,22 @@ class Network:
                 ranges[-1][1] = hi
             else:
                 ranges.append([lo, hi])
-        return np.array(ranges, dtype=np.int64).reshape(-1, 2)
+        result = np.array(ranges, dtype=np.int64).reshape(-1, 2)
+        self._ranges_cache = (key, result)
+        return result
 
     def tensor_bounds(self) -> np.ndarray:
-        """(T+1,) boundaries of the theta tensors (per-tensor gradient clipping)."""
+        """(T+1,) boundaries of the theta tensors (per-tensor gradient clipping).
+        Cached: the layout never changes.  Treat the array as read-only."""
+        cached = getattr(self, "_bounds_cache", None)
+        if cached is not None:
+            return cached
         bounds = [0]
         for t in self.tensors:
             if t.store == "theta":
                 bounds.append(t.offset + int(np.prod(t.shape)))
-        return np.array(bounds, dtype=np.int64)
+        self._bounds_cache = np.array(bounds, dtype=np.int64)
+        return self._bounds_cache
 
     def lowest_trainable_layer(self) -> int:
         for i in range(self.n_layers):
