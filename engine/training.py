@@ -344,7 +344,8 @@ class Trainer:
                     reason = (f"the loss or gradient became NaN/infinite at step {self.step + 1}; "
                               f"try a lower learning rate, gradient clipping or batch normalization")
                     break
-                if self.step % self.log_every == 0 or batch >= steps_this_epoch:
+                # paused (Pause, Step): record now, so the consumer sees the step it stopped at
+                if self.step % self.log_every == 0 or batch >= steps_this_epoch or control.paused:
                     losses = np.concatenate([p[0] for p in pending])
                     regs = np.concatenate([p[1] for p in pending])
                     pending.clear()
