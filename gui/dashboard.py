@@ -15,8 +15,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QStackedWidget, QWidget
 
 from .panels import CLASS_COLORS
-from .plots import (AccuracyPanel, ActivationPanel, BoundaryView, ConfusionView, DeadPanel, GradNormPanel,
-                    LossPanel, PlotPanel, RatioPanel)
+from .plots import AccuracyPanel, ActivationPanel, DeadPanel, GradNormPanel, LossPanel, PlotPanel, RatioPanel
+from .predictions import BoundaryView, ConfusionView
 
 STATUS_COLORS = {"running": "#1f4e99", "starting": "#1f4e99", "finished": "#1b7a2a", "early_stopped": "#1b7a2a",
                  "stopped": "#555555", "diverged": "#d00000", "interrupted": "#b86e00", "failed": "#d00000"}

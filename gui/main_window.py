@@ -3,8 +3,12 @@
 Threading: the worker thread (:mod:`gui.worker`) trains; batches of events
 arrive through a queued signal and are appended to the run's
 :class:`RunRecord`; a 30 Hz timer redraws whatever changed.  Commands go to
-the run through its ``RunControl``.  Batches of runs the window no longer
+the run through its ``RunControl``.  Batches of jobs the window no longer
 tracks are dropped.
+
+A job is one press of Train.  It usually makes one run (one record); a
+staged experiment (transfer learning, pretraining: a ``stages`` section)
+makes one record per stage, so each stage appears in the run list.
 """
 from __future__ import annotations
 
@@ -16,21 +20,20 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QToolBar,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget
 
 from engine.control import RunControl
 from engine.errors import DescentError
 from engine.events import RunFinished
-from engine.experiment import default_experiment, dumps_experiment, load_experiment, resolve_experiment
+from engine.experiment import default_experiment, resolve_experiment
 from engine.params import Param
 from engine.runstore import default_run_dir
 
 from . import menus
+from .actions import FileActions
 from .builder import ModelBuilder
 from .compare import ComparisonView
 from .dashboard import Dashboard
-from .exporting import export_curves_csv, export_plots_png, export_weights, has_weights, weight_file_filter
 from .panels import DataPanel, OptimizerPanel, TrainingPanel
 from .records import RunFailed, RunRecord, load_folder_curves
 from .runs import RunList
@@ -39,6 +42,11 @@ from .worker import RunJob, WorkerThread
 
 REDRAW_MS = 33
 META_KEYS = ("name", "title", "description", "section", "look_at", "loss")
+PASS_THROUGH = ("stages", "compare")   # sections the editors do not show but a run must keep
+try:
+    from engine.stages import StageFinished, StagesFinished, StageStarted
+except ImportError:  # pragma: no cover
+    StageStarted = StageFinished = StagesFinished = ()
 LIVE_LR = Param(0.01, "Learning rate. Changed while training, it takes effect at the next step (and replaces "
                       "the schedule for the rest of the run); when idle it sets the optimizer's learning rate.",
                 low=0.0, low_open=True, log=True)
@@ -46,10 +54,14 @@ LIVE_LR = Param(0.01, "Learning rate. Changed while training, it takes effect at
 
 @dataclass
 class ActiveRun:
+    """The job being trained: its control and the record receiving its events."""
+    job_id: int
     record: RunRecord
     control: RunControl
+    records: list = None       # every record of the job (several for a staged experiment)
     wall: float = 0.0          # seconds spent running (pauses excluded), for the status bar
     last_tick: float = 0.0
+    stage_count: int = 0
 
     def tick(self) -> float:
         now = time.monotonic()
@@ -59,14 +71,15 @@ class ActiveRun:
         return self.wall
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FileActions, QMainWindow):
     def __init__(self, experiment: dict | None = None, run_root: str | Path | None = "runs",
                  settings: QSettings | None = None, load_previous_runs: bool = True):
         super().__init__()
         self.settings = settings if settings is not None else QSettings("Descent", "Descent")
         self.run_root = None if run_root is None else Path(run_root)
         self.records: dict[int, RunRecord] = {}
-        self.active: ActiveRun | None = None
+        self.jobs: dict[int, ActiveRun] = {}      # submitted jobs not yet done, by job id
+        self.active: ActiveRun | None = None      # the job the controls act on
         self.meta: dict = {}
         self._next_run_id = 1
         self._loading = False
@@ -74,6 +87,7 @@ class MainWindow(QMainWindow):
         self.control_factory = RunControl   # benchmarks substitute an instrumented RunControl
         self.worker = WorkerThread(self)
         self.worker.worker.batch.connect(self.on_batch)
+        self.worker.worker.done.connect(self.on_job_done)
 
         self._build_editors()
         self.dashboard = Dashboard()
@@ -213,6 +227,7 @@ class MainWindow(QMainWindow):
         self._loading = True
         try:
             self.meta = {k: exp[k] for k in META_KEYS}
+            self.meta.update({k: copy.deepcopy(exp[k]) for k in PASS_THROUGH if exp.get(k)})
             self.training_panel.set_config(exp["training"], exp["seed"])
             self.data_panel.seed = exp["seed"]
             self.data_panel.set_config(exp["data"])
@@ -301,10 +316,14 @@ class MainWindow(QMainWindow):
         record = RunRecord(run_id, exp, folder=folder)
         self.records[run_id] = record
         self.runs.add(record, checked=True, auto=True)
-        self.active = ActiveRun(record, control)
+        self.active = ActiveRun(run_id, record, control, [record])
+        self.jobs[run_id] = self.active
         live_lr = self.lr_editor.value()
         if live_lr is not None and live_lr != exp["optimizer"]["learning_rate"]:
             self.lr_editor.set_value(exp["optimizer"]["learning_rate"])
+        if exp.get("compare"):
+            self.statusBar().showMessage("This experiment compares variants over seeds: Train runs its base "
+                                         "configuration; `python main.py run` trains every variant.", 10000)
         self.worker.submit(RunJob(run_id, exp, folder, control))
         self.update_controls()
         return record
@@ -349,30 +368,65 @@ class MainWindow(QMainWindow):
     def reset(self) -> None:
         """Stop the run and forget it in the view: the next Train starts from fresh weights."""
         if self.active is not None:
-            run_id = self.active.record.run_id
             self.active.control.stop()
+            for record in self.active.records:
+                self.runs.set_checked(record.run_id, False, by_user=False)
             self.active = None
-            self.runs.set_checked(run_id, False, by_user=False)
         self.statusBar().showMessage("Reset: the next Train or Step starts from freshly initialized weights "
                                      f"(seed {self.training_panel.config()[1]}).", 8000)
         self.update_controls()
         self.redraw()
 
-    def on_batch(self, run_id: int, events) -> None:
-        record = self.records.get(run_id)
-        if record is None:
-            return  # a run the window no longer tracks
-        record.ingest(events)
-        last = events[-1] if events else None
-        if isinstance(last, (RunFinished, RunFailed)):
-            if self.active is not None and self.active.record.run_id == run_id:
-                self.active = None
-                self.update_controls()
+    def on_batch(self, job_id: int, events) -> None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return  # a job the window no longer tracks
+        chunk: list = []
+        for event in events:
+            if isinstance(event, StageStarted):
+                job.record.ingest(chunk)
+                chunk = []
+                self._stage_record(job, event)
+            elif isinstance(event, StagesFinished):
+                self.statusBar().showMessage(f"all stages done; report in {job.records[0].folder}", 15000)
+            elif not isinstance(event, StageFinished):
+                chunk.append(event)
+        job.record.ingest(chunk)
+        record = job.record
+        if isinstance(events[-1] if events else None, (RunFinished, RunFailed)):
             if record.status == "diverged":
                 self.statusBar().showMessage(f"{record.name} diverged at step {record.diverged_step}: lower the "
                                              "learning rate, add gradient clipping or batch normalization.", 15000)
             elif record.status == "failed":
                 self.statusBar().showMessage(f"{record.name} failed: {record.reason}", 15000)
+
+    def _stage_record(self, job: ActiveRun, event) -> None:
+        """A staged experiment's next stage: a record of its own in the run list."""
+        job.stage_count += 1
+        base = job.records[0]
+        title = f"{base.experiment.get('name', 'run')} · {event.stage} (seed {event.seed})"
+        if job.stage_count == 1:
+            base.name = f"#{base.run_id} {title}"
+            return
+        run_id = self._next_run_id
+        self._next_run_id += 1
+        record = RunRecord(run_id, base.experiment, name=f"#{run_id} {title}", folder=base.folder)
+        self.records[run_id] = record
+        self.runs.add(record, checked=True, auto=False)
+        job.records.append(record)
+        job.record = record
+
+    def on_job_done(self, job_id: int) -> None:
+        job = self.jobs.pop(job_id, None)
+        if job is None:
+            return
+        for record in job.records:
+            if not record.finished:   # a stage that never ran (stopped before it)
+                record.status = "stopped" if job.control.stopped else "finished"
+                record.version += 1
+        if self.active is job:
+            self.active = None
+            self.update_controls()
 
     def load_record_into_editors(self, record: RunRecord | None) -> None:
         if record is None:
@@ -446,95 +500,12 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(active)
         self._update_status()
 
-    # ==================================================================== files
-
-    def show_error(self, title: str, message: str) -> None:
-        self.statusBar().showMessage(f"{title}: {message}", 15000)
-        if not self._closing:
-            QMessageBox.warning(self, title, message)
-
-    def open_experiment(self, path: str | None = None) -> None:
-        if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Open experiment", "", "Experiments (*.json);;All files (*)")
-            if not path:
-                return
-        try:
-            exp = load_experiment(path)
-        except DescentError as exc:
-            self.show_error("Cannot open the experiment", str(exc))
-            return
-        self.set_experiment(exp, source=str(path))
-        menus.add_recent(self, str(path))
-
-    def save_experiment_as(self, path: str | None = None) -> None:
-        try:
-            exp = self.current_experiment()
-        except DescentError as exc:
-            self.show_error("This experiment is not valid", str(exc))
-            return
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save experiment as", f"{exp['name']}.json",
-                                                  "Experiments (*.json)")
-            if not path:
-                return
-        if not path.endswith(".json"):
-            path += ".json"
-        Path(path).write_text(dumps_experiment(exp), encoding="utf-8")
-        menus.add_recent(self, path)
-        self.statusBar().showMessage(f"saved {path}", 5000)
-
-    def load_preset(self, exp: dict, source: str) -> None:
-        self.set_experiment(exp, source=source)
-        self.statusBar().showMessage(f"Loaded {exp.get('title') or exp['name']}: press Train (Space)", 8000)
-
-    def export_weights(self, path: str | None = None) -> Path | None:
-        shown = self.shown_records()
-        record = self.runs.current_record() or self.focus_record(shown)
-        if not has_weights(record) or not record.finished:
-            self.show_error("No weights to export", "Select a finished run in the run list first.")
-            return None
-        if path is None:
-            name = record.experiment.get("name", "run")
-            path, chosen = QFileDialog.getSaveFileName(self, f"Export the weights of {record.name}",
-                                                       f"{name}.safetensors", weight_file_filter())
-            if not path:
-                return None
-        try:
-            out = export_weights(path, record)
-        except (DescentError, OSError, ValueError, ImportError) as exc:
-            self.show_error("Export failed", str(exc))
-            return None
-        self.statusBar().showMessage(f"weights written to {out}", 5000)
-        return out
-
-    def export_plots(self, path: str | None = None) -> Path | None:
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export plots as PNG", "descent-plots.png", "PNG (*.png)")
-            if not path:
-                return None
-        out = export_plots_png(self.dashboard, path)
-        self.statusBar().showMessage(f"plots written to {out}", 5000)
-        return out
-
-    def export_csv(self, path: str | None = None) -> list[Path]:
-        records = self.shown_records()
-        if not records:
-            self.show_error("No data to export", "Check at least one run in the run list.")
-            return []
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export data as CSV", "descent.csv", "CSV (*.csv)")
-            if not path:
-                return []
-        written = export_curves_csv(records, path)
-        self.statusBar().showMessage(f"wrote {', '.join(p.name for p in written)}", 5000)
-        return written
-
     # ==================================================================== closing
 
     def closeEvent(self, event) -> None:
         self._closing = True
         self.timer.stop()
-        controls = [self.active.control] if self.active is not None else []
+        controls = [job.control for job in self.jobs.values()]
         self.active = None
         t0 = time.monotonic()
         if not self.worker.shutdown(controls):

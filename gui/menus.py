@@ -6,13 +6,13 @@ it and shows its explanation above the editors.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
-from engine.errors import DescentError
-from engine.experiment import default_experiment, load_experiment, preset_paths, resolve_experiment
+from engine.experiment import default_experiment, preset_paths, resolve_experiment
 
 MAX_RECENT = 8
 RECENT_KEY = "recent_experiments"
@@ -38,24 +38,41 @@ def builtin_experiments() -> list[dict]:
     return [resolve_experiment(default), resolve_experiment(fashion)]
 
 
-def preset_groups() -> tuple[dict[str, list], list[str]]:
-    """{section: [(experiment, source)]} in file order, and problems found."""
-    groups: dict[str, list] = {}
-    problems = []
+def _peek(path: Path) -> dict:
+    """title/description/data name of a preset without validating it (done when chosen)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return raw if isinstance(raw, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def preset_groups() -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """[(section, [(title, description, path or "builtin:i")])] in the book's order, built-ins last."""
+    try:
+        from engine.experiment import preset_menu
+        sections = preset_menu()
+    except ImportError:  # older engine: one group per "section", file order
+        sections = {}
+        for name, path in preset_paths().items():
+            sections.setdefault(_peek(path).get("section") or "Other", []).append((name, path))
+        sections = list(sections.items())
+    groups = []
     uses_fashion = False
-    for name, path in preset_paths().items():
-        try:
-            exp = load_experiment(str(path))
-        except DescentError as exc:
-            problems.append(str(exc))
-            continue
-        uses_fashion |= exp["data"]["name"] == "fashion_mnist"
-        groups.setdefault(exp["section"] or "Other", []).append((exp, str(path)))
-    for exp in builtin_experiments():
+    for section, entries in sections:
+        items = []
+        for name, path in entries:
+            raw = _peek(path)
+            uses_fashion |= isinstance(raw.get("data"), dict) and raw["data"].get("name") == "fashion_mnist"
+            items.append((raw.get("title") or name, raw.get("description") or "", str(path)))
+        groups.append((section, items))
+    builtins = []
+    for i, exp in enumerate(builtin_experiments()):
         if exp["data"]["name"] == "fashion_mnist" and uses_fashion:
             continue
-        groups.setdefault("Built in", []).append((exp, "built in"))
-    return groups, problems
+        builtins.append((exp["title"], exp["description"], f"builtin:{i}"))
+    groups.append(("Built in", builtins))
+    return groups
 
 
 def build_menus(window) -> None:
@@ -96,21 +113,22 @@ def build_menus(window) -> None:
 def rebuild_presets(window) -> None:
     menu = window.presets_menu
     menu.clear()
-    groups, problems = preset_groups()
-    for section, entries in groups.items():
+    for section, entries in preset_groups():
         sub = menu.addMenu(section)
         sub.setToolTipsVisible(True)
-        for exp, source in entries:
-            action = QAction(exp["title"] or exp["name"], window)
-            action.setToolTip(exp["description"] or exp["name"])
-            action.setStatusTip((exp["description"] or "")[:200])
-            action.triggered.connect(lambda _=False, e=exp, s=source: window.load_preset(e, s))
+        for title, description, source in entries:
+            action = QAction(title, window)
+            action.setToolTip(description or title)
+            action.setStatusTip(description[:200])
+            action.triggered.connect(lambda _=False, s=source: load_source(window, s))
             sub.addAction(action)
-    for problem in problems:
-        action = QAction(f"⚠ {problem[:80]}", window)
-        action.setToolTip(problem)
-        action.setEnabled(False)
-        menu.addAction(action)
+
+
+def load_source(window, source: str) -> None:
+    if source.startswith("builtin:"):
+        window.load_preset(builtin_experiments()[int(source.split(":")[1])], "built in")
+    else:
+        window.load_preset(source)
 
 
 def rebuild_recent(window) -> None:

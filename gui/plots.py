@@ -1,26 +1,33 @@
-"""The live plots.
+"""The live time-series plots (panels 1-6).
 
 Every panel draws from :class:`gui.records.RunRecord` buffers on the
-window's redraw timer (never per event): growing arrays, ``setData`` only
-for runs whose ``version`` changed, ``clipToView`` and peak downsampling on,
-thin pens.  All time plots share the x axis (optimizer steps; the loss plot
-also has an epoch axis on top).
+window's redraw timer (never per event): growing arrays, ``setData`` only for
+runs whose ``version`` changed (epoch curves only when they grew),
+``clipToView`` and peak downsampling on, thin pens.  Axes do not follow the
+data every frame (regenerating tick labels is the dearest part of a
+repaint): :class:`Follow` moves a view only when the data leave it, in round
+steps, until the user zooms or pans (the "A" button resumes following).
+All time plots use optimizer steps on x; the loss plot also has an epoch
+axis on top.  They are not x-linked on purpose: pyqtgraph aligns linked
+views by screen position, which shifts ranges between plots whose axes
+differ in width.
 
 One run shown: one colour per layer (dark blue = first hidden layer ...
-red = output).  Several runs checked: one colour per run, layers in lighter
-shades of it.  A diverged run gets a red marker at the step it diverged.
-The time plots are not x-linked on purpose: pyqtgraph aligns linked views by
-screen position, which shifts ranges between plots with different axis widths.
+orange = output).  Several runs checked: one colour per run, layers in
+lighter shades of it.  A diverged run gets a red marker at the step it
+diverged.
 """
 from __future__ import annotations
 
 import math
+import time
+from functools import lru_cache
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QPen
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFrame, QGraphicsPathItem, QHBoxLayout, QLabel, QVBoxLayout
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#222", imageAxisOrder="row-major")
 
@@ -29,18 +36,20 @@ RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", 
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#ff7f0e"
 DIVERGED_COLOR = "#d00000"
 _LAYER_MAP = pg.colormap.get("plasma")
+BAND_POINTS = 1500        # mean +/- std bands are thinned to this many points
 
 
 def run_color(index: int) -> str:
     return RUN_COLORS[index % len(RUN_COLORS)]
 
 
-def layer_colors(n: int, base: str | None = None) -> list[QColor]:
+@lru_cache(maxsize=256)
+def layer_colors(n: int, base: str | None = None) -> tuple:
     """Single run: dark blue (first layer) to orange (output). Overlay: shades of the run colour."""
     if base is not None:
         c = QColor(base)
-        return [c.lighter(100 + int(90 * i / max(1, n - 1))) if i else c for i in range(n)]
-    return [_LAYER_MAP.map(0.05 + 0.8 * i / max(1, n - 1), mode="qcolor") for i in range(n)]
+        return tuple(c.lighter(100 + int(90 * i / max(1, n - 1))) if i else c for i in range(n))
+    return tuple(_LAYER_MAP.map(0.05 + 0.8 * i / max(1, n - 1), mode="qcolor") for i in range(n))
 
 
 def positive(values: np.ndarray) -> np.ndarray:
@@ -48,6 +57,30 @@ def positive(values: np.ndarray) -> np.ndarray:
     out = np.array(values, dtype=np.float64, copy=True)
     out[~(out > 0)] = np.nan
     return out
+
+
+def nice_ceiling(value: float) -> float:
+    if not value > 0:
+        return 1.0
+    exponent = math.floor(math.log10(value))
+    for m in (1, 2, 5, 10):
+        if m * 10 ** exponent >= value * (1 - 1e-9):
+            return m * 10 ** exponent
+    return 10 ** (exponent + 1)
+
+
+def setup_plot(item: pg.PlotItem, x_label: str, y_label: str, log_y: bool = False) -> None:
+    item.setLabel("bottom", x_label)
+    item.setLabel("left", y_label)
+    item.setClipToView(True)
+    item.setDownsampling(auto=True, mode="peak")
+    item.setLogMode(y=log_y)
+    font = QFont()
+    font.setPointSize(8)
+    for axis in ("bottom", "left", "top"):
+        ax = item.getAxis(axis)
+        ax.setTickFont(font)
+        ax.enableAutoSIPrefix(False)
 
 
 class LogAxis(pg.AxisItem):
@@ -71,19 +104,6 @@ class LogAxis(pg.AxisItem):
         return out
 
 
-def add_legend(plot: pg.PlotItem, offset=(-4, 4)) -> pg.LegendItem:
-    return plot.addLegend(offset=offset, labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 210),
-                          pen=pg.mkPen("#ccc"))
-
-
-def set_if_grown(item: pg.PlotDataItem, x, y) -> None:
-    """setData only when the (append-only) data grew: epoch curves change once an epoch."""
-    n = len(x)
-    if getattr(item, "_descent_n", -1) != n:
-        item._descent_n = n
-        item.setData(x, y)
-
-
 class EpochAxis(pg.AxisItem):
     """A top axis in epochs for an x axis in steps (ticks at round epochs)."""
 
@@ -101,10 +121,90 @@ class EpochAxis(pg.AxisItem):
         return super().tickStrings([v / s for v in values], scale, spacing / s)
 
 
+def add_legend(plot: pg.PlotItem, offset=(-4, 4)) -> pg.LegendItem:
+    return plot.addLegend(offset=offset, labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 210),
+                          pen=pg.mkPen("#ccc"))
+
+
+def set_if_grown(item: pg.PlotDataItem, x, y) -> None:
+    """setData only when the (append-only) data grew: epoch curves change once an epoch."""
+    n = len(x)
+    if getattr(item, "_descent_n", -1) != n:
+        item._descent_n = n
+        item.setData(x, y)
+
+
+class Follow:
+    """Keeps a view around its data without moving the axes on every frame.
+
+    The x range grows to round numbers of steps (1, 2, 5 x 10^k) as the run
+    advances; the y range expands with some headroom when the data leave it
+    and shrinks when they use less than a third of it.  A manual zoom or pan
+    stops the following; the plot's "A" button resumes it.
+    """
+
+    def __init__(self, plot: pg.PlotItem, y_fixed: tuple | None = None):
+        self.plot, self.vb = plot, plot.getViewBox()
+        self.y_fixed = y_fixed
+        self.following = True
+        self.vb.disableAutoRange()
+        self.vb.sigRangeChangedManually.connect(self._manual)
+        if plot.autoBtn is not None:
+            plot.autoBtn.clicked.connect(self.follow)
+        if y_fixed is not None:
+            self.vb.setYRange(*y_fixed, padding=0)
+        self.vb.setXRange(0, 100, padding=0)
+
+    def _manual(self, *_args) -> None:
+        self.following = False
+
+    def follow(self) -> None:
+        self.following = True
+        self.vb.disableAutoRange()
+        self.vb.setXRange(0, 100, padding=0)
+        self.update(force=True)
+
+    def _bounds(self, extra=()):
+        log = self.plot.getAxis("left").logMode
+        x_hi, y_lo, y_hi = -math.inf, math.inf, -math.inf
+        for item in self.plot.listDataItems():
+            x, y = item.xData, item.yData
+            if x is None or not len(x) or not item.isVisible():
+                continue
+            y = np.asarray(y, dtype=np.float64)
+            if log:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    y = np.log10(y)
+            y = y[np.isfinite(y)]
+            x_hi = max(x_hi, float(np.nanmax(x)))
+            if len(y):
+                y_lo, y_hi = min(y_lo, float(y.min())), max(y_hi, float(y.max()))
+        for bx, blo, bhi in extra:
+            x_hi, y_lo, y_hi = max(x_hi, bx), min(y_lo, blo), max(y_hi, bhi)
+        return x_hi, y_lo, y_hi
+
+    def update(self, force: bool = False, extra=()) -> None:
+        if not self.following:
+            return
+        x_hi, y_lo, y_hi = self._bounds(extra)
+        if not math.isfinite(x_hi):
+            return
+        (cx0, cx1), (cy0, cy1) = self.vb.viewRange()
+        target = nice_ceiling(max(x_hi * 1.05, 10))
+        if force or x_hi > cx1 or target < cx1 / 3:
+            self.vb.setXRange(0, target, padding=0)
+        if self.y_fixed is not None or not math.isfinite(y_lo):
+            return
+        span = max(y_hi - y_lo, 1e-12 if not math.isfinite(y_hi - y_lo) else abs(y_hi) * 1e-3 + 1e-12)
+        if force or y_lo < cy0 or y_hi > cy1 or span < (cy1 - cy0) / 3:
+            margin = 0.15 * span
+            self.vb.setYRange(y_lo - margin, y_hi + margin, padding=0)
+
+
 class PlotPanel(QFrame):
     """A titled plot (or layout of plots) with a help tooltip and an optional note line."""
 
-    def __init__(self, title: str, help_text: str, parent=None, plot_widget: QWidget | None = None):
+    def __init__(self, title: str, help_text: str, parent=None, plot_widget=None):
         super().__init__(parent)
         self.setFrameShape(QFrame.StyledPanel)
         self.title = QLabel(f"<b>{title}</b>")
@@ -133,25 +233,13 @@ class PlotPanel(QFrame):
         layout.addWidget(self.widget, 1)
         self._sig = None
         self._versions: dict[int, int] = {}
-        self.items: dict[tuple, pg.GraphicsObject] = {}
+        self.items: dict[tuple, object] = {}
+        self.follows: list[Follow] = []
 
     def set_note(self, text: str) -> None:
-        self.note.setText(text)
-        self.note.setVisible(bool(text))
-
-    @staticmethod
-    def setup_plot(item: pg.PlotItem, x_label: str, y_label: str, log_y: bool = False) -> None:
-        item.setLabel("bottom", x_label)
-        item.setLabel("left", y_label)
-        item.setClipToView(True)
-        item.setDownsampling(auto=True, mode="peak")
-        item.setLogMode(y=log_y)
-        font = QFont()
-        font.setPointSize(8)
-        for axis in ("bottom", "left", "top"):
-            ax = item.getAxis(axis)
-            ax.setTickFont(font)
-            ax.enableAutoSIPrefix(False)
+        if text != self.note.text():
+            self.note.setText(text)
+            self.note.setVisible(bool(text))
 
     # -- incremental drawing -------------------------------------------------------------------
 
@@ -161,28 +249,38 @@ class PlotPanel(QFrame):
         if sig != self._sig:
             self.reset()
             self._sig = sig
-        for index, record in enumerate(records):
+        changed = False
+        for record in records:
             if self._versions.get(record.run_id) == record.version:
                 continue
             self._versions[record.run_id] = record.version
             self.draw(record, multi, record.color if multi else None)
-        self.after_sync(records, multi, focus)
+            changed = True
+        self.after_sync(records, multi, focus, changed)
+        if changed:
+            for follow in self.follows:
+                follow.update(extra=self.extra_bounds(follow))
 
     def mode_key(self):
         return None
 
+    def extra_bounds(self, follow: Follow) -> list:
+        return []
+
     def reset(self) -> None:
         for item in self.items.values():
-            parent = item.getViewBox() if hasattr(item, "getViewBox") else None
-            scene = item.scene()
-            if parent is not None:
-                parent.removeItem(item)
-            elif scene is not None:
-                scene.removeItem(item)
+            vb = item.getViewBox() if hasattr(item, "getViewBox") else None
+            if vb is not None:
+                vb.removeItem(item)
+            elif item.scene() is not None:
+                item.scene().removeItem(item)
         self.items = {}
         self._versions = {}
         for legend in self.legends():
             legend.clear()
+        for follow in self.follows:
+            if follow.following:
+                follow.vb.setXRange(0, 100, padding=0)
 
     def legends(self) -> list:
         return []
@@ -190,16 +288,17 @@ class PlotPanel(QFrame):
     def draw(self, record, multi: bool, color) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def after_sync(self, records, multi, focus) -> None:
+    def after_sync(self, records, multi, focus, changed) -> None:
         pass
 
-    def curve(self, plot: pg.PlotItem, key: tuple, name: str | None, pen, symbol=None, symbol_size=5,
-              brush=None) -> pg.PlotDataItem:
+    def curve(self, plot: pg.PlotItem, key: tuple, name: str | None, color, width: float = 1,
+              style=Qt.SolidLine, symbol=None) -> pg.PlotDataItem:
+        """The item for ``key``, created (with its pen) the first time."""
         item = self.items.get(key)
         if item is None:
-            item = pg.PlotDataItem(pen=pen, symbol=symbol, symbolSize=symbol_size, symbolPen=None,
-                                   symbolBrush=brush if brush is not None else (pen.color() if symbol else None),
-                                   connect="finite", name=name)
+            pen = pg.mkPen(color, width=width, style=style)
+            item = pg.PlotDataItem(pen=pen, symbol=symbol, symbolSize=5, symbolPen=None,
+                                   symbolBrush=QColor(color) if symbol else None, connect="finite", name=name)
             plot.addItem(item)
             self.items[key] = item
         return item
@@ -222,20 +321,24 @@ class LossPanel(PlotPanel):
     def __init__(self, parent=None):
         self.epoch_axis = EpochAxis()
         widget = pg.PlotWidget(axisItems={"top": self.epoch_axis, "left": LogAxis("left")})
-        super().__init__("1 · Loss", "Training loss of every step (thin), its mean per epoch (dots) and the "
+        super().__init__("1 · Loss", "Training loss of every step (light), its mean per epoch (dots) and the "
                          "validation loss after each epoch (dashed). Lower is better; a validation loss "
                          "rising while the training loss falls means overfitting.", plot_widget=widget)
         self.plot = widget.getPlotItem()
         self.plot.showAxis("top")
-        self.setup_plot(self.plot, "step", "loss")
+        setup_plot(self.plot, "step", "loss", log_y=True)
         self.plot.getAxis("top").setLabel("epoch")
         self.legend = add_legend(self.plot)
+        self.follows = [Follow(self.plot)]
         self.log_box = QCheckBox("log scale")
         self.log_box.setChecked(True)
         self.log_box.setToolTip("Logarithmic loss axis: shows progress late in training")
-        self.log_box.toggled.connect(lambda on: self.plot.setLogMode(y=on))
-        self.plot.setLogMode(y=True)
+        self.log_box.toggled.connect(self._log_toggled)
         self.header.addWidget(self.log_box)
+
+    def _log_toggled(self, on: bool) -> None:
+        self.plot.setLogMode(y=on)
+        self.follows[0].update(force=True)
 
     def legends(self):
         return [self.legend]
@@ -243,21 +346,19 @@ class LossPanel(PlotPanel):
     def draw(self, r, multi, color):
         prefix = f"{r.name}: " if multi else ""
         light = QColor(color or TRAIN_COLOR)
-        light.setAlpha(70)
-        self.curve(self.plot, (r.run_id, "step"), None if multi else "train (each step)", pg.mkPen(light, width=1)) \
+        light.setAlpha(80)
+        self.curve(self.plot, (r.run_id, "step"), None if multi else "train (each step)", light) \
             .setData(r.loss_step.data, positive(r.loss.data))
         ep = r.epochs
-        set_if_grown(self.curve(self.plot, (r.run_id, "train"), f"{prefix}train (epoch mean)",
-                                pg.mkPen(color or "#0b4f8a", width=2), symbol="o"),
-                     ep["step"].data, positive(ep["train_loss"].data))
+        set_if_grown(self.curve(self.plot, (r.run_id, "train"), f"{prefix}train (epoch mean)", color or "#0b4f8a",
+                                2, symbol="o"), ep["step"].data, positive(ep["train_loss"].data))
         val = ep["val_loss"].data
         if np.isfinite(val).any():
-            set_if_grown(self.curve(self.plot, (r.run_id, "val"), f"{prefix}validation",
-                                    pg.mkPen(color or VAL_COLOR, width=2, style=Qt.DashLine), symbol="s"),
-                         ep["step"].data, positive(val))
+            set_if_grown(self.curve(self.plot, (r.run_id, "val"), f"{prefix}validation", color or VAL_COLOR, 2,
+                                    Qt.DashLine, symbol="s"), ep["step"].data, positive(val))
         self.diverged_marker(self.plot, r, label=True)
 
-    def after_sync(self, records, multi, focus):
+    def after_sync(self, records, multi, focus, changed):
         if focus is not None:
             self.epoch_axis.steps_per_epoch = max(1, focus.steps_per_epoch)
 
@@ -269,9 +370,9 @@ class AccuracyPanel(PlotPanel):
         super().__init__("2 · Accuracy", "Fraction of examples classified correctly, measured after each "
                          "epoch on the training set and on the validation set (not used for training).")
         self.plot = self.widget.getPlotItem()
-        self.setup_plot(self.plot, "step", "accuracy (%)")
-        self.plot.setYRange(0, 100)
+        setup_plot(self.plot, "step", "accuracy (%)")
         self.legend = add_legend(self.plot, offset=(-4, -4))
+        self.follows = [Follow(self.plot, y_fixed=(0, 101))]
 
     def legends(self):
         return [self.legend]
@@ -279,15 +380,13 @@ class AccuracyPanel(PlotPanel):
     def draw(self, r, multi, color):
         ep = r.epochs
         prefix = f"{r.name}: " if multi else ""
-        set_if_grown(self.curve(self.plot, (r.run_id, "train"), f"{prefix}train",
-                                pg.mkPen(color or TRAIN_COLOR, width=2), symbol="o"),
-                     ep["step"].data, 100 * ep["train_accuracy"].data)
-        set_if_grown(self.curve(self.plot, (r.run_id, "val"), f"{prefix}validation",
-                                pg.mkPen(color or VAL_COLOR, width=2, style=Qt.DashLine), symbol="s"),
-                     ep["step"].data, 100 * ep["val_accuracy"].data)
+        set_if_grown(self.curve(self.plot, (r.run_id, "train"), f"{prefix}train", color or TRAIN_COLOR, 2,
+                                symbol="o"), ep["step"].data, 100 * ep["train_accuracy"].data)
+        set_if_grown(self.curve(self.plot, (r.run_id, "val"), f"{prefix}validation", color or VAL_COLOR, 2,
+                                Qt.DashLine, symbol="s"), ep["step"].data, 100 * ep["val_accuracy"].data)
         self.diverged_marker(self.plot, r)
 
-    def after_sync(self, records, multi, focus):
+    def after_sync(self, records, multi, focus, changed):
         regression = records and all(not r.is_classification for r in records)
         self.set_note("Accuracy applies to classification; this task is regression (see the loss)."
                       if regression else "")
@@ -301,18 +400,17 @@ class LayerPanel(PlotPanel):
     key = ""
     log_y = False
     y_label = ""
+    y_fixed = None
 
     def __init__(self, title, help_text, parent=None):
         super().__init__(title, help_text, parent)
         self.plot = self.widget.getPlotItem()
-        self.setup_plot(self.plot, "step", self.y_label, self.log_y)
+        setup_plot(self.plot, "step", self.y_label, self.log_y)
         self.legend = add_legend(self.plot)
+        self.follows = [Follow(self.plot, y_fixed=self.y_fixed)]
 
     def legends(self):
         return [self.legend]
-
-    def values(self, r) -> np.ndarray:
-        return r.per_layer[self.key].data
 
     def layer_name(self, r, i, multi) -> str | None:
         if multi:
@@ -321,7 +419,7 @@ class LayerPanel(PlotPanel):
         return f"{layer.name} ({layer.activation})" if layer else f"layer {i + 1}"
 
     def draw(self, r, multi, color):
-        values = self.values(r)
+        values = r.per_layer[self.key].data
         if values.ndim != 2 or values.shape[0] == 0:
             return
         steps = r.log_step.data
@@ -330,9 +428,8 @@ class LayerPanel(PlotPanel):
             column = values[:, i]
             if not np.isfinite(column).any():
                 continue
-            y = positive(column) if self.log_y else column
-            self.curve(self.plot, (r.run_id, i), self.layer_name(r, i, multi),
-                       pg.mkPen(colors[i], width=1.5)).setData(steps, y)
+            self.curve(self.plot, (r.run_id, i), self.layer_name(r, i, multi), colors[i]) \
+                .setData(steps, positive(column) if self.log_y else column)
         self.diverged_marker(self.plot, r)
 
 
@@ -346,15 +443,14 @@ class GradNormPanel(LayerPanel):
 
 
 class DeadPanel(LayerPanel):
-    key, y_label = "dead_fraction", "% of the layer's units"
+    key, y_label, y_fixed = "dead_fraction", "% of the layer's units", (0, 101)
 
     def __init__(self, parent=None):
         super().__init__("4 · Dead units (ReLU family) · saturated units (logistic/tanh)",
                          "Solid: % of a ReLU-family layer's units that output 0 for every example of a fixed "
                          "probe batch (dead units never recover). Dashed: % of logistic/tanh outputs within 1% "
                          "of their bounds (saturated: their gradient is nearly 0).")
-        self.plot.setYRange(0, 100)
-        self._last_labels = 0.0
+        self._labels_at = 0.0
 
     def draw(self, r, multi, color):
         steps = r.log_step.data
@@ -369,30 +465,36 @@ class DeadPanel(LayerPanel):
                 if not np.isfinite(column).any():
                     continue
                 name = self.layer_name(r, i, multi) if not multi or i == 0 else None
-                item = self.curve(self.plot, (r.run_id, key, i), name, pg.mkPen(colors[i], width=1.5, style=style))
-                item.setData(steps, 100 * column)
+                self.curve(self.plot, (r.run_id, key, i), name, colors[i], style=style).setData(steps, 100 * column)
         self.diverged_marker(self.plot, r)
-        if not multi:
+        now = time.monotonic()
+        if not multi and (now - self._labels_at > 0.5 or r.finished):
+            self._labels_at = now
             self._update_labels(r, dead, sat)
 
     def _update_labels(self, r, dead, sat) -> None:
         """Legend entries with the latest count: "layer 2 (relu): 5/32 dead"."""
         counts = r.per_layer["dead_count"].data
+        by_item = {id(item): key for key, item in self.items.items()}
         for sample, label in self.legend.items:
-            item = sample.item
-            for (run_id, key, *rest), stored in self.items.items():
-                if stored is item and rest and isinstance(rest[0], int):
-                    i = rest[0]
-                    layer = r.layers[i] if i < len(r.layers) else None
-                    base = f"{layer.name} ({layer.activation})" if layer else f"layer {i + 1}"
-                    if key == "dead":
-                        units = f"/{layer.units}" if layer and layer.units else ""
-                        text = f"{base}: {int(counts[-1, i]) if math.isfinite(counts[-1, i]) else 0}{units} dead"
-                    else:
-                        text = f"{base}: {100 * sat[-1, i]:.0f}% saturated"
-                    label.setText(text)
+            key = by_item.get(id(sample.item))
+            if key is None or len(key) != 3:
+                continue
+            _, kind, i = key
+            layer = r.layers[i] if i < len(r.layers) else None
+            base = f"{layer.name} ({layer.activation})" if layer else f"layer {i + 1}"
+            if kind == "dead":
+                units = f"/{layer.units}" if layer and layer.units else ""
+                count = counts[-1, i]
+                text = f"{base}: {int(count) if math.isfinite(count) else 0}{units} dead"
+            else:
+                text = f"{base}: {100 * sat[-1, i]:.0f}% saturated"
+            if label.text != text:
+                label.setText(text)
 
-    def after_sync(self, records, multi, focus):
+    def after_sync(self, records, multi, focus, changed):
+        if not changed:
+            return
         any_data = any(r.per_layer["dead_fraction"].n and (np.isfinite(r.per_layer["dead_fraction"].data).any() or
                                                           np.isfinite(r.per_layer["saturated"].data).any())
                        for r in records)
@@ -400,12 +502,37 @@ class DeadPanel(LayerPanel):
                       "No ReLU-family or logistic/tanh hidden layer in the shown runs: nothing can die or saturate.")
 
 
+class BandItem(QGraphicsPathItem):
+    """A filled mean +/- std band: one path, far cheaper than FillBetweenItem on every frame."""
+
+    def __init__(self, color: QColor):
+        super().__init__()
+        self.setPen(QPen(Qt.NoPen))
+        self.setBrush(QBrush(color))
+        self.bounds = None
+
+    def set_band(self, x, lo, hi) -> None:
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        x, lo, hi = x[ok], lo[ok], hi[ok]
+        if len(x) > BAND_POINTS:
+            keep = np.linspace(0, len(x) - 1, BAND_POINTS).astype(int)
+            x, lo, hi = x[keep], lo[keep], hi[keep]
+        if len(x) < 2:
+            return
+        px = np.concatenate([x, x[::-1]]).astype(np.float64)
+        py = np.concatenate([hi, lo[::-1]]).astype(np.float64)
+        path = pg.arrayToQPath(px, py, connect="all", finiteCheck=False)
+        path.closeSubpath()
+        self.setPath(path)
+        self.bounds = (float(x[-1]), float(lo.min()), float(hi.max()))
+
+
 class ActivationPanel(LayerPanel):
     key, y_label = "act_mean", "layer output"
 
     def __init__(self, parent=None):
         super().__init__("5 · Activations per layer over time",
-                         "Bands: mean ± standard deviation of each layer's outputs on a fixed probe batch. "
+                         "Bands: mean ± standard deviation of each hidden layer's outputs on a fixed probe batch. "
                          "Heat map: histogram of one layer's pre-activations z over time (brighter = more "
                          "units there). Healthy deep nets keep similar spreads in every layer; SELU keeps "
                          "mean 0 and std 1.")
@@ -417,6 +544,7 @@ class ActivationPanel(LayerPanel):
         self.image = None
         self._n_layers = 0
         self._last_records = ([], False, None)
+        self._heat_key = None
 
     def mode_key(self):
         return self.mode.currentData()
@@ -424,17 +552,28 @@ class ActivationPanel(LayerPanel):
     def reset_and_redraw(self) -> None:
         self._sig = None
         records, multi, focus = self._last_records
+        self.plot.setLabel("left", "pre-activation z" if self.heat_layer() is not None else "layer output")
         self.sync(records, multi, focus)
+        self.follows[0].update(force=True, extra=self.extra_bounds(self.follows[0]))
+
+    def heat_layer(self):
+        layer = self.mode.currentData()
+        return layer if layer is not None and layer >= 0 else None
 
     def reset(self):
         super().reset()
         if self.image is not None:
             self.plot.removeItem(self.image)
             self.image = None
+        self._heat_key = None
+
+    def extra_bounds(self, follow):
+        if self.heat_layer() is not None and self.image is not None:
+            return [self._image_bounds]
+        return [item.bounds for key, item in self.items.items() if isinstance(item, BandItem) and item.bounds]
 
     def draw(self, r, multi, color):
-        layer = self.mode.currentData()
-        if layer is not None and layer >= 0:
+        if self.heat_layer() is not None:
             return  # the heat map is drawn for the focus run in after_sync
         mean, std = r.per_layer["act_mean"].data, r.per_layer["act_std"].data
         if mean.ndim != 2 or not len(mean):
@@ -442,22 +581,19 @@ class ActivationPanel(LayerPanel):
         steps = r.log_step.data
         colors = layer_colors(mean.shape[1], color)
         for i in range(mean.shape[1] - 1):   # hidden layers (the output's values are probabilities/targets)
-            c = QColor(colors[i])
-            hi = self.curve(self.plot, (r.run_id, "hi", i), None, pg.mkPen(None))
-            lo = self.curve(self.plot, (r.run_id, "lo", i), None, pg.mkPen(None))
-            hi.setData(steps, mean[:, i] + std[:, i])
-            lo.setData(steps, mean[:, i] - std[:, i])
-            if (r.run_id, "band", i) not in self.items:
-                fill = QColor(c)
-                fill.setAlpha(45 if not multi else 25)
-                band = pg.FillBetweenItem(hi, lo, brush=pg.mkBrush(fill))
+            band = self.items.get((r.run_id, "band", i))
+            if band is None:
+                fill = QColor(colors[i])
+                fill.setAlpha(40 if not multi else 25)
+                band = BandItem(fill)
                 self.plot.addItem(band)
                 self.items[(r.run_id, "band", i)] = band
-            self.curve(self.plot, (r.run_id, "mean", i), self.layer_name(r, i, multi),
-                       pg.mkPen(c, width=1.5)).setData(steps, mean[:, i])
+            band.set_band(steps, mean[:, i] - std[:, i], mean[:, i] + std[:, i])
+            self.curve(self.plot, (r.run_id, "mean", i), self.layer_name(r, i, multi), colors[i]) \
+                .setData(steps, mean[:, i])
         self.diverged_marker(self.plot, r)
 
-    def after_sync(self, records, multi, focus):
+    def after_sync(self, records, multi, focus, changed):
         self._last_records = (records, multi, focus)
         n = len(focus.layers) - 1 if focus is not None else 0
         if n != self._n_layers:
@@ -470,13 +606,14 @@ class ActivationPanel(LayerPanel):
                 self.mode.addItem(f"histogram of z: layer {i + 1}", i)
             self.mode.setCurrentIndex(max(0, self.mode.findData(current)))
             self.mode.blockSignals(False)
-        layer = self.mode.currentData()
-        self.plot.setLabel("left", "pre-activation z" if layer is not None and layer >= 0 else "layer output")
-        if layer is None or layer < 0 or focus is None:
+        layer = self.heat_layer()
+        if layer is None or focus is None:
             return
         heat = focus.heatmap
-        if len(heat.steps) < 2 or layer >= heat.shape[0]:
+        key = (focus.run_id, len(heat.steps), heat.stride, layer)
+        if len(heat.steps) < 2 or layer >= heat.shape[0] or key == self._heat_key:
             return
+        self._heat_key = key
         counts = heat.layer(layer).astype(np.float64)
         peak = counts.max(axis=1, keepdims=True)
         img = np.divide(counts, peak, out=np.zeros_like(counts), where=peak > 0).T  # (bins, time)
@@ -486,9 +623,14 @@ class ActivationPanel(LayerPanel):
             self.plot.addItem(self.image)
         edges = focus.histogram_edges
         steps = heat.steps.data
+        from PySide6.QtCore import QRectF
+
         self.image.setImage(img, levels=(0, 1), autoLevels=False)
-        self.image.setRect(QRectF(float(steps[0]), float(edges[0]), float(max(1, steps[-1] - steps[0])),
-                                  float(edges[-1] - edges[0])))
+        rect = QRectF(float(steps[0]), float(edges[0]), float(max(1, steps[-1] - steps[0])),
+                      float(edges[-1] - edges[0]))
+        self.image.setRect(rect)
+        self._image_bounds = (float(steps[-1]), float(edges[0]), float(edges[-1]))
+        self.follows[0].update(extra=[self._image_bounds])
 
 
 # ========================================================= update ratio and LR
@@ -506,15 +648,15 @@ class RatioPanel(PlotPanel):
         self.lr_plot = widget.addPlot(row=1, col=0)
         widget.ci.layout.setRowStretchFactor(0, 3)
         widget.ci.layout.setRowStretchFactor(1, 2)
-        self.setup_plot(self.plot, "", "‖ΔW‖ / ‖W‖", log_y=True)
-        self.setup_plot(self.lr_plot, "step", "learning rate")
-        self.lr_plot.setXLink(self.plot)
+        setup_plot(self.plot, "", "‖ΔW‖ / ‖W‖", log_y=True)
+        setup_plot(self.lr_plot, "step", "learning rate")
         self.plot.hideAxis("bottom")
         self.legend = add_legend(self.plot)
         self.lr_legend = add_legend(self.lr_plot)
         self.reference = pg.InfiniteLine(pos=-3, angle=0, pen=pg.mkPen("#888", width=1, style=Qt.DotLine),
                                          label="1e-3", labelOpts={"color": "#666", "position": 0.03})
         self.plot.addItem(self.reference)
+        self.follows = [Follow(self.plot), Follow(self.lr_plot)]
 
     def legends(self):
         return [self.legend, self.lr_legend]
@@ -529,158 +671,8 @@ class RatioPanel(PlotPanel):
                 if not np.isfinite(column).any():
                     continue
                 name = (r.name if i == 0 else None) if multi else (r.layers[i].name if i < len(r.layers) else None)
-                self.curve(self.plot, (r.run_id, i), name, pg.mkPen(colors[i], width=1.5)) \
-                    .setData(steps, positive(column))
-        self.curve(self.lr_plot, (r.run_id, "lr"), f"{r.name}" if multi else "learning rate",
-                   pg.mkPen(color or "#2ca02c", width=2)).setData(steps, r.lr.data)
+                self.curve(self.plot, (r.run_id, i), name, colors[i]).setData(steps, positive(column))
+        self.curve(self.lr_plot, (r.run_id, "lr"), f"{r.name}" if multi else "learning rate", color or "#2ca02c", 2) \
+            .setData(steps, r.lr.data)
         self.diverged_marker(self.plot, r)
         self.diverged_marker(self.lr_plot, r)
-
-
-# ========================================================== boundary / confusion
-
-class BoundaryView(pg.PlotWidget):
-    """Class probabilities over the input plane, the training points on top."""
-
-    def __init__(self):
-        super().__init__()
-        item = self.getPlotItem()
-        PlotPanel.setup_plot(item, "x1", "x2")
-        item.setClipToView(False)
-        item.setDownsampling(auto=False)
-        self.setAspectLocked(True)
-        self.image = pg.ImageItem()
-        self.addItem(self.image)
-        self.scatters: list = []
-        self.surface_id = None
-        self.points_id = None
-
-    def show_run(self, record) -> None:
-        from .panels import CLASS_COLORS
-
-        surface, points = record.surface, record.points
-        if points is not None and id(points) != self.points_id:
-            self.points_id = id(points)
-            self._clear_scatters()
-            for c in np.unique(points.y):
-                rows = points.y == c
-                scatter = pg.ScatterPlotItem(points.x[rows, 0], points.x[rows, 1], size=5,
-                                             pen=pg.mkPen("#333", width=0.6),
-                                             brush=pg.mkBrush(CLASS_COLORS[int(c) % len(CLASS_COLORS)]))
-                self.addItem(scatter)
-                self.scatters.append(scatter)
-        if surface is None or id(surface) == self.surface_id:
-            return
-        first = self.surface_id is None
-        self.surface_id = id(surface)
-        probs = np.asarray(surface.probabilities, dtype=np.float32)
-        if probs.shape[-1] == 1:
-            probs = np.concatenate([1 - probs, probs], axis=-1)
-        colors = np.array([QColor(c).getRgbF()[:3] for c in CLASS_COLORS], dtype=np.float32)
-        k = probs.shape[-1]
-        rgb = probs @ colors[np.arange(k) % len(colors)]
-        confidence = probs.max(axis=-1, keepdims=True)   # pale where the model hesitates
-        strength = 0.25 + 0.5 * (confidence - 1 / k) / (1 - 1 / k)
-        rgb = 1 - strength * (1 - rgb)
-        self.image.setImage((np.clip(rgb, 0, 1) * 255).astype(np.uint8), autoLevels=False, levels=(0, 255))
-        xs, ys = surface.xs, surface.ys
-        dx = (xs[-1] - xs[0]) / max(1, len(xs) - 1)
-        dy = (ys[-1] - ys[0]) / max(1, len(ys) - 1)
-        self.image.setRect(QRectF(float(xs[0] - dx / 2), float(ys[0] - dy / 2), float(xs[-1] - xs[0] + dx),
-                                  float(ys[-1] - ys[0] + dy)))
-        if first:
-            self.autoRange(padding=0)
-
-    def _clear_scatters(self) -> None:
-        for scatter in self.scatters:
-            self.removeItem(scatter)
-        self.scatters = []
-
-    def clear_run(self) -> None:
-        self.image.clear()
-        self._clear_scatters()
-        self.surface_id = self.points_id = None
-
-
-class ConfusionView(pg.GraphicsLayoutWidget):
-    """Validation confusion matrix and a strip of misclassified images."""
-
-    def __init__(self):
-        super().__init__()
-        self.matrix_plot = self.addPlot(row=0, col=0)
-        self.matrix_plot.setLabel("left", "true class")
-        self.matrix_plot.setLabel("bottom", "predicted class")
-        self.matrix_plot.invertY(True)
-        self.matrix_plot.setAspectLocked(True)
-        self.matrix_plot.setMouseEnabled(False, False)
-        self.matrix_image = pg.ImageItem()
-        self.matrix_image.setColorMap(pg.colormap.get("Blues", source="matplotlib")
-                                      if "Blues" in pg.colormap.listMaps("matplotlib") else pg.colormap.get("viridis"))
-        self.matrix_plot.addItem(self.matrix_image)
-        self.strip_plot = self.addPlot(row=1, col=0)
-        self.strip_plot.hideAxis("left")
-        self.strip_plot.hideAxis("bottom")
-        self.strip_plot.invertY(True)
-        self.strip_plot.setAspectLocked(True)
-        self.strip_plot.setMouseEnabled(False, False)
-        self.strip_plot.setTitle("misclassified validation images (true → predicted)", size="8pt")
-        self.strip_image = pg.ImageItem()
-        self.strip_plot.addItem(self.strip_image)
-        self.ci.layout.setRowStretchFactor(0, 3)
-        self.ci.layout.setRowStretchFactor(1, 2)
-        self.texts: list = []
-        self.report_id = None
-
-    def show_run(self, record) -> None:
-        report = record.confusion
-        if report is None or id(report) == self.report_id:
-            return
-        self.report_id = id(report)
-        for t in self.texts:
-            t.scene() and t.getViewBox() and t.getViewBox().removeItem(t)
-        self.texts = []
-        m = np.asarray(report.matrix, dtype=np.float64)
-        rows = m.sum(axis=1, keepdims=True)
-        frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-        self.matrix_image.setImage(frac, levels=(0, 1), autoLevels=False)
-        names = list(record.class_names) or [str(i) for i in range(len(m))]
-        short = [n.split("/")[0][:7] for n in names]
-        ticks = [[(i + 0.5, short[i]) for i in range(len(m))]]
-        self.matrix_plot.getAxis("bottom").setTicks(ticks)
-        self.matrix_plot.getAxis("left").setTicks(ticks)
-        if len(m) <= 12:
-            for i in range(len(m)):
-                for j in range(len(m)):
-                    if m[i, j]:
-                        t = pg.TextItem(f"{int(m[i, j])}", color="w" if frac[i, j] > 0.5 else "#222",
-                                        anchor=(0.5, 0.5))
-                        t.setPos(j + 0.5, i + 0.5)
-                        self.matrix_plot.addItem(t)
-                        self.texts.append(t)
-        accuracy = np.trace(m) / max(1, m.sum())
-        self.matrix_plot.setTitle(f"validation confusion, epoch {report.epoch}: {accuracy:.1%} correct", size="9pt")
-        images = np.asarray(report.examples, dtype=np.float32)
-        if len(images) == 0:
-            self.strip_image.clear()
-            return
-        k, h, w = images.shape
-        cols = min(8, k)
-        n_rows = math.ceil(k / cols)
-        pad_h = h + 10
-        mosaic = np.ones((n_rows * pad_h, cols * (w + 2)), dtype=np.float32) * float(images.max())
-        for idx in range(k):
-            r, c = divmod(idx, cols)
-            mosaic[r * pad_h:r * pad_h + h, c * (w + 2):c * (w + 2) + w] = images[idx]
-            t = pg.TextItem(f"{short[report.true_labels[idx]]}→{short[report.predicted[idx]]}", color="#b00020",
-                            anchor=(0.5, 0))
-            t.setFont(QFont("Sans", 6))
-            t.setPos(c * (w + 2) + w / 2, r * pad_h + h - 1)
-            self.strip_plot.addItem(t)
-            self.texts.append(t)
-        self.strip_image.setImage(mosaic, levels=(float(images.max()), float(images.min())), autoLevels=False)
-        self.strip_plot.autoRange(padding=0)
-
-    def clear_run(self) -> None:
-        self.matrix_image.clear()
-        self.strip_image.clear()
-        self.report_id = None

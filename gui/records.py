@@ -255,11 +255,14 @@ class RunRecord:
             self.compiling = False
 
     def _started(self, ev: RunStarted) -> None:
+        """A run starts, or the next phase of a stage continues it on the same time axis."""
+        continuing = self.step > 0
         self.experiment = ev.experiment
         self.layers = [LayerView(f"layer {li.index + 1}" if li.index < len(ev.layers) - 1 else "output",
                                  li.units, li.activation, li.relu_family, li.saturating) for li in ev.layers]
         self.histogram_edges = np.asarray(ev.histogram_edges)
-        self._reset_logged(len(self.layers))
+        if not continuing:
+            self._reset_logged(len(self.layers))
         self.steps_per_epoch, self.total_steps = ev.steps_per_epoch, ev.total_steps
         self.task, self.n_classes, self.class_names = ev.task, ev.n_classes, tuple(ev.class_names)
         self.n_params, self.image_shape = ev.n_params, ev.image_shape

@@ -33,6 +33,12 @@ from .records import DataPoints, RunFailed
 
 BATCH_SECONDS = 1 / 30
 MAX_POINTS = 3000   # training points sent for the decision-boundary view
+URGENT = (RunStarted, Compiling, RunFinished)   # sent at once
+try:
+    from engine.stages import StageFinished, StagesFinished, StageStarted
+    URGENT += (StageStarted, StageFinished, StagesFinished)
+except ImportError:  # pragma: no cover - stages not part of this engine
+    pass
 
 
 @dataclass
@@ -75,20 +81,28 @@ class TrainingWorker(QObject):
         writer = None
         last = time.monotonic()
         try:
-            trainer = Trainer(job.experiment, run_id=job.run_id, init_weights=job.init_weights)
-            if job.folder is not None:
-                writer = RunWriter(job.folder, __version__)
-                writer.attach(trainer, checkpoint=True)   # same folder contents as the headless runner
-            points = data_points(job.run_id, trainer.data)
-            if points is not None:
-                pending.append(points)
-            for event in trainer.run(job.control):
+            if job.experiment.get("stages"):   # multi-stage workflow (transfer learning, pretraining)
+                from engine.stages import StagesWriter, run_stages
+
+                if job.folder is not None:
+                    writer = StagesWriter(job.folder, job.experiment, __version__)
+                events = run_stages(job.experiment, job.control)
+            else:
+                trainer = Trainer(job.experiment, run_id=job.run_id, init_weights=job.init_weights)
+                if job.folder is not None:
+                    writer = RunWriter(job.folder, __version__)
+                    writer.attach(trainer, checkpoint=True)   # same folder contents as the headless runner
+                points = data_points(job.run_id, trainer.data)
+                if points is not None:
+                    pending.append(points)
+                events = trainer.run(job.control)
+            for event in events:
                 if writer is not None:
                     writer.handle(event)
                 pending.append(event)
                 now = time.monotonic()
                 if (now - last >= self.batch_seconds or job.control.paused or job.control.stopped
-                        or isinstance(event, (RunStarted, Compiling, RunFinished))):
+                        or isinstance(event, URGENT)):
                     self._send(job.run_id, pending)
                     pending = []
                     last = now
@@ -98,7 +112,7 @@ class TrainingWorker(QObject):
             traceback.print_exc()
             pending.append(RunFailed(job.run_id, f"{type(exc).__name__}: {exc}"))
         finally:
-            if writer is not None:
+            if writer is not None and hasattr(writer, "close"):
                 writer.close()
             if pending:
                 self._send(job.run_id, pending)

@@ -71,14 +71,17 @@ def test_train_streams_into_every_plot(window, qtbot):
     assert points(items[("loss", (rid, "val"))]) == 4
     assert points(items[("accuracy", (rid, "train"))]) == 4
     assert points(items[("accuracy", (rid, "val"))]) == 4
+    logged = len(record.log_step)                                   # diagnostics records (engine's interval)
+    assert logged >= 4
     for layer in range(3):                                          # 2 hidden layers + output
-        assert points(items[("grad", (rid, layer))]) == 36
-        assert points(items[("ratio", (rid, layer))]) > 30
-    assert points(items[("dead", (rid, "dead", 0))]) == 36          # ReLU layer: dead units
-    assert points(items[("dead", (rid, "sat", 1))]) == 36           # tanh layer: saturation
+        assert points(items[("grad", (rid, layer))]) == logged
+        assert points(items[("ratio", (rid, layer))]) >= logged - 1
+    assert points(items[("dead", (rid, "dead", 0))]) == logged      # ReLU layer: dead units
+    assert points(items[("dead", (rid, "sat", 1))]) == logged       # tanh layer: saturation
     assert ("dead", (rid, "dead", 1)) not in items                  # not ReLU: nothing drawn
-    assert points(items[("activation", (rid, "mean", 0))]) == 36
-    assert points(items[("ratio", (rid, "lr"))]) == 36
+    assert points(items[("activation", (rid, "mean", 0))]) == logged
+    assert items[("activation", (rid, "band", 0))].bounds is not None
+    assert points(items[("ratio", (rid, "lr"))]) == logged
     boundary = w.dashboard.output.boundary
     assert w.dashboard.output.stack.currentWidget() is boundary
     assert boundary.image.image is not None and boundary.image.image.shape[:2] == (100, 100)
@@ -87,10 +90,10 @@ def test_train_streams_into_every_plot(window, qtbot):
     panel = w.dashboard.activation
     panel.mode.setCurrentIndex(panel.mode.findData(0))
     w.redraw()
-    assert panel.image is not None and panel.image.image.shape == (48, 36)
+    assert panel.image is not None and panel.image.image.shape == (48, logged)
     # the run folder is written like the headless runner's
     assert json.loads((record.folder / "summary.json").read_text())["status"] == "finished"
-    assert (record.folder / "history.csv").read_text().count("\n") == 37
+    assert (record.folder / "history.csv").read_text().count("\n") == logged + 1
     assert "finished" in w.runs.items[rid].text(3)
     assert w.runs.items[rid].text(2).endswith("%")
 

@@ -1,0 +1,298 @@
+#!/usr/bin/env python
+"""Window benchmark: does the GUI cost training speed, does it keep drawing, does Pause act at once?
+
+    python bench/gui.py                # offscreen unless DISPLAY is set (e.g. under xvfb-run)
+    python bench/gui.py --quick        # fewer, shorter rounds
+    python bench/gui.py --json         # one JSON object on stdout instead of the table
+
+What is measured (targets from issue 3):
+
+* throughput: steps/s of the 784-300-100-10 Fashion-MNIST experiment (the
+  "default" preset, or a built-in equivalent) trained by the real window with
+  all plots live, versus the headless runner's loop (``Trainer.run`` with a
+  ``RunWriter``, like ``python main.py run``) on the same experiment.  Rounds
+  alternate (headless, window, window, headless, ...); each rate is counted
+  from the first to the last diagnostics record, so data loading and the
+  final test evaluation are left out on both sides; medians over rounds.
+  Target: window >= 90% of headless.  Without the Fashion-MNIST files a 2-D
+  784-free stand-in is used and the output says so.
+* frames per second: repaints per second of every plot while the window
+  trains the default 2-D spiral experiment at full speed (median over
+  plots of paint events on each plot's viewport).  Target: >= 20.
+* pause latency: time from triggering Pause to the moment the training
+  loop blocks in ``RunControl`` (no step starts after it), on both
+  experiments, several pauses each.  Target: < 100 ms.
+
+The machine is shared; look at medians and rerun when the load was high.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from engine.control import RunControl  # noqa: E402
+from engine.events import RunFinished, StepMetrics  # noqa: E402
+from engine.experiment import default_experiment, load_experiment, resolve_experiment  # noqa: E402
+
+
+class ObservedControl(RunControl):
+    """A RunControl that notes when the training loop asks to continue while paused."""
+
+    def __init__(self, paused: bool = False):
+        super().__init__(paused)
+        self.blocked_at: list[float] = []
+
+    def allowed_steps(self, to_epoch_end, timeout=None):
+        if self.paused and not self.stopped:
+            self.blocked_at.append(time.perf_counter())
+        return super().allowed_steps(to_epoch_end, timeout)
+
+
+def fashion_experiment(steps: int) -> tuple[dict, str]:
+    from engine.datasets import load_dataset
+
+    try:
+        exp = load_experiment("default")
+        if exp["data"]["name"] != "fashion_mnist":
+            raise ValueError
+        label = "preset 'default'"
+    except Exception:
+        from gui.menus import builtin_experiments
+
+        exp = builtin_experiments()[1]
+        label = "built-in Fashion-MNIST default"
+    try:
+        load_dataset(exp["data"], exp["seed"])
+    except Exception as exc:
+        print(f"(Fashion-MNIST not available: {exc}; using a 2-D stand-in)", file=sys.stderr)
+        exp = resolve_experiment(dict(exp, data={"name": "spirals", "n_samples": 20000}))
+        label = "2-D stand-in (no Fashion-MNIST files)"
+    layers = "-".join(str(layer["units"]) for layer in exp["model"]["layers"])
+    exp = resolve_experiment(dict(exp, training=dict(exp["training"], epochs=10_000, max_steps=steps)))
+    return exp, f"{label}: in-{layers}-out, batch {exp['training']['batch_size']}, {steps} steps"
+
+
+def rate_from(samples: list[tuple[float, int]]) -> float:
+    (t0, s0), (t1, s1) = samples[0], samples[-1]
+    return (s1 - s0) / (t1 - t0) if t1 > t0 else float("nan")
+
+
+def headless_rate(exp: dict, folder: Path) -> float:
+    from engine.runstore import RunWriter
+    from engine.training import Trainer
+
+    trainer = Trainer(exp)
+    writer = RunWriter(folder)
+    writer.attach(trainer, checkpoint=True)
+    samples = []
+    for event in trainer.run(RunControl()):
+        writer.handle(event)
+        if isinstance(event, StepMetrics):
+            samples.append((time.perf_counter(), event.step))
+    writer.close()
+    return rate_from(samples)
+
+
+class Bench:
+    def __init__(self, tmp: Path):
+        from PySide6.QtCore import QSettings
+        from PySide6.QtWidgets import QApplication
+
+        self.app = QApplication.instance() or QApplication([])
+        from gui.main_window import MainWindow
+
+        self.window = MainWindow(run_root=tmp / "runs", settings=QSettings(str(tmp / "s.ini"), QSettings.IniFormat),
+                                 load_previous_runs=False)
+        self.window._closing = True   # never block on a dialog
+        self.window.control_factory = ObservedControl
+        self.window.resize(1600, 1000)
+        self.window.show()
+        self.samples: list[tuple[float, int]] = []
+        # timestamps taken on the worker thread when each batch leaves it
+        from PySide6.QtCore import Qt
+
+        self.window.worker.worker.batch.connect(self._on_batch, Qt.DirectConnection)
+        self.paints: dict[str, int] = {}
+        self._install_paint_counters()
+
+    def _on_batch(self, run_id, events) -> None:
+        steps = [e.step for e in events if isinstance(e, StepMetrics)]
+        if steps:
+            self.samples.append((time.perf_counter(), steps[-1]))
+
+    def _install_paint_counters(self) -> None:
+        from PySide6.QtCore import QEvent, QObject
+
+        bench = self
+
+        class Counter(QObject):
+            def __init__(self, name):
+                super().__init__()
+                self.name = name
+
+            def eventFilter(self, obj, event):
+                if event.type() == QEvent.Paint:
+                    bench.paints[self.name] = bench.paints.get(self.name, 0) + 1
+                return False
+
+        self._counters = []
+        d = self.window.dashboard
+        for name in ("loss", "accuracy", "grad", "dead", "activation", "ratio"):
+            view = getattr(d, name).widget.viewport()
+            counter = Counter(name)
+            view.installEventFilter(counter)
+            self._counters.append(counter)
+        counter = Counter("boundary")
+        d.output.boundary.viewport().installEventFilter(counter)
+        self._counters.append(counter)
+
+    def run_until(self, condition, timeout: float) -> bool:
+        from PySide6.QtCore import QEventLoop, QTimer
+
+        if condition():
+            return True
+        loop = QEventLoop()
+        poll = QTimer()
+        poll.setInterval(5)
+        poll.timeout.connect(lambda: loop.quit() if condition() else None)
+        poll.start()
+        QTimer.singleShot(int(timeout * 1000), loop.quit)
+        loop.exec()
+        poll.stop()
+        return condition()
+
+    def start(self, exp: dict):
+        self.window.set_experiment(exp)
+        self.run_until(lambda: self.window.data_panel.info is not None, 60)
+        self.samples = []
+        record = self.window.start_run()
+        return record
+
+    def window_rate(self, exp: dict) -> float:
+        record = self.start(exp)
+        self.run_until(lambda: record.finished, 600)
+        return rate_from([s for s in self.samples if s[1] > 0])
+
+    def fps(self, seconds: float) -> dict:
+        exp = resolve_experiment(dict(default_experiment(), training=dict(default_experiment()["training"],
+                                                                          epochs=100_000)))
+        record = self.start(exp)
+        self.run_until(lambda: record.step > 200, 120)          # warm: compiled, plots populated
+        self.paints.clear()
+        refreshes, step0, t0 = self.window.dashboard.refreshes, record.step, time.perf_counter()
+        self.run_until(lambda: False, seconds)
+        elapsed = time.perf_counter() - t0
+        per_plot = {k: v / elapsed for k, v in self.paints.items()}
+        out = {"fps_median_plot": statistics.median(per_plot.values()) if per_plot else 0.0,
+               "fps_min_plot": min(per_plot.values()) if per_plot else 0.0,
+               "redraw_ticks_per_s": (self.window.dashboard.refreshes - refreshes) / elapsed,
+               "steps_per_s_while_drawing": (record.step - step0) / elapsed,
+               "per_plot": {k: round(v, 1) for k, v in per_plot.items()}}
+        self.window.stop()
+        self.run_until(lambda: record.finished, 30)
+        return out
+
+    def pause_latencies(self, exp: dict, pauses: int) -> list[float]:
+        record = self.start(exp)
+        self.run_until(lambda: record.step > 50, 120)
+        out = []
+        for _ in range(pauses):
+            self.run_until(lambda: False, 0.4)
+            control = self.window.active.control
+            n = len(control.blocked_at)
+            t_click = time.perf_counter()
+            self.window.pause_action.trigger()
+            self.run_until(lambda: len(control.blocked_at) > n, 5)
+            if len(control.blocked_at) > n:
+                out.append(1000 * (control.blocked_at[n] - t_click))
+            self.window.pause_action.trigger()   # resume
+        self.window.stop()
+        self.run_until(lambda: record.finished, 30)
+        return out
+
+    def close(self) -> None:
+        self.window.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per side (default 3)")
+    parser.add_argument("--steps", type=int, default=3000, help="steps per throughput round (default 3000)")
+    parser.add_argument("--fps-seconds", type=float, default=6.0)
+    parser.add_argument("--pauses", type=int, default=6)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 1500 steps, 3 s of fps, 4 pauses")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.steps, args.fps_seconds, args.pauses = 2, 1500, 3.0, 4
+
+    import gui  # noqa: F401  (PySide6 guard before Qt objects exist)
+
+    tmp = Path(tempfile.mkdtemp(prefix="descent-bench-gui-"))
+    exp, label = fashion_experiment(args.steps)
+    bench = Bench(tmp)
+    headless, window = [], []
+    for r in range(args.rounds):
+        order = ("headless", "window") if r % 2 == 0 else ("window", "headless")
+        for side in order:
+            if side == "headless":
+                headless.append(headless_rate(exp, tmp / f"headless-{r}"))
+            else:
+                window.append(bench.window_rate(exp))
+            print(f"round {r + 1} {side}: {(headless if side == 'headless' else window)[-1]:,.0f} steps/s",
+                  file=sys.stderr)
+    fps = bench.fps(args.fps_seconds)
+    tiny = resolve_experiment(dict(default_experiment(), training=dict(default_experiment()["training"],
+                                                                       epochs=100_000)))
+    pause_big = bench.pause_latencies(exp, args.pauses)
+    pause_tiny = bench.pause_latencies(tiny, args.pauses)
+    bench.close()
+
+    h, w = statistics.median(headless), statistics.median(window)
+    pauses = pause_big + pause_tiny
+    result = {
+        "experiment": label,
+        "throughput": {"headless_steps_per_s": headless, "window_steps_per_s": window,
+                       "headless_median": h, "window_median": w, "ratio": w / h},
+        "fps": fps,
+        "pause_ms": {"large_net": pause_big, "tiny_net": pause_tiny,
+                     "median": statistics.median(pauses) if pauses else None,
+                     "max": max(pauses) if pauses else None},
+        "targets": {"ratio >= 0.9": w / h >= 0.9, "fps >= 20": fps["fps_min_plot"] >= 20,
+                    "pause < 100 ms": bool(pauses) and max(pauses) < 100},
+        "platform": os.environ.get("QT_QPA_PLATFORM") or "xcb",
+        "load_average": os.getloadavg(),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"\nDescent window benchmark ({result['platform']}, load average "
+          f"{', '.join(f'{x:.1f}' for x in result['load_average'])})")
+    print(f"  throughput, {label}")
+    print(f"    headless   {h:10,.0f} steps/s   rounds: {', '.join(f'{x:,.0f}' for x in headless)}")
+    print(f"    window     {w:10,.0f} steps/s   rounds: {', '.join(f'{x:,.0f}' for x in window)}")
+    print(f"    ratio      {w / h:10.1%}          target >= 90%")
+    print(f"  frames per second while training the 2-D spirals at full speed ({fps['steps_per_s_while_drawing']:,.0f}"
+          f" steps/s)")
+    print(f"    slowest plot {fps['fps_min_plot']:.1f} fps, median {fps['fps_median_plot']:.1f}, redraw ticks "
+          f"{fps['redraw_ticks_per_s']:.1f}/s   target >= 20")
+    print(f"  pause latency: median {result['pause_ms']['median']:.1f} ms, max {result['pause_ms']['max']:.1f} ms"
+          f"   target < 100 ms")
+    print(f"    large net: {', '.join(f'{x:.1f}' for x in pause_big)}")
+    print(f"    tiny net:  {', '.join(f'{x:.1f}' for x in pause_tiny)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
