@@ -14,6 +14,7 @@ loss of every racer against the step (log scale) and a live table.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout,
-                               QFrame, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QFrame, QGraphicsItem, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QListWidget, QListWidgetItem, QMessageBox, QPushButton, QScrollArea,
                                QSizePolicy, QSlider, QSpinBox, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
@@ -51,6 +52,7 @@ OPTIMIZER_TITLES = {
 ARROW_SCALE = 3.0        # velocity arrows are drawn this many times their length
 ELLIPSE_FRACTION = 0.05  # the step-scale ellipse's larger semi-axis, as a share of the view width
 FRAME_MS = 33            # timer interval while running (about 30 frames per second)
+TABLE_INTERVAL = 0.25    # seconds between table updates while running
 GRID = 320               # contour map resolution (over the padded box)
 MAP_PADDING = 0.4        # the surface is drawn this share of the view beyond each edge
 CONTOUR_LEVELS = 14
@@ -243,6 +245,7 @@ class ArenaTab(QWidget):
         self._start = tuple(self._surface.start)
         self._specs: list[RacerSpec] = []
         self._updating = False
+        self._table_time = 0.0
         self._racer_items: list[dict] = []
         self._timer = QTimer(self)
         self._timer.setInterval(FRAME_MS)
@@ -369,6 +372,17 @@ class ArenaTab(QWidget):
         self.note_label.setStyleSheet("QLabel { color: #555; font-style: italic; }")
         self.note_label.hide()
         layout.addWidget(self.note_label)
+        export = QHBoxLayout()
+        self.png_button = QPushButton("Export picture…")
+        self.csv_button = QPushButton("Export paths…")
+        self.png_button.setToolTip("Save the map, the loss plot and the table as a PNG picture")
+        self.csv_button.setToolTip("Save every racer's path as CSV (x, y, loss, gradient, learning "
+                                   "rate, … per step)")
+        self.png_button.clicked.connect(self._export_png_dialog)
+        self.csv_button.clicked.connect(self._export_csv_dialog)
+        export.addWidget(self.png_button)
+        export.addWidget(self.csv_button)
+        layout.addLayout(export)
         layout.addStretch(1)
 
         scroll = QScrollArea()
@@ -402,10 +416,10 @@ class ArenaTab(QWidget):
         self.speed_slider = QSlider(Qt.Horizontal)
         self.speed_slider.setRange(0, 30)
         self.speed_slider.setValue(5)
-        self.speed_slider.setFixedWidth(140)
+        self.speed_slider.setFixedWidth(110)
         self.speed_slider.setToolTip("Steps per frame (about 30 frames per second)")
         self.speed_label = QLabel()
-        self.speed_label.setMinimumWidth(95)
+        self.speed_label.setMinimumWidth(88)
         self.speed_slider.valueChanged.connect(self._speed_changed)
         bar.addWidget(self.speed_slider)
         bar.addWidget(self.speed_label)
@@ -413,15 +427,17 @@ class ArenaTab(QWidget):
         self.max_steps_box = QSpinBox()
         self.max_steps_box.setRange(1, 1_000_000)
         self.max_steps_box.setValue(500)
-        self.max_steps_box.setToolTip("Run pauses here; schedules also plan for this many steps")
-        self.max_steps_box.valueChanged.connect(self._race_settings_changed)
+        self.max_steps_box.setToolTip("Run pauses here. Schedules plan for this many steps (the "
+                                      "1cycle schedule depends on it); a race already under way "
+                                      "keeps its plan until Reset.")
+        self.max_steps_box.valueChanged.connect(self._max_steps_changed)
         bar.addWidget(self.max_steps_box)
         bar.addSpacing(12)
         self.step_label = QLabel()
         font = QFont()
         font.setBold(True)
         self.step_label.setFont(font)
-        self.step_label.setMinimumWidth(90)
+        self.step_label.setMinimumWidth(80)
         bar.addWidget(self.step_label)
         bar.addStretch(1)
         self.velocity_check = QCheckBox("Velocity arrows")
@@ -434,14 +450,6 @@ class ArenaTab(QWidget):
                                     "height are proportional to the per-coordinate learning rates")
         for c in (self.velocity_check, self.scale_check):
             c.toggled.connect(self._refresh)
-        self.png_button = QPushButton("Export PNG…")
-        self.csv_button = QPushButton("Export CSV…")
-        self.png_button.setToolTip("Save the map, the loss plot and the table as a picture")
-        self.csv_button.setToolTip("Save every racer's path (x, y, loss, gradient, … per step)")
-        self.png_button.clicked.connect(self._export_png_dialog)
-        self.csv_button.clicked.connect(self._export_csv_dialog)
-        bar.addWidget(self.png_button)
-        bar.addWidget(self.csv_button)
         layout.addLayout(bar)
 
         self.picture = QSplitter(Qt.Vertical)  # what Export PNG saves
@@ -500,7 +508,8 @@ class ArenaTab(QWidget):
         item.setLabel("left", "θ₂  (y)")
         item.showGrid(False, False)
         item.setMenuEnabled(False)
-        self.image = pg.ImageItem()
+        # explicit axis order: the window may set pyqtgraph's global option
+        self.image = pg.ImageItem(axisOrder="col-major")  # image[ix, iy], as Surface.grid returns
         self.image.setZValue(-10)
         item.addItem(self.image)
         # neutral greys (low loss darker) so that the racers' colours stand out
@@ -510,6 +519,10 @@ class ArenaTab(QWidget):
         self.colorbar.setImageItem(self.image, insert_in=item)
         self.contours = pg.PlotDataItem(connect="pairs", pen=pg.mkPen((40, 40, 50, 70), width=1))
         self.contours.setZValue(-5)
+        # the colour map and contours change only with the surface or the
+        # zoom: let Qt keep them as pixmaps instead of redrawing every frame
+        self.image.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+        self.contours.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         item.addItem(self.contours)
         self.minima_item = pg.ScatterPlotItem(symbol="star", size=18, brush=pg.mkBrush("#ffd400"),
                                               pen=pg.mkPen("k", width=1.2))
@@ -530,8 +543,7 @@ class ArenaTab(QWidget):
         item.setTitle("Loss versus step (log scale; every minimum is 0; drawn down to 1e-20)",
                      color="#222", size="10pt")
         item.setLabel("bottom", "step")
-        item.setLabel("left", "loss")
-        item.showGrid(True, True, alpha=0.25)
+        item.showGrid(False, False)  # pyqtgraph redraws grid lines every frame (~10 ms each)
         item.setMenuEnabled(False)
         item.setDownsampling(auto=True, mode="peak")
         item.setClipToView(True)
@@ -646,6 +658,11 @@ class ArenaTab(QWidget):
         return self._timer.isActive()
 
     def reset(self) -> None:
+        """Back to the start; also applies a changed "Stop at step" to the
+        schedules' plan."""
+        if self.arena is not None and self.arena.horizon != self.max_steps_box.value():
+            self._rebuild()
+            return
         if self.arena is not None:
             self.arena.reset()
         self._refresh()
@@ -715,6 +732,15 @@ class ArenaTab(QWidget):
         self._start = (self.start_x.value(), self.start_y.value())
         self._mark_custom()
         self._rebuild()
+
+    def _max_steps_changed(self) -> None:
+        """A longer or shorter race: keep a race under way (so a finished
+        race can simply be extended); a fresh one is rebuilt so that its
+        schedules plan for the new length."""
+        if self._updating:
+            return
+        if self.arena is None or self.arena.steps == 0:
+            self._rebuild()
 
     def _race_settings_changed(self) -> None:
         if self._updating:
@@ -796,12 +822,13 @@ class ArenaTab(QWidget):
     def _run_toggled(self, on: bool) -> None:
         if on:
             if self.arena is not None and self.arena.steps >= self.max_steps_box.value():
-                self.arena.reset()
+                self.reset()  # a finished race starts over
             self.run_button.setText("Pause")
             self._timer.start()
         else:
             self.run_button.setText("Run")
             self._timer.stop()
+            self._refresh()  # the table is throttled while running: bring it up to date
 
     def _speed_changed(self) -> None:
         n = _speed_steps(self.speed_slider.value())
@@ -901,16 +928,14 @@ class ArenaTab(QWidget):
         self._racer_items = []
         for index, racer in enumerate(self.arena.racers):
             color = QColor(self._specs[index].color or PALETTE[index % len(PALETTE)])
-            path = pg.PlotDataItem(pen=pg.mkPen(color, width=2.2))
+            path = pg.PlotDataItem(pen=pg.mkPen(color, width=2.2), antialias=True)
             path.setZValue(10 + index)
             marker = pg.ScatterPlotItem(size=13, brush=pg.mkBrush(color), pen=pg.mkPen("k", width=1.5))
             marker.setZValue(30 + index)
-            arrow = pg.PlotDataItem(pen=pg.mkPen(color.darker(150), width=2.5), connect="pairs")
+            arrow = pg.PlotDataItem(pen=pg.mkPen(color.darker(150), width=2.5), connect="pairs",
+                                    antialias=True)
             arrow.setZValue(29)
-            fill = QColor(color)
-            fill.setAlpha(60)
-            ellipse = pg.PlotDataItem(pen=pg.mkPen(color.darker(130), width=2),
-                                      fillLevel=None, brush=pg.mkBrush(fill))
+            ellipse = pg.PlotDataItem(pen=pg.mkPen(color.darker(130), width=2), antialias=True)
             ellipse.setZValue(28)
             for it in (path, marker, arrow, ellipse):
                 plot.addItem(it)
@@ -947,6 +972,7 @@ class ArenaTab(QWidget):
         self.start_text.setPos(*self.arena.start)
         radius = ELLIPSE_FRACTION * getattr(self, "_view_width", 1.0)
         circle = np.linspace(0, 2 * np.pi, 49)
+        rows = []
         for row, (racer, items) in enumerate(zip(self.arena.racers, self._racer_items)):
             path = racer.path
             items["path"].setData(path[:, 0], path[:, 1])
@@ -967,8 +993,15 @@ class ArenaTab(QWidget):
                 items["ellipse"].setData([], [])
             losses = np.maximum(racer.losses, LOSS_FLOOR)
             items["loss"].setData(np.arange(losses.size), losses)
-            self._fill_row(row, racer, gains, speed)
+            rows.append((racer, gains, speed))
         self.step_label.setText(f"step {self.arena.steps}")
+        # the table is the slowest thing to repaint: while running, a few
+        # updates per second are plenty to read it
+        now = time.monotonic()
+        if not self.running or now - self._table_time >= TABLE_INTERVAL:
+            self._table_time = now
+            for row, (racer, gains, speed) in enumerate(rows):
+                self._fill_row(row, racer, gains, speed)
 
     def _fill_row(self, row: int, racer, gains, speed: float) -> None:
         status = racer.stopped

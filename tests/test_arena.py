@@ -385,6 +385,55 @@ def test_preset_lessons_hold():
     assert 2500 < arrived + int(np.argmax(fast.distances()[arrived:])) < 2900
     r = run("06-momentum-close-to-1-never-settles")
     assert r["Momentum 0.9"].loss < 1e-12 and r["Momentum 0.99999"].loss > 1.0
+    r = run("07-gradient-clipping-at-the-cliff")
+    x0 = make_surface("plateau").view[0]
+    assert r["Gradient descent"].path[:, 0].min() < x0 < r["Gradient descent, clipped"].path[:, 0].min()
+    assert r["Gradient descent, clipped"].step_lengths().max() <= 1.0 + 1e-12
+    assert (r["Momentum 0.9"].path[:, 0].min() < r["Momentum 0.9, clipped"].path[:, 0].min()
+            < r["Gradient descent, clipped"].path[:, 0].min())
+    assert all(racer.loss < 1e-6 for racer in r.values())
+    r = run("08-escaping-a-saddle-point")
+
+    def steps_near_saddle(racer):
+        return int(np.sum(np.hypot(racer.path[:, 0], racer.path[:, 1]) < 0.2))
+
+    assert steps_near_saddle(r["Gradient descent"]) > 80
+    assert steps_near_saddle(r["Momentum 0.9"]) < 20
+    assert steps_near_saddle(r["RMSProp"]) == steps_near_saddle(r["Adam"]) == 0
+    assert all(racer.distance < 0.05 for racer in r.values())
+
+    r = run("09-six-optimizers-on-one-bowl")
+    finish = {label: racer.steps_to_loss() for label, racer in r.items()}
+    assert None not in finish.values(), finish
+    order = sorted(finish, key=finish.get)
+    assert order == ["Nesterov 0.9", "RMSProp", "AdaGrad", "Momentum 0.9", "Adam", "Gradient descent"], finish
+    assert finish["Nesterov 0.9"] < 90 and 400 < finish["Gradient descent"] < 500
+    rms = r["RMSProp"]
+    assert rms.step_lengths()[-100:].max() > 0.1  # still hopping around the bottom
+
+    # rotated 45 degrees, AdaGrad and Adam fall far behind momentum
+    preset = load_arena_preset("09-six-optimizers-on-one-bowl")
+    arena = Arena({**preset.surface, "angle": 45.0}, preset.racers, start=preset.start)
+    arena.step(1000)
+    rotated = {racer.label: racer.steps_to_loss() for racer in arena.racers}
+    assert rotated["Adam"] > 3 * rotated["Momentum 0.9"]
+    assert rotated["AdaGrad"] is None or rotated["AdaGrad"] > 3 * rotated["Momentum 0.9"]
+
+
+def test_noise_helps_gradient_descent_off_the_saddle():
+    """What the saddle preset invites the user to try, over several seeds."""
+    preset = load_arena_preset("08-escaping-a-saddle-point")
+    gd = [s for s in preset.racers if s.label == "Gradient descent"]
+
+    def steps_near_saddle(noise, seed):
+        arena = Arena(preset.surface, gd, start=preset.start, noise_std=noise, seed=seed)
+        arena.step(300)
+        path = arena.racers[0].path
+        return int(np.sum(np.hypot(path[:, 0], path[:, 1]) < 0.2))
+
+    quiet = steps_near_saddle(0.0, 0)
+    for seed in range(5):
+        assert steps_near_saddle(0.01, seed) * 1.8 < quiet
 
 
 def _write(tmp_path, data, text=None):

@@ -67,10 +67,18 @@ def test_run_on_the_timer_and_stop_at_the_limit(tab, qtbot):
     qtbot.waitUntil(lambda: not tab.running, timeout=5000)
     assert tab.arena.steps == 40
     assert all(n == 41 for n in _path_lengths(tab))
-    # Run again after the end starts over
+    # a finished race can be extended: raise the limit and run on
+    first_path = tab.arena.racers[0].path.copy()
+    tab.max_steps_box.setValue(60)
+    assert tab.arena.steps == 40
     tab.run()
     qtbot.waitUntil(lambda: not tab.running, timeout=5000)
-    assert tab.arena.steps == 40
+    assert tab.arena.steps == 60
+    np.testing.assert_array_equal(tab.arena.racers[0].path[:41], first_path)
+    # Run again after the end starts over (with the schedules planned for 60 steps)
+    tab.run()
+    qtbot.waitUntil(lambda: not tab.running, timeout=5000)
+    assert tab.arena.steps == 60 and tab.arena.horizon == 60
 
 
 def test_pause_and_reset(tab, qtbot):
@@ -226,6 +234,21 @@ def test_many_qt_calls_do_not_exhaust_none(tab):
     label = QLabel()
     for _ in range(20000):
         label.setText("x")
+
+
+def test_map_orientation_survives_a_global_row_major_option(tab):
+    import pyqtgraph as pg
+
+    old = pg.getConfigOption("imageAxisOrder")
+    pg.setConfigOptions(imageAxisOrder="row-major")  # what the main window's plots set
+    try:
+        tab.set_surface({"name": "bowl", "condition_number": 100.0, "angle": 0.0})
+        assert tab.image.axisOrder == "col-major"
+        image = tab.image.image  # [ix, iy]: the valley runs along x, so rows differ little
+        middle = image.shape[1] // 2
+        assert np.ptp(image[:, middle]) < np.ptp(image[image.shape[0] // 2, :])
+    finally:
+        pg.setConfigOptions(imageAxisOrder=old)
 
 
 def test_shutdown_stops_the_timer(tab, qtbot):
