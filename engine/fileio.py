@@ -39,7 +39,7 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; shared files want the usual mode
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; shared files want the usual mode
         os.replace(tmp, path)
     except OSError as exc:
         raise WriteError(f"cannot write {path}: {exc.strerror}") from None
@@ -48,10 +48,13 @@ def atomic_path(path: str | os.PathLike):
             os.unlink(tmp)
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask is process-wide, not thread-safe
 
 
 def write_text(path, text: str) -> None:
