@@ -226,7 +226,7 @@ class Beale(Surface):
                    "gradients differ wildly from place to place.")
     view = (-4.5, 4.5, -4.5, 4.5)
     start = (1.0, 1.6)
-    learning_rates = {"gradient": 0.005, "adaptive": 0.05}
+    learning_rates = {"gradient": 0.002, "adaptive": 0.05}
 
     def _value(self, x, y):
         return ((1.5 - x + x * y) ** 2 + (2.25 - x + x * y * y) ** 2

@@ -58,6 +58,7 @@ MAP_PADDING = 0.4        # the surface is drawn this share of the view beyond ea
 CONTOUR_LEVELS = 14
 FINISH_LOSS = 1e-6       # the table's last column: first step below this loss (header says 1e-6)
 LOSS_FLOOR = 1e-20       # losses are drawn no lower than this on the log plot
+LOSS_CEILING = 1e3       # ... and no higher than this times the highest starting loss
 COLUMNS = ["", "Racer", "Step", "Loss", "Distance to minimum", "Step / gradient  |Δθ|/|g|",
            "Step scale x", "Step scale y", "Velocity |v|", "Loss < 1e-6 at step"]
 COLUMN_TIPS = [
@@ -973,6 +974,9 @@ class ArenaTab(QWidget):
         radius = ELLIPSE_FRACTION * getattr(self, "_view_width", 1.0)
         circle = np.linspace(0, 2 * np.pi, 49)
         rows = []
+        # a diverging racer's loss would stretch the log axis over dozens of
+        # decades and flatten every other curve: draw it up to a ceiling
+        ceiling = LOSS_CEILING * max(max(float(r.losses[0]) for r in self.arena.racers), 1e-12)
         for row, (racer, items) in enumerate(zip(self.arena.racers, self._racer_items)):
             path = racer.path
             items["path"].setData(path[:, 0], path[:, 1])
@@ -991,7 +995,7 @@ class ArenaTab(QWidget):
                 items["ellipse"].setData(pos[0] + axes[0] * np.cos(circle), pos[1] + axes[1] * np.sin(circle))
             else:
                 items["ellipse"].setData([], [])
-            losses = np.maximum(racer.losses, LOSS_FLOOR)
+            losses = np.clip(racer.losses, LOSS_FLOOR, ceiling)
             items["loss"].setData(np.arange(losses.size), losses)
             rows.append((racer, gains, speed))
         self.step_label.setText(f"step {self.arena.steps}")

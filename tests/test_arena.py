@@ -89,6 +89,31 @@ def test_every_racer_path_grows_and_readouts_have_shapes(opt_name, surface_name)
     np.testing.assert_array_equal(racer.path[0], surface.start)
 
 
+@pytest.mark.parametrize("surface_name", SURFACE_NAMES)
+def test_suggested_learning_rates_do_not_diverge(surface_name):
+    """A racer added in the window starts at its suggested rate: it must not blow up."""
+    surface = make_surface(surface_name)
+    names = OPTIMIZER_NAMES
+    for chunk in (names[:MAX_RACERS], names[MAX_RACERS:]):
+        if not chunk:
+            continue
+        arena = race(surface, [(n, {"name": n, "learning_rate": suggested_learning_rate(surface, n)})
+                               for n in chunk], 1000)
+        for racer in arena.racers:
+            assert racer.stopped is None, (surface_name, racer.label)
+            assert racer.loss < racer.losses[0], (surface_name, racer.label)
+
+
+def test_step_decay_tells_accumulating_optimizers_apart():
+    from engine.arena import step_decay
+
+    expected_shrinking = {"adagrad": True, "ftrl": True, "sgd": False, "momentum": False,
+                          "rmsprop": False, "adam": False}
+    for name, shrinking in expected_shrinking.items():
+        if name in OPTIMIZERS:
+            assert (step_decay(make_optimizer({"name": name})) < 0.5) == shrinking, name
+
+
 def test_adaptive_classification_follows_behaviour():
     expected = {"sgd": False, "momentum": False, "nesterov": False, "adagrad": True,
                 "rmsprop": True, "adam": True, "nadam": True, "adamw": True, "adamax": True,

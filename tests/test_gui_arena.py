@@ -215,6 +215,17 @@ def test_a_bad_setting_is_explained_and_the_race_kept(tab):
     assert not tab.error_label.isVisibleTo(tab) and tab.arena is not before
 
 
+def test_a_diverging_racer_is_reported_and_does_not_flatten_the_loss_plot(tab):
+    tab.set_racers([("too fast", {"name": "sgd", "learning_rate": 2.5}),
+                    ("fine", {"name": "sgd", "learning_rate": 0.5})])
+    tab.step_race(400)
+    bad, good = tab.arena.racers
+    assert bad.stopped == "diverged" and good.steps == 400
+    assert tab.table.item(0, 3).text() == "diverged"
+    drawn = tab._racer_items[0]["loss"].yData  # raw values (getData returns their log)
+    assert drawn.max() <= 1e3 * bad.losses[0] * (1 + 1e-9) < bad.losses.max()
+
+
 def test_export_writes_png_and_csv(tab, tmp_path):
     tab.step_race(12)
     png, table = tmp_path / "arena.png", tmp_path / "paths.csv"
