@@ -445,6 +445,22 @@ def test_preset_lessons_hold():
     assert rotated["AdaGrad"] is None or rotated["AdaGrad"] > 3 * rotated["Momentum 0.9"]
 
 
+
+def test_momentum_and_noise_escape_rastrigin_dimples_over_seeds():
+    preset = load_arena_preset("10-momentum-and-noise-on-rastrigin")
+    quiet = Arena(preset.surface, preset.racers, start=preset.start)
+    quiet.step(300)
+    stuck = {round(r.distance, 6) for r in quiet.racers}
+    assert len(stuck) == 1, "without noise all stop in the same dimple"
+    for seed in range(5):
+        arena = Arena(preset.surface, preset.racers, start=preset.start, noise_std=preset.noise_std,
+                      seed=seed)
+        arena.step(preset.steps)
+        r = {racer.label: racer.distance for racer in arena.racers}
+        assert r["Momentum 0.9"] + 1.5 < min(r["Gradient descent"], r["Adam"]), (seed, r)
+        assert abs(r["Gradient descent"] - next(iter(stuck))) < 0.5  # still in its first dimple
+
+
 def test_noise_helps_gradient_descent_off_the_saddle():
     """What the saddle preset invites the user to try, over several seeds."""
     preset = load_arena_preset("08-escaping-a-saddle-point")
