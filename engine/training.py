@@ -238,8 +238,9 @@ class Trainer:
         dead = np.where(relu, stats["dead"], np.nan)
         sat = np.where([li.saturating for li in infos], stats["saturated"], np.nan)
         ls = self.layer_stats
-        ratio = np.divide(ls[:, TK.STAT_UPDATE], ls[:, TK.STAT_WEIGHT],
-                          out=np.full(len(infos), np.nan), where=ls[:, TK.STAT_WEIGHT] > 0)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf/inf on the way to divergence: NaN, no warning
+            ratio = np.divide(ls[:, TK.STAT_UPDATE], ls[:, TK.STAT_WEIGHT],
+                              out=np.full(len(infos), np.nan), where=ls[:, TK.STAT_WEIGHT] > 0)
         return StepMetrics(
             run_id=self.run_id, step=self.step, epoch=epoch_float, loss=float(np.mean(losses)),
             losses=frozen_array(losses), regularization=float(regs[-1]), learning_rate=float(lr),
