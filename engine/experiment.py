@@ -90,8 +90,9 @@ TRAINING_PARAMS = {
                         "int", 1, 100_000),
     "dtype": Param("float32", "floating-point precision", "choice", choices=("float32", "float64")),
     "sparsity_threshold": Param(1e-3, "|w| below this counts as zero in the sparsity figure", low=0.0),
-    "mc_dropout_samples": Param(0, "2-D data: Monte Carlo dropout passes behind the uncertainty map sent with "
-                                   "the decision surface at each epoch end (0 = no map)", "int", 0, 1000),
+    "mc_dropout_samples": Param(0, "2-D data: at the end of the run, one more decision surface carrying the "
+                                   "Monte Carlo dropout uncertainty map from this many passes (0 = none)",
+                                "int", 0, 1000),
 }
 
 OPTIMIZER_CLIP_PARAMS = {

@@ -374,8 +374,8 @@ class Trainer:
             yield EpochEnd(self.run_id, self.epoch, self.step, train_loss, train_acc, val_loss, val_acc,
                            float(self.learning_rates(self.step, 1, control)[0]),
                            time.perf_counter() - epoch_start, self.net.sparsity(cfg["sparsity_threshold"]))
-            if self._grid is not None:  # with MC dropout uncertainty if asked for (epoch ends only: K passes)
-                yield self.decision_surface(cfg.get("mc_dropout_samples") or 0)
+            if self._grid is not None:
+                yield self.decision_surface()
             report = self._confusion()
             if report is not None:
                 yield report
@@ -400,6 +400,8 @@ class Trainer:
         if status == "early_stopped" and best_weights is not None:
             self.net.load_state_dict(best_weights)
             final_val = self.evaluate_split("val")
+        if self._grid is not None and cfg.get("mc_dropout_samples"):  # the trained net's uncertainty map
+            yield self.decision_surface(cfg["mc_dropout_samples"])
         test_loss, test_acc = self.evaluate_split("test")
         summary = {
             "status": status, "reason": reason, "steps": self.step, "epochs": self.epoch,
