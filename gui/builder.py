@@ -169,11 +169,13 @@ class ModelBuilder(QWidget):
         self.stack.addWidget(layer_editor)
         self.stack.addWidget(out_editor)
         self.stack.addWidget(self.empty_editor)
+        self.list.setMinimumHeight(90)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.input_label)
-        layout.addWidget(self.list, 2)
+        layout.addWidget(self.list, 1)
         layout.addWidget(self.output_button)
         layout.addLayout(buttons)
         layout.addWidget(self.total_label)
@@ -389,8 +391,9 @@ class ModelBuilder(QWidget):
             return f"Output: {chosen} ✗ {exc}"
         task = (f"{info.n_classes}-class classification" if info.task == "classification" else info.task)
         how = "follows the task" if chosen == "auto" else "chosen"
-        n = f", {self.counts[-1]:,} params" if self.counts else ""
-        return f"Output: {units} {act} unit{'s' if units != 1 else ''}, {LOSS_NAMES[loss]} loss — {how} ({task}){n}"
+        n = f"   [{self.counts[-1]:,} params]" if self.counts else ""
+        return (f"Output: {units} {act} unit{'s' if units != 1 else ''}, {LOSS_NAMES[loss]} loss{n}\n"
+                f"{how}: {task}")
 
     def _count_params(self) -> tuple[list[int] | None, str]:
         info = self.data_info

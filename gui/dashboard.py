@@ -12,7 +12,7 @@ import math
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QLabel, QStackedWidget, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QStackedWidget, QWidget
 
 from .panels import CLASS_COLORS
 from .plots import AccuracyPanel, ActivationPanel, DeadPanel, GradNormPanel, LossPanel, PlotPanel, RatioPanel
@@ -68,10 +68,15 @@ class OutputPanel(PlotPanel):
             self.set_note("")
         else:
             self.stack.setCurrentWidget(self.message)
-            self.message.setText("2-D data: the decision boundary appears here while training.\n"
-                                 "Image data: the confusion matrix appears after the first epoch.\n"
-                                 "Other data: see the loss curves." if not focus.finished or focus.step else
-                                 "No predictions to show for this run.")
+            if focus.image_shape is not None and not focus.finished:
+                text = "The validation confusion matrix and misclassified images appear after the first epoch."
+            elif focus.status == "starting":
+                text = "Loading the data…"
+            elif focus.task == "classification" and not focus.finished:
+                text = "The decision boundary is drawn for data with two input features."
+            else:
+                text = "No class predictions to draw for this run: see the loss curves."
+            self.message.setText(text)
             self.title.setText("<b>7 · What the model predicts</b>")
 
 
@@ -85,6 +90,7 @@ class NotesPanel(QLabel):
         self.setTextFormat(Qt.RichText)
         self.setStyleSheet("QLabel { background: #fbfbf6; border: 1px solid #ddd; padding: 6px; }")
         self.setMinimumWidth(200)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Ignored)
         self._key = None
         self._last = 0.0
 
@@ -112,7 +118,7 @@ class NotesPanel(QLabel):
         if record.status == "diverged":
             lines.append(f"<span style='color:{STATUS_COLORS['diverged']}'>⚠ {DIVERGED_HINT}</span>")
         total = f"/{record.total_steps:,}" if record.total_steps else ""
-        rate = "" if math.isnan(record.steps_per_second) else f" · {record.steps_per_second:,.0f} steps/s"
+        rate = "" if math.isnan(record.rate) else f" · {record.rate:,.0f} steps/s"
         lines.append(f"step {record.step:,}{total} · epoch {record.epoch:.1f}{rate}")
         if record.n_params:
             lines.append(f"{record.n_params:,} trainable parameters")

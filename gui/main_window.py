@@ -64,10 +64,17 @@ class ActiveRun:
     stage_count: int = 0
 
     def tick(self) -> float:
+        """Advance the running-time clock; also keeps the record's measured steps/s."""
         now = time.monotonic()
         if self.last_tick and not self.control.paused and self.record.status == "running":
             self.wall += now - self.last_tick
         self.last_tick = now
+        self.samples = [(w, s) for w, s in getattr(self, "samples", []) if self.wall - w < 2.0]
+        self.samples.append((self.wall, self.record.step))
+        (w0, s0), (w1, s1) = self.samples[0], self.samples[-1]
+        if w1 - w0 > 0.3 and s1 >= s0:
+            self.record.rate = (s1 - s0) / (w1 - w0)
+        self.record.wall_seconds = self.wall
         return self.wall
 
 
@@ -151,7 +158,7 @@ class MainWindow(FileActions, QMainWindow):
         self.train_split.addWidget(self.dashboard)
         self.train_split.setStretchFactor(0, 0)
         self.train_split.setStretchFactor(1, 1)
-        self.train_split.setSizes([450, 1150])
+        self.train_split.setSizes([430, 1170])
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.train_split, "Train")
@@ -421,6 +428,8 @@ class MainWindow(FileActions, QMainWindow):
         if job is None:
             return
         for record in job.records:
+            if record.wall_seconds and record.step:
+                record.rate = record.step / record.wall_seconds if len(job.records) == 1 else record.rate
             if not record.finished:   # a stage that never ran (stopped before it)
                 record.status = "stopped" if job.control.stopped else "finished"
                 record.version += 1
@@ -468,7 +477,15 @@ class MainWindow(FileActions, QMainWindow):
     def _update_status(self) -> None:
         record = self.active.record if self.active is not None else None
         if record is None:
-            self.state_label.setText("ready" if not self.records else "idle")
+            shown = self.runs.checked_records()
+            focus = self.focus_record(shown)
+            self._set_label(self.state_label, "ready" if focus is None else f"idle · shown: {focus.name} "
+                                                                            f"({focus.status.replace('_', ' ')})")
+            if focus is None:
+                for label in (self.progress_label, self.rate_label, self.elapsed_label):
+                    self._set_label(label, "")
+            else:
+                self._show_progress(focus, None)
             return
         control = self.active.control
         if record.compiling:
@@ -481,14 +498,25 @@ class MainWindow(FileActions, QMainWindow):
             state = "paused"
         else:
             state = "training"
-        self.state_label.setText(state)
-        epochs = record.experiment["training"]["epochs"]
+        self._set_label(self.state_label, state)
+        self._show_progress(record, self.active.tick())
+
+    def _show_progress(self, record: RunRecord, wall: float | None) -> None:
+        epochs = record.experiment.get("training", {}).get("epochs", "?")
         total = f"/{record.total_steps:,}" if record.total_steps else ""
-        self.progress_label.setText(f"epoch {record.epoch:.2f}/{epochs} · step {record.step:,}{total}")
-        self.rate_label.setText("" if record.steps_per_second != record.steps_per_second
-                                else f"{record.steps_per_second:,.0f} steps/s")
-        minutes, seconds = divmod(int(self.active.tick()), 60)
-        self.elapsed_label.setText(f"{minutes}:{seconds:02d} elapsed")
+        self._set_label(self.progress_label, f"epoch {record.epoch:.2f}/{epochs} · step {record.step:,}{total}")
+        self._set_label(self.rate_label, "" if record.rate != record.rate else f"{record.rate:,.0f} steps/s")
+        if wall is None:
+            wall = record.wall_seconds
+            self._set_label(self.elapsed_label, f"{wall:.1f} s of training" if wall else "")
+        else:
+            minutes, seconds = divmod(int(wall), 60)
+            self._set_label(self.elapsed_label, f"{minutes}:{seconds:02d} elapsed")
+
+    @staticmethod
+    def _set_label(label: QLabel, text: str) -> None:
+        if label.text() != text:
+            label.setText(text)
 
     def update_controls(self) -> None:
         active = self.active is not None

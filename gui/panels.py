@@ -9,11 +9,13 @@ them, ``set_config()`` shows them, ``changed`` fires on every accepted edit.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel, QSizePolicy, QToolButton,
                                QVBoxLayout, QWidget)
 
@@ -35,8 +37,10 @@ FILE_FILTERS = {"csv": "CSV files (*.csv *.txt *.tsv);;All files (*)", "npz": "N
 
 
 def first_line(text: str | None) -> str:
-    text = (text or "").strip()
-    return text.split("\n\n")[0].replace("\n", " ").strip()
+    """The first paragraph of a docstring, without reStructuredText markup."""
+    text = (text or "").strip().split("\n\n")[0].replace("\n", " ")
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)
+    return re.sub(r"``([^`]+)``", r"\1", " ".join(text.split()))
 
 
 def section_box(title: str, *widgets: QWidget) -> QGroupBox:
@@ -54,7 +58,13 @@ def small_plot(height: int = 120) -> pg.PlotWidget:
     plot.setMaximumHeight(int(height * 1.8))
     plot.setMenuEnabled(False)
     plot.hideButtons()
-    plot.getPlotItem().getViewBox().setMouseEnabled(x=False, y=False)
+    item = plot.getPlotItem()
+    item.getViewBox().setMouseEnabled(x=False, y=False)
+    font = QFont()
+    font.setPointSize(7)
+    for axis in ("left", "bottom"):
+        item.getAxis(axis).enableAutoSIPrefix(False)
+        item.getAxis(axis).setTickFont(font)
     return plot
 
 
@@ -226,7 +236,7 @@ class DataPanel(QWidget):
             images = d.to_original(d.x_train[:n]).reshape(n, h, w)
             cols = 8
             rows = math.ceil(n / cols)
-            mosaic = np.ones((rows * (h + 2), cols * (w + 2)), dtype=np.float32)
+            mosaic = np.full((rows * (h + 2), cols * (w + 2)), float(images.min()), dtype=np.float32)
             for k in range(n):
                 r, c = divmod(k, cols)
                 mosaic[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = images[k]
@@ -274,7 +284,7 @@ class OptimizerPanel(QWidget):
         self.combo = QComboBox()
         for name, cls in OPTIMIZERS.items():
             self.combo.addItem(name, name)
-            self.combo.setItemData(self.combo.count() - 1, (cls.__doc__ or name).strip(), Qt.ToolTipRole)
+            self.combo.setItemData(self.combo.count() - 1, first_line(cls.__doc__) or name, Qt.ToolTipRole)
         self.combo.currentIndexChanged.connect(self._optimizer_changed)
         self.doc = QLabel(wordWrap=True)
         self.doc.setStyleSheet("color: #555;")
@@ -285,14 +295,14 @@ class OptimizerPanel(QWidget):
         self.schedule_combo = QComboBox()
         for name, cls in SCHEDULES.items():
             self.schedule_combo.addItem(name, name)
-            self.schedule_combo.setItemData(self.schedule_combo.count() - 1, (cls.__doc__ or name).strip(),
+            self.schedule_combo.setItemData(self.schedule_combo.count() - 1, first_line(cls.__doc__) or name,
                                             Qt.ToolTipRole)
         self.schedule_combo.currentIndexChanged.connect(self._schedule_changed)
         self.schedule_form = ParamForm(prefix="schedule.")
         self.schedule_form.changed.connect(self._edited)
         self.schedule_error = QLabel(wordWrap=True)
         self.schedule_error.setStyleSheet("color: #b00020;")
-        self.preview = small_plot(110)
+        self.preview = small_plot(140)
         item = self.preview.getPlotItem()
         item.setLabel("left", "learning rate")
         item.setLabel("bottom", "step")

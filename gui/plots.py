@@ -27,7 +27,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPen
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFrame, QGraphicsPathItem, QHBoxLayout, QLabel, QVBoxLayout
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGraphicsPathItem, QHBoxLayout, QLabel, QSizePolicy,
+                               QVBoxLayout)
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#222", imageAxisOrder="row-major")
 
@@ -60,10 +61,11 @@ def positive(values: np.ndarray) -> np.ndarray:
 
 
 def nice_ceiling(value: float) -> float:
+    """The next of 1, 1.5, 2, 3, 4, 5, 6, 8 x 10^k at or above ``value``."""
     if not value > 0:
         return 1.0
     exponent = math.floor(math.log10(value))
-    for m in (1, 2, 5, 10):
+    for m in (1, 1.5, 2, 3, 4, 5, 6, 8, 10):
         if m * 10 ** exponent >= value * (1 - 1e-9):
             return m * 10 ** exponent
     return 10 ** (exponent + 1)
@@ -143,9 +145,13 @@ class Follow:
     stops the following; the plot's "A" button resumes it.
     """
 
-    def __init__(self, plot: pg.PlotItem, y_fixed: tuple | None = None):
+    def __init__(self, plot: pg.PlotItem, y_fixed: tuple | None = None, y_from_zero: bool = False,
+                 y_limits: tuple | None = None):
         self.plot, self.vb = plot, plot.getViewBox()
         self.y_fixed = y_fixed
+        self.y_limits = y_limits
+        self.y_from_zero = y_from_zero
+        self.x_cap = 0
         self.following = True
         self.vb.disableAutoRange()
         self.vb.sigRangeChangedManually.connect(self._manual)
@@ -191,14 +197,24 @@ class Follow:
             return
         (cx0, cx1), (cy0, cy1) = self.vb.viewRange()
         target = nice_ceiling(max(x_hi * 1.05, 10))
-        if force or x_hi > cx1 or target < cx1 / 3:
+        if self.x_cap >= x_hi:           # never beyond the planned end of the shown runs
+            target = min(target, self.x_cap)
+        if force or x_hi > cx1 or target < cx1 / 3 or (target < cx1 and target == self.x_cap):
             self.vb.setXRange(0, target, padding=0)
         if self.y_fixed is not None or not math.isfinite(y_lo):
             return
-        span = max(y_hi - y_lo, 1e-12 if not math.isfinite(y_hi - y_lo) else abs(y_hi) * 1e-3 + 1e-12)
+        if self.y_from_zero:
+            y_lo = min(0.0, y_lo)
+        span = y_hi - y_lo
+        if span <= 1e-12 * max(1.0, abs(y_hi)):   # constant data: a band around it
+            span = abs(y_hi) if y_hi else 1.0
+            y_lo, y_hi = y_lo - span / 2, y_hi + span / 2
         if force or y_lo < cy0 or y_hi > cy1 or span < (cy1 - cy0) / 3:
             margin = 0.15 * span
-            self.vb.setYRange(y_lo - margin, y_hi + margin, padding=0)
+            lo, hi = y_lo - (0 if self.y_from_zero else margin), y_hi + margin
+            if self.y_limits is not None:
+                lo, hi = max(lo, self.y_limits[0]), min(hi, self.y_limits[1])
+            self.vb.setYRange(lo, hi, padding=0)
 
 
 class PlotPanel(QFrame):
@@ -209,6 +225,8 @@ class PlotPanel(QFrame):
         self.setFrameShape(QFrame.StyledPanel)
         self.title = QLabel(f"<b>{title}</b>")
         self.title.setToolTip(help_text)
+        self.title.setMinimumWidth(40)
+        self.title.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.help = QLabel("?")
         self.help.setToolTip(help_text)
         self.help.setAlignment(Qt.AlignCenter)
@@ -217,12 +235,12 @@ class PlotPanel(QFrame):
                                 "font-weight: bold; font-size: 8pt; }")
         self.header = QHBoxLayout()
         self.header.setContentsMargins(4, 2, 4, 0)
-        self.header.addWidget(self.title)
+        self.header.addWidget(self.title, 1)
         self.header.addWidget(self.help)
-        self.header.addStretch(1)
         self.note = QLabel()
         self.note.setStyleSheet("color: #666; padding-left: 4px;")
-        self.note.setWordWrap(True)
+        # no word wrap: a wrapping label's height-for-width upsets the grid's row heights
+        self.note.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
         self.note.hide()
         self.widget = plot_widget if plot_widget is not None else pg.PlotWidget(axisItems={"left": LogAxis("left")})
         layout = QVBoxLayout(self)
@@ -239,6 +257,7 @@ class PlotPanel(QFrame):
     def set_note(self, text: str) -> None:
         if text != self.note.text():
             self.note.setText(text)
+            self.note.setToolTip(text)
             self.note.setVisible(bool(text))
 
     # -- incremental drawing -------------------------------------------------------------------
@@ -257,8 +276,14 @@ class PlotPanel(QFrame):
             self.draw(record, multi, record.color if multi else None)
             changed = True
         self.after_sync(records, multi, focus, changed)
+        for legend in self.legends():
+            visible = bool(legend.items)
+            if legend.isVisible() != visible:
+                legend.setVisible(visible)
         if changed:
+            cap = max((r.total_steps for r in records), default=0)
             for follow in self.follows:
+                follow.x_cap = cap
                 follow.update(extra=self.extra_bounds(follow))
 
     def mode_key(self):
@@ -345,8 +370,8 @@ class LossPanel(PlotPanel):
 
     def draw(self, r, multi, color):
         prefix = f"{r.name}: " if multi else ""
-        light = QColor(color or TRAIN_COLOR)
-        light.setAlpha(80)
+        light = QColor(color or TRAIN_COLOR).lighter(165)
+        light.setAlpha(110)
         self.curve(self.plot, (r.run_id, "step"), None if multi else "train (each step)", light) \
             .setData(r.loss_step.data, positive(r.loss.data))
         ep = r.epochs
@@ -372,7 +397,7 @@ class AccuracyPanel(PlotPanel):
         self.plot = self.widget.getPlotItem()
         setup_plot(self.plot, "step", "accuracy (%)")
         self.legend = add_legend(self.plot, offset=(-4, -4))
-        self.follows = [Follow(self.plot, y_fixed=(0, 101))]
+        self.follows = [Follow(self.plot, y_limits=(0, 101))]
 
     def legends(self):
         return [self.legend]
@@ -446,7 +471,7 @@ class DeadPanel(LayerPanel):
     key, y_label, y_fixed = "dead_fraction", "% of the layer's units", (0, 101)
 
     def __init__(self, parent=None):
-        super().__init__("4 · Dead units (ReLU family) · saturated units (logistic/tanh)",
+        super().__init__("4 · Dead (ReLU) and saturated (logistic/tanh) units",
                          "Solid: % of a ReLU-family layer's units that output 0 for every example of a fixed "
                          "probe batch (dead units never recover). Dashed: % of logistic/tanh outputs within 1% "
                          "of their bounds (saturated: their gradient is nearly 0).")
@@ -498,8 +523,16 @@ class DeadPanel(LayerPanel):
         any_data = any(r.per_layer["dead_fraction"].n and (np.isfinite(r.per_layer["dead_fraction"].data).any() or
                                                           np.isfinite(r.per_layer["saturated"].data).any())
                        for r in records)
-        self.set_note("" if any_data or not records else
-                      "No ReLU-family or logistic/tanh hidden layer in the shown runs: nothing can die or saturate.")
+        if not records:
+            note = ""
+        elif not any_data:
+            note = "No ReLU-family or logistic/tanh hidden layer in the shown runs: nothing can die or saturate."
+        elif all(np.nan_to_num(r.per_layer[k].data[-1:]).max(initial=0) == 0 for r in records
+                 for k in ("dead_fraction", "saturated") if r.per_layer[k].n):
+            note = "None so far: every unit still responds to some probe examples (lines at 0%)."
+        else:
+            note = ""
+        self.set_note(note)
 
 
 class BandItem(QGraphicsPathItem):
@@ -531,7 +564,7 @@ class ActivationPanel(LayerPanel):
     key, y_label = "act_mean", "layer output"
 
     def __init__(self, parent=None):
-        super().__init__("5 · Activations per layer over time",
+        super().__init__("5 · Activations per layer",
                          "Bands: mean ± standard deviation of each hidden layer's outputs on a fixed probe batch. "
                          "Heat map: histogram of one layer's pre-activations z over time (brighter = more "
                          "units there). Healthy deep nets keep similar spreads in every layer; SELU keeps "
@@ -639,7 +672,7 @@ class RatioPanel(PlotPanel):
     def __init__(self, parent=None):
         widget = pg.GraphicsLayoutWidget()
         widget.ci.setContentsMargins(2, 2, 2, 2)
-        super().__init__("6 · Update/weight ratio per layer · learning rate",
+        super().__init__("6 · Update/weight ratio · learning rate",
                          "Top: ‖ΔW‖ / ‖W‖ per step and layer, log scale; around 1e-3 is a common healthy value, "
                          "much higher means the learning rate is too high for that layer, much lower that it "
                          "barely learns. Bottom: the learning rate actually used (schedule or your change).",
@@ -654,9 +687,9 @@ class RatioPanel(PlotPanel):
         self.legend = add_legend(self.plot)
         self.lr_legend = add_legend(self.lr_plot)
         self.reference = pg.InfiniteLine(pos=-3, angle=0, pen=pg.mkPen("#888", width=1, style=Qt.DotLine),
-                                         label="1e-3", labelOpts={"color": "#666", "position": 0.03})
+                                         label="1e-3", labelOpts={"color": "#666", "position": 0.92})
         self.plot.addItem(self.reference)
-        self.follows = [Follow(self.plot), Follow(self.lr_plot)]
+        self.follows = [Follow(self.plot), Follow(self.lr_plot, y_from_zero=True)]
 
     def legends(self):
         return [self.legend, self.lr_legend]

@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPixmap
+from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from .panels import CLASS_COLORS
 from .plots import setup_plot
@@ -79,32 +80,49 @@ class BoundaryView(pg.PlotWidget):
         self.surface_id = self.points_id = None
 
 
-class ConfusionView(pg.GraphicsLayoutWidget):
-    """Validation confusion matrix and a strip of misclassified images."""
+class ConfusionView(QWidget):
+    """Validation confusion matrix (rows: true class) and a grid of misclassified images."""
+
+    CELLS = 12   # misclassified examples shown
+    COLUMNS = 6
 
     def __init__(self):
         super().__init__()
-        self.matrix_plot = self.addPlot(row=0, col=0)
-        self.matrix_plot.setLabel("left", "true class")
-        self.matrix_plot.setLabel("bottom", "predicted class")
-        self.matrix_plot.invertY(True)
-        self.matrix_plot.setAspectLocked(True)
-        self.matrix_plot.setMouseEnabled(False, False)
+        self.matrix = pg.PlotWidget()
+        plot = self.matrix_plot = self.matrix.getPlotItem()
+        setup_plot(plot, "predicted class", "true class")
+        plot.setClipToView(False)
+        plot.setDownsampling(auto=False)
+        plot.invertY(True)
+        plot.setAspectLocked(True)
+        plot.setMouseEnabled(False, False)
+        plot.hideButtons()
         self.matrix_image = pg.ImageItem()
-        self.matrix_image.setColorMap(pg.colormap.get("Blues", source="matplotlib")
-                                      if "Blues" in pg.colormap.listMaps("matplotlib") else pg.colormap.get("viridis"))
-        self.matrix_plot.addItem(self.matrix_image)
-        self.strip_plot = self.addPlot(row=1, col=0)
-        self.strip_plot.hideAxis("left")
-        self.strip_plot.hideAxis("bottom")
-        self.strip_plot.invertY(True)
-        self.strip_plot.setAspectLocked(True)
-        self.strip_plot.setMouseEnabled(False, False)
-        self.strip_plot.setTitle("misclassified validation images (true → predicted)", size="8pt")
-        self.strip_image = pg.ImageItem()
-        self.strip_plot.addItem(self.strip_image)
-        self.ci.layout.setRowStretchFactor(0, 3)
-        self.ci.layout.setRowStretchFactor(1, 2)
+        self.matrix_image.setColorMap(pg.ColorMap([0.0, 1.0], [(255, 255, 255), (8, 48, 107)]))
+        plot.addItem(self.matrix_image)
+        self.caption = QLabel("misclassified validation images: true class → predicted")
+        self.caption.setStyleSheet("color: #444; font-size: 8pt;")
+        grid_widget = QWidget()
+        grid = QGridLayout(grid_widget)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        self.cells, self.labels = [], []
+        for k in range(self.CELLS):
+            cell = QLabel()
+            cell.setAlignment(Qt.AlignHCenter | Qt.AlignBottom)
+            label = QLabel()
+            label.setAlignment(Qt.AlignHCenter | Qt.AlignTop)
+            label.setStyleSheet("font-size: 7pt; color: #b00020;")
+            row, col = divmod(k, self.COLUMNS)
+            grid.addWidget(cell, 2 * row, col)
+            grid.addWidget(label, 2 * row + 1, col)
+            self.cells.append(cell)
+            self.labels.append(label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.matrix, 3)
+        layout.addWidget(self.caption)
+        layout.addWidget(grid_widget, 0)
         self.texts: list = []
         self.report_id = None
 
@@ -113,51 +131,54 @@ class ConfusionView(pg.GraphicsLayoutWidget):
         if report is None or id(report) == self.report_id:
             return
         self.report_id = id(report)
+        plot = self.matrix_plot
         for t in self.texts:
-            t.scene() and t.getViewBox() and t.getViewBox().removeItem(t)
+            plot.removeItem(t)
         self.texts = []
         m = np.asarray(report.matrix, dtype=np.float64)
+        n = len(m)
         rows = m.sum(axis=1, keepdims=True)
         frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
         self.matrix_image.setImage(frac, levels=(0, 1), autoLevels=False)
-        names = list(record.class_names) or [str(i) for i in range(len(m))]
-        short = [n.split("/")[0][:7] for n in names]
-        ticks = [[(i + 0.5, short[i]) for i in range(len(m))]]
-        self.matrix_plot.getAxis("bottom").setTicks(ticks)
-        self.matrix_plot.getAxis("left").setTicks(ticks)
-        if len(m) <= 12:
-            for i in range(len(m)):
-                for j in range(len(m)):
+        names = list(record.class_names) or [str(i) for i in range(n)]
+        short = [name.split("/")[0][:9] for name in names]
+        plot.getAxis("left").setTicks([[(i + 0.5, f"{i} {short[i]}") for i in range(n)]])
+        plot.getAxis("bottom").setTicks([[(i + 0.5, str(i)) for i in range(n)]])
+        font = QFont()
+        font.setPointSize(7 if n > 6 else 9)
+        if n <= 12:
+            for i in range(n):
+                for j in range(n):
                     if m[i, j]:
-                        t = pg.TextItem(f"{int(m[i, j])}", color="w" if frac[i, j] > 0.5 else "#222",
+                        t = pg.TextItem(f"{int(m[i, j])}", color="w" if frac[i, j] > 0.45 else "#333",
                                         anchor=(0.5, 0.5))
+                        t.setFont(font)
                         t.setPos(j + 0.5, i + 0.5)
-                        self.matrix_plot.addItem(t)
+                        plot.addItem(t)
                         self.texts.append(t)
+        plot.setXRange(0, n, padding=0.02)
+        plot.setYRange(0, n, padding=0.02)
         accuracy = np.trace(m) / max(1, m.sum())
-        self.matrix_plot.setTitle(f"validation confusion, epoch {report.epoch}: {accuracy:.1%} correct", size="9pt")
+        plot.setTitle(f"epoch {report.epoch}: {accuracy:.1%} of the validation set correct", size="9pt")
         images = np.asarray(report.examples, dtype=np.float32)
-        if len(images) == 0:
-            self.strip_image.clear()
-            return
-        k, h, w = images.shape
-        cols = min(8, k)
-        n_rows = math.ceil(k / cols)
-        pad_h = h + 10
-        mosaic = np.ones((n_rows * pad_h, cols * (w + 2)), dtype=np.float32) * float(images.max())
-        for idx in range(k):
-            r, c = divmod(idx, cols)
-            mosaic[r * pad_h:r * pad_h + h, c * (w + 2):c * (w + 2) + w] = images[idx]
-            t = pg.TextItem(f"{short[report.true_labels[idx]]}→{short[report.predicted[idx]]}", color="#b00020",
-                            anchor=(0.5, 0))
-            t.setFont(QFont("Sans", 6))
-            t.setPos(c * (w + 2) + w / 2, r * pad_h + h - 1)
-            self.strip_plot.addItem(t)
-            self.texts.append(t)
-        self.strip_image.setImage(mosaic, levels=(float(images.max()), float(images.min())), autoLevels=False)
-        self.strip_plot.autoRange(padding=0)
+        lo, hi = (float(images.min()), float(images.max())) if len(images) else (0.0, 1.0)
+        abbreviated = [name.split("/")[0][:6] for name in names]
+        for k, (cell, label) in enumerate(zip(self.cells, self.labels)):
+            if k >= len(images):
+                cell.clear()
+                label.clear()
+                continue
+            label.setText(f"{abbreviated[report.true_labels[k]]}→{abbreviated[report.predicted[k]]}")
+            img = np.clip((images[k] - lo) / max(hi - lo, 1e-6), 0, 1)
+            gray = np.ascontiguousarray(255 - (img * 255).astype(np.uint8))   # dark garment on white
+            h, w = gray.shape
+            qimage = QImage(gray.data, w, h, w, QImage.Format_Grayscale8).copy()
+            cell.setPixmap(QPixmap.fromImage(qimage).scaled(2 * w, 2 * h, Qt.KeepAspectRatio))
+            cell.setToolTip(f"true: {names[report.true_labels[k]]}\npredicted: {names[report.predicted[k]]}")
+        self.caption.setText("misclassified validation images: true → predicted class")
 
     def clear_run(self) -> None:
         self.matrix_image.clear()
-        self.strip_image.clear()
+        for cell in self.cells + self.labels:
+            cell.clear()
         self.report_id = None

@@ -163,7 +163,9 @@ class RunRecord:
         self.step = 0
         self.epoch = 0.0
         self.elapsed = 0.0
-        self.steps_per_second = math.nan
+        self.steps_per_second = math.nan   # the engine's (compiled steps only)
+        self.rate = math.nan               # measured by the window: steps per second of running time
+        self.wall_seconds = 0.0            # running time (pauses and data loading excluded)
         self.diverged_step: int | None = None
         self.weights: dict | None = None
         self.summary: dict | None = None

@@ -358,8 +358,9 @@ class TextEditor(ParamEditor):
         self.edit = QLineEdit()
         self.edit.setToolTip(self.base_tooltip)
         if param.optional or param.kind in ("ints", "floats"):
-            self.edit.setPlaceholderText("empty = " + ("none" if param.default is None else
-                                                        format_value(param.default, param.kind) or "[]"))
+            said = re.search(r"Empty: ([^.;]+)", param.doc)   # the doc says what empty means
+            self.edit.setPlaceholderText("empty: " + (said.group(1) if said else "none" if param.default is None
+                                                      else format_value(param.default, param.kind) or "[]"))
         self.edit.editingFinished.connect(self._commit)
         layout.addWidget(self.edit, 1)
         self.file_filter = file_filter
