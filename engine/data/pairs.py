@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import DataError, ExperimentError
 from ..params import Param
-from .core import DatasetSpec, finish, register, rngs
+from .core import VALIDATION_SPLIT, DatasetSpec, finish, register, rngs
 from .fashion import CLASS_NAMES, ENV_VAR, PIXEL_STD_FLOOR, _load_pair, _pixel_stats, _to_float, locate
 
 
@@ -51,6 +51,13 @@ def _pairs(pools: list, n: int, same_fraction: float, rng) -> tuple:
     same = (np.arange(n) < n_same).astype(np.int64)
     order = rng.permutation(n)
     return flat[offsets[ca] + a][order], flat[offsets[cb] + b][order], same[order]
+
+
+def _val_pairs(p: dict) -> int:
+    if p["val_pairs"] is not None:
+        return p["val_pairs"]
+    v = p["validation_split"]
+    return int(p["pairs"] * v / (1.0 - v) + 0.5)
 
 
 def _load(p: dict, seed: int):
@@ -83,7 +90,7 @@ def _load(p: dict, seed: int):
     scale, shift = scale.astype(np.float32), shift.astype(np.float32)
     splits = {}
     for part, images, pools, n, g in (("train", tr_x, train_pool, p["pairs"], g_train),
-                                      ("val", tr_x, val_pool, p["val_pairs"], g_val),
+                                      ("val", tr_x, val_pool, _val_pairs(p), g_val),
                                       ("test", te_x, test_pool, p["test_pairs"], g_test)):
         a, b, same = _pairs(pools, n, p["same_fraction"], g)
         if p["combine"] == "difference":
@@ -119,8 +126,10 @@ register(DatasetSpec(
         "classes": Param(None, "Classes whose images make the pairs (0 T-shirt/top ... 9 Ankle boot). "
                                "Empty: all 10.", "ints", 0, 9, optional=True),
         "pairs": Param(20000, "Training pairs.", "int", 2, 1_000_000),
-        "val_pairs": Param(2000, "Validation pairs (from images held out of the training pool).", "int",
-                           0, 1_000_000),
+        "val_pairs": Param(None, "Validation pairs (from images held out of the training pool). Empty: "
+                                 "validation_split of training + validation pairs.", "int", 0, 1_000_000,
+                           optional=True),
+        "validation_split": VALIDATION_SPLIT,
         "test_pairs": Param(2000, "Test pairs (from the official test file).", "int", 0, 1_000_000),
         "same_fraction": Param(0.5, "Fraction of pairs that show the same class.", "float", 0.0, 1.0,
                                low_open=True, high_open=True),
