@@ -21,6 +21,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
+from .views import view_1d
+
 LINEAR = 0
 LOGISTIC = 1
 TANH = 2
@@ -228,30 +230,30 @@ def activation_forward(code, pre, out, slopes, p0):
                 z = pre[b, u]
                 out[b, u] = z if z > zero else zero
     elif code == TANH:
-        for b in range(B):
-            for u in range(U):
-                out[b, u] = tanh(pre[b, u])
+        p, o = view_1d(pre), view_1d(out)   # one long loop vectorizes better than B short ones
+        for k in range(p.size):
+            o[k] = tanh(p[k])
     elif code == LOGISTIC:
         one = dt(1)
-        for b in range(B):
-            for u in range(U):
-                z = pre[b, u]
-                e = exp(-abs(z))      # never overflows
-                r = one / (one + e)
-                out[b, u] = r if z >= zero else e * r
+        p, o = view_1d(pre), view_1d(out)
+        for k in range(p.size):
+            z = p[k]
+            e = exp(-abs(z))      # never overflows
+            r = one / (one + e)
+            o[k] = r if z >= zero else e * r
     elif code == ELU:
         alpha = dt(p0)
-        for b in range(B):
-            for u in range(U):
-                z = pre[b, u]
-                out[b, u] = z if z > zero else alpha * expm1(z)
+        p, o = view_1d(pre), view_1d(out)
+        for k in range(p.size):
+            z = p[k]
+            o[k] = z if z > zero else alpha * expm1(z)
     elif code == SELU:
         scale = dt(SELU_SCALE)
         scaled_alpha = dt(SELU_SCALE * SELU_ALPHA)
-        for b in range(B):
-            for u in range(U):
-                z = pre[b, u]
-                out[b, u] = scale * z if z > zero else scaled_alpha * expm1(z)
+        p, o = view_1d(pre), view_1d(out)
+        for k in range(p.size):
+            z = p[k]
+            o[k] = scale * z if z > zero else scaled_alpha * expm1(z)
     elif code == LEAKY_RELU or code == RRELU or code == PRELU:
         for b in range(B):
             for u in range(U):

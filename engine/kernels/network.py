@@ -40,6 +40,7 @@ from .layout import (ACT, ACT_P0, ACT_P1, ALPHA, ALPHA_DROPOUT, BETA, BIAS, BN, 
                      BN_EPSILON, BN_MOMENTUM, DROPOUT, FAN_IN, GAMMA, KERNEL, L1, L2, LOSS_BINARY_CE,
                      LOSS_MSE, LOSS_SOFTMAX_CE, MOVING_MEAN, MOVING_VAR, TRAINABLE, UNIT_OFFSET, UNITS)
 from .rng import uniform
+from .views import view_2d
 
 # rows of ws
 WS_PRE = 0     # input of the activation
@@ -215,14 +216,16 @@ def block(ws, row, ints, i, B, Bmax):
     """The (B, units) block of layer i in workspace row ``row``."""
     start = ints[i, UNIT_OFFSET] * Bmax
     units = ints[i, UNITS]
-    return ws[row, start:start + B * units].reshape((B, units))
+    return view_2d(ws[row, start:start + B * units], B, units)
 
 
 @njit(cache=True, nogil=True)
 def kernel_of(theta, ints, i):
     """The (fan_in, units) kernel of layer i, a view into theta."""
     start = ints[i, KERNEL]
-    return theta[start:start + ints[i, FAN_IN] * ints[i, UNITS]].reshape((ints[i, FAN_IN], ints[i, UNITS]))
+    fan_in = ints[i, FAN_IN]
+    units = ints[i, UNITS]
+    return view_2d(theta[start:start + fan_in * units], fan_in, units)
 
 
 @njit(cache=True, nogil=True)
@@ -555,7 +558,7 @@ def backward(ints, floats, theta, grad, xb, B, Bmax, ws, uws, lowest, mode):
         if trainable:
             k0 = ints[i, KERNEL]
             fan_in = ints[i, FAN_IN]
-            gW = grad[k0:k0 + fan_in * units].reshape((fan_in, units))
+            gW = view_2d(grad[k0:k0 + fan_in * units], fan_in, units)
             matmul_tn(x, d, gW)
             l1 = floats[i, L1]
             l2 = floats[i, L2]
