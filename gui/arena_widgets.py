@@ -11,7 +11,7 @@ import math
 from typing import Any, Mapping
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor, QValidator
 from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDoubleSpinBox, QFormLayout,
                                QLineEdit, QPushButton, QSpinBox, QWidget)
