@@ -85,6 +85,13 @@ def _run(args) -> int:
         experiment = with_overrides(experiment, seed=args.seed)
     if args.epochs is not None:
         experiment = with_overrides(experiment, training=dict(experiment["training"], epochs=args.epochs))
+    if experiment.get("compare"):
+        from .compare import cli_run_comparison  # variants x seeds, in a process pool
+
+        return cli_run_comparison(args, experiment, __version__)
+    if args.seeds is not None or args.workers is not None:
+        print("error: --seeds and --workers apply to experiments with a compare section", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     init = None
     if args.init_weights and args.resume:
         print("error: --init-weights and --resume exclude each other (a resumed run has its own weights)",
@@ -148,16 +155,26 @@ def _predict(args) -> int:
     return 0
 
 
-def _presets(args) -> int:
-    from .experiment import load_experiment, preset_paths
+def _lr_find(args) -> int:
+    from .lr_finder import cli_lr_find
 
-    for name, path in preset_paths().items():
-        try:
-            exp = load_experiment(str(path))
-            section = f"[{exp['section']}] " if exp["section"] else ""
-            print(f"{name:32s} {section}{exp['title']}")
-        except DescentError as exc:
-            print(f"{name:32s} INVALID: {exc}")
+    if not 0 < args.min_lr < args.max_lr:
+        print(f"error: need 0 < --min-lr < --max-lr, got {args.min_lr} and {args.max_lr}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    return cli_lr_find(args)
+
+
+def _presets(args) -> int:
+    from .experiment import load_experiment, preset_menu
+
+    for section, entries in preset_menu():  # grouped in the book's order
+        for name, path in entries:
+            try:
+                exp = load_experiment(str(path))
+                section = f"[{exp['section']}] " if exp["section"] else ""
+                print(f"{name:32s} {section}{exp['title']}")
+            except DescentError as exc:
+                print(f"{name:32s} INVALID: {exc}")
     return 0
 
 
@@ -173,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default runs/<timestamp>-<name>/)")
     run.add_argument("--init-weights", help="start from these weights (.npz or .safetensors)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--seeds", help="comparisons: a seed count (5) or list (1,2,3) instead of compare.seeds")
+    run.add_argument("--workers", type=int, help="comparisons: processes training at once (default: 2)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint.npz "
                      "(same experiment; --epochs may extend it); writes a new run folder")
     run.add_argument("--no-checkpoint", action="store_true",
@@ -195,12 +214,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--raw", action="store_true", help="inputs are already standardized")
     predict.add_argument("--out", help="write the CSV here instead of printing it")
     predict.set_defaults(func=_predict)
+    finder = sub.add_parser("lr-find", help="learning-rate finder: exponential sweep, loss vs rate, suggestion")
+    finder.add_argument("experiment", help="preset name or path to an experiment JSON file")
+    finder.add_argument("--min-lr", type=float, default=1e-6, help="first rate of the sweep (default 1e-6)")
+    finder.add_argument("--max-lr", type=float, default=10.0, help="last rate of the sweep (default 10)")
+    finder.add_argument("--steps", type=int, help="steps of the sweep (default: one epoch, at least 100)")
+    finder.add_argument("--seed", type=int, help="override the experiment's seed")
+    finder.add_argument("--out", help="write the sweep as CSV (learning_rate, loss, smoothed)")
+    finder.set_defaults(func=_lr_find)
     presets = sub.add_parser("presets", help="list the shipped experiments")
     presets.set_defaults(func=_presets)
     return parser
 
 
-COMMANDS = ("run", "presets", "export", "predict")
+COMMANDS = ("run", "presets", "export", "predict", "lr-find")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_INPUT_ERROR
-    for name in ("epochs", "steps"):
+    for name in ("epochs", "steps", "workers"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             print(f"error: --{name} must be >= 1, got {value}", file=sys.stderr)

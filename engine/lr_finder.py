@@ -1,0 +1,201 @@
+"""The learning-rate finder: an exponential sweep that shows where training breaks.
+
+Starting from the network's current weights, train for one epoch (or
+``steps`` steps) while the learning rate grows exponentially from ``min_lr``
+to ``max_lr``; record the training loss of every step.  The loss first
+barely moves (rate too small), then falls, then shoots up (rate too large).
+The sweep stops early once the smoothed loss exceeds ``stop_factor`` times
+its lowest value (or becomes NaN).  Afterwards everything is put back as it
+was: weights, BN statistics, optimizer state, step counters and random
+streams, so the finder can be run on a fresh or a half-trained network.
+
+The suggestion follows the usual rule of thumb: a good rate is about ten
+times lower than the rate at which the loss is lowest, i.e. just before it
+starts to climb (``suggested_lr = lr_at_min_loss / 10``).  The rate where the
+smoothed loss falls fastest (``steepest_lr``) is reported too.  Either one
+makes a sensible peak rate for a 1cycle schedule (:func:`apply_suggestion`
+puts it there).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .params import Param
+from .schedules import Schedule
+
+FINDER_PARAMS = {
+    "min_lr": Param(1e-6, "first learning rate of the sweep", low=0.0, low_open=True, high=1e3, log=True),
+    "max_lr": Param(10.0, "last learning rate of the sweep", low=0.0, low_open=True, high=1e6, log=True),
+    "steps": Param(None, "steps of the sweep; null = one epoch (at least 100 steps)", "int", 10, 1_000_000,
+                   optional=True),
+    "smoothing": Param(0.9, "exponential smoothing of the loss curve (0 = none)", low=0.0, high=1.0,
+                       high_open=True),
+    "stop_factor": Param(4.0, "stop once the smoothed loss exceeds this many times its minimum", low=1.0,
+                         low_open=True),
+}
+MIN_STEPS = 100
+
+
+@dataclass(frozen=True)
+class LRFinderResult:
+    lrs: np.ndarray            # (k,) learning rate of each step of the sweep
+    losses: np.ndarray         # (k,) training loss of each step
+    smoothed: np.ndarray       # (k,) bias-corrected exponential moving average of the losses
+    suggested_lr: float        # lr_at_min_loss / 10
+    lr_at_min_loss: float      # where the smoothed loss is lowest
+    steepest_lr: float         # where the smoothed loss falls fastest per log-step of lr
+    stopped_early: bool        # the loss blew up (or became NaN) before max_lr
+
+
+class _Sweep(Schedule):
+    name = "lr_finder_sweep"
+
+    def __init__(self, min_lr: float, max_lr: float, steps: int, first_step: int):
+        super().__init__()
+        self.min_lr, self.max_lr, self.n, self.first = min_lr, max_lr, steps, first_step
+
+    def _rates(self, steps):
+        k = (steps - self.first).astype(np.float64)
+        frac = k / max(1, self.n - 1)
+        return self.min_lr * (self.max_lr / self.min_lr) ** frac
+
+
+def _smooth(losses: np.ndarray, beta: float) -> np.ndarray:
+    out = np.empty_like(losses)
+    avg = 0.0
+    for i, x in enumerate(losses):
+        avg = beta * avg + (1 - beta) * x
+        out[i] = avg / (1 - beta ** (i + 1)) if beta > 0 else x
+    return out
+
+
+def find_learning_rate(trainer_or_experiment, min_lr: float = 1e-6, max_lr: float = 10.0,
+                       steps: int | None = None, smoothing: float = 0.9,
+                       stop_factor: float = 4.0) -> LRFinderResult:
+    """Run the sweep on a :class:`~engine.training.Trainer` (or a resolved
+    experiment, for which a fresh trainer is built) and restore it afterwards.
+    """
+    from .training import Trainer
+
+    trainer = trainer_or_experiment
+    if isinstance(trainer_or_experiment, dict):
+        trainer = Trainer(trainer_or_experiment)
+    if not (0 < min_lr < max_lr):
+        raise ValueError(f"need 0 < min_lr < max_lr, got {min_lr} and {max_lr}")
+    n = steps if steps is not None else max(MIN_STEPS, trainer.steps_per_epoch)
+    net = trainer.net
+    saved = {
+        "theta": net.theta.copy(), "buffers": net.buffers.copy(), "slots": trainer.opt_state.slots.copy(),
+        "opt_step": trainer.opt_state.step, "step": trainer.step, "epoch": trainer.epoch,
+        "rng": trainer.rng.copy(), "shuffle": copy.deepcopy(trainer.shuffle_rng.bit_generator.state),
+        "schedule": trainer.schedule, "stats": trainer.layer_stats.copy(),
+    }
+    sweep = _Sweep(min_lr, max_lr, n, trainer.step)
+    sweep.start(min_lr, trainer.step + n, trainer.steps_per_epoch)
+    trainer.schedule = sweep
+    lrs, losses = [], []
+    stopped = False
+    best = math.inf
+    try:
+        done_total = 0
+        while done_total < n and not stopped:
+            order, starts = trainer._epoch_order()
+            batch = 0
+            while batch < trainer.steps_per_epoch and done_total < n:
+                chunk = min(trainer.steps_per_epoch - batch, n - done_total, 64)
+                done, step_losses, _, step_lrs, _ = trainer.run_steps(order, starts, batch, chunk)
+                batch += done
+                done_total += done
+                lrs.extend(step_lrs.tolist())
+                losses.extend(step_losses.tolist())
+                if done < chunk:          # NaN/inf: the rate is far too large
+                    stopped = True
+                    break
+                sm = _smooth(np.asarray(losses), smoothing)
+                best = min(best, float(np.nanmin(sm)))
+                if sm[-1] > stop_factor * best:
+                    lowest = int(np.nanargmin(sm))
+                    cut = lowest + int(np.argmax(sm[lowest:] > stop_factor * best))
+                    lrs, losses = lrs[:cut + 1], losses[:cut + 1]
+                    stopped = True
+                    break
+    finally:
+        net.theta[...] = saved["theta"]
+        net.buffers[...] = saved["buffers"]
+        trainer.opt_state.slots[...] = saved["slots"]
+        trainer.opt_state.step = saved["opt_step"]
+        trainer.step, trainer.epoch = saved["step"], saved["epoch"]
+        trainer.rng[...] = saved["rng"]
+        trainer.shuffle_rng.bit_generator.state = saved["shuffle"]
+        trainer.schedule = saved["schedule"]
+        trainer.layer_stats[...] = saved["stats"]
+    lrs_a = np.asarray(lrs, dtype=np.float64)
+    loss_a = np.asarray(losses, dtype=np.float64)
+    sm = _smooth(loss_a, smoothing) if loss_a.size else loss_a
+    return _result(lrs_a, loss_a, sm, stopped)
+
+
+def _result(lrs, losses, sm, stopped) -> LRFinderResult:
+    finite = np.isfinite(sm)
+    if not finite.any():
+        return LRFinderResult(lrs, losses, sm, math.nan, math.nan, math.nan, stopped)
+    i_min = int(np.nanargmin(np.where(finite, sm, np.inf)))
+    lr_min = float(lrs[i_min])
+    # steepest descent of the smoothed loss per unit of log(lr), before the minimum
+    # (the first tenth of the sweep is skipped: the moving average is still settling there)
+    steepest = lr_min
+    skip = max(1, len(sm) // 10)
+    if i_min - skip >= 2:
+        part = slice(skip, i_min + 1)
+        slope = np.gradient(sm[part], np.log(lrs[part]))
+        steepest = float(lrs[part][int(np.argmin(slope))])
+    return LRFinderResult(lrs, losses, sm, lr_min / 10.0, lr_min, steepest, stopped)
+
+
+def apply_suggestion(experiment: dict, lr: float) -> dict:
+    """The experiment with the finder's rate put to use: the peak rate of a
+    1cycle schedule, else the optimizer's learning rate."""
+    from .compare import apply_overrides
+
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"the learning-rate finder found no usable rate ({lr})")
+    if experiment["schedule"]["name"] == "onecycle":
+        return apply_overrides(experiment, {"schedule": {"max_lr": float(lr)}})
+    return apply_overrides(experiment, {"optimizer": {"learning_rate": float(lr)}})
+
+
+def format_sweep(result: LRFinderResult, rows: int = 16) -> str:
+    """A short text table of the sweep and the suggestion."""
+    lines = [f"{'learning rate':>14s} {'loss':>10s} {'smoothed':>10s}"]
+    if result.lrs.size:
+        for i in np.unique(np.linspace(0, result.lrs.size - 1, min(rows, result.lrs.size)).astype(int)):
+            lines.append(f"{result.lrs[i]:14.3g} {result.losses[i]:10.4f} {result.smoothed[i]:10.4f}")
+    lines.append(f"lowest smoothed loss at lr {result.lr_at_min_loss:.3g}; steepest descent at "
+                 f"{result.steepest_lr:.3g}" + ("; the loss blew up after that" if result.stopped_early else ""))
+    lines.append(f"suggested learning rate: {result.suggested_lr:.3g} (10x below the lowest-loss rate; "
+                 f"use it as a 1cycle max_lr or a constant rate)")
+    return "\n".join(lines)
+
+
+def cli_lr_find(args) -> int:
+    """``python main.py lr-find EXP``: sweep, print the curve and the suggestion."""
+    from .experiment import load_experiment, with_overrides
+    from .fileio import write_text
+
+    experiment = load_experiment(args.experiment)
+    if args.seed is not None:
+        experiment = with_overrides(experiment, seed=args.seed)
+    experiment = dict(experiment, compare=None, stages=None)
+    result = find_learning_rate(experiment, min_lr=args.min_lr, max_lr=args.max_lr, steps=args.steps)
+    print(format_sweep(result))
+    if args.out:
+        text = "learning_rate,loss,smoothed\n" + "".join(
+            f"{a!r},{b!r},{c!r}\n" for a, b, c in zip(result.lrs.tolist(), result.losses.tolist(),
+                                                     result.smoothed.tolist()))
+        write_text(args.out, text)
+        print(f"sweep written to {args.out}")
+    return 0
