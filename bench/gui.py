@@ -191,13 +191,16 @@ class Bench:
         self.run_until(lambda: record.step > 200, 120)          # warm: compiled, plots populated
         self.paints.clear()
         refreshes, step0, t0 = self.window.dashboard.refreshes, record.step, time.perf_counter()
+        cpu0, proc0 = time.thread_time(), time.process_time()
         self.run_until(lambda: False, seconds)
         elapsed = time.perf_counter() - t0
+        gui_cpu, proc_cpu = (time.thread_time() - cpu0) / elapsed, (time.process_time() - proc0) / elapsed
         per_plot = {k: v / elapsed for k, v in self.paints.items()}
         out = {"fps_median_plot": statistics.median(per_plot.values()) if per_plot else 0.0,
                "fps_min_plot": min(per_plot.values()) if per_plot else 0.0,
                "redraw_ticks_per_s": (self.window.dashboard.refreshes - refreshes) / elapsed,
                "steps_per_s_while_drawing": (record.step - step0) / elapsed,
+               "gui_thread_cpu_share": gui_cpu, "process_cpu_share": proc_cpu,
                "per_plot": {k: round(v, 1) for k, v in per_plot.items()}}
         self.window.stop()
         self.run_until(lambda: record.finished, 30)
@@ -233,17 +236,22 @@ def main(argv=None) -> int:
     parser.add_argument("--pauses", type=int, default=6)
     parser.add_argument("--quick", action="store_true", help="2 rounds of 1500 steps, 3 s of fps, 4 pauses")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--only", choices=("throughput", "fps", "pause"), help="measure one thing only")
+    parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for this run (experiments)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.steps, args.fps_seconds, args.pauses = 2, 1500, 3.0, 4
 
     import gui  # noqa: F401  (PySide6 guard before Qt objects exist)
 
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+
     tmp = Path(tempfile.mkdtemp(prefix="descent-bench-gui-"))
     exp, label = fashion_experiment(args.steps)
     bench = Bench(tmp)
     headless, window = [], []
-    for r in range(args.rounds):
+    for r in range(args.rounds if args.only in (None, "throughput") else 0):
         order = ("headless", "window") if r % 2 == 0 else ("window", "headless")
         for side in order:
             if side == "headless":
@@ -252,12 +260,16 @@ def main(argv=None) -> int:
                 window.append(bench.window_rate(exp))
             print(f"round {r + 1} {side}: {(headless if side == 'headless' else window)[-1]:,.0f} steps/s",
                   file=sys.stderr)
-    fps = bench.fps(args.fps_seconds)
+    fps = bench.fps(args.fps_seconds) if args.only in (None, "fps") else None
     tiny = resolve_experiment(dict(default_experiment(), training=dict(default_experiment()["training"],
                                                                        epochs=100_000)))
-    pause_big = bench.pause_latencies(exp, args.pauses)
-    pause_tiny = bench.pause_latencies(tiny, args.pauses)
+    pause_big = bench.pause_latencies(exp, args.pauses) if args.only in (None, "pause") else []
+    pause_tiny = bench.pause_latencies(tiny, args.pauses) if args.only in (None, "pause") else []
     bench.close()
+    if args.only:
+        print(json.dumps({"headless": headless, "window": window, "fps": fps, "pause_large": pause_big,
+                          "pause_tiny": pause_tiny, "load_average": os.getloadavg()}, indent=1))
+        return 0
 
     h, w = statistics.median(headless), statistics.median(window)
     pauses = pause_big + pause_tiny
@@ -287,6 +299,8 @@ def main(argv=None) -> int:
           f" steps/s)")
     print(f"    slowest plot {fps['fps_min_plot']:.1f} fps, median {fps['fps_median_plot']:.1f}, redraw ticks "
           f"{fps['redraw_ticks_per_s']:.1f}/s   target >= 20")
+    print(f"    CPU: GUI thread {fps['gui_thread_cpu_share']:.0%} of a core, whole process "
+          f"{fps['process_cpu_share']:.0%}")
     print(f"  pause latency: median {result['pause_ms']['median']:.1f} ms, max {result['pause_ms']['max']:.1f} ms"
           f"   target < 100 ms")
     print(f"    large net: {', '.join(f'{x:.1f}' for x in pause_big)}")

@@ -128,11 +128,16 @@ def add_legend(plot: pg.PlotItem, offset=(-4, 4)) -> pg.LegendItem:
                           pen=pg.mkPen("#ccc"))
 
 
+SYMBOL_POINTS = 60   # epoch curves drop their markers beyond this many epochs (markers are dear)
+
+
 def set_if_grown(item: pg.PlotDataItem, x, y) -> None:
     """setData only when the (append-only) data grew: epoch curves change once an epoch."""
     n = len(x)
     if getattr(item, "_descent_n", -1) != n:
         item._descent_n = n
+        if n > SYMBOL_POINTS and item.opts.get("symbol") is not None:
+            item.setSymbol(None)
         item.setData(x, y)
 
 
@@ -170,21 +175,36 @@ class Follow:
         self.vb.setXRange(0, 100, padding=0)
         self.update(force=True)
 
+    @staticmethod
+    def _item_bounds(item, log: bool):
+        """(x max, y min, y max) of an item's data, updated from the new tail only
+        (the curves are append-only; a shorter array or another scale starts over)."""
+        x, y = item.xData, item.yData
+        n = len(x)
+        cache = getattr(item, "_descent_bounds", None)
+        if cache is None or cache[0] > n or cache[1] != log:
+            cache = (0, log, -math.inf, math.inf, -math.inf)
+        start, _, x_hi, y_lo, y_hi = cache
+        if n > start:
+            tail = np.asarray(y[start:], dtype=np.float64)
+            if log:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    tail = np.log10(tail)
+            tail = tail[np.isfinite(tail)]
+            x_hi = max(x_hi, float(np.nanmax(x[start:])))
+            if len(tail):
+                y_lo, y_hi = min(y_lo, float(tail.min())), max(y_hi, float(tail.max()))
+        item._descent_bounds = (n, log, x_hi, y_lo, y_hi)
+        return x_hi, y_lo, y_hi
+
     def _bounds(self, extra=()):
         log = self.plot.getAxis("left").logMode
         x_hi, y_lo, y_hi = -math.inf, math.inf, -math.inf
         for item in self.plot.listDataItems():
-            x, y = item.xData, item.yData
-            if x is None or not len(x) or not item.isVisible():
+            if item.xData is None or not len(item.xData) or not item.isVisible():
                 continue
-            y = np.asarray(y, dtype=np.float64)
-            if log:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    y = np.log10(y)
-            y = y[np.isfinite(y)]
-            x_hi = max(x_hi, float(np.nanmax(x)))
-            if len(y):
-                y_lo, y_hi = min(y_lo, float(y.min())), max(y_hi, float(y.max()))
+            ix, ilo, ihi = self._item_bounds(item, log)
+            x_hi, y_lo, y_hi = max(x_hi, ix), min(y_lo, ilo), max(y_hi, ihi)
         for bx, blo, bhi in extra:
             x_hi, y_lo, y_hi = max(x_hi, bx), min(y_lo, blo), max(y_hi, bhi)
         return x_hi, y_lo, y_hi
@@ -270,9 +290,10 @@ class PlotPanel(QFrame):
             self._sig = sig
         changed = False
         for record in records:
-            if self._versions.get(record.run_id) == record.version:
+            version = self.version_of(record)
+            if self._versions.get(record.run_id) == version:
                 continue
-            self._versions[record.run_id] = record.version
+            self._versions[record.run_id] = version
             self.draw(record, multi, record.color if multi else None)
             changed = True
         self.after_sync(records, multi, focus, changed)
@@ -288,6 +309,10 @@ class PlotPanel(QFrame):
 
     def mode_key(self):
         return None
+
+    def version_of(self, record):
+        """What this panel draws changed when this changed (per-layer panels: new diagnostics)."""
+        return record.step_version
 
     def extra_bounds(self, follow: Follow) -> list:
         return []
@@ -368,6 +393,9 @@ class LossPanel(PlotPanel):
     def legends(self):
         return [self.legend]
 
+    def version_of(self, record):
+        return record.step_version, record.epoch_version
+
     def draw(self, r, multi, color):
         prefix = f"{r.name}: " if multi else ""
         light = QColor(color or TRAIN_COLOR).lighter(165)
@@ -401,6 +429,9 @@ class AccuracyPanel(PlotPanel):
 
     def legends(self):
         return [self.legend]
+
+    def version_of(self, record):
+        return record.epoch_version, record.step_version if record.diverged_step else 0
 
     def draw(self, r, multi, color):
         ep = r.epochs

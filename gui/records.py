@@ -142,7 +142,9 @@ class RunRecord:
         self.status = status
         self.reason = ""
         self.color = "#1f77b4"   # set by the run list: one colour per run
-        self.version = 0
+        self.version = 0          # any change
+        self.step_version = 0     # new diagnostics records (StepMetrics)
+        self.epoch_version = 0    # new epoch results
         self.compiling = False
         self.layers: list[LayerView] = layers_from_experiment(experiment)
         self.steps_per_epoch = 1
@@ -213,6 +215,7 @@ class RunRecord:
 
     def _ingest(self, ev) -> None:
         if isinstance(ev, StepMetrics):
+            self.step_version += 1
             k = len(ev.losses)
             self.loss_step.extend(np.arange(ev.step - k + 1, ev.step + 1))
             self.loss.extend(ev.losses)
@@ -232,6 +235,7 @@ class RunRecord:
             if self.status == "starting":
                 self.status = "running"
         elif isinstance(ev, EpochEnd):
+            self.epoch_version += 1
             for key in EPOCH_KEYS:
                 self.epochs[key].append(getattr(ev, key))
             self.epoch = float(ev.epoch)
@@ -246,6 +250,7 @@ class RunRecord:
         elif isinstance(ev, Compiling):
             self.compiling = not ev.done
         elif isinstance(ev, RunFinished):
+            self.step_version += 1   # the diverged marker
             self.status, self.reason = ev.status, ev.reason
             self.summary, self.weights = ev.summary, ev.weights
             self.step = ev.step
@@ -386,3 +391,5 @@ def load_folder_curves(record: RunRecord) -> None:
     if record.status == "diverged":
         record.diverged_step = record.step + 1
     record.version += 1
+    record.step_version += 1
+    record.epoch_version += 1
