@@ -13,7 +13,7 @@ only when it is present and the singletons are mortal, gives ``None``,
 up.  Those objects are never deallocated anyway, so the extra count changes
 nothing else.  It runs when the ``gui`` package is imported.  The proper fix
 is ``PySide6-Essentials != 6.12.0`` (or < 6.12) or Python >= 3.12.
-(The arena tab carries the same guard, ``gui.arena_qtfix``; both are idempotent.)
+It stays as a guard in case a later release repeats the bug; requirements.txt excludes 6.12.0.
 """
 from __future__ import annotations
 
