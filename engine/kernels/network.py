@@ -156,11 +156,11 @@ def matmul(a, b, out):
     M, K = a.shape
     N = b.shape[1]
     if M * N * K <= SMALL_MNK:
-        zero = out.dtype.type(0)
         for i in range(M):
+            ai0 = a[i, 0]
             for j in range(N):
-                out[i, j] = zero
-            for k in range(K):
+                out[i, j] = ai0 * b[0, j]
+            for k in range(1, K):
                 aik = a[i, k]
                 for j in range(N):
                     out[i, j] += aik * b[k, j]
@@ -176,11 +176,11 @@ def matmul_tn(a, b, out):
     R, M = a.shape
     N = b.shape[1]
     if R == 1 or M * N * R <= SMALL_MNK:   # R == 1: an outer product, nothing to reduce
-        zero = out.dtype.type(0)
         for i in range(M):
+            a0i = a[0, i]
             for j in range(N):
-                out[i, j] = zero
-        for r in range(R):
+                out[i, j] = a0i * b[0, j]
+        for r in range(1, R):
             for i in range(M):
                 ari = a[r, i]
                 for j in range(N):
