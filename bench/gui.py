@@ -173,6 +173,7 @@ class Bench:
         return condition()
 
     def start(self, exp: dict):
+        self.run_until(lambda: self.window.active is None, 60)   # the previous job is over
         self.window.set_experiment(exp)
         self.run_until(lambda: self.window.data_panel.info is not None, 60)
         self.samples = []

@@ -15,12 +15,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    from .display import display_problem
-
-    problem = display_problem()
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
     experiment = None
     if args.preset:
         from engine.errors import DescentError
@@ -31,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
         except DescentError as exc:
             print(f"descent: {exc}", file=sys.stderr)
             return 2
+    from .display import display_problem
+
+    problem = display_problem()   # before QApplication: Qt would abort with a less helpful message
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
 
     from PySide6.QtWidgets import QApplication
 

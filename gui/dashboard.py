@@ -91,8 +91,9 @@ class NotesPanel(QLabel):
         self.setStyleSheet("QLabel { background: #fbfbf6; border: 1px solid #ddd; padding: 6px; }")
         self.setMinimumWidth(200)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Ignored)
-        self._key = None
+        self._key = ()
         self._last = 0.0
+        self.show_run(None)
 
     def show_run(self, record) -> None:
         if record is None:

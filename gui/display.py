@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes.util
 import os
 import re
+import socket
 import sys
 
 # library (for ctypes.util.find_library) -> Debian package that ships it
@@ -36,7 +37,32 @@ def missing_xcb_packages(find=ctypes.util.find_library) -> list[str]:
     return [package for lib, package in XCB_LIBRARIES.items() if find(lib) is None]
 
 
-def display_problem(environ=None, platform: str | None = None, find=ctypes.util.find_library) -> str | None:
+def x_server_reachable(display: str, timeout: float = 1.0) -> bool:
+    """Whether something accepts connections where DISPLAY points (unknown forms count as yes)."""
+    match = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
+    if match:
+        n = match.group(1)
+        for address in (f"\0/tmp/.X11-unix/X{n}", f"/tmp/.X11-unix/X{n}"):   # abstract, then file socket
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(timeout)
+                    sock.connect(address)
+                    return True
+            except OSError:
+                continue
+        return False
+    match = re.fullmatch(r"([\w.-]+):(\d+)(?:\.\d+)?", display)
+    if match:
+        try:
+            with socket.create_connection((match.group(1), 6000 + int(match.group(2))), timeout=timeout):
+                return True
+        except OSError:
+            return False
+    return True
+
+
+def display_problem(environ=None, platform: str | None = None, find=ctypes.util.find_library,
+                    reachable=x_server_reachable) -> str | None:
     """None if a window can probably open, else a message saying why not and what to do."""
     env = os.environ if environ is None else environ
     platform = sys.platform if platform is None else platform
@@ -49,9 +75,8 @@ def display_problem(environ=None, platform: str | None = None, find=ctypes.util.
                 "WAYLAND_DISPLAY is set).\n" + HEADLESS_HINT)
     if qpa.startswith("wayland") or (wayland and not display):
         return None
-    match = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
-    if match and os.path.isdir("/tmp/.X11-unix") and not os.path.exists(f"/tmp/.X11-unix/X{match.group(1)}"):
-        return (f"Descent cannot open its window: no X server is listening on DISPLAY={display}.\n"
+    if not reachable(display):
+        return (f"Descent cannot open its window: no X server answers on DISPLAY={display}.\n"
                 + HEADLESS_HINT)
     missing = missing_xcb_packages(find)
     if missing:

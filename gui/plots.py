@@ -162,8 +162,8 @@ class Follow:
         self.vb.sigRangeChangedManually.connect(self._manual)
         if plot.autoBtn is not None:
             plot.autoBtn.clicked.connect(self.follow)
-        if y_fixed is not None:
-            self.vb.setYRange(*y_fixed, padding=0)
+        if y_fixed is not None or y_limits is not None:
+            self.vb.setYRange(*(y_fixed or y_limits), padding=0)
         self.vb.setXRange(0, 100, padding=0)
 
     def _manual(self, *_args) -> None:

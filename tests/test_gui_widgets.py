@@ -192,8 +192,25 @@ def test_display_problem_names_the_missing_packages():
     assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
     message = display_problem({}, "linux")
     assert "no display" in message and "python main.py run" in message
-    missing = display_problem({"DISPLAY": "localhost:10"}, "linux",
-                              find=lambda lib: None if lib == "xcb-cursor" else f"lib{lib}.so")
+    missing = display_problem({"DISPLAY": ":0"}, "linux", find=lambda lib: None if lib == "xcb-cursor" else lib,
+                              reachable=lambda d: True)
     assert "libxcb-cursor0" in missing and "apt-get install" in missing
-    assert display_problem({"DISPLAY": "localhost:10"}, "linux", find=lambda lib: f"lib{lib}.so") is None
+    assert display_problem({"DISPLAY": ":0"}, "linux", find=lambda lib: lib, reachable=lambda d: True) is None
+    assert "no X server answers" in display_problem({"DISPLAY": ":0"}, "linux", find=lambda lib: lib,
+                                                    reachable=lambda d: False)
     assert display_problem({}, "darwin") is None
+
+
+def test_main_explains_a_missing_display_instead_of_aborting(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    out = subprocess.run([sys.executable, str(root / "main.py")], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 2
+    assert "no display" in out.stderr and "python main.py run" in out.stderr
+    assert "Aborted" not in out.stderr and "qt.qpa" not in out.stderr

@@ -218,6 +218,18 @@ def test_closing_mid_run_leaves_no_thread(qtbot, tmp_path):
     summary = json.loads((record.folder / "summary.json").read_text())
     assert summary["status"] == "stopped"
     assert (record.folder / "weights.npz").is_file()
+    # the next session lists the run (from its folder) and can overlay its curves
+    from gui.main_window import MainWindow
+
+    again = MainWindow(resolve_experiment(LONG), run_root=tmp_path / "runs",
+                       settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    qtbot.addWidget(again)
+    (old,) = again.records.values()
+    assert old.folder == record.folder and old.status == "stopped" and not again.runs.is_checked(old.run_id)
+    again.runs.set_checked(old.run_id, True)
+    again.redraw()
+    assert points(again.dashboard.loss.items[(old.run_id, "step")]) == len(old.log_step) > 0
+    assert again.dashboard.grad.items[(old.run_id, 0)].yData is not None
 
 
 def test_files_presets_and_exports(window, qtbot, tmp_path):
@@ -254,3 +266,74 @@ def test_files_presets_and_exports(window, qtbot, tmp_path):
     w.builder.form.editor("units").type_text("7")
     w.load_record_into_editors(record)
     assert w.builder.model()["layers"][0]["units"] == 12
+
+
+def test_a_staged_experiment_lists_one_run_per_stage(qtbot, tmp_path):
+    elu_bn = {"units": 8, "activation": "elu", "batch_norm": "before", "use_bias": False}
+    staged = {
+        "name": "tiny-stages", "seed": 7, "data": {"name": "moons", "n_samples": 300},
+        "model": {"layers": [elu_bn, elu_bn]}, "optimizer": {"name": "sgd", "learning_rate": 0.05},
+        "training": {"epochs": 2, "batch_size": 32},
+        "stages": {"seeds": 1, "list": [
+            {"name": "a", "title": "source"},
+            {"name": "reuse", "data": {"n_samples": 100}, "reuse": {"from": "a", "layers": "all_but_output"},
+             "phases": [{"name": "frozen", "epochs": 2},
+                        {"name": "unfrozen", "epochs": 2, "freeze": "none", "learning_rate_factor": 0.1}]}]},
+    }
+    w = make_window(qtbot, tmp_path, staged)
+    w.train_or_pause()
+    job = w.active
+    qtbot.waitUntil(lambda: w.active is None, timeout=FIRST_RUN_TIMEOUT)
+    first, second = job.records
+    assert "· a (seed 7)" in first.name and "· reuse (seed 7)" in second.name
+    assert first.status == second.status == "finished"
+    # the reuse stage's two phases share one time axis: 4 epochs on one record, steps increasing
+    assert len(second.epochs["epoch"]) == 4 and np.all(np.diff(second.log_step.data) > 0)
+    assert (first.folder / "summary.json").is_file()
+    # saving keeps the stages section although the editors do not show it
+    w.save_experiment_as(str(tmp_path / "staged.json"))
+    assert json.loads((tmp_path / "staged.json").read_text())["stages"]["list"][1]["name"] == "reuse"
+
+
+def test_checked_runs_overlay_with_one_colour_each(window, qtbot):
+    w = window
+    records = []
+    for lr in ("0.05", "0.2"):
+        assert w.lr_editor.type_text(lr) is None
+        w.train_or_pause()
+        records.append(current(w))
+        qtbot.waitUntil(lambda: w.active is None, timeout=FIRST_RUN_TIMEOUT)
+    first, second = records
+    assert not w.runs.is_checked(first.run_id) and w.runs.is_checked(second.run_id)   # newest only
+    w.runs.set_checked(first.run_id, True)
+    w.redraw()
+    loss = w.dashboard.loss
+    assert {key[0] for key in loss.items} == {first.run_id, second.run_id}
+    pens = {rid: loss.items[(rid, "train")].opts["pen"].color().name() for rid in (first.run_id, second.run_id)}
+    assert pens[first.run_id] != pens[second.run_id]
+    assert pens[first.run_id] == first.color and pens[second.run_id] == second.color
+    names = [label.text for _, label in loss.legend.items]
+    assert any(first.name in n for n in names) and any(second.name in n for n in names)
+    assert second.experiment["optimizer"]["learning_rate"] == 0.2
+
+
+def test_keyboard_shortcuts(long_window, qtbot):
+    from PySide6.QtCore import Qt
+
+    w = long_window
+    w.activateWindow()
+    w.dashboard.setFocus()
+    qtbot.keyClick(w.dashboard, Qt.Key_Space)                        # Space: train
+    assert w.active is not None
+    record = current(w)
+    qtbot.waitUntil(lambda: record.step > 0, timeout=FIRST_RUN_TIMEOUT)
+    qtbot.keyClick(w.dashboard, Qt.Key_Space)                        # Space: pause
+    assert w.active.control.paused
+    qtbot.keyClick(w.dashboard, Qt.Key_Space)                        # Space: resume
+    assert not w.active.control.paused
+    qtbot.keyClick(w.dashboard, Qt.Key_Escape)                       # Esc: stop
+    qtbot.waitUntil(lambda: w.active is None, timeout=10_000)
+    assert record.status == "stopped"
+    w.builder.form.editor("units").spin.setFocus()
+    qtbot.keyClick(w.builder.form.editor("units").spin.lineEdit(), Qt.Key_Space)   # typing, not training
+    assert w.active is None
