@@ -344,6 +344,11 @@ class Trainer:
                     status = "diverged"
                     reason = (f"the loss or gradient became NaN/infinite at step {self.step + 1}; "
                               f"try a lower learning rate, gradient clipping or batch normalization")
+                    if done:  # record the finite steps before the blow-up: the loss climbing to it
+                        yield self._step_metrics(np.concatenate([p[0] for p in pending]),
+                                                 np.concatenate([p[1] for p in pending]), lrs[-1], moms[-1],
+                                                 getattr(self, "_rate", 0.0), self.epoch + batch / self.steps_per_epoch)
+                        pending.clear()
                     break
                 # paused (Pause, Step): record now, so the consumer sees the step it stopped at
                 if self.step % self.log_every == 0 or batch >= steps_this_epoch or control.paused:
