@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QStackedWidget, 
 from .panels import CLASS_COLORS
 from .plots import AccuracyPanel, ActivationPanel, DeadPanel, GradNormPanel, LossPanel, PlotPanel, RatioPanel
 from .predictions import BoundaryView, ConfusionView
+from .records import distinguishing_labels
 
 STATUS_COLORS = {"running": "#1f4e99", "starting": "#1f4e99", "finished": "#1b7a2a", "early_stopped": "#1b7a2a",
                  "stopped": "#555555", "diverged": "#d00000", "interrupted": "#b86e00", "failed": "#d00000"}
@@ -165,6 +166,10 @@ class Dashboard(QWidget):
 
     def refresh(self, records: list, focus) -> None:
         multi = len(records) > 1
+        if multi and tuple(r.run_id for r in records) != getattr(self, "_labelled", None):
+            self._labelled = tuple(r.run_id for r in records)
+            for run_id, label in distinguishing_labels(records).items():
+                next(r for r in records if r.run_id == run_id).label = label
         for panel in self.panels:
             panel.sync(records, multi, focus)
         self.notes.show_run(focus)

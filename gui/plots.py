@@ -318,12 +318,15 @@ class PlotPanel(QFrame):
         return []
 
     def reset(self) -> None:
+        plots = [follow.plot for follow in self.follows]
         for item in self.items.values():
-            vb = item.getViewBox() if hasattr(item, "getViewBox") else None
-            if vb is not None:
-                vb.removeItem(item)
-            elif item.scene() is not None:
-                item.scene().removeItem(item)
+            for plot in plots:   # PlotItem.removeItem also forgets data items and legend entries
+                if item in plot.items:
+                    plot.removeItem(item)
+                    break
+            else:
+                if item.scene() is not None:
+                    item.scene().removeItem(item)
         self.items = {}
         self._versions = {}
         for legend in self.legends():
@@ -397,19 +400,26 @@ class LossPanel(PlotPanel):
         return record.step_version, record.epoch_version
 
     def draw(self, r, multi, color):
-        prefix = f"{r.name}: " if multi else ""
-        light = QColor(color or TRAIN_COLOR).lighter(165)
-        light.setAlpha(110)
-        self.curve(self.plot, (r.run_id, "step"), None if multi else "train (each step)", light) \
-            .setData(r.loss_step.data, positive(r.loss.data))
         ep = r.epochs
-        set_if_grown(self.curve(self.plot, (r.run_id, "train"), f"{prefix}train (epoch mean)", color or "#0b4f8a",
-                                2, symbol="o"), ep["step"].data, positive(ep["train_loss"].data))
+        if not multi or not len(ep["step"]):   # comparing runs: epoch means only, the noise would hide them
+            light = QColor(color or TRAIN_COLOR).lighter(165)
+            light.setAlpha(110)
+            self.curve(self.plot, (r.run_id, "step"), None if multi else "train (each step)", light) \
+                .setData(r.loss_step.data, positive(r.loss.data))
+        elif (r.run_id, "step") in self.items:
+            self.items[(r.run_id, "step")].setVisible(False)
+        set_if_grown(self.curve(self.plot, (r.run_id, "train"), r.label if multi else "train (epoch mean)",
+                                color or "#0b4f8a", 2, symbol="o"), ep["step"].data, positive(ep["train_loss"].data))
         val = ep["val_loss"].data
         if np.isfinite(val).any():
-            set_if_grown(self.curve(self.plot, (r.run_id, "val"), f"{prefix}validation", color or VAL_COLOR, 2,
-                                    Qt.DashLine, symbol="s"), ep["step"].data, positive(val))
+            set_if_grown(self.curve(self.plot, (r.run_id, "val"), None if multi else "validation", color or VAL_COLOR,
+                                    2, Qt.DashLine, symbol="s"), ep["step"].data, positive(val))
         self.diverged_marker(self.plot, r, label=True)
+
+    def after_sync(self, records, multi, focus, changed):
+        if focus is not None:
+            self.epoch_axis.steps_per_epoch = max(1, focus.steps_per_epoch)
+        self.set_note("solid: training loss (epoch mean) · dashed: validation" if multi else "")
 
     def after_sync(self, records, multi, focus, changed):
         if focus is not None:
@@ -435,17 +445,16 @@ class AccuracyPanel(PlotPanel):
 
     def draw(self, r, multi, color):
         ep = r.epochs
-        prefix = f"{r.name}: " if multi else ""
-        set_if_grown(self.curve(self.plot, (r.run_id, "train"), f"{prefix}train", color or TRAIN_COLOR, 2,
-                                symbol="o"), ep["step"].data, 100 * ep["train_accuracy"].data)
-        set_if_grown(self.curve(self.plot, (r.run_id, "val"), f"{prefix}validation", color or VAL_COLOR, 2,
+        set_if_grown(self.curve(self.plot, (r.run_id, "train"), r.label if multi else "train", color or TRAIN_COLOR,
+                                2, symbol="o"), ep["step"].data, 100 * ep["train_accuracy"].data)
+        set_if_grown(self.curve(self.plot, (r.run_id, "val"), None if multi else "validation", color or VAL_COLOR, 2,
                                 Qt.DashLine, symbol="s"), ep["step"].data, 100 * ep["val_accuracy"].data)
         self.diverged_marker(self.plot, r)
 
     def after_sync(self, records, multi, focus, changed):
         regression = records and all(not r.is_classification for r in records)
         self.set_note("Accuracy applies to classification; this task is regression (see the loss)."
-                      if regression else "")
+                      if regression else "solid: training · dashed: validation" if multi else "")
 
 
 # ============================================================ per-layer plots
@@ -470,7 +479,7 @@ class LayerPanel(PlotPanel):
 
     def layer_name(self, r, i, multi) -> str | None:
         if multi:
-            return r.name if i == 0 else None
+            return r.label if i == 0 else None
         layer = r.layers[i] if i < len(r.layers) else None
         return f"{layer.name} ({layer.activation})" if layer else f"layer {i + 1}"
 
@@ -734,9 +743,9 @@ class RatioPanel(PlotPanel):
                 column = ratio[:, i]
                 if not np.isfinite(column).any():
                     continue
-                name = (r.name if i == 0 else None) if multi else (r.layers[i].name if i < len(r.layers) else None)
+                name = (r.label if i == 0 else None) if multi else (r.layers[i].name if i < len(r.layers) else None)
                 self.curve(self.plot, (r.run_id, i), name, colors[i]).setData(steps, positive(column))
-        self.curve(self.lr_plot, (r.run_id, "lr"), f"{r.name}" if multi else "learning rate", color or "#2ca02c", 2) \
+        self.curve(self.lr_plot, (r.run_id, "lr"), r.label if multi else "learning rate", color or "#2ca02c", 2) \
             .setData(steps, r.lr.data)
         self.diverged_marker(self.plot, r)
         self.diverged_marker(self.lr_plot, r)

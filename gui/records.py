@@ -142,6 +142,7 @@ class RunRecord:
         self.status = status
         self.reason = ""
         self.color = "#1f77b4"   # set by the run list: one colour per run
+        self.label = self.name   # legend label when overlaid (set by the dashboard)
         self.version = 0          # any change
         self.step_version = 0     # new diagnostics records (StepMetrics)
         self.epoch_version = 0    # new epoch results
@@ -317,6 +318,36 @@ def summarize(experiment: dict) -> str:
         text += f" ({sched})"
     bs = experiment.get("training", {}).get("batch_size")
     return text + (f" · batch {bs}" if bs else "")
+
+
+def distinguishing_labels(records: list) -> dict[int, str]:
+    """Short legend labels for overlaid runs: the run number plus what differs between them
+    (optimizer, learning rate, batch size, ...), e.g. "#3 adam lr 0.001"."""
+    def model(e):
+        return summarize({"model": e.get("model", {})}).split(" · ")[1]
+
+    features = [lambda e: e.get("data", {}).get("name", "?"), model,
+                lambda e: e.get("optimizer", {}).get("name", "?"),
+                lambda e: f"lr {e.get('optimizer', {}).get('learning_rate', 0):g}",
+                lambda e: e.get("schedule", {}).get("name", "constant"),
+                lambda e: f"batch {e.get('training', {}).get('batch_size', '?')}",
+                lambda e: f"seed {e.get('seed', '?')}"]
+    differing = []
+    for f in features:
+        try:
+            if len({f(r.experiment) for r in records}) > 1:
+                differing.append(f)
+        except (KeyError, TypeError, AttributeError, IndexError):
+            continue
+    out = {}
+    for r in records:
+        tag = f"#{r.run_id}" if r.run_id > 0 else r.name[:15]
+        try:
+            parts = [f(r.experiment) for f in differing]
+        except (KeyError, TypeError, AttributeError, IndexError):
+            parts = []
+        out[r.run_id] = " ".join([tag] + parts) if parts else r.name
+    return out
 
 
 def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
