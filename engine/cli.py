@@ -78,7 +78,7 @@ def _run(args) -> int:
 
     experiment = load_experiment(args.experiment)
     if experiment.get("stages"):
-        from .stages import cli_run_stages  # multi-stage workflows (transfer learning, pretraining)
+        from .stage_runner import cli_run_stages  # multi-stage workflows (transfer learning, pretraining)
 
         return cli_run_stages(args, experiment, Progress(args.quiet), RunControl(), __version__)
     if args.seed is not None:

@@ -82,7 +82,7 @@ class TrainingWorker(QObject):
         last = time.monotonic()
         try:
             if job.experiment.get("stages"):   # multi-stage workflow (transfer learning, pretraining)
-                from engine.stages import StagesWriter, run_stages
+                from engine.stage_runner import StagesWriter, run_stages
 
                 if job.folder is not None:
                     writer = StagesWriter(job.folder, job.experiment, __version__)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from engine import stage_runner as R
 from engine import stages as S
 from engine.control import RunControl
 from engine.errors import ExperimentError
@@ -43,7 +44,7 @@ def tiny(**changes):
 
 @pytest.fixture(scope="module")
 def tiny_events():
-    return list(S.run_stages(resolve_experiment(tiny())))
+    return list(R.run_stages(resolve_experiment(tiny())))
 
 
 def test_resolving_fills_defaults_and_is_idempotent():
@@ -171,20 +172,20 @@ def test_stage_summaries_and_report(tiny_events):
 def test_report_gains_and_verdicts():
     staged = {"report": {"metric": "test_accuracy", "baseline": "b", "compare": ["x"], "target": None}}
     runs = lambda vals: [{"seed": i, "test_accuracy": v} for i, v in enumerate(vals)]
-    rep = S.build_report(staged, {"b": runs([0.90, 0.92, 0.94]), "x": runs([0.95, 0.96, 0.97])})
+    rep = R.build_report(staged, {"b": runs([0.90, 0.92, 0.94]), "x": runs([0.95, 0.96, 0.97])})
     c = rep["comparisons"][0]
     assert c["wins"] == 3 and c["gain"]["mean"] == pytest.approx(0.04) and c["distinguishable"]
     assert "higher on 3 of 3 seeds" in c["verdict"] and "not distinguishable" not in c["verdict"]
-    rep = S.build_report(staged, {"b": runs([0.90, 0.95, 0.93]), "x": runs([0.91, 0.94, 0.935])})
+    rep = R.build_report(staged, {"b": runs([0.90, 0.95, 0.93]), "x": runs([0.91, 0.94, 0.935])})
     c = rep["comparisons"][0]
     assert not c["distinguishable"] and "not distinguishable at 3 seeds" in c["verdict"]
-    assert "not distinguishable at 3 seeds" in S.format_report(rep)
+    assert "not distinguishable at 3 seeds" in R.format_report(rep)
 
 
 def test_stop_ends_the_workflow_with_a_report():
     control = RunControl()
     events = []
-    for e in S.run_stages(resolve_experiment(tiny()), control):
+    for e in R.run_stages(resolve_experiment(tiny()), control):
         events.append(e)
         if isinstance(e, EpochEnd):
             control.stop()
@@ -249,7 +250,7 @@ def test_stage_preset_loads_and_runs_a_few_steps(name):
             stage["data"] = shrunk(dict(raw["data"], **stage["data"]) if "name" not in stage["data"]
                                    else stage["data"])
     small = resolve_experiment(raw)
-    events = list(S.run_stages(small, max_steps=2, seeds=small["stages"]["seeds"][:1]))
+    events = list(R.run_stages(small, max_steps=2, seeds=small["stages"]["seeds"][:1]))
     report = events[-1].report
     assert set(report["stages"]) == {s["name"] for s in exp["stages"]["list"]}
     for e in events:
@@ -276,7 +277,7 @@ def test_preset_12_shortened_over_3_seeds_teaches_what_was_measured():
     raw["stages"]["report"]["compare"] = ["b_on_a"]
     exp = resolve_experiment(raw)
     assert exp["stages"]["seeds"] == [42, 43, 44]
-    finished = [e for e in S.run_stages(exp)]
+    finished = [e for e in R.run_stages(exp)]
     summaries = [e.summary for e in finished if isinstance(e, S.StageFinished)]
     on_a = [s for s in summaries if s["stage"] == "b_on_a"]
     assert len(on_a) == 3
@@ -317,10 +318,10 @@ def test_pairs_dataset_shapes_and_reuse_scaling():
     # a single-image classifier scaled like the pair pool: (pixel - pool mean) / pool std
     single = load_dataset({"name": "fashion_mnist", "classes": [0, 5, 9], "per_class": 5, "val_per_class": 2,
                            "test_per_class": 2}, 1)
-    scaled = S._restandardize(single, d)
+    scaled = R._restandardize(single, d)
     np.testing.assert_allclose(scaled.x_train, (single.to_original(single.x_train) - d.mean) / d.std, atol=1e-4)
     with pytest.raises(ExperimentError, match="1568 features"):
-        S._restandardize(single, cat)
+        R._restandardize(single, cat)
     with pytest.raises(DataError, match="images_per_class"):
         load_dataset(dict(small, images_per_class=60000), 1)
     with pytest.raises(ExperimentError, match="at least 2 classes"):
