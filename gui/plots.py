@@ -131,6 +131,17 @@ def add_legend(plot: pg.PlotItem, offset=(-4, 4)) -> pg.LegendItem:
 SYMBOL_POINTS = 60   # epoch curves drop their markers beyond this many epochs (markers are dear)
 
 
+def set_points(item: pg.PlotDataItem, x, y) -> None:
+    """setData, with dots while a curve has too few points to draw a line."""
+    few = len(x) < 3 and bool(np.isfinite(np.asarray(y, dtype=np.float64)).any())
+    if few != (item.opts.get("symbol") is not None):
+        item.setSymbol("o" if few else None)
+        item.setSymbolSize(5)
+        item.setSymbolBrush(item.opts["pen"].color() if hasattr(item.opts["pen"], "color") else None)
+        item.setSymbolPen(None)
+    item.setData(x, y)
+
+
 def set_if_grown(item: pg.PlotDataItem, x, y) -> None:
     """setData only when the (append-only) data grew: epoch curves change once an epoch."""
     n = len(x)
@@ -207,6 +218,8 @@ class Follow:
             x_hi, y_lo, y_hi = max(x_hi, ix), min(y_lo, ilo), max(y_hi, ihi)
         for bx, blo, bhi in extra:
             x_hi, y_lo, y_hi = max(x_hi, bx), min(y_lo, blo), max(y_hi, bhi)
+        if not (y_lo <= y_hi):   # only x extents (markers): no y information
+            y_lo = y_hi = math.nan
         return x_hi, y_lo, y_hi
 
     def update(self, force: bool = False, extra=()) -> None:
@@ -221,7 +234,7 @@ class Follow:
             target = min(target, self.x_cap)
         if force or x_hi > cx1 or target < cx1 / 3 or (target < cx1 and target == self.x_cap):
             self.vb.setXRange(0, target, padding=0)
-        if self.y_fixed is not None or not math.isfinite(y_lo):
+        if self.y_fixed is not None or not (math.isfinite(y_lo) and math.isfinite(y_hi)):
             return
         if self.y_from_zero:
             y_lo = min(0.0, y_lo)
@@ -303,9 +316,10 @@ class PlotPanel(QFrame):
                 legend.setVisible(visible)
         if changed:
             cap = max((r.total_steps for r in records), default=0)
+            diverged = [(float(r.diverged_step), math.inf, -math.inf) for r in records if r.diverged_step]
             for follow in self.follows:
                 follow.x_cap = cap
-                follow.update(extra=self.extra_bounds(follow))
+                follow.update(extra=self.extra_bounds(follow) + diverged)
 
     def mode_key(self):
         return None
@@ -363,7 +377,7 @@ class PlotPanel(QFrame):
         line = pg.InfiniteLine(pos=record.diverged_step, angle=90,
                                pen=pg.mkPen(DIVERGED_COLOR, width=2, style=Qt.DashLine),
                                label=f"diverged at step {record.diverged_step}" if label else None,
-                               labelOpts={"color": DIVERGED_COLOR, "position": 0.85, "fill": (255, 255, 255, 200)})
+                               labelOpts={"color": DIVERGED_COLOR, "position": 0.12, "fill": (255, 255, 255, 220), "anchors": [(1, 0), (1, 0)]})
         plot.addItem(line)
         self.items[key] = line
 
@@ -420,10 +434,6 @@ class LossPanel(PlotPanel):
         if focus is not None:
             self.epoch_axis.steps_per_epoch = max(1, focus.steps_per_epoch)
         self.set_note("solid: training loss (epoch mean) · dashed: validation" if multi else "")
-
-    def after_sync(self, records, multi, focus, changed):
-        if focus is not None:
-            self.epoch_axis.steps_per_epoch = max(1, focus.steps_per_epoch)
 
 
 # ================================================================== accuracy
@@ -493,8 +503,8 @@ class LayerPanel(PlotPanel):
             column = values[:, i]
             if not np.isfinite(column).any():
                 continue
-            self.curve(self.plot, (r.run_id, i), self.layer_name(r, i, multi), colors[i]) \
-                .setData(steps, positive(column) if self.log_y else column)
+            set_points(self.curve(self.plot, (r.run_id, i), self.layer_name(r, i, multi), colors[i]),
+                       steps, positive(column) if self.log_y else column)
         self.diverged_marker(self.plot, r)
 
 
@@ -530,7 +540,8 @@ class DeadPanel(LayerPanel):
                 if not np.isfinite(column).any():
                     continue
                 name = self.layer_name(r, i, multi) if not multi or i == 0 else None
-                self.curve(self.plot, (r.run_id, key, i), name, colors[i], style=style).setData(steps, 100 * column)
+                set_points(self.curve(self.plot, (r.run_id, key, i), name, colors[i], style=style), steps,
+                           100 * column)
         self.diverged_marker(self.plot, r)
         now = time.monotonic()
         if not multi and (now - self._labels_at > 0.5 or r.finished):
@@ -662,8 +673,8 @@ class ActivationPanel(LayerPanel):
                 self.plot.addItem(band)
                 self.items[(r.run_id, "band", i)] = band
             band.set_band(steps, mean[:, i] - std[:, i], mean[:, i] + std[:, i])
-            self.curve(self.plot, (r.run_id, "mean", i), self.layer_name(r, i, multi), colors[i]) \
-                .setData(steps, mean[:, i])
+            set_points(self.curve(self.plot, (r.run_id, "mean", i), self.layer_name(r, i, multi), colors[i]),
+                       steps, mean[:, i])
         self.diverged_marker(self.plot, r)
 
     def after_sync(self, records, multi, focus, changed):
@@ -744,8 +755,8 @@ class RatioPanel(PlotPanel):
                 if not np.isfinite(column).any():
                     continue
                 name = (r.label if i == 0 else None) if multi else (r.layers[i].name if i < len(r.layers) else None)
-                self.curve(self.plot, (r.run_id, i), name, colors[i]).setData(steps, positive(column))
-        self.curve(self.lr_plot, (r.run_id, "lr"), r.label if multi else "learning rate", color or "#2ca02c", 2) \
-            .setData(steps, r.lr.data)
+                set_points(self.curve(self.plot, (r.run_id, i), name, colors[i]), steps, positive(column))
+        set_points(self.curve(self.lr_plot, (r.run_id, "lr"), r.label if multi else "learning rate",
+                              color or "#2ca02c", 2), steps, r.lr.data)
         self.diverged_marker(self.plot, r)
         self.diverged_marker(self.lr_plot, r)
