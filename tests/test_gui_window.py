@@ -146,8 +146,8 @@ def test_pause_step_resume_stop_reset(long_window, qtbot):
     qtbot.waitUntil(lambda: record.step > paused_at + 40, timeout=10_000)
     w.stop_action.trigger()
     qtbot.waitUntil(lambda: record.finished, timeout=10_000)
-    assert record.status == "stopped" and w.active is None
-    assert "stopped" in w.runs.items[record.run_id].text(3)
+    assert record.status == "stopped"
+    qtbot.waitUntil(lambda: w.active is None and "stopped" in w.runs.items[record.run_id].text(3), timeout=5_000)
     first_losses = record.loss.data[:3].copy()
     # Reset: the next run starts again from the same initial weights (same seed)
     w.train_or_pause()
@@ -205,8 +205,9 @@ def test_a_diverging_run_ends_as_diverged_and_the_window_keeps_working(qtbot, tm
     w = make_window(qtbot, tmp_path, diverging)
     w.train_or_pause()
     record = current(w)
-    qtbot.waitUntil(lambda: record.finished, timeout=FIRST_RUN_TIMEOUT)
+    qtbot.waitUntil(lambda: w.active is None, timeout=FIRST_RUN_TIMEOUT)
     assert record.status == "diverged" and record.diverged_step is not None
+    assert len(record.loss) == record.diverged_step - 1      # every finite step's loss, up to the blow-up
     w.redraw()
     assert "diverged" in w.runs.items[record.run_id].text(3)
     marker = w.dashboard.loss.items[(record.run_id, "diverged", id(w.dashboard.loss.plot))]
