@@ -132,11 +132,12 @@ class DataPanel(QWidget):
         self.combo.currentIndexChanged.connect(self._dataset_changed)
         self.doc = QLabel(wordWrap=True)
         self.doc.setStyleSheet("color: #555;")
-        self.form = ParamForm(prefix="data.")
+        self.form = ParamForm(prefix="data.", sliders=True)   # noise, size... as sliders
         self.form.changed.connect(self._edited)
         self.status = QLabel(wordWrap=True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.preview = small_plot(170)
+        self.preview.setMaximumHeight(16777215)   # the preview takes the panel's spare height
         self.preview.setAspectLocked(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)

@@ -1,4 +1,6 @@
 """Param-driven editors, the model builder and the display check, with real widgets (offscreen)."""
+import math
+
 import pytest
 from PySide6.QtCore import QModelIndex
 
@@ -214,3 +216,23 @@ def test_main_explains_a_missing_display_instead_of_aborting(tmp_path):
     assert out.returncode == 2
     assert "no display" in out.stderr and "python main.py run" in out.stderr
     assert "Aborted" not in out.stderr and "qt.qpa" not in out.stderr
+
+
+def test_data_sliders_move_the_value_in_range(qtbot):
+    from gui.panels import DataPanel
+
+    panel = DataPanel()
+    qtbot.addWidget(panel)
+    panel.set_config({"name": "moons", "noise": 0.1, "n_samples": 1000})
+    noise, size = panel.form.editor("noise"), panel.form.editor("n_samples")
+    assert noise.slider is not None and size.slider is not None
+    changes = []
+    panel.changed.connect(lambda: changes.append(panel.config()))
+    noise.slider.setValue(noise.slider.maximum())        # keyboard/click moves commit at once
+    assert panel.config()["noise"] == 5.0 and changes
+    size.slider.setValue(0)
+    assert panel.config()["n_samples"] == 10           # log slider, lower bound
+    size.slider.setValue(size.slider.maximum() // 2)
+    assert 500 < panel.config()["n_samples"] < 20_000  # middle of a log scale: ~3,000
+    assert size.type_text("250") is None and size.slider.value() == pytest.approx(200 * (math.log10(250) - 1) / 5, abs=1)
+    panel.wait_loaded()

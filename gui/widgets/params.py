@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QPushButton, QToolTip, QWidget)
+                               QLabel, QLineEdit, QPushButton, QSlider, QToolTip, QWidget)
 
 from engine.errors import ExperimentError
 from engine.params import Param
@@ -222,10 +222,15 @@ class NumberSpin(QAbstractSpinBox):
         return None
 
 
-class NumberEditor(ParamEditor):
-    """int/float Param; optional ones get an on/off box (off = null)."""
+SLIDER_STEPS = 200
 
-    def __init__(self, param: Param, where: str, parent=None):
+
+class NumberEditor(ParamEditor):
+    """int/float Param; optional ones get an on/off box (off = null).  With
+    ``slider`` and a bounded range, a slider sits next to the spin box (a log
+    slider for log-scale Params); it commits when released."""
+
+    def __init__(self, param: Param, where: str, parent=None, slider: bool = False):
         super().__init__(param, where, parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -240,8 +245,60 @@ class NumberEditor(ParamEditor):
         self.spin.committed.connect(self._committed)
         self.spin.refused.connect(lambda msg: self._refuse(self.spin, msg))
         layout.addWidget(self.spin, 1)
+        self.slider = None
+        if slider and param.low is not None and param.high is not None and not param.optional:
+            self.slider = QSlider(Qt.Horizontal)
+            self.slider.setRange(0, SLIDER_STEPS)
+            self.slider.setToolTip(self.base_tooltip)
+            self.slider.setMinimumWidth(70)
+            self.slider.sliderReleased.connect(self._slider_released)
+            self.slider.valueChanged.connect(self._slider_moved)
+            layout.addWidget(self.slider, 1)
+            self.spin.committed.connect(lambda _v: self._sync_slider())
         self._fallback = param.default if param.default is not None else self._guess()
         self.set_value(param.default)
+
+    # -- slider <-> value ---------------------------------------------------------------------------
+
+    def _bounds(self):
+        p = self.param
+        lo, hi = float(p.low), float(p.high)
+        if p.log:
+            lo = max(lo, hi * 1e-6) if lo <= 0 else lo
+            return math.log10(lo), math.log10(hi)
+        return lo, hi
+
+    def _from_slider(self, position: int):
+        lo, hi = self._bounds()
+        x = lo + (hi - lo) * position / SLIDER_STEPS
+        value = 10 ** x if self.param.log else x
+        if self.param.kind == "int":
+            return int(round(value))
+        return float(f"{value:.3g}")
+
+    def _sync_slider(self) -> None:
+        value = self.spin.value()
+        if self.slider is None or value is None:
+            return
+        lo, hi = self._bounds()
+        x = math.log10(value) if self.param.log and value > 0 else value
+        self.slider.blockSignals(True)
+        self.slider.setValue(int(round(SLIDER_STEPS * (x - lo) / (hi - lo))) if hi > lo else 0)
+        self.slider.blockSignals(False)
+
+    def _slider_moved(self, position: int) -> None:
+        value = self._from_slider(position)
+        try:
+            value = self.param.check(value, self.where)
+        except ExperimentError:
+            return   # an open bound: the end stop itself is not allowed
+        self.spin.set_value(value)                 # shown at once, committed on release
+        if not self.slider.isSliderDown():
+            self._slider_released()
+
+    def _slider_released(self) -> None:
+        if self.spin.value() != self._committed_value:
+            self._committed(self.spin.value())
 
     def _guess(self):
         p = self.param
@@ -257,6 +314,11 @@ class NumberEditor(ParamEditor):
         return self.spin.value()
 
     def set_value(self, value) -> None:
+        self._set_value(value)
+        self._committed_value = self.spin.value()
+        self._sync_slider()
+
+    def _set_value(self, value) -> None:
         if self.enabled_box is not None:
             self.enabled_box.blockSignals(True)
             self.enabled_box.setChecked(value is not None)
@@ -274,6 +336,7 @@ class NumberEditor(ParamEditor):
         self.changed.emit()
 
     def _committed(self, _value) -> None:
+        self._committed_value = self.spin.value()
         self._accept(self.spin)
         self.changed.emit()
 
@@ -436,9 +499,10 @@ class TextEditor(ParamEditor):
         return self.last_refusal or None
 
 
-def make_editor(param: Param, where: str, parent=None, item_docs=None, file_filter: str = "") -> ParamEditor:
+def make_editor(param: Param, where: str, parent=None, item_docs=None, file_filter: str = "",
+                slider: bool = False) -> ParamEditor:
     if param.kind in ("int", "float"):
-        return NumberEditor(param, where, parent)
+        return NumberEditor(param, where, parent, slider=slider)
     if param.kind == "bool":
         return BoolEditor(param, where, parent)
     if param.kind == "choice":
@@ -453,7 +517,7 @@ class ParamForm(QWidget):
 
     def __init__(self, spec: Mapping[str, Param] | None = None, prefix: str = "", parent=None,
                  skip: tuple = (), item_docs: Mapping[str, Mapping[str, str]] | None = None,
-                 file_filter: str = ""):
+                 file_filter: str = "", sliders: bool = False):
         super().__init__(parent)
         self.layout_ = QFormLayout(self)
         self.layout_.setContentsMargins(0, 0, 0, 0)
@@ -464,6 +528,7 @@ class ParamForm(QWidget):
         self.skip = skip
         self.item_docs = item_docs or {}
         self.file_filter = file_filter
+        self.sliders = sliders
         if spec:
             self.set_spec(spec)
 
@@ -475,7 +540,7 @@ class ParamForm(QWidget):
             if key in self.skip:
                 continue
             editor = make_editor(param, f"{self.prefix}{key}", item_docs=self.item_docs.get(key),
-                                 file_filter=self.file_filter)
+                                 file_filter=self.file_filter, slider=self.sliders)
             editor.changed.connect(self.changed)
             label = QLabel(label_for(key))
             label.setToolTip(editor.base_tooltip)
