@@ -15,7 +15,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QStackedWidget, QWidget
 
 from .panels import CLASS_COLORS
-from .plots import AccuracyPanel, ActivationPanel, DeadPanel, GradNormPanel, LossPanel, PlotPanel, RatioPanel
+from .layer_plots import ActivationPanel, DeadPanel, GradNormPanel, RatioPanel
+from .plots import AccuracyPanel, LossPanel, PlotPanel
 from .predictions import BoundaryView, ConfusionView
 from .records import distinguishing_labels
 

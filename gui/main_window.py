@@ -489,7 +489,7 @@ class MainWindow(FileActions, QMainWindow):
             return
         control = self.active.control
         if record.compiling:
-            state = "Compiling kernels… (first run after install; cached afterwards)"
+            state = "Compiling kernels… (once per session; can take a minute after an install)"
         elif record.status == "starting":
             state = "loading data…"
         elif control.stopped:
