@@ -42,7 +42,7 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from engine.control import RunControl  # noqa: E402
-from engine.events import RunFinished, StepMetrics  # noqa: E402
+from engine.events import StepMetrics  # noqa: E402
 from engine.experiment import default_experiment, load_experiment, resolve_experiment  # noqa: E402
 
 

@@ -538,6 +538,7 @@ class MainWindow(FileActions, QMainWindow):
         t0 = time.monotonic()
         if not self.worker.shutdown(controls):
             print(f"descent: the training thread did not stop within {time.monotonic() - t0:.0f} s")
+        self.data_panel.wait_loaded()   # a data preview still loading must not report to a closed window
         if self.arena is not None and hasattr(self.arena, "shutdown"):
             self.arena.shutdown()
         super().closeEvent(event)

@@ -7,8 +7,6 @@ times a second and confusion reports once an epoch).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
