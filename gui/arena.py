@@ -10,71 +10,39 @@ microseconds, so a QTimer on the GUI thread is all the machinery needed.
 Layout: settings on the left (lesson preset, surface, start, noise, racers);
 the contour map in the middle (click to move the start); on the right the
 loss of every racer against the step (log scale) and a live table.
+
+The tab is split over three modules: this one builds the settings and the
+race controls and reacts to them; :mod:`gui.arena_racers` holds the editor
+of one racer; :mod:`gui.arena_drawing` draws the map, the racers, the loss
+plot and the table (a mixin of :class:`ArenaTab`).
 """
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 
-import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout,
-                               QFrame, QGraphicsItem, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QListWidget, QListWidgetItem, QMessageBox, QPushButton, QScrollArea,
-                               QSizePolicy, QSlider, QSpinBox, QSplitter, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
+                               QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QScrollArea,
+                               QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from engine.arena import (MAX_RACERS, Arena, RacerSpec, arena_preset_paths, load_arena_preset,
                           suggested_learning_rate)
 from engine.errors import DescentError
-from engine.experiment import OPTIMIZER_CLIP_PARAMS
 from engine.optimizers import OPTIMIZERS
 from engine.params import Param
-from engine.schedules import SCHEDULES
 from engine.surfaces import SURFACES, make_surface
 
-from .arena_widgets import ColorButton, NumberBox, ParamForm, contour_segments
+from .arena_drawing import ARROW_SCALE, ArenaDrawing
+from .arena_racers import PALETTE, RacerEditor, optimizer_label
+from .arena_widgets import NumberBox, ParamForm, compact_combo
 
 # Importing the gui package has already applied gui.compat's guard against
 # the PySide6 6.12.0 / Python 3.11 reference-count bug this tab would
 # otherwise trigger within seconds of animation.
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-           "#17becf", "#bcbd22"]
-OPTIMIZER_TITLES = {
-    "sgd": "Gradient descent (SGD)", "momentum": "Momentum", "nesterov": "Nesterov momentum (NAG)",
-    "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam", "nadam": "Nadam", "adamw": "AdamW",
-    "adamax": "AdaMax", "ftrl": "FTRL",
-}
-ARROW_SCALE = 3.0        # velocity arrows are drawn this many times their length
-ELLIPSE_FRACTION = 0.05  # the step-scale ellipse's larger semi-axis, as a share of the view width
 FRAME_MS = 33            # timer interval while running (about 30 frames per second)
-TABLE_INTERVAL = 0.25    # seconds between table updates while running
-GRID = 320               # contour map resolution (over the padded box)
-MAP_PADDING = 0.4        # the surface is drawn this share of the view beyond each edge
-CONTOUR_LEVELS = 14
-FINISH_LOSS = 1e-6       # the table's last column: first step below this loss (header says 1e-6)
-LOSS_FLOOR = 1e-20       # losses are drawn no lower than this on the log plot
-LOSS_CEILING = 1e3       # ... and no higher than this times the highest starting loss
-COLUMNS = ["", "Racer", "Step", "Loss", "Distance to minimum", "Step / gradient  |Δθ|/|g|",
-           "Step scale x", "Step scale y", "Velocity |v|", "Loss < 1e-6 at step"]
-COLUMN_TIPS = [
-    "", "Label and optimizer",
-    "Optimizer updates taken",
-    "Loss at the current position (every surface's minimum is 0)",
-    "Distance from the current position to the nearest minimum",
-    "Effective step size |Δθ| / |g| of the last step: how far it moved per unit of gradient",
-    "Per-coordinate learning rate along x: the step a small gradient along x would produce, "
-    "divided by that gradient. Equal x and y for SGD and momentum; adaptive methods make it "
-    "larger where gradients have been small.",
-    "Per-coordinate learning rate along y (see Step scale x)",
-    "Length of the step the racer would take next if the gradient were zero: how far its "
-    "momentum carries it (0 for optimizers without momentum)",
-    f"First step at which the loss fell below {FINISH_LOSS:g}",
-]
 
 
 def _speed_steps(slider_value: int) -> int:
@@ -82,155 +50,7 @@ def _speed_steps(slider_value: int) -> int:
     return max(1, int(round(10 ** (slider_value / 10))))
 
 
-def _fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if not math.isfinite(value):
-        return "—"
-    return f"{value:.{digits}g}"
-
-
-def _compact(combo: QComboBox) -> None:
-    """Let a combo box be narrower than its longest entry (the settings
-    column has a fixed width)."""
-    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(12)
-    combo.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
-
-
-def _optimizer_label(name: str) -> str:
-    return OPTIMIZER_TITLES.get(name, name)
-
-
-# ------------------------------------------------------------ racer editor
-class RacerEditor(QGroupBox):
-    """Edits one racer: label, colour, optimizer and its hyperparameters,
-    schedule and clipping.  ``changed`` fires after every edit."""
-
-    changed = Signal()
-
-    def __init__(self, parent=None):
-        super().__init__("Selected racer", parent)
-        self._surface = make_surface("bowl")
-        layout = QVBoxLayout(self)
-        top = QFormLayout()
-        self.label_edit = QLineEdit()
-        self.label_edit.setToolTip("Name shown in the table and the legend")
-        self.color_button = ColorButton()
-        row = QHBoxLayout()
-        row.addWidget(self.label_edit, 1)
-        row.addWidget(self.color_button)
-        top.addRow("Label", row)
-        self.optimizer_combo = QComboBox()
-        for name, cls in OPTIMIZERS.items():
-            self.optimizer_combo.addItem(_optimizer_label(name), name)
-            self.optimizer_combo.setItemData(self.optimizer_combo.count() - 1,
-                                             (cls.__doc__ or name).strip(), Qt.ToolTipRole)
-        _compact(self.optimizer_combo)
-        top.addRow("Optimizer", self.optimizer_combo)
-        self.lr_box = NumberBox(Param(0.01, "Learning rate η: the step size of each update "
-                                            "(the schedule starts from it).",
-                                      low=0.0, low_open=True, high=1e3, log=True))
-        top.addRow("Learning rate", self.lr_box)
-        layout.addLayout(top)
-        self.hyper_form = ParamForm()
-        layout.addWidget(self.hyper_form)
-        sched = QFormLayout()
-        self.schedule_combo = QComboBox()
-        for name, cls in SCHEDULES.items():
-            self.schedule_combo.addItem(name, name)
-            self.schedule_combo.setItemData(self.schedule_combo.count() - 1,
-                                            (cls.__doc__ or name).strip(), Qt.ToolTipRole)
-        self.schedule_combo.setToolTip("Learning-rate schedule (one step of the arena is one "
-                                       "optimizer update; one epoch is one step)")
-        _compact(self.schedule_combo)
-        sched.addRow("Schedule", self.schedule_combo)
-        layout.addLayout(sched)
-        self.schedule_form = ParamForm()
-        layout.addWidget(self.schedule_form)
-        self.clip_form = ParamForm()
-        self.clip_form.set_params(OPTIMIZER_CLIP_PARAMS, {},
-                                  labels={"clipvalue": "clip value", "clipnorm": "clip norm",
-                                          "global_clipnorm": "global clip norm"})
-        clip_box = QGroupBox("Gradient clipping")
-        clip_box.setToolTip("Applied to the gradient before the optimizer sees it, with the same "
-                            "kernel the training loop uses. In 2-D, clip norm and global clip norm "
-                            "are the same thing.")
-        clip_layout = QVBoxLayout(clip_box)
-        clip_layout.setContentsMargins(6, 2, 6, 2)
-        clip_layout.addWidget(self.clip_form)
-        layout.addWidget(clip_box)
-
-        self.label_edit.editingFinished.connect(self.changed)
-        # bound methods, not lambdas: with PySide6 6.12 a lambda slot that
-        # captures self breaks the teardown of a discarded editor
-        self.color_button.color_changed.connect(self._color_changed)
-        self.optimizer_combo.currentIndexChanged.connect(self._optimizer_picked)
-        self.lr_box.valueChanged.connect(self.changed)
-        self.hyper_form.changed.connect(self.changed)
-        self.schedule_combo.currentIndexChanged.connect(self._schedule_picked)
-        self.schedule_form.changed.connect(self.changed)
-        self.clip_form.changed.connect(self.changed)
-
-    def set_surface(self, surface) -> None:
-        self._surface = surface
-
-    def _color_changed(self, _color: str) -> None:
-        self.changed.emit()
-
-    def _optimizer_picked(self) -> None:
-        name = self.optimizer_combo.currentData()
-        cls = OPTIMIZERS.get(name)
-        self.hyper_form.set_params(cls.hyperparameters)
-        self.lr_box.blockSignals(True)
-        self.lr_box.setValue(suggested_learning_rate(self._surface, name))
-        self.lr_box.blockSignals(False)
-        old = self.label_edit.text()
-        if not old or old in {_optimizer_label(n) for n in OPTIMIZERS} or old.startswith("Momentum"):
-            self.label_edit.setText(_optimizer_label(name))
-        self.changed.emit()
-
-    def _schedule_picked(self) -> None:
-        cls = SCHEDULES.get(self.schedule_combo.currentData())
-        self.schedule_form.set_params(cls.hyperparameters, special={"max_lr": "= learning rate"})
-        self.changed.emit()
-
-    def set_spec(self, spec: RacerSpec, color: str) -> None:
-        widgets = (self.label_edit, self.color_button, self.optimizer_combo, self.lr_box,
-                   self.schedule_combo)
-        for w in widgets:
-            w.blockSignals(True)
-        try:
-            self.label_edit.setText(spec.label)
-            self.color_button.set_color(color)
-            name = spec.optimizer["name"]
-            self.optimizer_combo.setCurrentIndex(self.optimizer_combo.findData(name))
-            cls = OPTIMIZERS.get(name)
-            self.hyper_form.set_params(cls.hyperparameters, spec.optimizer)
-            self.lr_box.setValue(spec.optimizer["learning_rate"])
-            sched_name = spec.schedule.get("name", "constant")
-            self.schedule_combo.setCurrentIndex(self.schedule_combo.findData(sched_name))
-            self.schedule_form.set_params(SCHEDULES.get(sched_name).hyperparameters, spec.schedule,
-                                          special={"max_lr": "= learning rate"})
-            self.clip_form.set_values({k: spec.clip.get(k) for k in OPTIMIZER_CLIP_PARAMS},
-                                      OPTIMIZER_CLIP_PARAMS)
-        finally:
-            for w in widgets:
-                w.blockSignals(False)
-
-    def spec(self) -> RacerSpec:
-        optimizer = {"name": self.optimizer_combo.currentData(), "learning_rate": self.lr_box.value(),
-                     **self.hyper_form.values()}
-        schedule = {"name": self.schedule_combo.currentData(), **self.schedule_form.values()}
-        clip = {k: v for k, v in self.clip_form.values().items() if v is not None}
-        return RacerSpec(self.label_edit.text().strip() or _optimizer_label(optimizer["name"]),
-                         optimizer, schedule, clip, self.color_button.color())
-
-
-# ---------------------------------------------------------------- the tab
-class ArenaTab(QWidget):
+class ArenaTab(ArenaDrawing, QWidget):
     """The optimizer arena.  Usable standalone (``ArenaTab().show()``).
 
     Scripting and tests use: :meth:`load_preset`, :meth:`set_surface`,
@@ -289,7 +109,7 @@ class ArenaTab(QWidget):
             self.preset_combo.addItem(title, name)
         self.preset_combo.addItem("(your own race)", None)
         self.preset_combo.activated.connect(self._preset_picked)
-        _compact(self.preset_combo)
+        compact_combo(self.preset_combo)
         lesson_layout.addWidget(self.preset_combo)
         self.explanation = QLabel()
         self.explanation.setWordWrap(True)
@@ -307,7 +127,7 @@ class ArenaTab(QWidget):
             self.surface_combo.addItem(cls.title, name)
             self.surface_combo.setItemData(self.surface_combo.count() - 1, cls.description, Qt.ToolTipRole)
         self.surface_combo.currentIndexChanged.connect(self._surface_picked)
-        _compact(self.surface_combo)
+        compact_combo(self.surface_combo)
         s_layout.addWidget(self.surface_combo)
         self.surface_form = ParamForm()
         self.surface_form.changed.connect(self._surface_params_changed)
@@ -461,6 +281,7 @@ class ArenaTab(QWidget):
         self.map_plot = pg.PlotWidget(background="w")
         self.map_plot.setMinimumSize(400, 400)
         self._setup_map()
+        self.map_plot.scene().sigMouseClicked.connect(self._map_clicked)
         map_layout.addWidget(self.map_plot, 1)
         self.map_caption = QLabel()
         self.map_caption.setWordWrap(True)
@@ -478,22 +299,7 @@ class ArenaTab(QWidget):
         top.addWidget(self.loss_plot)
         top.setSizes([660, 580])
         self.picture.addWidget(top)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        for i, tip in enumerate(COLUMN_TIPS):
-            self.table.horizontalHeaderItem(i).setToolTip(tip)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.setSelectionMode(QAbstractItemView.NoSelection)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.Stretch)
-        header.setSectionResizeMode(0, QHeaderView.Fixed)
-        header.setSectionResizeMode(1, QHeaderView.Interactive)
-        self.table.setColumnWidth(0, 12)
-        self.table.setColumnWidth(1, 190)
-        header.setDefaultAlignment(Qt.AlignCenter | Qt.TextWordWrap)
-        header.setMinimumHeight(40)
+        self._setup_table()
         self.picture.addWidget(self.table)
         self.picture.setSizes([760, 170])
         self.picture.setStretchFactor(0, 1)
@@ -501,54 +307,6 @@ class ArenaTab(QWidget):
         layout.addWidget(self.picture, 1)
         self._speed_changed()
         return area
-
-    def _setup_map(self) -> None:
-        item = self.map_plot.getPlotItem()
-        item.setAspectLocked(True)
-        item.setLabel("bottom", "θ₁  (x)")
-        item.setLabel("left", "θ₂  (y)")
-        item.showGrid(False, False)
-        item.setMenuEnabled(False)
-        # explicit axis order: the window may set pyqtgraph's global option
-        self.image = pg.ImageItem(axisOrder="col-major")  # image[ix, iy], as Surface.grid returns
-        self.image.setZValue(-10)
-        item.addItem(self.image)
-        # neutral greys (low loss darker) so that the racers' colours stand out
-        self.colormap = pg.ColorMap([0.0, 0.5, 1.0], ["#7f8a99", "#c9ced6", "#fbfbfc"])
-        self.image.setColorMap(self.colormap)
-        self.colorbar = pg.ColorBarItem(colorMap=self.colormap, interactive=False, width=12)
-        self.colorbar.setImageItem(self.image, insert_in=item)
-        self.contours = pg.PlotDataItem(connect="pairs", pen=pg.mkPen((40, 40, 50, 70), width=1))
-        self.contours.setZValue(-5)
-        # the colour map and contours change only with the surface or the
-        # zoom: let Qt keep them as pixmaps instead of redrawing every frame
-        self.image.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
-        self.contours.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
-        item.addItem(self.contours)
-        self.minima_item = pg.ScatterPlotItem(symbol="star", size=18, brush=pg.mkBrush("#ffd400"),
-                                              pen=pg.mkPen("k", width=1.2))
-        self.minima_item.setZValue(5)
-        item.addItem(self.minima_item)
-        self.start_item = pg.ScatterPlotItem(symbol="o", size=13, brush=pg.mkBrush(255, 255, 255, 200),
-                                             pen=pg.mkPen("k", width=1.5))
-        self.start_item.setZValue(6)
-        item.addItem(self.start_item)
-        self.start_text = pg.TextItem("start", color="k", anchor=(0.5, 1.6))
-        self.start_text.setZValue(6)
-        item.addItem(self.start_text)
-        self.map_plot.scene().sigMouseClicked.connect(self._map_clicked)
-
-    def _setup_loss_plot(self) -> None:
-        item = self.loss_plot.getPlotItem()
-        item.setLogMode(False, True)
-        item.setTitle("Loss versus step (log scale; every minimum is 0; drawn down to 1e-20)",
-                     color="#222", size="10pt")
-        item.setLabel("bottom", "step")
-        item.showGrid(False, False)  # pyqtgraph redraws grid lines every frame (~10 ms each)
-        item.setMenuEnabled(False)
-        item.setDownsampling(auto=True, mode="peak")
-        item.setClipToView(True)
-        self.legend = item.addLegend(offset=(-10, 10), labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 210))
 
     # ====================================================== public API
     def load_preset(self, name_or_path) -> None:
@@ -628,7 +386,7 @@ class ArenaTab(QWidget):
         name = next((n for n in OPTIMIZERS.names() if n not in used), OPTIMIZERS.names()[0])
         used_colors = {s.color for s in self._specs}
         color = next((c for c in PALETTE if c not in used_colors), PALETTE[len(self._specs) % len(PALETTE)])
-        spec = RacerSpec(_optimizer_label(name),
+        spec = RacerSpec(optimizer_label(name),
                          {"name": name, "learning_rate": suggested_learning_rate(self._surface, name)},
                          color=color)
         self._specs.append(spec.validated())
@@ -811,7 +569,7 @@ class ArenaTab(QWidget):
             pix.fill(QColor(spec.color))
             text = f"{spec.label}   (η = {spec.optimizer['learning_rate']:g})"
             item = QListWidgetItem(QIcon(pix), text, self.racer_list)
-            item.setToolTip(f"{_optimizer_label(spec.optimizer['name'])}, learning rate "
+            item.setToolTip(f"{optimizer_label(spec.optimizer['name'])}, learning rate "
                             f"{spec.optimizer['learning_rate']:g}, schedule {spec.schedule.get('name')}")
         self.racer_list.blockSignals(False)
         self.racer_list.setCurrentRow(select)
@@ -855,7 +613,7 @@ class ArenaTab(QWidget):
         self.error_label.setText(text)
         self.error_label.setVisible(bool(text))
 
-    # ================================================== arena and drawing
+    # ========================================================== the race
     def _rebuild(self, new_surface: bool = False) -> None:
         """A fresh Arena from the current settings (the race restarts)."""
         if self._updating:
@@ -875,149 +633,6 @@ class ArenaTab(QWidget):
         self._make_racer_items()
         self._refresh()
 
-    def _draw_surface(self) -> None:
-        """Colour map and contour lines.  The surface is sampled beyond its
-        view box (MAP_PADDING) so the map stays filled when the plot is not
-        square or the user zooms out; the colour range comes from the view box."""
-        s = self._surface
-        x0, x1, y0, y1 = s.view
-        px, py = MAP_PADDING * (x1 - x0), MAP_PADDING * (y1 - y0)
-        box = (x0 - px, x1 + px, y0 - py, y1 + py)
-        xs, ys, values = s.grid(box, resolution=GRID)
-        inside = values[np.ix_((xs >= x0) & (xs <= x1), (ys >= y0) & (ys <= y1))]
-        finite = inside[np.isfinite(inside)]
-        top = float(finite.max()) if finite.size else 1.0
-        if s.log_colors:
-            floor = max(float(np.percentile(finite, 0.5)), top * 1e-9, 1e-12)
-            shown = np.log10(np.clip(values, floor, None))
-            lo, hi = math.log10(floor), math.log10(top)
-            label = "log₁₀ loss"
-        else:
-            shown = values
-            lo, hi = float(finite.min()), top
-            label = "loss"
-        shown = np.where(np.isfinite(shown), shown, hi)
-        levels = np.linspace(lo, hi, CONTOUR_LEVELS + 2)[1:-1]
-        self.colorbar.axis.setLabel(label)
-        self.image.setImage(np.minimum(shown, hi), levels=(lo, hi), autoLevels=False)
-        self.image.setRect(QRectF(box[0], box[2], box[1] - box[0], box[3] - box[2]))
-        self.colorbar.setLevels((lo, hi))
-        segments = [contour_segments(shown, xs, ys, level) for level in levels]
-        points = np.concatenate(segments) if segments else np.empty((0, 2))
-        self.contours.setData(points[:, 0], points[:, 1], connect="pairs")
-        self.minima_item.setData(pos=s.minima)
-        item = self.map_plot.getPlotItem()
-        item.setTitle(self._surface_title(), color="#222", size="11pt")
-        # limits first: the previous surface's limits would clip the new range
-        item.vb.setLimits(xMin=x0 - 2 * (x1 - x0), xMax=x1 + 2 * (x1 - x0),
-                          yMin=y0 - 2 * (y1 - y0), yMax=y1 + 2 * (y1 - y0))
-        item.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
-        self._view_width = x1 - x0
-
-    def _surface_title(self) -> str:
-        s = self._surface
-        params = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in s.params.items())
-        return f"{s.title}" + (f"  ({params})" if params else "")
-
-    def _make_racer_items(self) -> None:
-        plot = self.map_plot.getPlotItem()
-        for items in self._racer_items:
-            for key in ("path", "marker", "arrow", "ellipse"):
-                plot.removeItem(items[key])
-            self.loss_plot.getPlotItem().removeItem(items["loss"])
-        self.legend.clear()
-        self._racer_items = []
-        for index, racer in enumerate(self.arena.racers):
-            color = QColor(self._specs[index].color or PALETTE[index % len(PALETTE)])
-            path = pg.PlotDataItem(pen=pg.mkPen(color, width=2.2), antialias=True)
-            path.setZValue(10 + index)
-            marker = pg.ScatterPlotItem(size=13, brush=pg.mkBrush(color), pen=pg.mkPen("k", width=1.5))
-            marker.setZValue(30 + index)
-            arrow = pg.PlotDataItem(pen=pg.mkPen(color.darker(150), width=2.5), connect="pairs",
-                                    antialias=True)
-            arrow.setZValue(29)
-            ellipse = pg.PlotDataItem(pen=pg.mkPen(color.darker(130), width=2), antialias=True)
-            ellipse.setZValue(28)
-            for it in (path, marker, arrow, ellipse):
-                plot.addItem(it)
-            loss = self.loss_plot.getPlotItem().plot(pen=pg.mkPen(color, width=2), name=racer.label)
-            self._racer_items.append({"path": path, "marker": marker, "arrow": arrow,
-                                      "ellipse": ellipse, "loss": loss})
-        self.table.setRowCount(len(self.arena.racers))
-        for row, racer in enumerate(self.arena.racers):
-            swatch = QTableWidgetItem()
-            swatch.setBackground(QColor(self._specs[row].color))
-            self.table.setItem(row, 0, swatch)
-            for col in range(1, len(COLUMNS)):
-                cell = QTableWidgetItem()
-                cell.setTextAlignment(Qt.AlignVCenter | (Qt.AlignLeft if col == 1 else Qt.AlignRight))
-                self.table.setItem(row, col, cell)
-            self.table.item(row, 1).setText(racer.label)
-            self.table.item(row, 1).setToolTip(f"{_optimizer_label(racer.optimizer.name)}, "
-                                               f"learning rate {racer.optimizer.learning_rate:g}")
-        # show every row without scrolling; the plots get the rest
-        wanted = self.table.horizontalHeader().height() + 22 * len(self.arena.racers) + 8
-        total = sum(self.picture.sizes())
-        if total > 0:
-            self.picture.setSizes([max(total - wanted, 300), wanted])
-        self.map_caption.setText(
-            "Click the map to move the start (white circle). Stars: minima. Arrows: the step "
-            f"momentum alone would take next (×{ARROW_SCALE:g}). Ellipses: per-coordinate step "
-            "size of adaptive optimizers (wide = bigger steps along x).")
-
-    def _refresh(self) -> None:
-        """Redraw paths, markers, arrows, ellipses, loss curves and the table."""
-        if self.arena is None:
-            return
-        self.start_item.setData(pos=[self.arena.start])
-        self.start_text.setPos(*self.arena.start)
-        radius = ELLIPSE_FRACTION * getattr(self, "_view_width", 1.0)
-        circle = np.linspace(0, 2 * np.pi, 49)
-        rows = []
-        # a diverging racer's loss would stretch the log axis over dozens of
-        # decades and flatten every other curve: draw it up to a ceiling
-        ceiling = LOSS_CEILING * max(max(float(r.losses[0]) for r in self.arena.racers), 1e-12)
-        for row, (racer, items) in enumerate(zip(self.arena.racers, self._racer_items)):
-            path = racer.path
-            items["path"].setData(path[:, 0], path[:, 1])
-            pos = path[-1]
-            items["marker"].setData(pos=[pos])
-            velocity = racer.velocity() if not racer.stopped else np.zeros(2)
-            speed = float(np.linalg.norm(velocity))
-            if self.velocity_check.isChecked() and speed > 0 and math.isfinite(speed):
-                items["arrow"].setData(*_arrow(pos, velocity * ARROW_SCALE, radius * 0.5), connect="pairs")
-            else:
-                items["arrow"].setData([], [])
-            gains = racer.gains()
-            if (self.scale_check.isChecked() and racer.adaptive and gains is not None
-                    and np.all(np.isfinite(gains)) and gains.max() > 0):
-                axes = radius * np.abs(gains) / np.abs(gains).max()
-                items["ellipse"].setData(pos[0] + axes[0] * np.cos(circle), pos[1] + axes[1] * np.sin(circle))
-            else:
-                items["ellipse"].setData([], [])
-            losses = np.clip(racer.losses, LOSS_FLOOR, ceiling)
-            items["loss"].setData(np.arange(losses.size), losses)
-            rows.append((racer, gains, speed))
-        self.step_label.setText(f"step {self.arena.steps}")
-        # the table is the slowest thing to repaint: while running, a few
-        # updates per second are plenty to read it
-        now = time.monotonic()
-        if not self.running or now - self._table_time >= TABLE_INTERVAL:
-            self._table_time = now
-            for row, (racer, gains, speed) in enumerate(rows):
-                self._fill_row(row, racer, gains, speed)
-
-    def _fill_row(self, row: int, racer, gains, speed: float) -> None:
-        status = racer.stopped
-        values = [racer.steps, racer.loss, racer.distance, racer.effective_step,
-                  None if gains is None else float(gains[0]), None if gains is None else float(gains[1]),
-                  speed, racer.steps_to_loss(FINISH_LOSS)]
-        for col, value in enumerate(values, start=2):
-            text = _fmt(value)
-            if status and col == 3:
-                text = status
-            self.table.item(row, col).setText(text)
-
     # ============================================================ export
     def _export_png_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export picture", "arena.png", "PNG image (*.png)")
@@ -1035,16 +650,3 @@ class ArenaTab(QWidget):
             except (OSError, DescentError) as exc:
                 QMessageBox.warning(self, "Export paths", str(exc))
 
-
-def _arrow(origin: np.ndarray, vector: np.ndarray, head: float):
-    """Segments (x, y arrays for connect="pairs") of an arrow from origin
-    along vector, with a head of size ``head`` (at most half the length)."""
-    tip = origin + vector
-    length = float(np.linalg.norm(vector))
-    h = min(head, 0.5 * length)
-    u = vector / length
-    normal = np.array([-u[1], u[0]])
-    left = tip - h * u + 0.5 * h * normal
-    right = tip - h * u - 0.5 * h * normal
-    pts = np.array([origin, tip, tip, left, tip, right])
-    return pts[:, 0], pts[:, 1]

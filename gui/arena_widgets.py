@@ -1,5 +1,6 @@
 """Building blocks of the optimizer arena tab: number boxes and forms built
-from :class:`engine.params.Param` specs, a colour button, and contour lines.
+from :class:`engine.params.Param` specs, a colour button, compact combo
+boxes, and contour lines.
 
 Nothing here knows about optimizers: a form shows whatever Params it is
 given (tooltips from ``Param.doc``), so a new optimizer, schedule or surface
@@ -14,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor, QValidator
 from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDoubleSpinBox, QFormLayout,
-                               QLineEdit, QPushButton, QSpinBox, QWidget)
+                               QLineEdit, QPushButton, QSizePolicy, QSpinBox, QWidget)
 
 from engine.params import Param
 
@@ -223,6 +224,14 @@ class ParamForm(QWidget):
 
     def widget(self, key: str) -> QWidget:
         return self._widgets[key]
+
+
+def compact_combo(combo: QComboBox) -> None:
+    """Let a combo box be narrower than its longest entry (the settings
+    column has a fixed width)."""
+    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(12)
+    combo.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
 
 
 class ColorButton(QPushButton):

@@ -1,0 +1,153 @@
+"""The arena's racer editor: one racer's label, colour, optimizer,
+hyperparameters, schedule and clipping, plus the racers' default colours and
+the optimizers' display names.  Used by :class:`gui.arena.ArenaTab`.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QVBoxLayout
+
+from engine.arena import RacerSpec, suggested_learning_rate
+from engine.experiment import OPTIMIZER_CLIP_PARAMS
+from engine.optimizers import OPTIMIZERS
+from engine.params import Param
+from engine.schedules import SCHEDULES
+from engine.surfaces import make_surface
+
+from .arena_widgets import ColorButton, NumberBox, ParamForm, compact_combo
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#17becf", "#bcbd22"]
+OPTIMIZER_TITLES = {
+    "sgd": "Gradient descent (SGD)", "momentum": "Momentum", "nesterov": "Nesterov momentum (NAG)",
+    "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam", "nadam": "Nadam", "adamw": "AdamW",
+    "adamax": "AdaMax", "ftrl": "FTRL",
+}
+
+
+def optimizer_label(name: str) -> str:
+    return OPTIMIZER_TITLES.get(name, name)
+
+
+class RacerEditor(QGroupBox):
+    """Edits one racer: label, colour, optimizer and its hyperparameters,
+    schedule and clipping.  ``changed`` fires after every edit."""
+
+    changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__("Selected racer", parent)
+        self._surface = make_surface("bowl")
+        layout = QVBoxLayout(self)
+        top = QFormLayout()
+        self.label_edit = QLineEdit()
+        self.label_edit.setToolTip("Name shown in the table and the legend")
+        self.color_button = ColorButton()
+        row = QHBoxLayout()
+        row.addWidget(self.label_edit, 1)
+        row.addWidget(self.color_button)
+        top.addRow("Label", row)
+        self.optimizer_combo = QComboBox()
+        for name, cls in OPTIMIZERS.items():
+            self.optimizer_combo.addItem(optimizer_label(name), name)
+            self.optimizer_combo.setItemData(self.optimizer_combo.count() - 1,
+                                             (cls.__doc__ or name).strip(), Qt.ToolTipRole)
+        compact_combo(self.optimizer_combo)
+        top.addRow("Optimizer", self.optimizer_combo)
+        self.lr_box = NumberBox(Param(0.01, "Learning rate η: the step size of each update "
+                                            "(the schedule starts from it).",
+                                      low=0.0, low_open=True, high=1e3, log=True))
+        top.addRow("Learning rate", self.lr_box)
+        layout.addLayout(top)
+        self.hyper_form = ParamForm()
+        layout.addWidget(self.hyper_form)
+        sched = QFormLayout()
+        self.schedule_combo = QComboBox()
+        for name, cls in SCHEDULES.items():
+            self.schedule_combo.addItem(name, name)
+            self.schedule_combo.setItemData(self.schedule_combo.count() - 1,
+                                            (cls.__doc__ or name).strip(), Qt.ToolTipRole)
+        self.schedule_combo.setToolTip("Learning-rate schedule (one step of the arena is one "
+                                       "optimizer update; one epoch is one step)")
+        compact_combo(self.schedule_combo)
+        sched.addRow("Schedule", self.schedule_combo)
+        layout.addLayout(sched)
+        self.schedule_form = ParamForm()
+        layout.addWidget(self.schedule_form)
+        self.clip_form = ParamForm()
+        self.clip_form.set_params(OPTIMIZER_CLIP_PARAMS, {},
+                                  labels={"clipvalue": "clip value", "clipnorm": "clip norm",
+                                          "global_clipnorm": "global clip norm"})
+        clip_box = QGroupBox("Gradient clipping")
+        clip_box.setToolTip("Applied to the gradient before the optimizer sees it, with the same "
+                            "kernel the training loop uses. In 2-D, clip norm and global clip norm "
+                            "are the same thing.")
+        clip_layout = QVBoxLayout(clip_box)
+        clip_layout.setContentsMargins(6, 2, 6, 2)
+        clip_layout.addWidget(self.clip_form)
+        layout.addWidget(clip_box)
+
+        self.label_edit.editingFinished.connect(self.changed)
+        # bound methods, not lambdas: with PySide6 6.12 a lambda slot that
+        # captures self breaks the teardown of a discarded editor
+        self.color_button.color_changed.connect(self._color_changed)
+        self.optimizer_combo.currentIndexChanged.connect(self._optimizer_picked)
+        self.lr_box.valueChanged.connect(self.changed)
+        self.hyper_form.changed.connect(self.changed)
+        self.schedule_combo.currentIndexChanged.connect(self._schedule_picked)
+        self.schedule_form.changed.connect(self.changed)
+        self.clip_form.changed.connect(self.changed)
+
+    def set_surface(self, surface) -> None:
+        self._surface = surface
+
+    def _color_changed(self, _color: str) -> None:
+        self.changed.emit()
+
+    def _optimizer_picked(self) -> None:
+        name = self.optimizer_combo.currentData()
+        cls = OPTIMIZERS.get(name)
+        self.hyper_form.set_params(cls.hyperparameters)
+        self.lr_box.blockSignals(True)
+        self.lr_box.setValue(suggested_learning_rate(self._surface, name))
+        self.lr_box.blockSignals(False)
+        old = self.label_edit.text()
+        if not old or old in {optimizer_label(n) for n in OPTIMIZERS} or old.startswith("Momentum"):
+            self.label_edit.setText(optimizer_label(name))
+        self.changed.emit()
+
+    def _schedule_picked(self) -> None:
+        cls = SCHEDULES.get(self.schedule_combo.currentData())
+        self.schedule_form.set_params(cls.hyperparameters, special={"max_lr": "= learning rate"})
+        self.changed.emit()
+
+    def set_spec(self, spec: RacerSpec, color: str) -> None:
+        widgets = (self.label_edit, self.color_button, self.optimizer_combo, self.lr_box,
+                   self.schedule_combo)
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            self.label_edit.setText(spec.label)
+            self.color_button.set_color(color)
+            name = spec.optimizer["name"]
+            self.optimizer_combo.setCurrentIndex(self.optimizer_combo.findData(name))
+            cls = OPTIMIZERS.get(name)
+            self.hyper_form.set_params(cls.hyperparameters, spec.optimizer)
+            self.lr_box.setValue(spec.optimizer["learning_rate"])
+            sched_name = spec.schedule.get("name", "constant")
+            self.schedule_combo.setCurrentIndex(self.schedule_combo.findData(sched_name))
+            self.schedule_form.set_params(SCHEDULES.get(sched_name).hyperparameters, spec.schedule,
+                                          special={"max_lr": "= learning rate"})
+            self.clip_form.set_values({k: spec.clip.get(k) for k in OPTIMIZER_CLIP_PARAMS},
+                                      OPTIMIZER_CLIP_PARAMS)
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
+
+    def spec(self) -> RacerSpec:
+        optimizer = {"name": self.optimizer_combo.currentData(), "learning_rate": self.lr_box.value(),
+                     **self.hyper_form.values()}
+        schedule = {"name": self.schedule_combo.currentData(), **self.schedule_form.values()}
+        clip = {k: v for k, v in self.clip_form.values().items() if v is not None}
+        return RacerSpec(self.label_edit.text().strip() or optimizer_label(optimizer["name"]),
+                         optimizer, schedule, clip, self.color_button.color())
