@@ -1,6 +1,8 @@
 """Evaluation, prediction and the diagnostic probe: forward passes only.
 
-Each entry point runs with flush-to-zero / denormals-are-zero on the calling
+Modes are passed to ``forward`` as run-time int64 values (``np.int64(...)``):
+a literal constant would make Numba compile a separate copy of the whole
+network code for each mode.  Each entry point runs with flush-to-zero / denormals-are-zero on the calling
 thread (:mod:`.fpu`) and restores the caller's floating-point state on return.
 """
 import math
@@ -34,7 +36,7 @@ def evaluate(ints, floats, theta, buffers, x, y_int, y_float, loss_code, ws, uws
         for b in range(B):
             rows[b] = start + b
         xb[:B, :] = x[start:start + B, :]
-        logits = forward(ints, floats, theta, buffers, xb[:B], B, Bmax, ws, uws, rng, MODE_INFERENCE)
+        logits = forward(ints, floats, theta, buffers, xb[:B], B, Bmax, ws, uws, rng, np.int64(MODE_INFERENCE))
         delta = block(ws, WS_DELTA, ints, L - 1, B, Bmax)
         total += loss_and_delta(loss_code, logits, y_int, y_float, rows[:B], delta) * B
         correct += count_correct(loss_code, logits, y_int, rows[:B])
@@ -96,7 +98,7 @@ def probe(ints, floats, theta, buffers, x, ws, uws, rng, edges, dead, mean, std,
     B = x.shape[0]
     Bmax = ws.shape[1] // max(1, uws.shape[1])
     fp = fpu.enter()
-    forward(ints, floats, theta, buffers, x, B, Bmax, ws, uws, rng, MODE_PROBE)
+    forward(ints, floats, theta, buffers, x, B, Bmax, ws, uws, rng, np.int64(MODE_PROBE))
     L = ints.shape[0]
     nb = edges.size - 1
     lo = edges[0]

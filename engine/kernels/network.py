@@ -75,7 +75,6 @@ PARALLEL_MNK = 1 << 25     # products with M*N*K at least this may use every BLA
 _BLAS_THREADS_SYMBOL = "descent_blas_set_threads_local"
 
 
-@cfunc(types.intc(types.intc), cache=True)
 def _no_thread_control(n):
     return 0
 
@@ -102,8 +101,11 @@ def _register_blas_thread_control():
             address = ctypes.cast(lib.openblas_set_num_threads_local, ctypes.c_void_p).value
         except AttributeError:
             address = None
-    llvm.add_symbol(_BLAS_THREADS_SYMBOL, address or _no_thread_control.address)
-    return address is not None
+    found = address is not None
+    if not found:   # another BLAS library: thread control becomes a no-op
+        address = cfunc(types.intc(types.intc), cache=True)(_no_thread_control).address
+    llvm.add_symbol(_BLAS_THREADS_SYMBOL, address)
+    return found
 
 
 BLAS_THREAD_CONTROL = _register_blas_thread_control()
@@ -143,7 +145,7 @@ def _blas_workers_flush_denormals():
 BLAS_WORKERS_FLUSH = _blas_workers_flush_denormals()
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _blas_threads_for(m, n, k):
     """Set the calling thread's BLAS thread count for an (m, k) x (k, n)
     product; returns the previous setting."""
@@ -211,7 +213,7 @@ def matmul_nt(a, b, out):
 
 # ---------------------------------------------------------------------------- layers
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def block(ws, row, ints, i, B, Bmax):
     """The (B, units) block of layer i in workspace row ``row``."""
     start = ints[i, UNIT_OFFSET] * Bmax
@@ -219,7 +221,7 @@ def block(ws, row, ints, i, B, Bmax):
     return view_2d(ws[row, start:start + B * units], B, units)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def kernel_of(theta, ints, i):
     """The (fan_in, units) kernel of layer i, a view into theta."""
     start = ints[i, KERNEL]
@@ -578,7 +580,7 @@ def backward(ints, floats, theta, grad, xb, B, Bmax, ws, uws, lowest, mode):
             matmul_nt(d, W, block(ws, WS_DELTA, ints, i - 1, B, Bmax))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _needs_output(code):
     return code == A.LOGISTIC or code == A.TANH or code == A.ELU or code == A.SELU
 

@@ -92,28 +92,19 @@ def train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step,
     holds the last finite weights.
     """
     n = lrs.size
-    fp = fpu.enter()
-    done = _train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step, hyper, lrs, moms,
-                        ranges, tensor_bounds, clip, x, y_int, y_float, loss_code, order, starts, rng,
-                        ws, uws, xb, lowest, losses, regs, layer_stats, before)
-    fpu.leave(fp)
-    return done
-
-
-@njit(cache=True, nogil=True)
-def _train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step, hyper, lrs, moms,
-                 ranges, tensor_bounds, clip, x, y_int, y_float, loss_code, order, starts, rng,
-                 ws, uws, xb, lowest, losses, regs, layer_stats, before):
-    n = lrs.size
     L = ints.shape[0]
     h = hyper.copy()
     clipping = clip[0] > 0.0 or clip[1] > 0.0 or clip[2] > 0.0
+    mode = np.int64(MODE_TRAIN)   # a run-time value: a literal would compile a second copy of the network code
+    fp = fpu.enter()
+    done = n
     for s in range(n):
         rows = order[starts[s]:starts[s + 1]]
         loss, reg = loss_and_gradient(ints, floats, theta, grad, buffers, x, y_int, y_float, loss_code, rows,
-                                      rng, ws, uws, xb, lowest, MODE_TRAIN)
+                                      rng, ws, uws, xb, lowest, mode)
         if not math.isfinite(loss + reg):
-            return s
+            done = s
+            break
         last = s == n - 1
         if last:
             for i in range(L):
@@ -127,11 +118,12 @@ def _train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step
                     layer_stats[i, 1] = 0.0
             before[:] = theta
         if clipping:
-            gnorm = clip_gradients(grad, tensor_bounds, clip[0], clip[1], clip[2])
-            if not math.isfinite(gnorm):
-                return s
+            if not math.isfinite(clip_gradients(grad, tensor_bounds, clip[0], clip[1], clip[2])):
+                done = s
+                break
         elif not _all_finite(grad):
-            return s
+            done = s
+            break
         if moms[s] >= 0.0:
             h[0] = moms[s]
         for r in range(ranges.shape[0]):
@@ -149,4 +141,5 @@ def _train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step
                     du += diff * diff
                 layer_stats[i, 2] = math.sqrt(du)
                 layer_stats[i, 3] = math.sqrt(_sum_squares(theta, k0, fan_units))
-    return n
+    fpu.leave(fp)
+    return done
