@@ -354,3 +354,31 @@ def test_keyboard_shortcuts(long_window, qtbot):
     w.builder.form.editor("units").spin.setFocus()
     qtbot.keyClick(w.builder.form.editor("units").spin.lineEdit(), Qt.Key_Space)   # typing, not training
     assert w.active is None
+
+
+def test_image_data_shows_a_confusion_matrix_and_misclassified_images(qtbot, tmp_path):
+    from engine.datasets import load_dataset
+    from engine.errors import DescentError
+
+    images = dict(copy.deepcopy(SMALL), name="fashion-tiny",
+                  data={"name": "fashion_mnist", "classes": [0, 2, 6], "per_class": 40, "val_per_class": 20,
+                        "test_per_class": 5},
+                  model={"layers": [{"units": 16, "activation": "relu"}]}, training={"epochs": 2, "batch_size": 20})
+    try:
+        load_dataset(resolve_experiment(images)["data"], 3)
+    except DescentError as exc:
+        pytest.skip(f"Fashion-MNIST files not available: {exc}")
+    w = make_window(qtbot, tmp_path, images)
+    assert "28×28 image" in w.builder.input_label.text()
+    w.train_or_pause()
+    record = current(w)
+    qtbot.waitUntil(lambda: w.active is None, timeout=FIRST_RUN_TIMEOUT)
+    assert record.status == "finished" and record.confusion is not None
+    w.redraw()
+    view = w.dashboard.output.confusion
+    assert w.dashboard.output.stack.currentWidget() is view
+    assert view.matrix_image.image.shape == (3, 3)
+    assert int(np.asarray(record.confusion.matrix).sum()) == 60           # every validation image counted
+    shown = [c for c in view.cells if c.pixmap() is not None and not c.pixmap().isNull()]
+    assert len(shown) == min(len(record.confusion.examples), view.CELLS) > 0
+    assert "→" in view.labels[0].text()
