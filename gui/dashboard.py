@@ -45,7 +45,13 @@ class OutputPanel(PlotPanel):
             self.stack.addWidget(w)
         self.run_id = None
 
+    max_rate = 10   # the engine sends a surface per epoch: dozens a second for a tiny net
+
     def sync(self, records, multi, focus) -> None:
+        now = time.monotonic()
+        if focus is not None and focus.run_id == self.run_id and now - getattr(self, "_drawn_at", 0.0) < 0.1:
+            return
+        self._drawn_at = now
         if focus is None:
             self.stack.setCurrentWidget(self.message)
             self.title.setText("<b>7 · What the model predicts</b>")

@@ -15,7 +15,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import QComboBox, QGraphicsPathItem
 
-from .plots import BAND_POINTS, Follow, LogAxis, PlotPanel, add_legend, layer_colors, positive, set_points, setup_plot
+from .plots import BAND_POINTS, Follow, LogAxis, PlotPanel, add_legend, layer_colors, setup_plot
 
 
 # ============================================================ per-layer plots
@@ -54,8 +54,7 @@ class LayerPanel(PlotPanel):
             column = values[:, i]
             if not np.isfinite(column).any():
                 continue
-            set_points(self.curve(self.plot, (r.run_id, i), self.layer_name(r, i, multi), colors[i]),
-                       steps, positive(column) if self.log_y else column)
+            self.light(self.plot, (r.run_id, i), self.layer_name(r, i, multi), colors[i]).set_points(steps, column)
         self.diverged_marker(self.plot, r)
 
 
@@ -91,8 +90,7 @@ class DeadPanel(LayerPanel):
                 if not np.isfinite(column).any():
                     continue
                 name = self.layer_name(r, i, multi) if not multi or i == 0 else None
-                set_points(self.curve(self.plot, (r.run_id, key, i), name, colors[i], style=style), steps,
-                           100 * column)
+                self.light(self.plot, (r.run_id, key, i), name, colors[i], style=style).set_points(steps, 100 * column)
         self.diverged_marker(self.plot, r)
         now = time.monotonic()
         if not multi and (now - self._labels_at > 0.5 or r.finished):
@@ -224,8 +222,8 @@ class ActivationPanel(LayerPanel):
                 self.plot.addItem(band)
                 self.items[(r.run_id, "band", i)] = band
             band.set_band(steps, mean[:, i] - std[:, i], mean[:, i] + std[:, i])
-            set_points(self.curve(self.plot, (r.run_id, "mean", i), self.layer_name(r, i, multi), colors[i]),
-                       steps, mean[:, i])
+            self.light(self.plot, (r.run_id, "mean", i), self.layer_name(r, i, multi), colors[i]) \
+                .set_points(steps, mean[:, i])
         self.diverged_marker(self.plot, r)
 
     def after_sync(self, records, multi, focus, changed):
@@ -304,8 +302,8 @@ class RatioPanel(PlotPanel):
                 if not np.isfinite(column).any():
                     continue
                 name = (r.label if i == 0 else None) if multi else (r.layers[i].name if i < len(r.layers) else None)
-                set_points(self.curve(self.plot, (r.run_id, i), name, colors[i]), steps, positive(column))
-        set_points(self.curve(self.lr_plot, (r.run_id, "lr"), r.label if multi else "learning rate",
-                              color or "#2ca02c", 2), steps, r.lr.data)
+                self.light(self.plot, (r.run_id, i), name, colors[i]).set_points(steps, column)
+        self.light(self.lr_plot, (r.run_id, "lr"), r.label if multi else "learning rate", color or "#2ca02c", 2) \
+            .set_points(steps, r.lr.data)
         self.diverged_marker(self.plot, r)
         self.diverged_marker(self.lr_plot, r)

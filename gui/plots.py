@@ -22,6 +22,7 @@ diverged.
 from __future__ import annotations
 
 import math
+import time
 from functools import lru_cache
 
 import numpy as np
@@ -131,15 +132,33 @@ def add_legend(plot: pg.PlotItem, offset=(-4, 4)) -> pg.LegendItem:
 SYMBOL_POINTS = 60   # epoch curves drop their markers beyond this many epochs (markers are dear)
 
 
-def set_points(item: pg.PlotDataItem, x, y) -> None:
-    """setData, with dots while a curve has too few points to draw a line."""
-    few = len(x) < 3 and bool(np.isfinite(np.asarray(y, dtype=np.float64)).any())
-    if few != (item.opts.get("symbol") is not None):
-        item.setSymbol("o" if few else None)
-        item.setSymbolSize(5)
-        item.setSymbolBrush(item.opts["pen"].color() if hasattr(item.opts["pen"], "color") else None)
-        item.setSymbolPen(None)
-    item.setData(x, y)
+class LightCurve(pg.PlotCurveItem):
+    """A per-layer curve: a bare PlotCurveItem (these curves hold hundreds of
+    points, so PlotDataItem's clipping and downsampling machinery only costs
+    time on every setData), with dots while it has too few points for a line.
+    On a log-y plot the caller's values are stored as log10 (PlotCurveItem has
+    no log mode of its own)."""
+
+    def __init__(self, pen, name, log: bool):
+        super().__init__(pen=pen, name=name, connect="finite")
+        self.log = log
+        self.dots = None
+
+    def set_points(self, x, y) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if self.log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y = np.where(y > 0, np.log10(y), np.nan)
+        self.setData(x, y)
+        finite = np.isfinite(y)
+        if len(x) < 3 and finite.any():
+            if self.dots is None:
+                self.dots = pg.ScatterPlotItem(size=5, pen=None, brush=self.opts["pen"].color())
+                self.dots.setParentItem(self)
+            self.dots.setData(x[finite], y[finite])
+        elif self.dots is not None:
+            self.dots.setData([], [])
 
 
 def set_if_grown(item: pg.PlotDataItem, x, y) -> None:
@@ -198,7 +217,7 @@ class Follow:
         start, _, x_hi, y_lo, y_hi = cache
         if n > start:
             tail = np.asarray(y[start:], dtype=np.float64)
-            if log:
+            if log and not isinstance(item, LightCurve):   # LightCurves hold log10 values already
                 with np.errstate(divide="ignore", invalid="ignore"):
                     tail = np.log10(tail)
             tail = tail[np.isfinite(tail)]
@@ -229,7 +248,7 @@ class Follow:
         if not math.isfinite(x_hi):
             return
         (cx0, cx1), (cy0, cy1) = self.vb.viewRange()
-        target = nice_ceiling(max(x_hi * 1.05, 10))
+        target = nice_ceiling(max(x_hi * 1.3, 10))   # headroom: the axes change every ~30% of growth
         if self.x_cap >= x_hi:           # never beyond the planned end of the shown runs
             target = min(target, self.x_cap)
         if force or x_hi > cx1 or target < cx1 / 3 or (target < cx1 and target == self.x_cap):
@@ -243,7 +262,7 @@ class Follow:
             span = abs(y_hi) if y_hi else 1.0
             y_lo, y_hi = y_lo - span / 2, y_hi + span / 2
         if force or y_lo < cy0 or y_hi > cy1 or span < (cy1 - cy0) / 3:
-            margin = 0.15 * span
+            margin = 0.25 * span
             lo, hi = y_lo - (0 if self.y_from_zero else margin), y_hi + margin
             if self.y_limits is not None:
                 lo, hi = max(lo, self.y_limits[0]), min(hi, self.y_limits[1])
@@ -295,12 +314,17 @@ class PlotPanel(QFrame):
 
     # -- incremental drawing -------------------------------------------------------------------
 
+    max_rate = None   # redraws per second at most (None: every tick of the window's timer)
+
     def sync(self, records: list, multi: bool, focus) -> None:
         """Redraw the runs in ``records`` whose data changed since the last call."""
         sig = (tuple(r.run_id for r in records), multi, self.mode_key())
         if sig != self._sig:
             self.reset()
             self._sig = sig
+        elif self.max_rate and time.monotonic() - getattr(self, "_drawn_at", 0.0) < 1.0 / self.max_rate:
+            return   # drawn recently: the change is picked up by a later tick
+        self._drawn_at = time.monotonic()
         changed = False
         for record in records:
             version = self.version_of(record)
@@ -357,6 +381,16 @@ class PlotPanel(QFrame):
 
     def after_sync(self, records, multi, focus, changed) -> None:
         pass
+
+    def light(self, plot: pg.PlotItem, key: tuple, name: str | None, color, width: float = 1,
+              style=Qt.SolidLine) -> LightCurve:
+        """The LightCurve for ``key``, created the first time."""
+        item = self.items.get(key)
+        if item is None:
+            item = LightCurve(pg.mkPen(color, width=width, style=style), name, plot.getAxis("left").logMode)
+            plot.addItem(item)
+            self.items[key] = item
+        return item
 
     def curve(self, plot: pg.PlotItem, key: tuple, name: str | None, color, width: float = 1,
               style=Qt.SolidLine, symbol=None) -> pg.PlotDataItem:
@@ -439,6 +473,8 @@ class LossPanel(PlotPanel):
 # ================================================================== accuracy
 
 class AccuracyPanel(PlotPanel):
+    max_rate = 10   # epoch results: a tiny net at full speed finishes dozens of epochs a second
+
     def __init__(self, parent=None):
         super().__init__("2 · Accuracy", "Fraction of examples classified correctly, measured after each "
                          "epoch on the training set and on the validation set (not used for training).")

@@ -9,6 +9,7 @@ editors.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
@@ -60,6 +61,7 @@ class RunList(QTreeWidget):
         self.user_checked: set[int] = set()
         self._color_index = 0
         self._versions: dict[int, tuple] = {}
+        self._updated_at: dict[int, float] = {}
         self._updating = False
 
     # -- adding and updating -------------------------------------------------------------------
@@ -91,8 +93,11 @@ class RunList(QTreeWidget):
         if item is None:
             return
         key = (record.version, record.status)
-        if self._versions.get(record.run_id) == key:
-            return
+        last = self._versions.get(record.run_id)
+        if last == key or (last is not None and last[1] == record.status
+                           and time.monotonic() - self._updated_at.get(record.run_id, 0.0) < 0.5):
+            return   # unchanged, or a running run updated less than half a second ago
+        self._updated_at[record.run_id] = time.monotonic()
         self._versions[record.run_id] = key
         self._updating = True
         item.setText(0, record.name)
