@@ -29,7 +29,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
+from PySide6.QtWidgets import QCheckBox, QFrame, QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#222", imageAxisOrder="row-major")
 
@@ -73,6 +73,8 @@ def nice_ceiling(value: float) -> float:
 
 
 def setup_plot(item: pg.PlotItem, x_label: str, y_label: str, log_y: bool = False) -> None:
+    """Labels, clipping/downsampling, small tick font, no SI prefixes; axes are cached as
+    pixmaps (redrawn only when their range changes, not with every curve update)."""
     item.setLabel("bottom", x_label)
     item.setLabel("left", y_label)
     item.setClipToView(True)
@@ -84,6 +86,7 @@ def setup_plot(item: pg.PlotItem, x_label: str, y_label: str, log_y: bool = Fals
         ax = item.getAxis(axis)
         ax.setTickFont(font)
         ax.enableAutoSIPrefix(False)
+        ax.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
 
 
 class LogAxis(pg.AxisItem):
@@ -125,8 +128,10 @@ class EpochAxis(pg.AxisItem):
 
 
 def add_legend(plot: pg.PlotItem, offset=(-4, 4)) -> pg.LegendItem:
-    return plot.addLegend(offset=offset, labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 210),
-                          pen=pg.mkPen("#ccc"))
+    legend = plot.addLegend(offset=offset, labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 210),
+                            pen=pg.mkPen("#ccc"))
+    legend.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+    return legend
 
 
 SYMBOL_POINTS = 60   # epoch curves drop their markers beyond this many epochs (markers are dear)
@@ -151,14 +156,15 @@ class LightCurve(pg.PlotCurveItem):
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.where(y > 0, np.log10(y), np.nan)
         self.setData(x, y)
-        finite = np.isfinite(y)
-        if len(x) < 3 and finite.any():
+        if len(x) < 3:
+            finite = np.isfinite(y)
             if self.dots is None:
                 self.dots = pg.ScatterPlotItem(size=5, pen=None, brush=self.opts["pen"].color())
                 self.dots.setParentItem(self)
             self.dots.setData(x[finite], y[finite])
-        elif self.dots is not None:
-            self.dots.setData([], [])
+            self.dots.setVisible(bool(finite.any()))
+        elif self.dots is not None and self.dots.isVisible():
+            self.dots.setVisible(False)   # hidden items cost nothing per frame
 
 
 def set_if_grown(item: pg.PlotDataItem, x, y) -> None:
