@@ -105,8 +105,8 @@ SECTION_DOC = (
     ("variants[].overrides", "object", "{}", ", ".join(OVERRIDABLE),
      "a partial experiment merged into the base (rules below); {} = the base itself"),
     ("variants[].lr_finder", "boolean or object", "false", "true, false or an object of the finder keys below",
-     "run the learning-rate finder on this variant (same seed, weights restored) and use its suggestion as the "
-     "1cycle max_lr, or as the optimizer's learning rate for other schedules"),
+     "run the learning-rate finder on this variant (same seed, weights restored); a 1cycle schedule peaks at "
+     "the rate where the finder's loss was lowest, other schedules start from its suggestion (10x lower)"),
     ("variants[].zero_weights_below", "number or null", "null", "> 0",
      "after training, set kernel weights with |w| below this to exactly 0 and report the metrics measured "
      "afterwards (zeroed.json in the run folder has both)"),
@@ -394,12 +394,12 @@ def run_job(job: Job, root: str, target: dict | None = None, app_version: str = 
     lr_found = None
     dataset = None
     if job.lr_finder is not None:
-        from .lr_finder import apply_suggestion, find_learning_rate
+        from .lr_finder import apply_suggestion, chosen_rate, find_learning_rate
 
         probe = Trainer(experiment, run_id=job.index)
         result = find_learning_rate(probe, **job.lr_finder)
-        lr_found = result.suggested_lr
-        experiment = apply_suggestion(experiment, lr_found)
+        lr_found = chosen_rate(experiment, result)
+        experiment = apply_suggestion(experiment, result)
         dataset = probe.data
     trainer = Trainer(experiment, dataset=dataset, run_id=job.index)
     net = trainer.net
@@ -411,6 +411,7 @@ def run_job(job: Job, root: str, target: dict | None = None, app_version: str = 
                                                default=str).encode(), dtype=np.uint8),
                       np.array([trainer.batch_size, int(experiment["training"]["shuffle"])]))
     writer = RunWriter(Path(root) / job.folder, app_version)
+    writer.attach(trainer, checkpoint=False)   # data statistics go with the weights (predict, export)
     control = RunControl()
     epochs: list[dict] = []
     steps_to_target = None
@@ -629,7 +630,8 @@ def summarize(records: list[dict], cfg: dict, experiment: dict | None = None,
                                         "steps_to_target", "wall_seconds", "lr_found")} for r in runs],
         }
     final_key = f"final_{metric}"
-    values = {n: {r["seed"]: r[final_key] for r in records if r["variant"] == n} for n in names}
+    sign = 1.0 if higher else -1.0      # the rule sees "better" as larger: a loss is negated
+    values = {n: {r["seed"]: sign * r[final_key] for r in records if r["variant"] == n} for n in names}
     means = {n: variants[n][final_key]["mean"] for n in names}
     ranked = sorted([n for n in names if math.isfinite(means[n])], key=lambda n: -means[n] if higher else means[n])
     ranked += [n for n in names if n not in ranked]
@@ -652,6 +654,7 @@ def summarize(records: list[dict], cfg: dict, experiment: dict | None = None,
     return {"metric": metric, "higher_is_better": higher, "seeds": seeds, "n_seeds": len(seeds),
             "variants_order": names, "ranking": ranked, "best": best, "target": cfg.get("target"),
             "rule": RULE_TEXT, "variants": variants, "pairs": pairs,
+            "pairs_note": "mean_diff > 0 and wins_a count where a is better (a loss is compared as -loss)",
             "experiment": None if experiment is None else experiment.get("name"),
             "caveat": _caveat(len(names), len(seeds))}
 
@@ -677,8 +680,11 @@ def _verdict_text(d: dict, metric: str, higher: bool) -> str:
         return f"cannot tell: only {n} seed{'s' if n != 1 else ''} with a result for both"
 
     scale, unit = (100.0, " points") if metric == "val_accuracy" else (1.0, "")
-    gap = f"{abs(d['mean_diff']) * scale:.2f}{unit}"
-    spread_ = f"{d['spread'] * scale:.2f}{unit}"
+    digits = 2
+    while digits < 6 and f"{abs(d['mean_diff']) * scale:.{digits}f}" == f"{d['spread'] * scale:.{digits}f}":
+        digits += 1           # never print "gap 1.18 > spread 1.18"
+    gap = f"{abs(d['mean_diff']) * scale:.{digits}f}{unit}"
+    spread_ = f"{d['spread'] * scale:.{digits}f}{unit}"
     p = f", paired t-test p={d['p_value']:.2g}" if math.isfinite(d["p_value"]) else ""
     if not d["distinguishable"]:
         return f"not distinguishable at {n} seeds (gap {gap} <= spread {spread_}{p})"
@@ -759,7 +765,7 @@ def format_table(summary: dict) -> str:
     head = f"{'variant':22s} {'final':>18s} {'best':>18s}"
     if target:
         head += f" {'steps to ' + format(target['value'], 'g'):>18s}"
-    show_sparsity = any(summary["variants"][n].get("sparsity", {}).get("mean", 0) > 0.01
+    show_sparsity = any(summary["variants"][n].get("sparsity", {}).get("mean", 0) > 0.1
                         for n in summary["variants_order"])
     if show_sparsity:
         head += f" {'sparsity':>8s}"

@@ -11,10 +11,10 @@ streams, so the finder can be run on a fresh or a half-trained network.
 
 The suggestion follows the usual rule of thumb: a good rate is about ten
 times lower than the rate at which the loss is lowest, i.e. just before it
-starts to climb (``suggested_lr = lr_at_min_loss / 10``).  The rate where the
-smoothed loss falls fastest (``steepest_lr``) is reported too.  Either one
-makes a sensible peak rate for a 1cycle schedule (:func:`apply_suggestion`
-puts it there).
+starts to climb (``suggested_lr = lr_at_min_loss / 10``), a sensible constant
+rate.  A 1cycle schedule (:func:`apply_suggestion`) peaks at the turning point
+itself and starts ten times lower, at about that suggestion.  The rate where
+the smoothed loss falls fastest (``steepest_lr``) is reported too.
 """
 from __future__ import annotations
 
@@ -156,16 +156,27 @@ def _result(lrs, losses, sm, stopped) -> LRFinderResult:
     return LRFinderResult(lrs, losses, sm, lr_min / 10.0, lr_min, steepest, stopped)
 
 
-def apply_suggestion(experiment: dict, lr: float) -> dict:
-    """The experiment with the finder's rate put to use: the peak rate of a
-    1cycle schedule, else the optimizer's learning rate."""
+def chosen_rate(experiment: dict, result: LRFinderResult) -> float:
+    """The rate :func:`apply_suggestion` uses: for a 1cycle schedule the peak is the
+    turning point itself (``lr_at_min_loss``: the largest rate that still lowers
+    the loss), so the cycle starts at max_lr / div_factor, about the constant-rate
+    suggestion; for any other schedule the constant-rate suggestion."""
+    if experiment["schedule"]["name"] == "onecycle":
+        return float(result.lr_at_min_loss)
+    return float(result.suggested_lr)
+
+
+def apply_suggestion(experiment: dict, result: LRFinderResult) -> dict:
+    """The experiment with the finder's rate put to use (see :func:`chosen_rate`):
+    the peak rate of a 1cycle schedule, else the optimizer's learning rate."""
     from .compare import apply_overrides
 
+    lr = chosen_rate(experiment, result)
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"the learning-rate finder found no usable rate ({lr})")
     if experiment["schedule"]["name"] == "onecycle":
-        return apply_overrides(experiment, {"schedule": {"max_lr": float(lr)}})
-    return apply_overrides(experiment, {"optimizer": {"learning_rate": float(lr)}})
+        return apply_overrides(experiment, {"schedule": {"max_lr": lr}})
+    return apply_overrides(experiment, {"optimizer": {"learning_rate": lr}})
 
 
 def format_sweep(result: LRFinderResult, rows: int = 16) -> str:
@@ -177,7 +188,7 @@ def format_sweep(result: LRFinderResult, rows: int = 16) -> str:
     lines.append(f"lowest smoothed loss at lr {result.lr_at_min_loss:.3g}; steepest descent at "
                  f"{result.steepest_lr:.3g}" + ("; the loss blew up after that" if result.stopped_early else ""))
     lines.append(f"suggested learning rate: {result.suggested_lr:.3g} (10x below the lowest-loss rate; "
-                 f"use it as a 1cycle max_lr or a constant rate)")
+                 f"a constant rate; a 1cycle schedule would peak at {result.lr_at_min_loss:.3g})")
     return "\n".join(lines)
 
 

@@ -170,6 +170,11 @@ def test_summary_says_plainly_when_variants_are_not_distinguishable():
     assert "not distinguishable at 3 seeds" in table and "rule:" in table
     assert "Picking the best of several variants favours a lucky one" in table
     assert len(s["pairs"]) == 3
+    # with a loss, lower is better: the verdict and the win counts follow
+    losses = summarize(records, dict(cfg, metric="val_loss"))
+    assert losses["metric"] == "val_loss" and losses["ranking"][-1] == "c"
+    c = losses["variants"]["c"]["vs_best"]
+    assert c["verdict"].startswith("worse by") and c["wins_a"] == 3 and c["mean_diff"] > 0
 
 
 # ----------------------------------------------------------------------------- running

@@ -1,4 +1,5 @@
 """The learning-rate finder: the sweep, the suggestion, and a network left exactly as it was."""
+import dataclasses
 import json
 import math
 
@@ -81,12 +82,15 @@ def test_the_sweep_grows_exponentially_stops_at_the_blow_up_and_suggests_a_sane_
 
 
 def test_the_suggestion_feeds_a_1cycle_schedule_or_the_learning_rate():
-    one = apply_suggestion(experiment(schedule={"name": "onecycle"}), 0.03)
-    assert one["schedule"]["max_lr"] == 0.03 and one["optimizer"]["learning_rate"] == 0.05
-    plain = apply_suggestion(experiment(), 0.03)
-    assert plain["optimizer"]["learning_rate"] == 0.03
+    r = find_learning_rate(experiment(), steps=200)
+    one = apply_suggestion(experiment(schedule={"name": "onecycle"}), r)
+    # the cycle peaks at the turning point and starts 10x lower, at the constant-rate suggestion
+    assert one["schedule"]["max_lr"] == r.lr_at_min_loss and one["optimizer"]["learning_rate"] == 0.05
+    assert math.isclose(one["schedule"]["max_lr"] / one["schedule"]["div_factor"], r.suggested_lr)
+    plain = apply_suggestion(experiment(), r)
+    assert plain["optimizer"]["learning_rate"] == r.suggested_lr
     with pytest.raises(ValueError):
-        apply_suggestion(experiment(), float("nan"))
+        apply_suggestion(experiment(), dataclasses.replace(r, suggested_lr=float("nan")))
 
 
 def test_a_compare_variant_uses_the_finder_before_its_1cycle_run(tmp_path):
