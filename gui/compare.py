@@ -37,8 +37,10 @@ class ComparisonView(QWidget):
             "<p>Experiments that declare several variants (for example eight optimizers on one network) "
             "and several seeds will be shown here: one mean curve per variant with its min–max band "
             "across seeds, and a table that says when two variants are not distinguishable.</p>"
-            "<p>For now: train runs one after another in the <b>Train</b> tab and <b>check them in the run "
-            "list</b>; every plot overlays the checked runs, one colour per run.</p>")
+            "<p>For now: <b>Train</b> on a comparison preset (most of the Presets menu) trains its variants "
+            "one after another with the first seed and overlays them in every plot, one colour per variant. "
+            "Any runs can be compared the same way: <b>check them in the run list</b>. "
+            "All seeds and the statistics: <code>python main.py run NAME</code>.</p>")
         self.message.setWordWrap(True)
         self.message.setAlignment(Qt.AlignTop | Qt.AlignLeft)
         self.message.setMaximumWidth(700)

@@ -35,7 +35,7 @@ from .builder import ModelBuilder
 from .compare import ComparisonView
 from .dashboard import Dashboard
 from .panels import DataPanel, OptimizerPanel, TrainingPanel
-from .records import RunFailed, RunRecord, load_folder_curves
+from .records import RunFailed, RunRecord, SubRun, load_folder_curves
 from .runs import RunList
 from .widgets.params import NumberEditor
 from .worker import RunJob, WorkerThread
@@ -329,8 +329,9 @@ class MainWindow(FileActions, QMainWindow):
         if live_lr is not None and live_lr != exp["optimizer"]["learning_rate"]:
             self.lr_editor.set_value(exp["optimizer"]["learning_rate"])
         if exp.get("compare"):
-            self.statusBar().showMessage("This experiment compares variants over seeds: Train runs its base "
-                                         "configuration; `python main.py run` trains every variant.", 10000)
+            self.statusBar().showMessage(f"Training its {len(exp['compare']['variants'])} variants one after "
+                                         "another (first seed), overlaid in every plot; all seeds and the "
+                                         "statistics: python main.py run", 15000)
         self.worker.submit(RunJob(run_id, exp, folder, control))
         self.update_controls()
         return record
@@ -390,10 +391,11 @@ class MainWindow(FileActions, QMainWindow):
             return  # a job the window no longer tracks
         chunk: list = []
         for event in events:
-            if isinstance(event, StageStarted):
+            if isinstance(event, (StageStarted, SubRun)):
                 job.record.ingest(chunk)
                 chunk = []
-                self._stage_record(job, event)
+                title = event.title if isinstance(event, SubRun) else f"{event.stage} (seed {event.seed})"
+                self._sub_record(job, title)
             elif isinstance(event, StagesFinished):
                 self.statusBar().showMessage(f"all stages done; report in {job.records[0].folder}", 15000)
             elif not isinstance(event, StageFinished):
@@ -407,17 +409,19 @@ class MainWindow(FileActions, QMainWindow):
             elif record.status == "failed":
                 self.statusBar().showMessage(f"{record.name} failed: {record.reason}", 15000)
 
-    def _stage_record(self, job: ActiveRun, event) -> None:
-        """A staged experiment's next stage: a record of its own in the run list."""
+    def _sub_record(self, job: ActiveRun, title: str) -> None:
+        """The next stage or variant of a job: a record of its own in the run list."""
         job.stage_count += 1
         base = job.records[0]
-        title = f"{base.experiment.get('name', 'run')} · {event.stage} (seed {event.seed})"
+        tag = title.split(" (seed")[0]
+        title = f"{base.experiment.get('name', 'run')} · {title}"
         if job.stage_count == 1:
-            base.name = f"#{base.run_id} {title}"
+            base.name, base.tag = f"#{base.run_id} {title}", tag
             return
         run_id = self._next_run_id
         self._next_run_id += 1
         record = RunRecord(run_id, base.experiment, name=f"#{run_id} {title}", folder=base.folder)
+        record.tag = tag
         self.records[run_id] = record
         self.runs.add(record, checked=True, auto=False)
         job.records.append(record)

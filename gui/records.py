@@ -38,6 +38,13 @@ class DataPoints:
 
 
 @dataclass(frozen=True)
+class SubRun:
+    """GUI-side event: the job goes on with another run (one variant of a comparison);
+    the window gives it a record of its own."""
+    title: str
+
+
+@dataclass(frozen=True)
 class RunFailed:
     """GUI-side event: the run could not start or crashed; ``message`` says why."""
     run_id: int
@@ -143,6 +150,7 @@ class RunRecord:
         self.reason = ""
         self.color = "#1f77b4"   # set by the run list: one colour per run
         self.label = self.name   # legend label when overlaid (set by the dashboard)
+        self.tag = ""            # what the run is within its job: a stage or a variant
         self.version = 0          # any change
         self.step_version = 0     # new diagnostics records (StepMetrics)
         self.epoch_version = 0    # new epoch results
@@ -342,6 +350,9 @@ def distinguishing_labels(records: list) -> dict[int, str]:
     out = {}
     for r in records:
         tag = f"#{r.run_id}" if r.run_id > 0 else r.name[:15]
+        if r.tag:   # a stage or variant says best what it is
+            out[r.run_id] = f"{tag} {r.tag}"
+            continue
         try:
             parts = [f(r.experiment) for f in differing]
         except (KeyError, TypeError, AttributeError, IndexError):

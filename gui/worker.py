@@ -29,11 +29,11 @@ from engine.control import RunControl
 from engine.errors import DescentError
 from engine.events import Compiling, RunFinished, RunStarted, frozen_array
 
-from .records import DataPoints, RunFailed
+from .records import DataPoints, RunFailed, SubRun
 
 BATCH_SECONDS = 1 / 30
 MAX_POINTS = 3000   # training points sent for the decision-boundary view
-URGENT = (RunStarted, Compiling, RunFinished)   # sent at once
+URGENT = (RunStarted, Compiling, RunFinished, SubRun)   # sent at once
 try:
     from engine.stages import StageFinished, StagesFinished, StageStarted
     URGENT += (StageStarted, StageFinished, StagesFinished)
@@ -87,6 +87,8 @@ class TrainingWorker(QObject):
                 if job.folder is not None:
                     writer = StagesWriter(job.folder, job.experiment, __version__)
                 events = run_stages(job.experiment, job.control)
+            elif job.experiment.get("compare"):   # variants: one after another, first seed
+                events = self._variants(job)
             else:
                 trainer = Trainer(job.experiment, run_id=job.run_id, init_weights=job.init_weights)
                 if job.folder is not None:
@@ -117,6 +119,36 @@ class TrainingWorker(QObject):
             if pending:
                 self._send(job.run_id, pending)
             self.done.emit(job.run_id)
+
+    def _variants(self, job: RunJob):
+        """Every variant of a ``compare`` section with its first seed, one run each (the
+        quick race the window can show; all seeds and the statistics: ``python main.py run``)."""
+        from engine import __version__
+        from engine.compare import comparison_jobs
+        from engine.runstore import RunWriter
+        from engine.training import Trainer
+
+        cfg = job.experiment["compare"]
+        for variant in comparison_jobs(job.experiment, seeds=[cfg["seeds"][0]]):
+            if job.control.stopped:
+                return
+            yield SubRun(f"{variant.variant} (seed {variant.seed})")
+            trainer = Trainer(variant.experiment, run_id=job.run_id)
+            writer = None
+            if job.folder is not None:
+                writer = RunWriter(Path(job.folder) / variant.folder, __version__)
+                writer.attach(trainer, checkpoint=False)
+            points = data_points(job.run_id, trainer.data)
+            if points is not None:
+                yield points
+            try:
+                for event in trainer.run(job.control):
+                    if writer is not None:
+                        writer.handle(event)
+                    yield event
+            finally:
+                if writer is not None:
+                    writer.close()
 
     def _send(self, run_id: int, events: list) -> None:
         self.batches_sent += 1

@@ -382,3 +382,22 @@ def test_image_data_shows_a_confusion_matrix_and_misclassified_images(qtbot, tmp
     shown = [c for c in view.cells if c.pixmap() is not None and not c.pixmap().isNull()]
     assert len(shown) == min(len(record.confusion.examples), view.CELLS) > 0
     assert "→" in view.labels[0].text()
+
+
+def test_a_comparison_trains_its_variants_one_after_another_overlaid(qtbot, tmp_path):
+    compared = dict(copy.deepcopy(SMALL), name="race", training={"epochs": 2, "batch_size": 20},
+                    compare={"variants": [{"name": "sgd"},
+                                          {"name": "adam", "overrides": {"optimizer": {"name": "adam"}}}],
+                             "seeds": 2})
+    w = make_window(qtbot, tmp_path, compared)
+    w.train_or_pause()
+    job = w.active
+    qtbot.waitUntil(lambda: w.active is None, timeout=FIRST_RUN_TIMEOUT)
+    sgd, adam = job.records
+    assert (sgd.tag, adam.tag) == ("sgd", "adam") and sgd.status == adam.status == "finished"
+    assert adam.experiment["optimizer"]["name"] == "adam" and sgd.experiment["optimizer"]["name"] == "sgd"
+    assert w.runs.is_checked(sgd.run_id) and w.runs.is_checked(adam.run_id)
+    w.redraw()
+    names = [label.text for _, label in w.dashboard.loss.legend.items]
+    assert names == [f"#{sgd.run_id} sgd", f"#{adam.run_id} adam"]
+    assert (sgd.folder / "sgd-seed3" / "summary.json").is_file()
