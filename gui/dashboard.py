@@ -47,9 +47,10 @@ class OutputPanel(PlotPanel):
 
     max_rate = 10   # the engine sends a surface per epoch: dozens a second for a tiny net
 
-    def sync(self, records, multi, focus) -> None:
+    def sync(self, records, multi, focus, force: bool = True) -> None:
         now = time.monotonic()
-        if focus is not None and focus.run_id == self.run_id and now - getattr(self, "_drawn_at", 0.0) < 0.1:
+        if (not force and focus is not None and focus.run_id == self.run_id
+                and now - getattr(self, "_drawn_at", 0.0) < 1.0 / self.max_rate):
             return
         self._drawn_at = now
         if focus is None:
@@ -171,14 +172,14 @@ class Dashboard(QWidget):
         self.panels = [self.loss, self.accuracy, self.grad, self.dead, self.activation, self.ratio, self.output]
         self.refreshes = 0
 
-    def refresh(self, records: list, focus) -> None:
+    def refresh(self, records: list, focus, force: bool = True) -> None:
         multi = len(records) > 1
         if multi and tuple(r.run_id for r in records) != getattr(self, "_labelled", None):
             self._labelled = tuple(r.run_id for r in records)
             for run_id, label in distinguishing_labels(records).items():
                 next(r for r in records if r.run_id == run_id).label = label
         for panel in self.panels:
-            panel.sync(records, multi, focus)
+            panel.sync(records, multi, focus, force)
         self.notes.show_run(focus)
         self.refreshes += 1
 

@@ -114,7 +114,7 @@ class MainWindow(FileActions, QMainWindow):
                 self.records[record.run_id] = record
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
-        self.timer.timeout.connect(self.redraw)
+        self.timer.timeout.connect(lambda: self.redraw(force=False))
         self.timer.start()
         self.update_controls()
         self.resize(1600, 1000)
@@ -471,9 +471,10 @@ class MainWindow(FileActions, QMainWindow):
     def _view_changed(self) -> None:
         self.redraw()
 
-    def redraw(self) -> None:
+    def redraw(self, force: bool = True) -> None:
+        """Bring every view up to date; the timer's ticks (force=False) let slow views skip a tick."""
         shown = self.shown_records()
-        self.dashboard.refresh(shown, self.focus_record(shown))
+        self.dashboard.refresh(shown, self.focus_record(shown), force)
         for record in self.records.values():
             self.runs.update_record(record)
         self._update_status()

@@ -322,13 +322,14 @@ class PlotPanel(QFrame):
 
     max_rate = None   # redraws per second at most (None: every tick of the window's timer)
 
-    def sync(self, records: list, multi: bool, focus) -> None:
-        """Redraw the runs in ``records`` whose data changed since the last call."""
+    def sync(self, records: list, multi: bool, focus, force: bool = True) -> None:
+        """Redraw the runs in ``records`` whose data changed since the last call
+        (``force=False``: a panel with ``max_rate`` may leave it to a later tick)."""
         sig = (tuple(r.run_id for r in records), multi, self.mode_key())
         if sig != self._sig:
             self.reset()
             self._sig = sig
-        elif self.max_rate and time.monotonic() - getattr(self, "_drawn_at", 0.0) < 1.0 / self.max_rate:
+        elif not force and self.max_rate and time.monotonic() - getattr(self, "_drawn_at", 0.0) < 1.0 / self.max_rate:
             return   # drawn recently: the change is picked up by a later tick
         self._drawn_at = time.monotonic()
         changed = False

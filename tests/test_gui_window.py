@@ -104,18 +104,18 @@ class ProbedControl(RunControl):
 
     def __init__(self, paused=False):
         super().__init__(paused)
-        self.calls = self.returns = 0
+        self.waiting = False
 
     def allowed_steps(self, to_epoch_end, timeout=None):
-        self.calls += 1
+        self.waiting = self.paused           # entered while paused: it waits unless a Step is pending
         try:
             return super().allowed_steps(to_epoch_end, timeout)
         finally:
-            self.returns += 1
+            self.waiting = False
 
     @property
     def blocked(self):
-        return self.calls > self.returns
+        return self.waiting and self.paused
 
 
 def test_pause_step_resume_stop_reset(long_window, qtbot):
@@ -128,14 +128,15 @@ def test_pause_step_resume_stop_reset(long_window, qtbot):
     assert w.active.control.paused and w.pause_action.text() == "Resume"
     control = w.active.control
     qtbot.waitUntil(lambda: control.blocked, timeout=10_000)   # its last events are on their way
-    qtbot.wait(100)
+    qtbot.wait(200)
     paused_at = record.step
     qtbot.wait(300)
     assert record.step == paused_at                                  # paused means paused
     w.step_action.trigger()
-    qtbot.waitUntil(lambda: record.step == paused_at + 1, timeout=10_000)
+    qtbot.waitUntil(lambda: record.step > paused_at, timeout=10_000)
+    qtbot.waitUntil(lambda: control.blocked, timeout=10_000)
     qtbot.wait(200)
-    assert record.step == paused_at + 1                              # exactly one step
+    assert record.step == paused_at + 1, (record.step, paused_at)   # exactly one step
     w.step_epoch_action.trigger()
     qtbot.waitUntil(lambda: record.step % 9 == 0 and record.step > paused_at + 1, timeout=10_000)
     epochs = len(record.epochs["epoch"])
