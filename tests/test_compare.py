@@ -259,3 +259,15 @@ def test_curves_aggregate_to_a_mean_and_a_band_on_a_common_axis():
     grid = aggregate_curves({"a": [([0, 10], [0.0, 1.0]), ([0, 5, 10], [0.0, 1.0, 1.0])]}, n_points=3)["a"]
     assert np.allclose(grid["steps"], [0, 5, 10]) and np.allclose(grid["mean"], [0.0, 0.75, 1.0])
     assert np.allclose(grid["min"], [0.0, 0.5, 1.0])
+
+
+def test_a_stop_request_stops_the_remaining_runs_and_the_report_says_so(tmp_path):
+    from engine.compare import request_stop
+
+    exp = resolve_experiment(base(compare={"variants": [{"name": "a"}, {"name": "b"}], "seeds": [1, 2]},
+                                  training={"epochs": 3, "batch_size": 16, "log_every": 2}))
+    folder = tmp_path / "cmp"
+    summary = run_comparison(exp, folder, workers=1, on_record=lambda r, done, total: request_stop(folder))
+    statuses = [r["status"] for v in summary["variants"].values() for r in v["runs"]]
+    assert statuses.count("finished") == 1 and statuses.count("stopped") == 3
+    assert "stopped" in format_table(summary)
