@@ -755,14 +755,31 @@ def _cell(s: dict, pct: bool) -> str:
     return f"{s['mean']:.4f}{std}"
 
 
+def _nan_stats(value):
+    """Undo _json_safe for the statistics (null -> NaN), so a summary read back from
+    comparison.json formats like a fresh one."""
+    if isinstance(value, dict):
+        out = {k: _nan_stats(v) for k, v in value.items()}
+        if "mean" in out and "n" in out:
+            for k in ("mean", "std", "min", "max"):
+                if out.get(k) is None:
+                    out[k] = math.nan
+        return out
+    if isinstance(value, list):
+        return [_nan_stats(v) for v in value]
+    return value
+
+
 def format_table(summary: dict) -> str:
-    """The readable report printed by the CLI."""
+    """The readable report printed by the CLI (also from a summary read back from comparison.json)."""
+    summary = _nan_stats(summary)
     metric = summary["metric"]
     pct = metric == "val_accuracy"
     target = summary.get("target")
     lines = [f"comparison of {len(summary['variants_order'])} variants over {summary['n_seeds']} seeds "
              f"{summary['seeds']}; metric: {metric} (mean ± std across seeds)"]
-    head = f"{'variant':22s} {'final':>18s} {'best':>18s}"
+    w = min(32, max(8, *(len(n) for n in summary["variants_order"])))
+    head = f"{'variant':{w}s} {'final':>18s} {'best':>18s}"
     if target:
         head += f" {'steps to ' + format(target['value'], 'g'):>18s}"
     show_sparsity = any(summary["variants"][n].get("sparsity", {}).get("mean", 0) > 0.1
@@ -773,7 +790,7 @@ def format_table(summary: dict) -> str:
     lines.append(head)
     for name in summary["ranking"]:
         v = summary["variants"][name]
-        row = f"{name[:22]:22s} {_cell(v[f'final_{metric}'], pct):>18s} {_cell(v[f'best_{metric}'], pct):>18s}"
+        row = f"{name[:w]:{w}s} {_cell(v[f'final_{metric}'], pct):>18s} {_cell(v[f'best_{metric}'], pct):>18s}"
         if target:
             t = v["steps_to_target"]
             cell = "never" if t["reached"] == 0 else f"{t['mean']:.0f}" + (

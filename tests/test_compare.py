@@ -205,6 +205,7 @@ def test_a_comparison_runs_in_a_process_pool_and_writes_its_files(tmp_path):
     assert verdicts["frozen"].startswith("worse by")
     assert v["frozen"]["steps_to_target"]["reached"] == 0
     assert v["nesterov"]["steps_to_target"]["reached"] == 2
+    assert format_table(data).splitlines()[1:] == format_table(summary).splitlines()[1:]   # from the file too
     csv_text = (folder / "comparison.csv").read_text()
     assert csv_text.splitlines()[1].startswith("variant,n_seeds,statuses,final_mean")
     assert len(csv_text.splitlines()) == 5
