@@ -42,6 +42,16 @@ def default_memory_limit() -> int:
         return 4 * 1024**3
 
 
+def readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view (no copy).  Numba compiles a separate copy of a kernel for
+    each combination of writable and read-only arguments (~5-25 s each on a
+    first run); data handed to kernels is always read-only this way, whether it
+    came frozen from a Dataset or freshly indexed."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def output_spec(experiment: dict, task: str, n_classes: int, n_targets: int) -> tuple[str, int, str]:
     """(output activation, output units, loss) that fit the data."""
     activation = experiment["model"]["output"]["activation"]
@@ -286,7 +296,7 @@ class Network:
         x = np.ascontiguousarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.n_inputs:
             raise ExperimentError(f"inputs must have shape (n, {self.n_inputs}), got {x.shape}")
-        return x
+        return readonly(x)
 
     def predict(self, x: np.ndarray, batch: int = 1024, mc_samples: int = 0, seed: int = 0) -> np.ndarray:
         """Outputs (N, n_outputs): probabilities for classification.  With
@@ -332,12 +342,14 @@ class Network:
             if y_float.shape[1] != self.n_outputs:
                 raise ExperimentError(f"targets have {y_float.shape[1]} columns, the network has "
                                       f"{self.n_outputs} outputs")
-            return np.zeros(0, dtype=np.int64), y_float
-        return np.ascontiguousarray(y, dtype=np.int64), np.zeros((0, 1), dtype=self.dtype)
+            return readonly(np.zeros(0, dtype=np.int64)), readonly(y_float)
+        return readonly(np.ascontiguousarray(y, dtype=np.int64)), readonly(np.zeros((0, 1), dtype=self.dtype))
 
     def probe(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Activation statistics on the probe rows x: dead, mean, std, saturated, histograms."""
-        x = self._as_input(x)
+        # a writable copy: the probe kernel feeds x straight to the forward pass, which
+        # training compiles for a writable batch (a read-only one would compile it again)
+        x = np.array(self._as_input(x))
         ws, uws, _ = self.workspace(x.shape[0])
         L = self.n_layers
         dead, mean, std, sat = (np.zeros(L) for _ in range(4))

@@ -20,7 +20,7 @@ from .events import (Compiling, ConfusionReport, DecisionSurface, EpochEnd, RunF
                      StepMetrics, frozen_array)
 from .kernels import train as TK
 from .kernels.rng import new_state
-from .model import HISTOGRAM_EDGES, Network
+from .model import HISTOGRAM_EDGES, Network, readonly
 from .optimizers import make_optimizer
 from .schedules import make_schedule
 
@@ -78,7 +78,7 @@ class Trainer:
         if init_weights is not None:
             self.net.load_state_dict(init_weights)
         self.dtype = self.net.dtype
-        self.x = np.ascontiguousarray(d.x_train, dtype=self.dtype)
+        self.x = readonly(np.ascontiguousarray(d.x_train, dtype=self.dtype))
         self.y_int, self.y_float = self.net.split_targets(d.y_train)
         self.n_train = self.x.shape[0]
         self.batch_size = min(cfg["batch_size"], self.n_train)
