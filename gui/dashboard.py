@@ -12,7 +12,7 @@ import math
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QStackedWidget, QWidget
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSizePolicy, QStackedWidget, QWidget
 
 from .panels import CLASS_COLORS
 from .layer_plots import ActivationPanel, DeadPanel, GradNormPanel, RatioPanel
@@ -37,6 +37,12 @@ class OutputPanel(PlotPanel):
                          "some misclassified images.", plot_widget=self.stack)
         self.boundary = BoundaryView()
         self.confusion = ConfusionView()
+        self.uncertainty_box = QCheckBox("MC-dropout uncertainty")
+        self.uncertainty_box.setToolTip("Standard deviation of the predicted class probability over K passes with "
+                                        "dropout kept on (training.mc_dropout_samples): dark = the passes disagree")
+        self.uncertainty_box.toggled.connect(self._uncertainty_toggled)
+        self.uncertainty_box.hide()
+        self.header.addWidget(self.uncertainty_box)
         self.message = QLabel("Train a network to see its predictions here.")
         self.message.setAlignment(Qt.AlignCenter)
         self.message.setWordWrap(True)
@@ -53,6 +59,7 @@ class OutputPanel(PlotPanel):
                 and now - getattr(self, "_drawn_at", 0.0) < 1.0 / self.max_rate):
             return
         self._drawn_at = now
+        self._last_focus = focus
         if focus is None:
             self.stack.setCurrentWidget(self.message)
             self.title.setText("<b>7 · What the model predicts</b>")
@@ -64,6 +71,10 @@ class OutputPanel(PlotPanel):
             self.confusion.clear_run()
         if focus.surface is not None or focus.points is not None:
             self.stack.setCurrentWidget(self.boundary)
+            has_map = focus.surface is not None and focus.surface.uncertainty is not None
+            if self.uncertainty_box.isVisibleTo(self) != has_map:
+                self.uncertainty_box.setVisible(has_map)
+            self.boundary.show_uncertainty = has_map and self.uncertainty_box.isChecked()
             self.boundary.show_run(focus)
             step = focus.surface.step if focus.surface is not None else 0
             self.title.setText(f"<b>7 · Decision boundary</b> at step {step:,} ({focus.name})")
@@ -87,6 +98,13 @@ class OutputPanel(PlotPanel):
                 text = "No class predictions to draw for this run: see the loss curves."
             self.message.setText(text)
             self.title.setText("<b>7 · What the model predicts</b>")
+
+
+    def _uncertainty_toggled(self, _on: bool) -> None:
+        self._drawn_at = 0.0
+        self._last_focus = getattr(self, "_last_focus", None)
+        if self._last_focus is not None:
+            self.sync([], False, self._last_focus)
 
 
 class NotesPanel(QLabel):

@@ -32,6 +32,7 @@ class BoundaryView(pg.PlotWidget):
         self.scatters: list = []
         self.surface_id = None
         self.points_id = None
+        self.show_uncertainty = False   # MC-dropout map instead of the class colours (when the engine sent one)
 
     def show_run(self, record) -> None:
         surface, points = record.surface, record.points
@@ -45,19 +46,14 @@ class BoundaryView(pg.PlotWidget):
                                              brush=pg.mkBrush(CLASS_COLORS[int(c) % len(CLASS_COLORS)]))
                 self.addItem(scatter)
                 self.scatters.append(scatter)
-        if surface is None or id(surface) == self.surface_id:
+        if surface is None or (id(surface), self.show_uncertainty) == self.surface_id:
             return
         first = self.surface_id is None
-        self.surface_id = id(surface)
-        probs = np.asarray(surface.probabilities, dtype=np.float32)
-        if probs.shape[-1] == 1:
-            probs = np.concatenate([1 - probs, probs], axis=-1)
-        colors = np.array([QColor(c).getRgbF()[:3] for c in CLASS_COLORS], dtype=np.float32)
-        k = probs.shape[-1]
-        rgb = probs @ colors[np.arange(k) % len(colors)]
-        confidence = probs.max(axis=-1, keepdims=True)   # pale where the model hesitates
-        strength = 0.25 + 0.5 * (confidence - 1 / k) / (1 - 1 / k)
-        rgb = 1 - strength * (1 - rgb)
+        self.surface_id = (id(surface), self.show_uncertainty)
+        if self.show_uncertainty and surface.uncertainty is not None:
+            rgb = self._uncertainty_rgb(np.asarray(surface.uncertainty, dtype=np.float32))
+        else:
+            rgb = self._class_rgb(np.asarray(surface.probabilities, dtype=np.float32))
         self.image.setImage((np.clip(rgb, 0, 1) * 255).astype(np.uint8), autoLevels=False, levels=(0, 255))
         xs, ys = surface.xs, surface.ys
         dx = (xs[-1] - xs[0]) / max(1, len(xs) - 1)
@@ -66,6 +62,25 @@ class BoundaryView(pg.PlotWidget):
                                   float(ys[-1] - ys[0] + dy)))
         if first:
             self.autoRange(padding=0)
+
+    @staticmethod
+    def _uncertainty_rgb(std: np.ndarray) -> np.ndarray:
+        """White (sure) to dark purple (the MC-dropout passes disagree most)."""
+        top = float(np.nanmax(std)) if np.isfinite(std).any() else 1.0
+        u = np.nan_to_num(std / max(top, 1e-9))[..., None]
+        return 1 - u * (1 - np.array([0.33, 0.1, 0.45], dtype=np.float32))
+
+    @staticmethod
+    def _class_rgb(probs: np.ndarray) -> np.ndarray:
+        """Class colours weighted by the predicted probabilities, pale where the model hesitates."""
+        if probs.shape[-1] == 1:
+            probs = np.concatenate([1 - probs, probs], axis=-1)
+        colors = np.array([QColor(c).getRgbF()[:3] for c in CLASS_COLORS], dtype=np.float32)
+        k = probs.shape[-1]
+        rgb = probs @ colors[np.arange(k) % len(colors)]
+        confidence = probs.max(axis=-1, keepdims=True)
+        strength = 0.25 + 0.5 * (confidence - 1 / k) / (1 - 1 / k)
+        return 1 - strength * (1 - rgb)
 
     def _clear_scatters(self) -> None:
         for scatter in self.scatters:

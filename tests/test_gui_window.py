@@ -402,3 +402,20 @@ def test_a_comparison_trains_its_variants_one_after_another_overlaid(qtbot, tmp_
     names = [label.text for _, label in w.dashboard.loss.legend.items]
     assert names == [f"#{sgd.run_id} sgd", f"#{adam.run_id} adam"]
     assert (sgd.folder / "sgd-seed3" / "summary.json").is_file()
+
+
+def test_mc_dropout_uncertainty_map_can_be_shown(qtbot, tmp_path):
+    mc = dict(copy.deepcopy(SMALL), name="mc",
+              model={"layers": [{"units": 16, "activation": "relu", "dropout": 0.3}]},
+              training={"epochs": 2, "batch_size": 20, "mc_dropout_samples": 8})
+    w = make_window(qtbot, tmp_path, mc)
+    w.train_or_pause()
+    record = current(w)
+    qtbot.waitUntil(lambda: w.active is None, timeout=FIRST_RUN_TIMEOUT)
+    assert record.surface is not None and record.surface.uncertainty is not None
+    w.redraw()
+    out = w.dashboard.output
+    assert out.uncertainty_box.isVisibleTo(out)
+    classes = out.boundary.image.image.copy()
+    out.uncertainty_box.setChecked(True)
+    assert not np.array_equal(out.boundary.image.image, classes)      # now the uncertainty map
