@@ -2,10 +2,9 @@
 
 Issue 4 trains variants x seeds and writes ``comparison.json``; this tab
 will overlay each variant's curves as a mean line with a min-max band
-across seeds, next to the comparison table.  ``add_band`` is the drawing
-primitive it needs; ``ComparisonView.show_comparison`` is the entry point
-the window calls.  Until then the tab explains how to compare runs by
-checking them in the run list.
+across seeds, next to the comparison table (``engine.compare.comparison_curves``
+computes them).  ``add_band`` is the drawing primitive it needs.  Until then
+the tab explains how to compare runs by checking them in the run list.
 """
 from __future__ import annotations
 
@@ -47,7 +46,3 @@ class ComparisonView(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.message)
         layout.addStretch(1)
-
-    def show_comparison(self, comparison) -> None:
-        """Entry point for issue 4 (variants x seeds); not used yet."""
-        raise NotImplementedError("comparisons arrive with issue 4")
