@@ -16,17 +16,21 @@ Where the time goes, and why the code looks the way it does:
   workspace (``np.dot(a, b, out)``: no temporary array, no copy), except for
   tiny products, where a BLAS call costs more than the arithmetic and plain
   loops win (a 2-8-8-1 network never calls BLAS).
-* BLAS threads: every product runs on the calling thread alone: it sets
-  OpenBLAS's thread count for that thread to 1
-  (``openblas_set_num_threads_local``) and restores it afterwards.  A
-  product split between threads waits for the slowest part; on two cores
-  shared with a window, tests or another run, that part's thread is often
-  descheduled, and the default threading made a step 10-50x slower
-  (784-300-100-10 at batch 32: 50 ms instead of 0.7 ms).  Even at batch 1024,
-  whose products alone run ~1.4x faster on two threads, whole training
-  steps on the busy machine were ~1.7x slower with them.  One thread also
-  makes results independent of the number of cores: OpenBLAS's threaded
-  products round differently.
+* BLAS threads: every product sets OpenBLAS's thread count for the calling
+  thread (``openblas_set_num_threads_local``) and restores it afterwards:
+  one thread unless the product is large (M*N*K >= :data:`PARALLEL_MNK`).
+  A product split between threads waits for the slowest part; on two cores
+  shared with a window, tests or another run, that thread is often
+  descheduled, and OpenBLAS's default (threads from M*N*K > 262,144) made
+  784-300-100-10 steps at batch 32 take 50 ms instead of 0.7 ms.  Large
+  products gain ~1.4x from a second core when it is free (batch 128 and up,
+  the 3072-wide first layer of the 20x100 net), so they keep it.  Threaded
+  and single-threaded OpenBLAS products round differently, so the threshold
+  is a fixed size, never a run-time measurement: runs stay reproducible.
+* FTZ/DAZ: the kernels' entry points set them on the calling thread
+  (:mod:`.fpu`); at import, OpenBLAS's worker pool is re-created from a
+  thread with FTZ/DAZ on, so the parts of threaded products computed by
+  workers flush denormals too (new threads inherit the control word).
 * Per-element loops (bias, BN, masks, reductions) run over rows with the
   unit index innermost, so LLVM vectorizes them, and use constants of the
   array's dtype (``dt(...)``) so float32 networks stay in float32.
@@ -39,6 +43,7 @@ import numpy as np
 from numba import cfunc, njit, types
 
 from . import activations as A
+from . import fpu
 from .layout import (ACT, ACT_P0, ACT_P1, ALPHA, ALPHA_DROPOUT, BETA, BIAS, BN, BN_AFTER, BN_BEFORE,
                      BN_EPSILON, BN_MOMENTUM, DROPOUT, FAN_IN, GAMMA, KERNEL, L1, L2, LOSS_BINARY_CE,
                      LOSS_MSE, LOSS_SOFTMAX_CE, MOVING_MEAN, MOVING_VAR, TRAINABLE, UNIT_OFFSET, UNITS)
@@ -70,6 +75,7 @@ MODE_MC_DROPOUT = 3  # inference, but dropout kept on (Monte Carlo dropout)
 SELU_ALPHA_PRIME = -A.SELU_SCALE * A.SELU_ALPHA
 
 SMALL_MNK = 8192           # products with M*N*K at most this run as plain loops
+PARALLEL_MNK = 1 << 24     # products with M*N*K at least this may use every BLAS thread
 
 
 # ---------------------------------------------------------------------------- BLAS threads
@@ -115,6 +121,46 @@ _set_blas_threads_local = types.ExternalFunction(_BLAS_THREADS_SYMBOL, types.int
 
 
 @njit(cache=True, nogil=True)
+def _restart_blas_workers(a, out):
+    prev = fpu.enter()
+    threads = _set_blas_threads_local(0)
+    np.dot(a, a, out)
+    _set_blas_threads_local(threads)
+    fpu.leave(prev)
+
+
+def _blas_workers_flush_denormals():
+    """MXCSR is per thread and OpenBLAS's worker threads were created when
+    SciPy loaded it, without FTZ/DAZ.  Shut the pool down and let the next
+    threaded product re-create it from a thread that has FTZ/DAZ on (new
+    threads inherit the creator's floating-point control word), so products
+    split between threads flush denormals in every part.  Side effect: SciPy
+    BLAS calls elsewhere in this process also flush denormals in the parts
+    its worker threads compute."""
+    lib = _blas_library()
+    if lib is None or not fpu.X86:
+        return False
+    try:
+        shutdown = lib.blas_thread_shutdown_
+    except AttributeError:
+        return False
+    shutdown()
+    a = np.ones((128, 128))
+    _restart_blas_workers(a, np.empty_like(a))
+    return True
+
+
+BLAS_WORKERS_FLUSH = _blas_workers_flush_denormals()
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _blas_threads_for(m, n, k):
+    """Set the calling thread's BLAS thread count for an (m, k) x (k, n)
+    product; returns the previous setting."""
+    return _set_blas_threads_local(0 if m * n * k >= PARALLEL_MNK else 1)
+
+
+@njit(cache=True, nogil=True)
 def matmul(a, b, out):
     """out (M, N) = a (M, K) @ b (K, N)."""
     M, K = a.shape
@@ -129,7 +175,7 @@ def matmul(a, b, out):
                 for j in range(N):
                     out[i, j] += aik * b[k, j]
         return
-    prev = _set_blas_threads_local(1)
+    prev = _blas_threads_for(M, N, K)
     np.dot(a, b, out)
     _set_blas_threads_local(prev)
 
@@ -150,7 +196,7 @@ def matmul_tn(a, b, out):
                 for j in range(N):
                     out[i, j] += ari * b[r, j]
         return
-    prev = _set_blas_threads_local(1)
+    prev = _blas_threads_for(M, N, R)
     np.dot(a.T, b, out)
     _set_blas_threads_local(prev)
 
@@ -168,7 +214,7 @@ def matmul_nt(a, b, out):
                     s += a[i, k] * b[j, k]
                 out[i, j] = s
         return
-    prev = _set_blas_threads_local(1)
+    prev = _blas_threads_for(M, N, K)
     np.dot(a, b.T, out)
     _set_blas_threads_local(prev)
 
