@@ -125,6 +125,23 @@ def test_entry_points_read_denormal_inputs_as_zero():
 
 
 @njit
+def _flushed_product(a, b, out):
+    previous = fpu.enter()
+    NK.matmul(a, b, out)
+    fpu.leave(previous)
+
+
+@pytest.mark.skipif(not (fpu.X86 and NK.BLAS_WORKERS_FLUSH), reason="needs OpenBLAS worker control on x86")
+def test_threaded_products_flush_denormals_in_every_part():
+    # large enough for OpenBLAS to split the product between its threads
+    assert 512 * 1024 * 512 >= NK.PARALLEL_MNK
+    a = np.full((512, 1024), 1e-42, np.float32)   # 1024 * 1e-42 = 1e-39: a denormal sum of denormal products
+    out = np.ones((512, 512), np.float32)
+    _flushed_product(a, np.ones((1024, 512), np.float32), out)
+    assert not np.any(out)                        # every row, whichever thread computed it
+
+
+@njit
 def _products(a, b, out_nn, bt, out_nt, at, out_tn):
     NK.matmul(a, b, out_nn)
     NK.matmul_nt(a, bt, out_nt)
