@@ -538,15 +538,29 @@ def markdown(rows: list, extras: list, info: dict, args_desc: str) -> str:
         table(rows), ""]
     if any("torch_1t_steps_per_s" in r for r in rows):
         lines += ["On two shared cores PyTorch's two threads often wait for each other (a descheduled thread "
-                  "stalls every parallel operation), so its 1-thread loop can be the faster one; Descent runs "
-                  "every BLAS product on the calling thread for the same reason.", ""]
+                  "stalls every parallel operation), so its 1-thread loop can be the faster one; Descent keeps "
+                  "small and medium products on the calling thread for the same reason and splits only large ones."]
+        judged = [r for r in rows if r.get("target") and "ratio_vs_best_torch" in r]
+        short = [r for r in judged if r["ratio_vs_best_torch"] < r["target"]]
+        if judged:
+            lines[-1] += (f"  Against the fastest PyTorch variant measured, {len(judged) - len(short)} of "
+                          f"{len(judged)} configurations still reach their target ratio"
+                          + ("." if not short else "; short: " + "; ".join(
+                              f"{r['label']} ({r['ratio_vs_best_torch']:.2f}x for {r['target']:g}x)"
+                              for r in short) + "."))
+        lines += [""]
+    slow_e2e = [r for r in rows if r["descent_end_to_end_steps_per_s"] < 0.8 * r["descent_steps_per_s"]]
+    if slow_e2e:
+        lines += ["End-to-end steps/s (epoch-end accuracy on up to 10,000 training rows and the validation split, "
+                  "decision surface, confusion matrix included) differ most for: " + "; ".join(
+                      f"{r['label']} {fmt_rate(r['descent_end_to_end_steps_per_s'])}" for r in slow_e2e) + ".", ""]
     if "dead-relu" in by:
         d = by["dead-relu"]
         lines += [f"Dead ReLUs: {d['label']}, 5,000 steps with {100 * d['dead_fraction'][-1]:.0f}% of the hidden "
                   f"units dead: {', '.join(fmt_rate(v) for v in d['steps_per_s_per_1000'])} steps/s per 1,000 "
                   f"steps (last/first {d['last_over_first']:.2f}; at most a 20% drop allowed: "
-                  f"{'met' if d['met'] else '**not met**'}); flush-to-zero left "
-                  f"{d['denormals_in_momentum']} denormals in the momentum buffers."]
+                  f"{'met' if d['met'] else '**not met**'}); {d['denormals_in_momentum']:,} denormal values "
+                  f"in the momentum buffers at the end."]
     if "denormal-input" in by:
         d = by["denormal-input"]
         lines += [f"Denormal inputs: {d['label']}: {fmt_rate(d['denormal_steps_per_s'])} steps/s against "
