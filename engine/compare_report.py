@@ -235,7 +235,8 @@ def write_comparison(folder: str | os.PathLike, summary: dict) -> None:
     write_text(folder / "comparison.csv", comparison_csv(summary))
 
 
-def _cell(s: dict, pct: bool) -> str:
+def format_stat(s: dict, pct: bool) -> str:
+    """"mean ± std" of a :func:`spread` result (percent for accuracies); "-" without values."""
     if s["n"] == 0:
         return "-"
     if pct:
@@ -245,24 +246,27 @@ def _cell(s: dict, pct: bool) -> str:
     return f"{s['mean']:.4f}{std}"
 
 
-def _nan_stats(value):
+_cell = format_stat
+
+
+def nan_stats(value):
     """Undo _json_safe for the statistics (null -> NaN), so a summary read back from
     comparison.json formats like a fresh one."""
     if isinstance(value, dict):
-        out = {k: _nan_stats(v) for k, v in value.items()}
+        out = {k: nan_stats(v) for k, v in value.items()}
         if "mean" in out and "n" in out:
             for k in ("mean", "std", "min", "max"):
                 if out.get(k) is None:
                     out[k] = math.nan
         return out
     if isinstance(value, list):
-        return [_nan_stats(v) for v in value]
+        return [nan_stats(v) for v in value]
     return value
 
 
 def format_table(summary: dict) -> str:
     """The readable report printed by the CLI (also from a summary read back from comparison.json)."""
-    summary = _nan_stats(summary)
+    summary = nan_stats(summary)
     metric = summary["metric"]
     pct = metric == "val_accuracy"
     target = summary.get("target")
@@ -416,3 +420,51 @@ def _read_column(run_dir: Path, metric: str) -> tuple[list, list]:
 
 
 # ----------------------------------------------------------------------------- command line
+
+
+CURVE_METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy")
+
+
+def record_curves(records: Sequence[Mapping], metric: str, n_points: int | None = None) -> dict:
+    """Mean line and min-max band per variant from job records (:func:`engine.compare.run_job`
+    results, each with its per-epoch ``curve``): what the window draws while a comparison is
+    still running, before any file is read back."""
+    curves: dict[str, list] = {}
+    for r in records:
+        points = [(e["step"], e[metric]) for e in r.get("curve") or () if e.get(metric) is not None]
+        steps = [p[0] for p in points]
+        values = [p[1] if math.isfinite(p[1]) else math.nan for p in points]
+        curves.setdefault(r["variant"], []).append((steps, values))
+    return aggregate_curves(curves, n_points)
+
+
+def read_comparison(folder: str | os.PathLike, metrics: Sequence[str] = CURVE_METRICS) -> tuple[dict, dict]:
+    """A finished comparison folder read back: (summary, {metric: curves}).
+
+    The summary is ``comparison.json`` with its nulls turned back into NaN;
+    the curves are :func:`aggregate_curves` of each run folder's ``epochs.csv``
+    (a run folder that is missing or has no such column is left out)."""
+    from .errors import ExperimentError
+
+    folder = Path(folder)
+    path = folder / "comparison.json"
+    try:
+        summary = nan_stats(json.loads(path.read_text(encoding="utf-8")))
+        names = list(summary["variants_order"])
+        runs = {n: list(summary["variants"][n]["runs"]) for n in names}
+    except FileNotFoundError:
+        raise ExperimentError(f"{folder}: no comparison.json here; a comparison folder is what "
+                              f"'python main.py run' writes for an experiment with a compare section") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ExperimentError(f"{path}: not a comparison summary ({type(exc).__name__}: {exc})") from None
+    curves = {}
+    for metric in metrics:
+        per_variant: dict[str, list] = {n: [] for n in names}
+        for name in names:
+            for run in runs[name]:
+                try:
+                    per_variant[name].append(_read_column(folder / str(run["folder"]), metric))
+                except (ExperimentError, OSError, ValueError, KeyError):
+                    continue
+        curves[metric] = aggregate_curves(per_variant)
+    return summary, curves

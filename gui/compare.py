@@ -1,48 +1,529 @@
-"""The comparison view's place in the window (issue 4 fills it).
+"""The Compare tab: variants x seeds of one experiment, trained fairly, reported honestly.
 
-Issue 4 trains variants x seeds and writes ``comparison.json``; this tab
-will overlay each variant's curves as a mean line with a min-max band
-across seeds, next to the comparison table (``engine.compare.comparison_curves``
-computes them).  ``add_band`` is the drawing primitive it needs.  Until then
-the tab explains how to compare runs by checking them in the run list.
+Press *Run comparison* and the experiment in the editors is trained once per
+variant of its ``compare`` section (or, without one, as it is) and per seed,
+by the engine's :func:`engine.compare.run_comparison` in a process pool (both
+cores).  A :class:`ComparisonRunner` on its own ``QThread`` drives it; as each
+job finishes it asks the engine for the summary so far (the same
+:func:`engine.compare.summarize` the headless report uses) and for the
+mean/min-max curves (:func:`engine.compare_report.record_curves`), and sends
+them to the GUI thread as one immutable :class:`ComparisonSnapshot`.  The tab
+only draws snapshots: one mean line per variant with its min-max band across
+seeds, and the table with the verdict of the one rule
+(:func:`engine.compare.distinguishable`: "not distinguishable at N seeds"
+unless the paired gap is larger than the seed-to-seed spread).
+
+*Open comparison folder* shows a comparison run earlier, in the window or by
+``python main.py run``; the newest one of the loaded experiment is shown
+when the tab is opened.
 """
 from __future__ import annotations
 
+import html
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
+                               QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from engine.errors import DescentError
+from engine.compare_report import CURVE_METRICS, format_stat
+
+from .plots import RUN_COLORS, add_legend, setup_plot
+
+METRIC_LABELS = {"val_accuracy": "validation accuracy (%)", "val_loss": "validation loss",
+                 "train_loss": "training loss (epoch mean)", "train_accuracy": "training accuracy (%)"}
+PERCENT = ("val_accuracy", "train_accuracy")
+VERDICT_COLORS = {"best": "#1b7a2a", "worse": "#a01010", "same": "#555555"}
 
 
-def add_band(plot: pg.PlotItem, x: np.ndarray, curves: np.ndarray, color: str, name: str) -> None:
-    """Mean line and min-max band of ``curves`` (seeds, len(x)) on ``plot``."""
-    curves = np.asarray(curves, dtype=np.float64)
+def _frozen(curves: dict) -> dict:
+    for per_variant in curves.values():
+        for arrays in per_variant.values():
+            for a in arrays.values():
+                a.setflags(write=False)
+    return curves
+
+
+@dataclass(frozen=True)
+class ComparisonSnapshot:
+    """What the tab draws: the engine's summary and curves of the runs done so far."""
+    folder: str
+    done: int
+    total: int
+    summary: dict | None       # engine.compare.summarize(...) (None before the first run ends)
+    curves: dict               # metric -> variant -> {"steps", "mean", "min", "max", "count"} (read-only)
+    message: str               # one line: the run that just finished, or what went wrong
+    finished: bool = False
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class ComparisonRequest:
+    experiment: dict           # resolved, with a compare section
+    folder: str
+    seeds: tuple | None        # None: the section's seeds
+    overrides: dict | None     # e.g. {"training": {"max_steps": 200}} for a quick look
+    workers: int
+
+
+class ComparisonRunner(QObject):
+    """Runs one comparison at a time on the thread it was moved to."""
+
+    snapshot = Signal(object)
+
+    @Slot(object)
+    def run(self, request: ComparisonRequest) -> None:
+        from engine import __version__
+        from engine.compare import comparison_jobs, run_comparison, summarize
+        from engine.compare_report import record_curves
+
+        exp = request.experiment
+        cfg = exp["compare"]
+        records: list[dict] = []
+        try:
+            jobs = comparison_jobs(exp, request.seeds, request.overrides)
+            seeds = [j.seed for j in jobs[::len(cfg["variants"])]]
+            total = len(jobs)
+            self.snapshot.emit(ComparisonSnapshot(request.folder, 0, total, None, {},
+                                                  f"training {total} runs in {request.folder} ..."))
+
+            def on_record(r: dict, done: int, total: int) -> None:
+                records.append(r)
+                summary = summarize(records, cfg, exp, seeds=seeds)
+                curves = _frozen({m: record_curves(records, m) for m in CURVE_METRICS})
+                self.snapshot.emit(ComparisonSnapshot(request.folder, done, total, summary, curves,
+                                                      f"{r['variant']} seed {r['seed']}: {r['status']} "
+                                                      f"({r['wall_seconds']:.1f} s)"))
+
+            summary = run_comparison(exp, request.folder, workers=request.workers, seeds=request.seeds,
+                                     overrides=request.overrides, on_record=on_record, app_version=__version__)
+            curves = _frozen({m: record_curves(records, m) for m in CURVE_METRICS})
+            self.snapshot.emit(ComparisonSnapshot(
+                request.folder, total, total, summary, curves,
+                f"done: {total} runs in {summary['total_wall_seconds']:.0f} s on {summary['workers']} "
+                f"process{'es' if summary['workers'] > 1 else ''}; written to {request.folder}", finished=True))
+        except DescentError as exc:
+            self.snapshot.emit(ComparisonSnapshot(request.folder, len(records), 0, None, {}, str(exc),
+                                                  finished=True, failed=True))
+        except Exception as exc:  # a bug or a dead worker process: say so, keep the window alive
+            import traceback
+
+            traceback.print_exc()
+            self.snapshot.emit(ComparisonSnapshot(request.folder, len(records), 0, None, {},
+                                                  f"{type(exc).__name__}: {exc}", finished=True, failed=True))
+
+
+def add_band(plot: pg.PlotItem, x: np.ndarray, lo: np.ndarray, mean: np.ndarray, hi: np.ndarray,
+             color: str, name: str) -> list:
+    """A mean line over a translucent min-max band; returns the items added."""
     pen = pg.mkPen(color, width=2)
-    mean = plot.plot(x, np.nanmean(curves, axis=0), pen=pen, name=name)
-    lo = plot.plot(x, np.nanmin(curves, axis=0), pen=pg.mkPen(None))
-    hi = plot.plot(x, np.nanmax(curves, axis=0), pen=pg.mkPen(None))
+    line = plot.plot(x, mean, pen=pen, name=name, symbol="o" if len(x) <= 40 else None, symbolSize=4,
+                     symbolPen=None, symbolBrush=QColor(color))
+    lower = pg.PlotCurveItem(x, lo, pen=pg.mkPen(None))
+    upper = pg.PlotCurveItem(x, hi, pen=pg.mkPen(None))
     fill = QColor(color)
-    fill.setAlpha(50)
-    plot.addItem(pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(fill)))
-    mean.setZValue(1)
+    fill.setAlpha(55)
+    band = pg.FillBetweenItem(lower, upper, brush=pg.mkBrush(fill))
+    for item in (lower, upper, band):
+        plot.addItem(item)
+    line.setZValue(1)
+    return [line, lower, upper, band]
+
+
+def describe_plan(exp: dict, seeds: int | None = None) -> str:
+    """One line: what Run comparison is about to train."""
+    cfg = exp.get("compare")
+    n_seeds = seeds or (len(cfg["seeds"]) if cfg else 3)
+    if cfg:
+        names = [v["name"] for v in cfg["variants"]]
+        shown = ", ".join(names[:9]) + (", ..." if len(names) > 9 else "")
+        return (f"{len(names)} variants ({shown}) × {n_seeds} seeds = {len(names) * n_seeds} runs; every "
+                f"variant of a seed starts from the same weights and sees the same batches")
+    return (f"this experiment declares no variants: it runs as it is over {n_seeds} seeds, to show the "
+            f"seed-to-seed spread (open a comparison preset, e.g. 08 · optimizer race, to compare variants)")
 
 
 class ComparisonView(QWidget):
-    def __init__(self, parent=None):
+    """The Compare tab (see the module docstring)."""
+
+    def __init__(self, experiment_source=None, run_root: Path | None = None, parent=None):
         super().__init__(parent)
-        self.message = QLabel(
-            "<h3>Comparing variants over seeds</h3>"
-            "<p>Experiments that declare several variants (for example eight optimizers on one network) "
-            "and several seeds will be shown here: one mean curve per variant with its min–max band "
-            "across seeds, and a table that says when two variants are not distinguishable.</p>"
-            "<p>For now: <b>Train</b> on a comparison preset (most of the Presets menu) trains its variants "
-            "one after another with the first seed and overlays them in every plot, one colour per variant. "
-            "Any runs can be compared the same way: <b>check them in the run list</b>. "
-            "All seeds and the statistics: <code>python main.py run NAME</code>.</p>")
-        self.message.setWordWrap(True)
-        self.message.setAlignment(Qt.AlignTop | Qt.AlignLeft)
-        self.message.setMaximumWidth(700)
+        self.experiment_source = experiment_source   # callable -> the editors' resolved experiment
+        self.run_root = run_root
+        self.workers = 2
+        self.snapshot: ComparisonSnapshot | None = None
+        self.running_folder: str | None = None
+        self.items: list = []
+        self._plan_name = None
+
+        self.plan = QLabel()
+        self.plan.setWordWrap(True)
+        self.plan.setTextFormat(Qt.RichText)
+        self.plan.setStyleSheet("QLabel { background: #eef3fb; border: 1px solid #c9d6ea; padding: 6px; }")
+        self.seeds = QSpinBox()
+        self.seeds.setRange(1, 50)
+        self.seeds.setValue(3)
+        self.seeds.setToolTip("Runs per variant, with seeds base, base + 1, ...: the spread across seeds is what "
+                              "a difference must beat to count (at least 2 seeds for any verdict)")
+        self.seeds.valueChanged.connect(lambda _v: self.show_plan())
+        self.max_steps = QSpinBox()
+        self.max_steps.setRange(0, 10_000_000)
+        self.max_steps.setSingleStep(100)
+        self.max_steps.setSpecialValueText("as planned")
+        self.max_steps.setToolTip("A quick look: stop every run after this many steps (as planned = the "
+                                  "experiment's epochs)")
+        self.run_button = QPushButton("Run comparison")
+        self.run_button.setToolTip("Train every variant over every seed (two processes), then report")
+        self.run_button.clicked.connect(self.start)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop every run at its next step; the runs done so far are reported")
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.setEnabled(False)
+        self.open_button = QPushButton("Open comparison folder…")
+        self.open_button.setToolTip("Show a comparison run earlier (here or by 'python main.py run')")
+        self.open_button.clicked.connect(lambda: self.open_folder())
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v/%m runs")
+        self.progress.setMaximumWidth(160)
+        self.progress.hide()
+        self.status = QLabel()
+        self.status.setStyleSheet("color: #444;")
+
+        controls = QHBoxLayout()
+        for text, widget in (("seeds", self.seeds), ("at most", self.max_steps)):
+            controls.addWidget(QLabel(text))
+            controls.addWidget(widget)
+        controls.addWidget(QLabel("steps per run"))
+        for w in (self.run_button, self.stop_button, self.open_button, self.progress):
+            controls.addWidget(w)
+        controls.addWidget(self.status, 1)
+
+        self.metric = QComboBox()
+        for key in CURVE_METRICS:
+            self.metric.addItem(METRIC_LABELS[key], key)
+        self.metric.currentIndexChanged.connect(lambda _i: self._draw_curves())
+        self.plot_widget = pg.PlotWidget()
+        self.plot = self.plot_widget.getPlotItem()
+        setup_plot(self.plot, "step", METRIC_LABELS["val_accuracy"])
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.legend = add_legend(self.plot, offset=(-4, -4))
+        self.plot_note = QLabel("line: mean over seeds · band: lowest to highest seed")
+        self.plot_note.setStyleSheet("color: #666;")
+        plot_head = QHBoxLayout()
+        plot_head.addWidget(QLabel("<b>Each variant over its seeds</b>"))
+        plot_head.addWidget(self.metric)
+        plot_head.addWidget(self.plot_note, 1)
+        plot_box = QWidget()
+        pl = QVBoxLayout(plot_box)
+        pl.setContentsMargins(0, 0, 0, 0)
+        pl.addLayout(plot_head)
+        pl.addWidget(self.plot_widget, 1)
+
+        self.table = QTableWidget(0, 0)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.report = QLabel()
+        self.report.setWordWrap(True)
+        self.report.setTextFormat(Qt.RichText)
+        self.report.setStyleSheet("color: #333;")
+        table_box = QWidget()
+        tl = QVBoxLayout(table_box)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.table, 1)
+        tl.addWidget(self.report)
+
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(plot_box)
+        split.addWidget(table_box)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.message)
-        layout.addStretch(1)
+        layout.addWidget(self.plan)
+        layout.addLayout(controls)
+        layout.addWidget(split, 1)
+
+        self.thread: QThread | None = None   # one per comparison: an idle tab holds no thread
+        self.runner: ComparisonRunner | None = None
+        self.show_plan()
+
+    updated = Signal(object)      # a snapshot was drawn (tests, scripts)
+    _submit_signal = Signal(object)
+
+    # ------------------------------------------------------------------ the plan
+
+    def current_experiment(self) -> dict | None:
+        if self.experiment_source is None:
+            return None
+        return self.experiment_source()
+
+    def show_plan(self, exp: dict | None = None) -> None:
+        """Say what Run comparison would train; on a new experiment, show its newest comparison."""
+        try:
+            exp = exp or self.current_experiment()
+        except DescentError as exc:
+            self.plan.setText(f"<b>The experiment in the editors is not valid:</b> {html.escape(str(exc))}")
+            return
+        if exp is None:
+            self.plan.setText("Load an experiment to compare.")
+            return
+        if exp.get("compare") and self._plan_name != exp["name"]:
+            self.seeds.blockSignals(True)
+            self.seeds.setValue(len(exp["compare"]["seeds"]))
+            self.seeds.blockSignals(False)
+        title = html.escape(exp.get("title") or exp["name"])
+        self.plan.setText(f"<b>{title}</b><br>{html.escape(describe_plan(exp, self.seeds.value()))}. "
+                          "A difference counts only when it is larger than the seed-to-seed spread.")
+        if self._plan_name != exp["name"]:
+            self._plan_name = exp["name"]
+            if self.running_folder is None:
+                newest = self.newest_folder(exp["name"])
+                if newest is not None:
+                    self.open_folder(newest, quiet=True)
+
+    def newest_folder(self, name: str) -> Path | None:
+        """The newest comparison of experiment ``name`` under the run root."""
+        if self.run_root is None or not Path(self.run_root).is_dir():
+            return None
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:60]
+        found = [p.parent for p in Path(self.run_root).glob("*/comparison.json")
+                 if p.parent.name[16:].startswith(safe)]     # <yyyymmdd-hhmmss>-<name>...
+        return max(found, key=lambda p: p.name) if found else None
+
+    # ------------------------------------------------------------------ running
+
+    def start(self) -> ComparisonRequest | None:
+        if self.running_folder is not None:
+            return None
+        from engine.compare import resolve_compare
+        from engine.runstore import default_run_dir
+
+        try:
+            exp = self.current_experiment()
+            if exp is None:
+                return None
+            if not exp.get("compare"):
+                exp = dict(exp, compare=resolve_compare({"variants": [{"name": exp["name"]}],
+                                                         "seeds": self.seeds.value()}, exp))
+                seeds = None
+            else:
+                from engine.compare import _seeds
+
+                seeds = tuple(_seeds(self.seeds.value(), exp["seed"])) \
+                    if self.seeds.value() != len(exp["compare"]["seeds"]) else None
+        except DescentError as exc:
+            self._set_status(f"cannot compare: {exc}", error=True)
+            return None
+        root = self.run_root if self.run_root is not None else Path(tempfile.mkdtemp(prefix="descent-compare-"))
+        folder = str(default_run_dir(f"{exp['name']}-compare", root))
+        overrides = {"training": {"max_steps": self.max_steps.value()}} if self.max_steps.value() else None
+        request = ComparisonRequest(exp, folder, seeds, overrides, self.workers)
+        self.running_folder = folder
+        self.snapshot = None
+        self._update_buttons()
+        self.thread = QThread()
+        self.thread.setObjectName("descent-comparison")
+        self.runner = ComparisonRunner()
+        self.runner.moveToThread(self.thread)
+        self.runner.snapshot.connect(self.on_snapshot)
+        self._submit_signal.connect(self.runner.run)
+        self.thread.start()
+        self._submit_signal.emit(request)
+        self._submit_signal.disconnect(self.runner.run)
+        return request
+
+    def stop(self) -> None:
+        if self.running_folder is not None:
+            from engine.compare import request_stop
+
+            request_stop(self.running_folder)
+            self._set_status("stopping every run at its next step…")
+
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        """Stop a running comparison and end its thread (the window is closing)."""
+        self.stop()
+        return self._end_thread(timeout_ms)
+
+    def _end_thread(self, timeout_ms: int = 60_000) -> bool:
+        if self.thread is None:
+            return True
+        self.thread.quit()
+        ok = self.thread.wait(timeout_ms)
+        if ok:
+            self.thread = self.runner = None
+        return ok
+
+    @property
+    def running(self) -> bool:
+        return self.running_folder is not None
+
+    def on_snapshot(self, snap: ComparisonSnapshot) -> None:
+        if snap.folder != self.running_folder and self.running_folder is not None:
+            return    # a snapshot of a comparison the tab no longer follows
+        if snap.finished:
+            self.running_folder = None
+            self._end_thread()   # the runner's slot returns right after its last snapshot
+        self.snapshot = snap if snap.summary is not None or self.snapshot is None else \
+            ComparisonSnapshot(snap.folder, snap.done, snap.total, self.snapshot.summary, self.snapshot.curves,
+                               snap.message, snap.finished, snap.failed)
+        self.progress.setVisible(not snap.finished and snap.total > 0)
+        self.progress.setMaximum(max(1, snap.total))
+        self.progress.setValue(snap.done)
+        self._set_status(snap.message, error=snap.failed)
+        self._update_buttons()
+        self._draw()
+        self.updated.emit(snap)
+
+    def open_folder(self, folder: str | Path | None = None, quiet: bool = False) -> bool:
+        from engine.compare_report import read_comparison
+
+        if folder is None:
+            start = str(self.run_root) if self.run_root is not None else ""
+            folder = QFileDialog.getExistingDirectory(self, "Open a comparison folder", start)
+            if not folder:
+                return False
+        try:
+            summary, curves = read_comparison(folder)
+        except DescentError as exc:
+            if not quiet:
+                self._set_status(str(exc), error=True)
+            return False
+        n = sum(len(v["runs"]) for v in summary["variants"].values())
+        self.snapshot = ComparisonSnapshot(str(folder), n, n, summary, _frozen(curves),
+                                           f"shown: {folder}", finished=True)
+        self._set_status(f"shown: {folder}")
+        self._draw()
+        return True
+
+    def _update_buttons(self) -> None:
+        running = self.running_folder is not None
+        self.run_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        self.open_button.setEnabled(not running)
+        self.seeds.setEnabled(not running)
+        self.max_steps.setEnabled(not running)
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setToolTip(text)
+        self.status.setStyleSheet(f"color: {'#a01010' if error else '#444'};")
+
+    # ------------------------------------------------------------------ drawing
+
+    def _draw(self) -> None:
+        s = self.snapshot
+        if s is not None and s.summary and s.folder != getattr(self, "_drawn_folder", None):
+            self._drawn_folder = s.folder      # a new comparison: plot the metric its verdicts use
+            index = self.metric.findData(s.summary["metric"])
+            if index >= 0 and index != self.metric.currentIndex():
+                self.metric.blockSignals(True)
+                self.metric.setCurrentIndex(index)
+                self.metric.blockSignals(False)
+        self._draw_curves()
+        self._draw_table()
+
+    def variant_names(self) -> list[str]:
+        s = self.snapshot
+        return list(s.summary["variants_order"]) if s is not None and s.summary else []
+
+    def _draw_curves(self) -> None:
+        for item in self.items:
+            self.plot.removeItem(item)
+        self.items = []
+        self.legend.clear()
+        metric = self.metric.currentData()
+        self.plot.setLabel("left", METRIC_LABELS[metric])
+        s = self.snapshot
+        curves = s.curves.get(metric, {}) if s is not None else {}
+        scale = 100.0 if metric in PERCENT else 1.0
+        drawn = 0
+        for i, name in enumerate(self.variant_names()):
+            c = curves.get(name)
+            if c is None:
+                continue
+            ok = c["count"] > 0
+            if not ok.any():
+                continue
+            n_seeds = int(c["count"].max())
+            label = f"{name} ({n_seeds} seed{'s' if n_seeds != 1 else ''})"
+            self.items += add_band(self.plot, c["steps"][ok], scale * c["min"][ok], scale * c["mean"][ok],
+                                   scale * c["max"][ok], RUN_COLORS[i % len(RUN_COLORS)], label)
+            drawn += 1
+        if drawn:
+            self.plot.enableAutoRange()
+        self.legend.setVisible(drawn > 0)
+
+    def _draw_table(self) -> None:
+        s = self.snapshot
+        summary = s.summary if s is not None else None
+        if not summary:
+            self.table.setRowCount(0)
+            self.report.setText("" if s is None else html.escape(s.message))
+            return
+        metric = summary["metric"]
+        pct = metric == "val_accuracy"
+        short = metric.replace("val_", "validation ").replace("_", " ")
+        target = summary.get("target")
+        headers = ["variant", "seeds", f"final {short}", f"best {short}"]
+        if target:
+            headers.append(f"steps to {short} {target['value']:g}")
+        headers += ["wall s", "same start", "verdict vs best"]
+        self.table.setColumnCount(len(headers))
+        self.table.setHorizontalHeaderLabels(headers)
+        order = list(summary["ranking"])
+        self.table.setRowCount(len(order))
+        colors = {n: RUN_COLORS[i % len(RUN_COLORS)] for i, n in enumerate(summary["variants_order"])}
+        bold = QFont()
+        bold.setBold(True)
+        for row, name in enumerate(order):
+            v = summary["variants"][name]
+            verdict = v["vs_best"]["verdict"]
+            statuses = ", ".join(f"{k} {c}" for k, c in v["statuses"].items())
+            cells = [name, f"{len(v['seeds'])} ({statuses})" if statuses else "0",
+                     format_stat(v[f"final_{metric}"], pct), format_stat(v[f"best_{metric}"], pct)]
+            if target:
+                t = v["steps_to_target"]
+                cells.append("never" if not t["reached"] else
+                             f"{t['mean']:.0f}" + (f" ± {t['std']:.0f}" if math.isfinite(t["std"]) else "")
+                             + f" ({t['reached']}/{t['of']})")
+            wall = v["wall_seconds"]["mean"]
+            cells += ["-" if not math.isfinite(wall) else f"{wall:.1f}",
+                      "yes" if v["same_initial_weights_as_first"] else "no (other sizes or initializers)",
+                      verdict]
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                if col == 0:
+                    item.setForeground(QColor(colors[name]))
+                    item.setFont(bold)
+                if col == len(cells) - 1:
+                    kind = "best" if name == summary["best"] else \
+                        "worse" if verdict.startswith("worse") else "same"
+                    item.setForeground(QColor(VERDICT_COLORS[kind]))
+                    if kind != "same":
+                        item.setFont(bold)
+                self.table.setItem(row, col, item)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setStretchLastSection(True)
+        # every row visible without scrolling (up to 12 variants): the table is the result
+        rows = min(len(order), 12)
+        self.table.setMinimumHeight(header.height() + rows * self.table.verticalHeader().defaultSectionSize() + 6)
+        notes = [f"<b>{summary['n_seeds']} seed{'s' if summary['n_seeds'] != 1 else ''}</b> "
+                 f"{summary['seeds']}; ranked by the mean final {short} (the verdicts never use the best epoch "
+                 "picked afterwards).", "<b>Rule:</b> " + html.escape(summary["rule"]),
+                 html.escape(summary["caveat"])]
+        self.report.setText("<br>".join(notes))
+
+    def table_rows(self) -> list[list[str]]:
+        """The table's text (tests)."""
+        return [[self.table.item(r, c).text() for c in range(self.table.columnCount())]
+                for r in range(self.table.rowCount())]

@@ -162,8 +162,9 @@ class MainWindow(FileActions, QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.train_split, "Train")
-        self.comparison = ComparisonView()
+        self.comparison = ComparisonView(self.current_experiment, self.run_root)
         self.tabs.addTab(self.comparison, "Compare")
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.arena = None
         try:
             from .arena import ArenaTab  # issue 5: lands independently
@@ -176,6 +177,10 @@ class MainWindow(FileActions, QMainWindow):
             self.arena = ArenaTab()
             self.tabs.addTab(self.arena, "Optimizer arena")
         self.setCentralWidget(self.tabs)
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.comparison:
+            self.comparison.show_plan()
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Training")
@@ -330,8 +335,8 @@ class MainWindow(FileActions, QMainWindow):
             self.lr_editor.set_value(exp["optimizer"]["learning_rate"])
         if exp.get("compare"):
             self.statusBar().showMessage(f"Training its {len(exp['compare']['variants'])} variants one after "
-                                         "another (first seed), overlaid in every plot; all seeds and the "
-                                         "statistics: python main.py run", 15000)
+                                         "another (first seed), overlaid in every plot; every seed with mean, "
+                                         "spread and verdicts: the Compare tab", 15000)
         self.worker.submit(RunJob(run_id, exp, folder, control))
         self.update_controls()
         return record
@@ -543,6 +548,8 @@ class MainWindow(FileActions, QMainWindow):
         t0 = time.monotonic()
         if not self.worker.shutdown(controls):
             print(f"descent: the training thread did not stop within {time.monotonic() - t0:.0f} s")
+        if not self.comparison.shutdown():
+            print("descent: the comparison thread did not stop in time")
         self.data_panel.wait_loaded()   # a data preview still loading must not report to a closed window
         if self.arena is not None and hasattr(self.arena, "shutdown"):
             self.arena.shutdown()
