@@ -185,8 +185,9 @@ def test_a_comparison_runs_in_a_process_pool_and_writes_its_files(tmp_path):
         "variants": [{"name": "nesterov"}, {"name": "same again"},
                      {"name": "frozen", "overrides": {"optimizer": {"name": "sgd", "learning_rate": 1e-7}}}],
         "seeds": 2, "target": {"metric": "val_accuracy", "value": 0.8}}))
-    seen = []
-    summary = run_comparison(exp, tmp_path / "cmp", workers=2, on_record=lambda r, d, t: seen.append((d, t)))
+    seen, records = [], []
+    summary = run_comparison(exp, tmp_path / "cmp", workers=2,
+                             on_record=lambda r, d, t: (seen.append((d, t)), records.append(r)))
     assert summary["workers"] == 2 and sorted(seen) == [(i, 6) for i in range(1, 7)]
     folder = tmp_path / "cmp"
     for name in ("nesterov", "same-again", "frozen"):
@@ -214,6 +215,17 @@ def test_a_comparison_runs_in_a_process_pool_and_writes_its_files(tmp_path):
     c = curves["nesterov"]
     assert list(c["steps"]) == [17.0, 34.0, 51.0] and list(c["count"]) == [2, 2, 2]
     assert np.all(c["min"] <= c["mean"]) and np.all(c["mean"] <= c["max"])
+    # the window's live curves (from the job records) are the curves read back from the folder
+    from engine.compare_report import CURVE_METRICS, read_comparison, record_curves
+
+    read_summary, read_curves = read_comparison(folder)
+    assert format_table(read_summary) == format_table(data)
+    for metric in CURVE_METRICS:
+        live = record_curves(records, metric)
+        assert set(live) == set(read_curves[metric]) == {"nesterov", "same again", "frozen"}
+        for name, c in live.items():
+            for key in ("steps", "mean", "min", "max", "count"):
+                np.testing.assert_allclose(c[key], read_curves[metric][name][key], rtol=1e-12, err_msg=metric)
 
 
 def test_the_cli_runs_a_comparison_and_prints_the_table(tmp_path, capsys):
