@@ -37,6 +37,7 @@ RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", 
               "#7f7f7f", "#bcbd22"]
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#ff7f0e"
 DIVERGED_COLOR = "#d00000"
+PHASE_COLOR = "#6a3d9a"
 _LAYER_MAP = pg.colormap.get("plasma")
 BAND_POINTS = 1500        # mean +/- std bands are thinned to this many points
 
@@ -339,6 +340,7 @@ class PlotPanel(QFrame):
                 continue
             self._versions[record.run_id] = version
             self.draw(record, multi, record.color if multi else None)
+            self.phase_markers(record)
             changed = True
         self.after_sync(records, multi, focus, changed)
         for legend in self.legends():
@@ -411,6 +413,26 @@ class PlotPanel(QFrame):
             self.items[key] = item
         return item
 
+    label_phases = False   # the loss and accuracy plots name the phases; the rest only draw the lines
+
+    def phase_markers(self, record) -> None:
+        """A dotted line where each later phase of a staged run starts (e.g. frozen | unfrozen),
+        on every plot of the panel."""
+        for i in range(1, len(record.phases)):
+            step, name = record.phases[i]
+            for follow in self.follows:
+                key = (record.run_id, "phase", i, id(follow.plot))
+                if key in self.items:
+                    continue
+                text = f"{record.phases[i - 1][1]} | {name}" if self.label_phases else None
+                line = pg.InfiniteLine(pos=step, angle=90, pen=pg.mkPen(PHASE_COLOR, width=1.5, style=Qt.DotLine),
+                                       label=text, labelOpts={"color": PHASE_COLOR, "position": 0.93,
+                                                              "fill": (255, 255, 255, 220)})
+                line.setToolTip(f"step {step:,}: phase '{name}' starts (new optimizer, layers frozen or "
+                                "unfrozen as the experiment says)")
+                follow.plot.addItem(line)
+                self.items[key] = line
+
     def diverged_marker(self, plot: pg.PlotItem, record, label: bool = False) -> None:
         key = (record.run_id, "diverged", id(plot))
         if record.diverged_step is None or key in self.items:
@@ -426,6 +448,8 @@ class PlotPanel(QFrame):
 # ====================================================================== loss
 
 class LossPanel(PlotPanel):
+    label_phases = True
+
     def __init__(self, parent=None):
         self.epoch_axis = EpochAxis()
         widget = pg.PlotWidget(axisItems={"top": self.epoch_axis, "left": LogAxis("left")})
@@ -480,6 +504,7 @@ class LossPanel(PlotPanel):
 # ================================================================== accuracy
 
 class AccuracyPanel(PlotPanel):
+    label_phases = True
     max_rate = 10   # epoch results: a tiny net at full speed finishes dozens of epochs a second
 
     def __init__(self, parent=None):

@@ -151,6 +151,7 @@ class RunRecord:
         self.color = "#1f77b4"   # set by the run list: one colour per run
         self.label = self.name   # legend label when overlaid (set by the dashboard)
         self.tag = ""            # what the run is within its job: a stage or a variant
+        self.phases: list[tuple[int, str]] = []   # (first step, name) of each phase of a staged run
         self.version = 0          # any change
         self.step_version = 0     # new diagnostics records (StepMetrics)
         self.epoch_version = 0    # new epoch results
@@ -282,6 +283,9 @@ class RunRecord:
         self.steps_per_epoch, self.total_steps = ev.steps_per_epoch, ev.total_steps
         self.task, self.n_classes, self.class_names = ev.task, ev.n_classes, tuple(ev.class_names)
         self.n_params, self.image_shape = ev.n_params, ev.image_shape
+        if "/" in ev.stage:    # "<stage>/<phase>": phases continue one network on one time axis
+            self.phases.append((self.step if continuing else 0, ev.stage.split("/", 1)[1]))
+            self.step_version += 1
         self.status = "running"
 
 

@@ -307,6 +307,17 @@ def test_a_staged_experiment_lists_one_run_per_stage(qtbot, tmp_path):
     assert first.status == second.status == "finished"
     # the reuse stage's two phases share one time axis: 4 epochs on one record, steps increasing
     assert len(second.epochs["epoch"]) == 4 and np.all(np.diff(second.log_step.data) > 0)
+    # ... and the plots mark where the unfrozen phase starts: after the frozen phase's 2 epochs
+    boundary = int(second.epochs["step"].data[1])
+    assert second.phases == [(0, "frozen"), (boundary, "unfrozen")] and first.phases == []
+    w.runs.set_checked(first.run_id, False)
+    w.runs.set_checked(second.run_id, True)
+    w.redraw()
+    for panel in (w.dashboard.loss, w.dashboard.accuracy, w.dashboard.grad, w.dashboard.ratio):
+        lines = [item for key, item in panel.items.items() if key[:2] == (second.run_id, "phase")]
+        assert len(lines) == len(panel.follows) and all(line.value() == boundary for line in lines), panel
+    loss_line = next(item for key, item in w.dashboard.loss.items.items() if key[1] == "phase")
+    assert loss_line.label.format == "frozen | unfrozen"
     assert (first.folder / "summary.json").is_file()
     # saving keeps the stages section although the editors do not show it
     w.save_experiment_as(str(tmp_path / "staged.json"))
