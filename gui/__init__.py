@@ -11,6 +11,7 @@ computes training math.  Modules, simplest first:
 * :mod:`gui.worker`         - the training thread (events cross in batches)
 * :mod:`gui.plots`          - the live plots
 * :mod:`gui.runs`           - the run list
+* :mod:`gui.coach_panel`    - the coach's findings about the shown run, with "try it"
 * :mod:`gui.exporting`      - weights / plots / CSV export
 * :mod:`gui.main_window`    - the window that ties them together
 * :mod:`gui.app`            - ``main(argv)``

@@ -1,9 +1,11 @@
 """The grid of live plots, plus the task view (decision boundary or confusion
-matrix) and a run-notes panel that explains what the shown run is doing.
+matrix), a run-notes panel that explains what the shown run is doing and,
+below it, the coach's findings about that run.
 
 ``Dashboard.refresh(records, focus)`` is called by the window's redraw timer;
 ``records`` are the runs to overlay (checked in the run list), ``focus`` the
-one whose decision boundary, confusion matrix and heat map are shown.
+one whose decision boundary, confusion matrix, heat map, notes and coach
+findings are shown.
 """
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import math
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSizePolicy, QStackedWidget, QWidget
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSizePolicy, QSplitter, QStackedWidget, QWidget
 
+from .coach_panel import CoachPanel
 from .panels import CLASS_COLORS
 from .layer_plots import ActivationPanel, DeadPanel, GradNormPanel, RatioPanel
 from .plots import AccuracyPanel, LossPanel, PlotPanel
@@ -172,6 +175,13 @@ class Dashboard(QWidget):
         self.ratio = RatioPanel()
         self.output = OutputPanel()
         self.notes = NotesPanel()
+        self.coach = CoachPanel()
+        self.notes_split = QSplitter(Qt.Vertical)   # the notes above, the coach below: one grid cell
+        self.notes_split.addWidget(self.notes)
+        self.notes_split.addWidget(self.coach)
+        self.notes_split.setChildrenCollapsible(False)
+        self.notes_split.setStretchFactor(0, 2)
+        self.notes_split.setStretchFactor(1, 3)
         grid = QGridLayout(self)
         grid.setContentsMargins(2, 2, 2, 2)
         grid.setSpacing(3)
@@ -182,7 +192,7 @@ class Dashboard(QWidget):
         grid.addWidget(self.ratio, 1, 1)
         grid.addWidget(self.dead, 2, 0)
         grid.addWidget(self.activation, 2, 1)
-        grid.addWidget(self.notes, 2, 2)
+        grid.addWidget(self.notes_split, 2, 2)
         for c in range(3):
             grid.setColumnStretch(c, 1)
         for r in range(3):
@@ -199,6 +209,7 @@ class Dashboard(QWidget):
         for panel in self.panels:
             panel.sync(records, multi, focus, force)
         self.notes.show_run(focus)
+        self.coach.show_run(focus)
         self.refreshes += 1
 
     def curve_items(self) -> dict:

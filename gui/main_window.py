@@ -9,6 +9,11 @@ tracks are dropped.
 A job is one press of Train.  It usually makes one run (one record); a
 staged experiment (transfer learning, pretraining: a ``stages`` section)
 makes one record per stage, so each stage appears in the run list.
+
+The coach's findings (found on the training thread) reach the records with
+the other events; "Try it" on a finding loads the modified experiment into
+the editors and trains it as a new run overlaid on the original, after
+stopping the run in progress if there is one.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget
 
+from engine.coach import Finding
+from engine.compare import apply_overrides
 from engine.control import RunControl
 from engine.errors import DescentError
 from engine.events import RunFinished
@@ -91,6 +98,7 @@ class MainWindow(FileActions, QMainWindow):
         self._next_run_id = 1
         self._loading = False
         self._closing = False
+        self._coach_next: RunRecord | None = None   # the original run of a coach variant waiting to start
         self.control_factory = RunControl   # benchmarks substitute an instrumented RunControl
         self.worker = WorkerThread(self)
         self.worker.worker.batch.connect(self.on_batch)
@@ -98,6 +106,7 @@ class MainWindow(FileActions, QMainWindow):
 
         self._build_editors()
         self.dashboard = Dashboard()
+        self.dashboard.coach.try_requested.connect(self.try_finding)
         self.runs = RunList()
         self.runs.checked_changed.connect(self._view_changed)
         self.runs.focus_changed.connect(self._view_changed)
@@ -407,7 +416,8 @@ class MainWindow(FileActions, QMainWindow):
                 chunk.append(event)
         job.record.ingest(chunk)
         record = job.record
-        if isinstance(events[-1] if events else None, (RunFinished, RunFailed)):
+        last = next((e for e in reversed(events) if not isinstance(e, Finding)), None)   # a finding may follow
+        if isinstance(last, (RunFinished, RunFailed)):
             if record.status == "diverged":
                 self.statusBar().showMessage(f"{record.name} diverged at step {record.diverged_step}: lower the "
                                              "learning rate, add gradient clipping or batch normalization.", 15000)
@@ -445,6 +455,41 @@ class MainWindow(FileActions, QMainWindow):
         if self.active is job:
             self.active = None
             self.update_controls()
+        if self._coach_next is not None and self.active is None:
+            original, self._coach_next = self._coach_next, None
+            self._start_coach_variant(original)
+
+    def try_finding(self, record: RunRecord, finding: Finding) -> None:
+        """The coach's "try it": load the modified experiment and train it next to ``record``."""
+        if record.stage:
+            return   # a stage starts from another stage's weights: it cannot be trained alone
+        try:
+            exp = apply_overrides(record.experiment, finding.try_it)
+        except DescentError as exc:
+            self.show_error("The coach's suggestion cannot be applied", str(exc))
+            return
+        suffix = f"-coach-{finding.detector}"
+        if not exp["name"].endswith(suffix):
+            exp["name"] += suffix
+        self.set_experiment(exp, source=f"coach: {finding.try_it_label} (from run {record.name})")
+        self._coach_next = record
+        if self.active is not None:   # one job at a time: the variant starts when this one is done
+            self.active.control.stop()
+            self.statusBar().showMessage(f"Stopping {self.active.record.name}; then training the coach's "
+                                         f"variant: {finding.try_it_label}", 10000)
+            self.update_controls()
+            return
+        self._coach_next = None
+        self._start_coach_variant(record)
+
+    def _start_coach_variant(self, original: RunRecord) -> None:
+        """Train the editors' experiment (the coach's variant), overlaid on ``original``."""
+        new = self.start_run()
+        if new is None:
+            return
+        if original.run_id in self.runs.items:
+            self.runs.set_checked(original.run_id, True)
+        self.statusBar().showMessage(f"Training the coach's variant {new.name} next to {original.name}", 10000)
 
     def load_record_into_editors(self, record: RunRecord | None) -> None:
         if record is None:

@@ -3,7 +3,9 @@
 A :class:`RunRecord` lives on the GUI thread.  The worker's batches of
 immutable events are appended to it (:meth:`RunRecord.ingest`); the plots read
 its arrays on their redraw timer.  ``version`` increases with every change,
-so a plot redraws only what changed.  Runs from earlier sessions are read
+so a plot redraws only what changed.  The coach's findings about the run
+(computed on the training thread) arrive as events too and are kept in
+``findings``.  Runs from earlier sessions are read
 back from their run folders (``history.csv``, ``epochs.csv``) by
 :func:`record_from_folder`.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.activations import ACTIVATIONS
+from engine.coach import Finding
 from engine.events import (Compiling, ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted,
                            StepMetrics)
 from engine.runstore import read_run_status
@@ -151,6 +154,8 @@ class RunRecord:
         self.color = "#1f77b4"   # set by the run list: one colour per run
         self.label = self.name   # legend label when overlaid (set by the dashboard)
         self.tag = ""            # what the run is within its job: a stage or a variant
+        self.stage = ""          # the stage (phase) this record trains: it cannot be trained alone
+        self.findings: list[Finding] = []   # the coach's, in the order found
         self.phases: list[tuple[int, str]] = []   # (first step, name) of each phase of a staged run
         self.version = 0          # any change
         self.step_version = 0     # new diagnostics records (StepMetrics)
@@ -270,6 +275,8 @@ class RunRecord:
         elif isinstance(ev, RunFailed):
             self.status, self.reason = "failed", ev.message
             self.compiling = False
+        elif isinstance(ev, Finding):
+            self.findings.append(ev)
 
     def _started(self, ev: RunStarted) -> None:
         """A run starts, or the next phase of a stage continues it on the same time axis."""
@@ -283,6 +290,7 @@ class RunRecord:
         self.steps_per_epoch, self.total_steps = ev.steps_per_epoch, ev.total_steps
         self.task, self.n_classes, self.class_names = ev.task, ev.n_classes, tuple(ev.class_names)
         self.n_params, self.image_shape = ev.n_params, ev.image_shape
+        self.stage = ev.stage
         if "/" in ev.stage:    # "<stage>/<phase>": phases continue one network on one time axis
             self.phases.append((self.step if continuing else 0, ev.stage.split("/", 1)[1]))
             self.step_version += 1

@@ -14,6 +14,11 @@ next step boundary even while the worker's event loop is busy training.
 The worker never touches a widget; events are immutable, so the GUI can keep
 them.  Each run has a ``run_id``; the window drops batches of runs it no
 longer tracks.
+
+The coach (:mod:`engine.coach`) watches the job's events here too, on the
+training thread: its findings (immutable) join the batch right after the
+event that revealed them, so the GUI only shows them and never runs the
+coach's arithmetic.
 """
 from __future__ import annotations
 
@@ -25,15 +30,17 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from engine.coach import Coach
 from engine.control import RunControl
 from engine.errors import DescentError
-from engine.events import Compiling, RunFinished, RunStarted, frozen_array
+from engine.events import Compiling, EpochEnd, RunFinished, RunStarted, StepMetrics, frozen_array
 
 from .records import DataPoints, RunFailed, SubRun
 
 BATCH_SECONDS = 1 / 30
 MAX_POINTS = 3000   # training points sent for the decision-boundary view
 URGENT = (RunStarted, Compiling, RunFinished, SubRun)   # sent at once
+COACHED = (StepMetrics, EpochEnd, RunStarted, RunFinished)   # the only events the coach looks at
 try:
     from engine.stages import StageFinished, StagesFinished, StageStarted
     URGENT += (StageStarted, StageFinished, StagesFinished)
@@ -79,6 +86,7 @@ class TrainingWorker(QObject):
 
         pending: list = []
         writer = None
+        coach = Coach()
         last = time.monotonic()
         try:
             if job.experiment.get("stages"):   # multi-stage workflow (transfer learning, pretraining)
@@ -102,6 +110,10 @@ class TrainingWorker(QObject):
                 if writer is not None:
                     writer.handle(event)
                 pending.append(event)
+                if isinstance(event, COACHED):
+                    pending.extend(coach.observe(event))
+                elif isinstance(event, SubRun):   # the next variant reuses the job's run_id: watch it afresh
+                    coach.runs.pop(job.run_id, None)
                 now = time.monotonic()
                 if (now - last >= self.batch_seconds or job.control.paused or job.control.stopped
                         or isinstance(event, URGENT)):
