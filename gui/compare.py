@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
 from engine.errors import DescentError
 from engine.compare_report import CURVE_METRICS, format_stat
 
+from .compat import collect_garbage_on_gui_thread
 from .plots import RUN_COLORS, add_legend, setup_plot
 
 METRIC_LABELS = {"val_accuracy": "validation accuracy (%)", "val_loss": "validation loss",
@@ -155,6 +156,7 @@ class ComparisonView(QWidget):
 
     def __init__(self, experiment_source=None, run_root: Path | None = None, parent=None):
         super().__init__(parent)
+        collect_garbage_on_gui_thread()   # the comparison thread allocates: it must never collect Qt objects
         self.experiment_source = experiment_source   # callable -> the editors' resolved experiment
         self.run_root = run_root
         self.workers = 2

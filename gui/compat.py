@@ -53,3 +53,52 @@ def guard_none_refcount() -> bool:
         ctypes.c_ssize_t.from_address(id(obj)).value += HEADROOM
     applied = True
     return True
+
+
+# ---------------------------------------------------------------------------- garbage collection
+
+class _GuiThreadCollector:
+    """Run Python's cyclic garbage collector on the GUI thread only.
+
+    The collector runs in whichever thread happens to allocate past its
+    threshold: the training or the comparison thread, most of the time.  A
+    cycle that holds a Qt object (a closed window's widgets, a plot item) is
+    then destroyed off the GUI thread, and Qt objects must not be; in
+    practice the destructor waits for the GIL held by that very thread and
+    the process hangs.  So automatic collection is switched off and a timer
+    on the GUI thread collects the generations whose thresholds were passed,
+    as CPython would have (a known PySide pattern)."""
+
+    def __init__(self, app, interval_ms: int = 250):
+        import gc
+
+        from PySide6.QtCore import QTimer
+
+        self.gc = gc
+        self.threshold = gc.get_threshold()
+        gc.disable()
+        self.timer = QTimer(app)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.check)
+        self.timer.start()
+
+    def check(self) -> None:
+        counts = self.gc.get_count()
+        if counts[0] <= self.threshold[0]:
+            return
+        generation = 0
+        if counts[1] > self.threshold[1]:
+            generation = 1 if counts[2] <= self.threshold[2] else 2
+        self.gc.collect(generation)
+
+
+def collect_garbage_on_gui_thread() -> bool:
+    """Install the collector for the running QApplication (once); False without one."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        return False
+    if getattr(app, "_descent_collector", None) is None:
+        app._descent_collector = _GuiThreadCollector(app)
+    return True

@@ -37,6 +37,7 @@ from engine.params import Param
 from engine.runstore import default_run_dir
 
 from . import menus
+from .compat import collect_garbage_on_gui_thread
 from .actions import FileActions
 from .builder import ModelBuilder
 from .compare import ComparisonView
@@ -89,6 +90,7 @@ class MainWindow(FileActions, QMainWindow):
     def __init__(self, experiment: dict | None = None, run_root: str | Path | None = "runs",
                  settings: QSettings | None = None, load_previous_runs: bool = True):
         super().__init__()
+        collect_garbage_on_gui_thread()   # worker threads must never destroy Qt objects
         self.settings = settings if settings is not None else QSettings("Descent", "Descent")
         self.run_root = None if run_root is None else Path(run_root)
         self.records: dict[int, RunRecord] = {}

@@ -85,3 +85,38 @@ def retained_megabytes(roots) -> float:
         elif hasattr(obj, "__dataclass_fields__"):
             stack.extend(getattr(obj, f) for f in obj.__dataclass_fields__)
     return total / 2**20
+
+
+def test_garbage_with_qt_objects_is_collected_on_the_gui_thread_only(qtbot, tmp_path):
+    """A cycle collected on the training (or comparison) thread would destroy Qt objects off the
+    GUI thread, which hangs or crashes the process: the window collects on the GUI thread."""
+    import gc
+
+    make_window(qtbot, tmp_path, SMALL)
+    assert not gc.isenabled()
+    collected_on = []
+
+    class Cycle:
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            collected_on.append(threading.current_thread().name)
+
+    for _ in range(20):
+        Cycle()
+
+    kept = []
+
+    def allocate():   # far past the threshold of generation 0, many times over (kept alive)
+        for _ in range(200_000):
+            kept.append([None])
+        for _ in range(20):
+            Cycle()
+
+    worker = threading.Thread(target=allocate, name="allocating-worker")
+    worker.start()
+    worker.join()
+    assert collected_on == []          # nothing was collected on the worker thread
+    qtbot.waitUntil(lambda: len(collected_on) == 40, timeout=10_000)
+    assert set(collected_on) == {threading.main_thread().name}
