@@ -60,9 +60,16 @@ class OutputPanel(PlotPanel):
         now = time.monotonic()
         if (not force and focus is not None and focus.run_id == self.run_id
                 and now - getattr(self, "_drawn_at", 0.0) < 1.0 / self.max_rate):
+            self.pending = True
             return
+        self.pending = False
         self._drawn_at = now
         self._last_focus = focus
+        key = None if focus is None else (focus.run_id, id(focus.surface), id(focus.confusion), id(focus.points),
+                                          focus.status, focus.name, self.uncertainty_box.isChecked())
+        if not force and key == getattr(self, "_shown_key", ()):
+            return    # nothing new to predict: the confusion matrix changes once an epoch
+        self._shown_key = key
         if focus is None:
             self.stack.setCurrentWidget(self.message)
             self.title.setText("<b>7 · What the model predicts</b>")
@@ -123,6 +130,7 @@ class NotesPanel(QLabel):
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Ignored)
         self._key = ()
         self._last = 0.0
+        self.pending = False
         self.show_run(None)
 
     def show_run(self, record) -> None:
@@ -135,7 +143,9 @@ class NotesPanel(QLabel):
         now = time.monotonic()
         if record is not None and not record.finished and now - self._last < 0.25 and self._key \
                 and self._key[0] == record.run_id:
+            self.pending = True
             return  # live numbers: 4 updates a second are plenty
+        self.pending = False
         self._key, self._last = key, now
         if record is None:
             self.setText("<b>Run notes</b><br>Press <b>Train</b> (Space) to start. The plots fill in as the network "
@@ -199,17 +209,27 @@ class Dashboard(QWidget):
             grid.setRowStretch(r, 1)
         self.panels = [self.loss, self.accuracy, self.grad, self.dead, self.activation, self.ratio, self.output]
         self.refreshes = 0
+        self._key = None
 
     def refresh(self, records: list, focus, force: bool = True) -> None:
+        """Sync every panel with ``records``; a timer tick (force=False) that finds no record
+        changed and no panel behind costs nothing (ticks outnumber new data for large networks,
+        and every Python cycle spent here is taken from the training thread: one GIL)."""
+        key = (tuple((r.run_id, r.version) for r in records), None if focus is None else (focus.run_id, focus.version))
+        unchanged = not force and key == self._key
+        self._key = key
         multi = len(records) > 1
         if multi and tuple(r.run_id for r in records) != getattr(self, "_labelled", None):
             self._labelled = tuple(r.run_id for r in records)
             for run_id, label in distinguishing_labels(records).items():
                 next(r for r in records if r.run_id == run_id).label = label
         for panel in self.panels:
-            panel.sync(records, multi, focus, force)
-        self.notes.show_run(focus)
-        self.coach.show_run(focus)
+            if not unchanged or panel.pending:   # rate-limited panels catch up on later ticks
+                panel.sync(records, multi, focus, force)
+        if not unchanged or self.notes.pending:
+            self.notes.show_run(focus)
+        if not unchanged:
+            self.coach.show_run(focus)
         self.refreshes += 1
 
     def curve_items(self) -> dict:

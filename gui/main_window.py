@@ -31,7 +31,7 @@ from engine.coach import Finding
 from engine.compare import apply_overrides
 from engine.control import RunControl
 from engine.errors import DescentError
-from engine.events import RunFinished
+from engine.events import RunFinished, StepMetrics
 from engine.experiment import default_experiment, resolve_experiment
 from engine.params import Param
 from engine.runstore import default_run_dir
@@ -49,6 +49,9 @@ from .widgets.params import NumberEditor
 from .worker import RunJob, WorkerThread
 
 REDRAW_MS = 33
+STATUS_SECONDS = 0.2    # status bar and run list refresh interval while training
+FRAME_MIN_RECORDS = 2   # see MainWindow._draw_if_due
+FRAME_MAX_SECONDS = 0.15
 META_KEYS = ("name", "title", "description", "section", "look_at", "loss")
 PASS_THROUGH = ("stages", "compare")   # sections the editors do not show but a run must keep
 try:
@@ -91,6 +94,8 @@ class MainWindow(FileActions, QMainWindow):
                  settings: QSettings | None = None, load_previous_runs: bool = True):
         super().__init__()
         collect_garbage_on_gui_thread()   # worker threads must never destroy Qt objects
+        self._drawn_at = self._status_at = 0.0    # last frame, last status-bar update (monotonic s)
+        self._fresh_records, self._urgent = 0, False   # what arrived since the last frame
         self.settings = settings if settings is not None else QSettings("Descent", "Descent")
         self.run_root = None if run_root is None else Path(run_root)
         self.records: dict[int, RunRecord] = {}
@@ -125,7 +130,7 @@ class MainWindow(FileActions, QMainWindow):
                 self.records[record.run_id] = record
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
-        self.timer.timeout.connect(lambda: self.redraw(force=False))
+        self.timer.timeout.connect(self._tick)
         self.timer.start()
         self.update_controls()
         self.resize(1600, 1000)
@@ -425,6 +430,27 @@ class MainWindow(FileActions, QMainWindow):
                                              "learning rate, add gradient clipping or batch normalization.", 15000)
             elif record.status == "failed":
                 self.statusBar().showMessage(f"{record.name} failed: {record.reason}", 15000)
+        fresh = sum(isinstance(e, StepMetrics) for e in events)
+        self._fresh_records += fresh
+        self._urgent = self._urgent or fresh < len(events)   # epoch ends, findings, start and end
+        self._draw_if_due()
+
+    def _tick(self) -> None:
+        """The timer draws what batches left undrawn, and keeps an idle or paused window current."""
+        self._draw_if_due()
+
+    def _draw_if_due(self) -> None:
+        """Draw at most every REDRAW_MS, and only when the frame shows something new enough:
+        at least FRAME_MIN_RECORDS new diagnostics records, another kind of event, or
+        FRAME_MAX_SECONDS since the last frame.  A large network logs ~16 records a second, one
+        per batch; drawing a frame for each single point took a fifth of a core of Python, which
+        the training thread paid for (one GIL).  A tiny network logs hundreds of records a second
+        and still gets every frame."""
+        age = time.monotonic() - self._drawn_at
+        if age < 0.9 * REDRAW_MS / 1000:
+            return
+        if self._urgent or self._fresh_records >= FRAME_MIN_RECORDS or age >= FRAME_MAX_SECONDS:
+            self.redraw(force=False)
 
     def _sub_record(self, job: ActiveRun, title: str) -> None:
         """The next stage or variant of a job: a record of its own in the run list."""
@@ -525,11 +551,15 @@ class MainWindow(FileActions, QMainWindow):
 
     def redraw(self, force: bool = True) -> None:
         """Bring every view up to date; the timer's ticks (force=False) let slow views skip a tick."""
+        self._drawn_at = time.monotonic()
+        self._fresh_records, self._urgent = 0, False
         shown = self.shown_records()
         self.dashboard.refresh(shown, self.focus_record(shown), force)
-        for record in self.records.values():
-            self.runs.update_record(record)
-        self._update_status()
+        if force or time.monotonic() - self._status_at >= STATUS_SECONDS:
+            self._status_at = time.monotonic()   # numbers for people: a few updates a second
+            for record in self.records.values():
+                self.runs.update_record(record)
+            self._update_status()
 
     def _update_status(self) -> None:
         record = self.active.record if self.active is not None else None

@@ -29,7 +29,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QCheckBox, QFrame, QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
+from PySide6.QtWidgets import (QCheckBox, QFrame, QGraphicsItem, QGraphicsScene, QHBoxLayout, QLabel, QSizePolicy,
+                               QVBoxLayout)
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#222", imageAxisOrder="row-major")
 
@@ -302,6 +303,9 @@ class PlotPanel(QFrame):
         self.note.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
         self.note.hide()
         self.widget = plot_widget if plot_widget is not None else pg.PlotWidget(axisItems={"left": LogAxis("left")})
+        if isinstance(self.widget, pg.GraphicsView):
+            # curves change shape on every frame: keeping a BSP index of them costs more than it saves
+            self.widget.scene().setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(1, 1, 1, 1)
         layout.setSpacing(0)
@@ -322,6 +326,7 @@ class PlotPanel(QFrame):
     # -- incremental drawing -------------------------------------------------------------------
 
     max_rate = None   # redraws per second at most (None: every tick of the window's timer)
+    pending = False   # a rate-limited tick left a change undrawn
 
     def sync(self, records: list, multi: bool, focus, force: bool = True) -> None:
         """Redraw the runs in ``records`` whose data changed since the last call
@@ -331,7 +336,9 @@ class PlotPanel(QFrame):
             self.reset()
             self._sig = sig
         elif not force and self.max_rate and time.monotonic() - getattr(self, "_drawn_at", 0.0) < 1.0 / self.max_rate:
-            return   # drawn recently: the change is picked up by a later tick
+            self.pending = True   # drawn recently: a later tick picks the change up
+            return
+        self.pending = False
         self._drawn_at = time.monotonic()
         changed = False
         for record in records:

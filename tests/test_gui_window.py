@@ -430,3 +430,44 @@ def test_mc_dropout_uncertainty_map_can_be_shown(qtbot, tmp_path):
     classes = out.boundary.image.image.copy()
     out.uncertainty_box.setChecked(True)
     assert not np.array_equal(out.boundary.image.image, classes)      # now the uncertainty map
+
+
+def test_a_frame_waits_for_two_new_records_or_another_event(window, qtbot, monkeypatch):
+    """Large networks log one diagnostics record per batch: a frame per single new point cost
+    the training thread a fifth of a core (one GIL), so frames wait for a second record, for
+    another kind of event, or for FRAME_MAX_SECONDS."""
+    import time
+
+    from engine.events import EpochEnd, RunStarted, StepMetrics
+    from engine.training import Trainer
+    from gui.main_window import FRAME_MAX_SECONDS, ActiveRun
+    from gui.records import RunRecord
+
+    w = window
+    events = list(Trainer(resolve_experiment(SMALL), run_id=999).run(RunControl()))
+    started = next(e for e in events if isinstance(e, RunStarted))
+    steps = [e for e in events if isinstance(e, StepMetrics)]
+    epoch_end = next(e for e in events if isinstance(e, EpochEnd))
+    record = RunRecord(999, w.current_experiment())
+    w.jobs[999] = ActiveRun(999, record, RunControl(), [record])
+    frames = []
+    refresh = w.dashboard.refresh
+    monkeypatch.setattr(w.dashboard, "refresh", lambda *a, **k: (frames.append(1), refresh(*a, **k)))
+    w.timer.stop()
+
+    def deliver(batch, age):
+        w._drawn_at = time.monotonic() - age
+        before = len(frames)
+        w.on_batch(999, tuple(batch))
+        return len(frames) - before
+
+    assert deliver([started], 0.05) == 1                          # a run starts: drawn at once
+    assert deliver(steps[:1], 0.05) == 0                          # one new point: wait
+    assert deliver(steps[1:2], 0.05) == 1                         # the second one: draw
+    assert deliver(steps[2:3], 0.05) == 0
+    assert deliver([epoch_end], 0.05) == 1                        # epoch results: draw
+    assert deliver(steps[3:4], FRAME_MAX_SECONDS + 0.01) == 1     # a slow run still gets frames
+    assert deliver(steps[4:6], 0.0) == 0                          # never faster than REDRAW_MS
+    w.timer.start()
+    qtbot.waitUntil(lambda: len(frames) == 5, timeout=5_000)    # ... the timer draws what was left
+    w.jobs.pop(999)
