@@ -223,6 +223,8 @@ class Bench:
         out = []
         for _ in range(pauses):
             self.run_until(lambda: False, 0.4)
+            if self.window.active is None:
+                break    # the run ended: no more pauses to measure
             control = self.window.active.control
             n = len(control.blocked_at)
             t_click = time.perf_counter()
@@ -274,7 +276,8 @@ def main(argv=None) -> int:
     fps = bench.fps(args.fps_seconds) if args.only in (None, "fps") else None
     tiny = resolve_experiment(dict(default_experiment(), training=dict(default_experiment()["training"],
                                                                        epochs=100_000)))
-    pause_big = bench.pause_latencies(exp, args.pauses) if args.only in (None, "pause") else []
+    long_exp = fashion_experiment(1_000_000)[0]   # never ends before the pauses are done
+    pause_big = bench.pause_latencies(long_exp, args.pauses) if args.only in (None, "pause") else []
     pause_tiny = bench.pause_latencies(tiny, args.pauses) if args.only in (None, "pause") else []
     bench.close()
     if args.only:
