@@ -413,7 +413,6 @@ def run_job(job: Job, root: str, target: dict | None = None, app_version: str = 
                                                default=str).encode(), dtype=np.uint8),
                       np.array([trainer.batch_size, int(experiment["training"]["shuffle"])]))
     writer = RunWriter(Path(root) / job.folder, app_version)
-    writer.attach(trainer)  # data statistics in the weights metadata (predict, ONNX), and a checkpoint
     writer.attach(trainer, checkpoint=False)   # data statistics go with the weights (predict, export)
     control = RunControl()
     epochs: list[dict] = []
