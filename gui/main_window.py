@@ -590,6 +590,8 @@ class MainWindow(FileActions, QMainWindow):
 
     def _show_progress(self, record: RunRecord, wall: float | None) -> None:
         epochs = record.experiment.get("training", {}).get("epochs", "?")
+        if record.phases and record.total_steps and record.steps_per_epoch:   # a stage: its phases' epochs
+            epochs = f"{record.total_steps / record.steps_per_epoch:g}"
         total = f"/{record.total_steps:,}" if record.total_steps else ""
         self._set_label(self.progress_label, f"epoch {record.epoch:.2f}/{epochs} · step {record.step:,}{total}")
         self._set_label(self.rate_label, "" if record.rate != record.rate else f"{record.rate:,.0f} steps/s")

@@ -318,6 +318,9 @@ def test_a_staged_experiment_lists_one_run_per_stage(qtbot, tmp_path):
         assert len(lines) == len(panel.follows) and all(line.value() == boundary for line in lines), panel
     loss_line = next(item for key, item in w.dashboard.loss.items.items() if key[1] == "phase")
     assert loss_line.label.format == "frozen | unfrozen"
+    w.runs.setCurrentItem(w.runs.items[second.run_id])
+    w.redraw()
+    assert w.progress_label.text().startswith("epoch 4.00/4 ·")     # both phases' epochs, not the last one's
     assert (first.folder / "summary.json").is_file()
     # saving keeps the stages section although the editors do not show it
     w.save_experiment_as(str(tmp_path / "staged.json"))
