@@ -33,9 +33,11 @@ to tune them):
   block-to-block jump exceeds ``oscillation_amplitude`` of the loss level,
   changing direction often, while the loss makes no progress and is still
   high (``oscillation_level``);
-* overfitting: for the last ``overfit_epochs`` epochs the validation loss
-  has been at least ``overfit_rise`` (relative) above its best, while the
-  training loss is below what it was at the best epoch.
+* overfitting: the mean validation loss of the last ``overfit_epochs``
+  epochs is at least ``overfit_rise`` (relative) above the lowest such mean
+  of the epochs before them, and above it by more than ``overfit_noise``
+  typical epoch-to-epoch changes, while the training loss is below what it
+  was at the end of that best stretch.
 """
 from __future__ import annotations
 
@@ -68,6 +70,10 @@ THRESHOLDS: dict[str, Threshold] = {
     "block_fraction": Threshold(0.1, "the loss detectors average the per-step training loss over blocks of "
                                      "this fraction of an epoch (at least min_block_steps steps)"),
     "min_block_steps": Threshold(8, "smallest loss block, in steps"),
+    "min_block_examples": Threshold(1024, "the learning-rate-too-high detector (climbing, oscillating) works "
+                                          "on coarse blocks, consecutive blocks averaged until they hold this "
+                                          "many training examples: a block of a few small batches swings with "
+                                          "the minibatch noise alone"),
     "flat_blocks": Threshold(20, "loss blocks in the flat-loss window (two epochs, unless epochs are short)"),
     "flat_relative_change": Threshold(0.02, "relative change of the loss across the flat-loss window "
                                             "(mean of its first third vs its last third)"),
@@ -79,13 +85,19 @@ THRESHOLDS: dict[str, Threshold] = {
                                             "progress made since the first block (noise near a low loss is "
                                             "not a climb)"),
     "oscillation_blocks": Threshold(10, "loss blocks in the oscillation window"),
-    "oscillation_amplitude": Threshold(0.25, "median |block-to-block change| / mean loss: above this, with no "
+    "oscillation_amplitude": Threshold(0.3, "median |block-to-block change| / mean loss: above this, with no "
                                              "progress, direction changes on at least half the blocks and the "
                                              "loss above oscillation_level, the loss oscillates"),
     "oscillation_level": Threshold(0.5, "... the loss still above this fraction of its first block (a noisy "
                                         "but converged loss is not an oscillation)"),
-    "overfit_epochs": Threshold(3, "consecutive epochs the validation loss stayed clearly above its best"),
-    "overfit_rise": Threshold(0.05, "'clearly above': by at least this relative amount"),
+    "overfit_epochs": Threshold(3, "epochs averaged: the validation loss of the last ones against the lowest "
+                                   "average of as many earlier epochs"),
+    "overfit_window": Threshold(0.1, "... or this fraction of the epochs so far, if more"),
+    "overfit_rise": Threshold(0.05, "'clearly above': the recent average exceeds the lowest one by at least this "
+                                    "relative amount..."),
+    "overfit_noise": Threshold(1.0, "... and by more than this many typical epoch-to-epoch changes of the "
+                                    "validation loss (median |change|): a small validation set's loss jumps "
+                                    "around a converged model, which is noise, not a rise"),
 }
 
 
@@ -120,6 +132,8 @@ class _RunState:
     fired: set = field(default_factory=set)
     streaks: dict = field(default_factory=dict)
     block_steps: int = 8
+    coarse_group: int = 1      # blocks per coarse block (the learning-rate-too-high detector's)
+    coarse: list = field(default_factory=list)    # means of coarse_group consecutive blocks
     pending: list = field(default_factory=list)   # per-step losses not yet in a block
     blocks: list = field(default_factory=list)    # block means of the per-step training loss
     first_norm: float = math.nan
@@ -162,9 +176,12 @@ class Coach:
         if isinstance(event, RunStarted):
             if event.run_id not in self.runs or event.stage:
                 # a new run, or the next phase of a staged one: start watching afresh
+                batch = max(1, int(event.experiment.get("training", {}).get("batch_size") or 1))
                 block = max(int(threshold("min_block_steps")),
                             int(round(threshold("block_fraction") * event.steps_per_epoch)))
-                self.runs[event.run_id] = _RunState(event.experiment, tuple(event.layers), block_steps=block)
+                group = max(1, math.ceil(threshold("min_block_examples") / (batch * block)))
+                self.runs[event.run_id] = _RunState(event.experiment, tuple(event.layers), block_steps=block,
+                                                    coarse_group=group)
             return []
         state = self.runs.get(getattr(event, "run_id", None))
         if state is None:
@@ -212,7 +229,9 @@ class Coach:
             state.blocks.append(float(np.mean(state.pending[:state.block_steps])))
             del state.pending[:state.block_steps]
             out.append(self._flat(state, e))
-            out.append(self._too_high(state, e))
+            if len(state.blocks) % state.coarse_group == 0:
+                state.coarse.append(float(np.mean(state.blocks[-state.coarse_group:])))
+                out.append(self._too_high(state, e))
         return out
 
     def _vanishing(self, state, e, grads):
@@ -335,6 +354,9 @@ class Coach:
         if change >= threshold("flat_relative_change") or late <= threshold("flat_progress") * first:
             return None
         swing = float(np.median(np.abs(np.diff(window))))
+        coarse = state.coarse[-max(3, n // state.coarse_group):]     # bouncing on the coarse scale counts too
+        if len(coarse) >= 3:
+            swing = max(swing, float(np.median(np.abs(np.diff(coarse)))))
         if "learning_rate_too_high" in state.fired or swing > threshold("oscillation_amplitude") * early:
             return None   # no progress, but bouncing: that is the opposite diagnosis
         exp = state.experiment
@@ -349,8 +371,9 @@ class Coach:
             f"Multiply the learning rate by 10 ({_lr(exp):.3g} -> {_lr(exp) * 10:.3g})")
 
     def _too_high(self, state, e):
+        # judged on coarse blocks: enough examples to average out the minibatch noise
         k = int(threshold("smooth_blocks"))
-        blocks = state.blocks
+        blocks, block_steps = state.coarse, state.block_steps * state.coarse_group
         if len(blocks) < k or "learning_rate_too_high" in state.fired:
             return None
         smoothed = float(np.mean(blocks[-k:]))
@@ -366,7 +389,7 @@ class Coach:
         state.lowest_smoothed = min(lowest, smoothed)
         if climbing:
             return Finding("learning_rate_too_high", e.run_id, e.step, "Loss is climbing",
-                           f"the training loss rose to {smoothed:.4g} (mean of the last {k * state.block_steps} "
+                           f"the training loss rose to {smoothed:.4g} (mean of the last {k * block_steps} "
                            f"steps), {smoothed / lowest:.1f}x its lowest level {lowest:.4g}",
                            advice, _lr_change(exp, 0.1), label, (), "problem")
         n = int(threshold("oscillation_blocks"))
@@ -385,7 +408,7 @@ class Coach:
                 and level > threshold("oscillation_level") * blocks[0]:
             return Finding("learning_rate_too_high", e.run_id, e.step, "Loss oscillates",
                            f"the training loss swings by about {swing / level:.0%} of its level from one block "
-                           f"of {state.block_steps} steps to the next without going down ({level:.4g} vs "
+                           f"of {block_steps} steps to the next without going down ({level:.4g} vs "
                            f"{blocks[0]:.4g} at the start)", advice, _lr_change(exp, 0.1), label)
         return None
 
@@ -396,15 +419,28 @@ class Coach:
         if not math.isfinite(e.val_loss):
             return []
         vals = [x for x in state.epochs if math.isfinite(x.val_loss)]
-        best = min(vals, key=lambda x: x.val_loss)
-        k = int(threshold("overfit_epochs"))
-        since = e.epoch - best.epoch
-        recent = vals[-k:]
-        limit = best.val_loss + threshold("overfit_rise") * abs(best.val_loss)
-        if since < k or len(recent) < k or any(x.val_loss < limit for x in recent) or \
-                not e.train_loss < best.train_loss:
+        # the window grows with the run (a tenth of the epochs so far): the lowest of many short
+        # windows is a lucky one
+        k = max(int(threshold("overfit_epochs")), math.ceil(threshold("overfit_window") * len(vals)))
+        if len(vals) < 2 * k:
             return []
-        rise = (e.val_loss - best.val_loss) / abs(best.val_loss) if best.val_loss else math.inf
+        # k-epoch medians: the lowest single epoch of a noisy validation loss is a lucky one, and
+        # one bad epoch (a spike) is not a trend
+        losses = np.array([x.val_loss for x in vals])
+        means = np.median(np.lib.stride_tricks.sliding_window_view(losses, k), axis=1)   # epochs i .. i+k-1
+        recent = float(means[-1])
+        earlier = means[:-k]                                          # windows that end before the recent one
+        i_best = int(np.argmin(earlier))
+        best_mean = float(earlier[i_best])
+        best = vals[i_best + k - 1]                                   # the last epoch of the best window
+        noise = float(np.median(np.abs(np.diff(losses))))
+        limit = best_mean + max(threshold("overfit_rise") * abs(best_mean), threshold("overfit_noise") * noise)
+        rising = recent > limit and e.train_loss < best.train_loss
+        state.streaks["overfit"] = state.streaks.get("overfit", 0) + 1 if rising else 0
+        if state.streaks["overfit"] < int(threshold("overfit_epochs")):   # a lasting rise, not a bump
+            return []
+        rise = (recent - best_mean) / abs(best_mean) if best_mean else math.inf
+        first = vals[i_best].epoch
         exp = state.experiment
         layers = exp["model"]["layers"]
         if layers and all(layer["dropout"] == 0 for layer in layers):
@@ -417,9 +453,10 @@ class Coach:
             try_it, label = {"model": {"layers": {"l2": 1e-4}}}, "Add an l2 penalty (1e-4) to every hidden layer"
         return [Finding(
             "overfitting", e.run_id, e.step, "Overfitting",
-            f"the validation loss has stayed above its best ({best.val_loss:.4g} at epoch {best.epoch}) for "
-            f"{since} epochs and is now {e.val_loss:.4g} (+{rise:.0%}), while the training loss kept falling "
-            f"({best.train_loss:.4g} -> {e.train_loss:.4g})",
+            f"the validation loss averaged {recent:.4g} over the last {k} epochs, {rise:.0%} above its lowest "
+            f"{k}-epoch average ({best_mean:.4g}, epochs {first}-{best.epoch}) and more than its epoch-to-epoch "
+            f"noise ({noise:.2g}), while the training loss kept falling ({best.train_loss:.4g} -> "
+            f"{e.train_loss:.4g})",
             "The network is memorizing the training set. The book's remedies: early stopping, l1/l2 penalties, "
             "dropout, max-norm, data augmentation, or a smaller network.", try_it, label)]
 
