@@ -64,6 +64,7 @@ class RunWriter:
         self.experiment: dict | None = None
         self.summary: dict | None = None
         self.trainer = None
+        self.data = None     # data_info for the weights when no trainer is attached (a stage's phases)
         self.write_checkpoint = False
 
     def attach(self, trainer, checkpoint: bool = True) -> None:
@@ -115,7 +116,7 @@ class RunWriter:
         from .formats import data_info, save_weights, weights_metadata
         from .formats.checkpoint import CHECKPOINT_NAME, save_checkpoint
 
-        data = data_info(self.trainer.data) if self.trainer is not None else None
+        data = data_info(self.trainer.data) if self.trainer is not None else self.data
         meta = weights_metadata(self.experiment, summary, data, self.app_version or None)
         save_npz(self.folder / "weights.npz", dict(event.weights), meta)
         save_weights(self.folder / "weights.safetensors", dict(event.weights), meta)

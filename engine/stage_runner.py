@@ -19,7 +19,9 @@ import numpy as np
 
 from . import transfer as T
 from .errors import ExperimentError
-from .stages import METRICS, StageFinished, StageStarted, StagesFinished, phase_experiment, stage_model
+from .formats import data_info
+from .stages import (METRICS, StageData, StageFinished, StageStarted, StagesFinished, phase_experiment,
+                     stage_model)
 
 
 def _restandardize(dataset, source):
@@ -124,6 +126,7 @@ def run_stages(experiment: dict, control=None, max_steps: int | None = None,
             if reuse is not None and reuse["standardize_like_source"]:
                 data = _restandardize(data, datasets[reuse["from"]])
             datasets[stage["name"]] = data
+            yield StageData(run_id, seed, stage["name"], data_info(data))
             exp0 = phase_experiment(experiment, stage, 0, seed)
             n_targets = data.y_train.shape[1] if data.y_train.ndim == 2 else 1
             if reuse is not None:
@@ -360,6 +363,9 @@ class StagesWriter:
         if isinstance(event, StageStarted):
             self._stage = event
             self._phase = 0
+            self._data = None
+        elif isinstance(event, StageData):
+            self._data = event.data
         elif isinstance(event, RunStarted) and self._stage is not None:
             st = self._stage
             path = self.folder / f"seed-{st.seed}" / f"{st.index + 1:02d}-{_safe(st.stage)}"
@@ -367,6 +373,7 @@ class StagesWriter:
                 path = path / f"{self._phase + 1:02d}-{_safe(st.phases[self._phase])}"
             self._phase += 1
             self._writer = RunWriter(path, self.app_version)
+            self._writer.data = self._data     # data statistics with the weights (predict, export)
             self._writer.handle(event)
         elif isinstance(event, StageFinished):
             self.rows.append(event.summary)

@@ -89,7 +89,8 @@ after the fact.
 Events and the time axis
 ------------------------
 :func:`run_stages` yields, for every seed and every stage in order:
-``StageStarted``; then, per phase, the phase's ordinary run events
+``StageStarted``; ``StageData`` once the stage's data are loaded (their
+statistics go with every weights file of the stage); then, per phase, the phase's ordinary run events
 (``RunStarted`` ... ``RunFinished`` of :mod:`engine.events`); then
 ``StageFinished`` with the stage's metrics; at the very end one
 ``StagesFinished`` with the report.
@@ -161,6 +162,16 @@ class StageStarted:
     title: str
     phases: tuple            # phase names
     reuse: dict | None       # {"from", "k", "layers"} or None
+
+
+@dataclass(frozen=True)
+class StageData:
+    """The data a stage trains on, once loaded: what its weights files need to stand alone
+    (``engine.formats.data_info``: class names, input scaling) for ``predict`` and export."""
+    run_id: int
+    seed: int
+    stage: str
+    data: dict
 
 
 @dataclass(frozen=True)

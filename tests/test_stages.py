@@ -210,6 +210,21 @@ def test_cli_writes_one_folder_per_stage_and_phase(tmp_path, capsys):
     for sub in ("seed-7/01-a", "seed-7/02-scratch", "seed-7/03-reuse/01-frozen", "seed-7/03-reuse/02-unfrozen"):
         assert (out / sub / "weights.npz").is_file() and (out / sub / "epochs.csv").is_file(), sub
     assert json.loads((out / "experiment.json").read_text())["stages"]["list"][2]["reuse"]["from"] == "a"
+    # every stage's weights carry its data statistics: predict needs no --raw
+    from engine.datasets import load_dataset
+    from engine.formats.predict import predict_file
+    from engine.weights import load_npz
+
+    for sub in ("seed-7/01-a", "seed-7/03-reuse/02-unfrozen"):
+        _, meta = load_npz(out / sub / "weights.npz")
+        assert meta["data"]["n_inputs"] == 2 and len(meta["data"]["mean"]) == 2, sub
+    _, meta = load_npz(out / "seed-7/03-reuse/02-unfrozen/weights.npz")
+    source = load_dataset(resolve_experiment(raw)["stages"]["list"][0]["data"], 7)   # standardized like stage a
+    np.testing.assert_allclose(meta["data"]["mean"], source.mean, rtol=1e-6)
+    points = tmp_path / "points.csv"
+    points.write_text("x1,x2\n0.5,0.25\n-1.0,0.75\n")
+    table = predict_file(out / "seed-7/03-reuse/02-unfrozen/weights.safetensors", points)
+    assert table.splitlines()[0].startswith("row,") and len(table.splitlines()) == 3
     history = list(csv.DictReader((out / "seed-7/03-reuse/02-unfrozen/history.csv").open()))
     first = list(csv.DictReader((out / "seed-7/03-reuse/01-frozen/history.csv").open()))
     assert int(history[0]["step"]) > int(first[-1]["step"])  # one time axis across phases
