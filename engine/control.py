@@ -1,12 +1,16 @@
 """Commands from a consumer (CLI, window) to a running training generator.
 
-The generator checks a :class:`RunControl` between chunks of steps, so every
-command takes effect at a step boundary.  All methods are thread-safe; the
-window calls them from the GUI thread while the generator runs on a worker.
+The generator checks a :class:`RunControl` between chunks of steps, and
+every command also raises ``flags[0]``, which the compiled chunk reads
+before each step, so a command takes effect at the next step boundary even
+in the middle of a long chunk.  All methods are thread-safe; the window
+calls them from the GUI thread while the generator runs on a worker.
 """
 from __future__ import annotations
 
 import threading
+
+import numpy as np
 
 
 class RunControl:
@@ -17,12 +21,18 @@ class RunControl:
         self._budget = 0          # steps allowed while paused (Step button)
         self._epoch_budget = False  # "step one epoch" while paused
         self._learning_rate: float | None = None
+        # [0]: end the compiled chunk after the step in progress; [1]: the chunk diverged (kernel's)
+        self.flags = np.zeros(2, dtype=np.int64)
+
+    def _interrupt(self) -> None:
+        self.flags[0] = 1
 
     # -- consumer side -------------------------------------------------------------------------
 
     def pause(self) -> None:
         with self._cond:
             self._paused = True
+            self._interrupt()
             self._cond.notify_all()
 
     def resume(self) -> None:
@@ -35,6 +45,7 @@ class RunControl:
     def stop(self) -> None:
         with self._cond:
             self._stopped = True
+            self._interrupt()
             self._cond.notify_all()
 
     def step(self, steps: int = 1) -> None:
@@ -42,6 +53,7 @@ class RunControl:
         with self._cond:
             self._paused = True
             self._budget += max(1, int(steps))
+            self._interrupt()
             self._cond.notify_all()
 
     def step_epoch(self) -> None:
@@ -49,12 +61,14 @@ class RunControl:
         with self._cond:
             self._paused = True
             self._epoch_budget = True
+            self._interrupt()
             self._cond.notify_all()
 
     def set_learning_rate(self, value: float | None) -> None:
         """Use this learning rate from the next step on (None: back to the schedule)."""
         with self._cond:
             self._learning_rate = None if value is None else float(value)
+            self._interrupt()   # the chunk in progress was planned with the old rate
 
     @property
     def paused(self) -> bool:
@@ -77,6 +91,7 @@ class RunControl:
             while True:
                 if self._stopped:
                     return 0
+                self.flags[0] = 0   # the commands so far are taken into account from here on
                 if not self._paused:
                     return to_epoch_end
                 if self._epoch_budget:

@@ -112,7 +112,7 @@ def find_learning_rate(trainer_or_experiment, min_lr: float = 1e-6, max_lr: floa
                 done_total += done
                 lrs.extend(step_lrs.tolist())
                 losses.extend(step_losses.tolist())
-                if done < chunk:          # NaN/inf: the rate is far too large
+                if trainer.chunk_diverged:   # NaN/inf: the rate is far too large
                     stopped = True
                     break
                 sm = _smooth(np.asarray(losses), smoothing)

@@ -24,7 +24,7 @@ from .model import HISTOGRAM_EDGES, Network, readonly
 from .optimizers import make_optimizer
 from .schedules import make_schedule
 
-CHUNK_SECONDS = 0.02      # hand control back to Python at least this often
+CHUNK_SECONDS = 0.1       # hand control back to Python at least this often (commands end a chunk at once)
 SURFACE_SECONDS = 0.25    # decision-boundary refresh interval for 2-D data
 TRAIN_EVAL_ROWS = 10_000  # training accuracy is measured on at most this many rows
 _compiled = False         # kernels compiled (or loaded from cache) in this process
@@ -111,6 +111,8 @@ class Trainer:
         self.grad = np.zeros_like(self.net.theta)
         self.before = np.zeros_like(self.net.theta)
         self.layer_stats = np.zeros((self.net.n_layers, TK.N_STATS))
+        self._flags = np.zeros(2, dtype=np.int64)   # the kernel's flags when no RunControl is given
+        self.chunk_diverged = False
         self.history_best = None
         self.elapsed = 0.0
         # resumable run state (see checkpoint/restore)
@@ -220,12 +222,15 @@ class Trainer:
         regs = np.zeros(n)
         ws, uws, xb = self.net.workspace(self.batch_size)
         net = self.net
+        flags = control.flags if control is not None else self._flags
+        flags[1] = 0
         done = TK.train_steps(net.ints, net.floats, net.theta, self.grad, net.buffers,
                               self.optimizer.kernel_code, self.opt_state.slots, self.opt_state.step,
                               self.optimizer.hyper_array(), lrs, moms, net.trainable_ranges(),
                               net.tensor_bounds(), self.clip, self.x, self.y_int, self.y_float, net.loss_code,
                               order, starts[first_batch:first_batch + n + 1], self.rng, ws, uws, xb,
-                              net.lowest_trainable_layer(), losses, regs, self.layer_stats, self.before)
+                              net.lowest_trainable_layer(), losses, regs, self.layer_stats, self.before, flags)
+        self.chunk_diverged = bool(flags[1])   # else done < n: a command ended the chunk early
         self.opt_state.step += done
         self.step += done
         return done, losses[:done], regs[:done], lrs[:done], moms[:done]
@@ -340,7 +345,7 @@ class Trainer:
                 control.consumed(done, batch >= steps_this_epoch)
                 epoch_losses.extend(losses.tolist())
                 pending.append((losses, regs))   # every step's loss goes into the next record
-                if done < n:
+                if self.chunk_diverged:
                     status = "diverged"
                     reason = (f"the loss or gradient became NaN/infinite at step {self.step + 1}; "
                               f"try a lower learning rate, gradient clipping or batch normalization")

@@ -1,5 +1,6 @@
 """The training loop: reproducibility, control, divergence, stopping, constraints."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -146,3 +147,45 @@ def _wait_for(condition, timeout=60.0):
         if time.monotonic() > end:
             raise AssertionError("timed out")
         time.sleep(0.005)
+
+
+def test_a_command_ends_a_long_compiled_chunk_after_the_step_in_progress():
+    """Chunks run up to CHUNK_SECONDS without returning to Python; Pause, Stop or a new learning
+    rate must not wait for them: the kernel reads the control's flag before every step."""
+    trainer = Trainer(small(training={"epochs": 100_000, "log_every": 10**9}))
+    control = RunControl()
+    order, starts = trainer._epoch_order()
+    assert starts[0] == 0 and starts[-1] == len(order)
+    starts = np.concatenate([starts] + [starts[1:] + starts[-1] * k for k in range(1, 2000)])
+    order = np.tile(order, 2000)
+    n = len(starts) - 1                              # ~38,000 steps: seconds of compiled work
+    trainer.run_steps(order, starts, 0, 1, control)  # compiled (or loaded) before the measurement
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(done=trainer.run_steps(order, starts, 1, n - 1,
+                                                                                   control)[0]))
+    worker.start()
+    time.sleep(0.1)
+    control.pause()
+    worker.join(timeout=30)
+    assert 0 < result["done"] < n - 1 and not trainer.chunk_diverged
+    # an interrupted chunk measured its last step (what the pause record shows)
+    assert np.isfinite(trainer.layer_stats).all() and (trainer.layer_stats[:, 0] > 0).all()
+
+
+def test_interrupted_chunks_give_the_same_weights():
+    """A chunk cut short by a command and resumed trains exactly what an uninterrupted run trains."""
+    _, straight = run(small(training={"epochs": 500}))
+    control = RunControl()
+    trainer = Trainer(small(training={"epochs": 500}))
+    events = []
+    worker = threading.Thread(target=lambda: events.extend(trainer.run(control)))
+    worker.start()
+    interrupts = 0
+    while worker.is_alive():   # what every command does to a running chunk, a thousand times a second
+        control.flags[0] = 1
+        interrupts += 1
+        time.sleep(0.001)
+    worker.join(timeout=60)
+    assert interrupts > 20 and events[-1].status == "finished"
+    for name in straight.weights:
+        assert np.array_equal(events[-1].weights[name], straight.weights[name]), name

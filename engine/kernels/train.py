@@ -81,7 +81,7 @@ def _apply_max_norm(ints, floats, theta):
 @njit(cache=True, nogil=True)
 def train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step, hyper, lrs, moms,
                 ranges, tensor_bounds, clip, x, y_int, y_float, loss_code, order, starts, rng,
-                ws, uws, xb, lowest, losses, regs, layer_stats, before):
+                ws, uws, xb, lowest, losses, regs, layer_stats, before, flags):
     """Run ``n = lrs.size`` training steps in place.
 
     theta, grad: (P,) parameters and gradient scratch; buffers: BN moving stats;
@@ -97,10 +97,14 @@ def train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step,
     lowest: lowest layer that needs gradients;
     losses, regs: (n,) out: total loss (data + penalty) and penalty per step;
     layer_stats: (L, N_STATS) out, measured at the last step run;
-    before: (P,) scratch to measure the last step's update.
+    before: (P,) scratch to measure the last step's update;
+    flags: (2,) int64: flags[0] != 0 asks the chunk to end after the step in
+    progress (the window's Pause, Stop or a new learning rate, set from
+    another thread; read once per step), flags[1] is set to 1 here when a
+    step had a non-finite loss or gradient.
 
-    Returns the number of steps applied.  A return value s < n means step s
-    had a non-finite loss or gradient and was *not* applied, so theta still
+    Returns the number of steps applied: n, fewer when interrupted, or s
+    when step s diverged (flags[1] == 1) and was *not* applied, so theta still
     holds the last finite weights.
     """
     n = lrs.size
@@ -116,8 +120,9 @@ def train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step,
                                       rng, ws, uws, xb, lowest, mode)
         if not math.isfinite(loss + reg):
             done = s
+            flags[1] = 1
             break
-        last = s == n - 1
+        last = s == n - 1 or flags[0] != 0   # an interrupted chunk measures its last step too
         if last:
             for i in range(L):
                 fan_units = ints[i, FAN_IN] * ints[i, UNITS]
@@ -132,9 +137,11 @@ def train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step,
         if clipping:
             if not math.isfinite(clip_gradients(grad, tensor_bounds, clip[0], clip[1], clip[2])):
                 done = s
+                flags[1] = 1
                 break
         elif not _all_finite(grad):
             done = s
+            flags[1] = 1
             break
         if moms[s] >= 0.0:
             h[0] = moms[s]
@@ -149,5 +156,7 @@ def train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step,
                 fan_units = ints[i, FAN_IN] * ints[i, UNITS]
                 layer_stats[i, 2] = math.sqrt(_sum_squares(theta, k0, fan_units, before))
                 layer_stats[i, 3] = math.sqrt(_sum_squares(theta, k0, fan_units))
+            done = s + 1
+            break
     fpu.leave(fp)
     return done
