@@ -172,6 +172,10 @@ class Coach:
         self.runs: dict[int, _RunState] = {}
         self.findings: list[Finding] = []
 
+    def forget(self, run_id: int) -> None:
+        """Watch ``run_id`` afresh from its next RunStarted (the next variant of a job reuses it)."""
+        self.runs.pop(run_id, None)
+
     def observe(self, event: Any) -> list[Finding]:
         if isinstance(event, RunStarted):
             if event.run_id not in self.runs or event.stage:
@@ -453,7 +457,8 @@ class Coach:
             try_it, label = {"model": {"layers": {"l2": 1e-4}}}, "Add an l2 penalty (1e-4) to every hidden layer"
         return [Finding(
             "overfitting", e.run_id, e.step, "Overfitting",
-            f"the validation loss averaged {recent:.4g} over the last {k} epochs, {rise:.0%} above its lowest "
+            f"the validation loss averaged {recent:.4g} over the last {k} epochs, "
+            f"{f'{rise:.0%} ' if math.isfinite(rise) else ''}above its lowest "
             f"{k}-epoch average ({best_mean:.4g}, epochs {first}-{best.epoch}) and more than its epoch-to-epoch "
             f"noise ({noise:.2g}), while the training loss kept falling ({best.train_loss:.4g} -> "
             f"{e.train_loss:.4g})",

@@ -113,7 +113,7 @@ class TrainingWorker(QObject):
                 if isinstance(event, COACHED):
                     pending.extend(coach.observe(event))
                 elif isinstance(event, SubRun):   # the next variant reuses the job's run_id: watch it afresh
-                    coach.runs.pop(job.run_id, None)
+                    coach.forget(job.run_id)
                 now = time.monotonic()
                 if (now - last >= self.batch_seconds or job.control.paused or job.control.stopped
                         or isinstance(event, URGENT)):
