@@ -435,19 +435,20 @@ def test_mc_dropout_uncertainty_map_can_be_shown(qtbot, tmp_path):
     assert not np.array_equal(out.boundary.image.image, classes)      # now the uncertainty map
 
 
-def test_a_frame_waits_for_two_new_records_or_another_event(window, qtbot, monkeypatch):
+def test_a_frame_waits_for_enough_new_records_or_another_event(window, qtbot, monkeypatch):
     """Large networks log one diagnostics record per batch: a frame per single new point cost
-    the training thread a fifth of a core (one GIL), so frames wait for a second record, for
-    another kind of event, or for FRAME_MAX_SECONDS."""
+    the training thread a fifth of a core (one GIL), so frames wait for FRAME_MIN_RECORDS records,
+    for another kind of event, or for FRAME_MAX_SECONDS."""
     import time
 
     from engine.events import EpochEnd, RunStarted, StepMetrics
     from engine.training import Trainer
-    from gui.main_window import FRAME_MAX_SECONDS, ActiveRun
+    from gui.main_window import FRAME_MAX_SECONDS, FRAME_MIN_RECORDS, ActiveRun
     from gui.records import RunRecord
 
     w = window
-    events = list(Trainer(resolve_experiment(SMALL), run_id=999).run(RunControl()))
+    every_step = dict(SMALL, training={"epochs": 2, "batch_size": 20, "log_every": 1})
+    events = list(Trainer(resolve_experiment(every_step), run_id=999).run(RunControl()))
     started = next(e for e in events if isinstance(e, RunStarted))
     steps = [e for e in events if isinstance(e, StepMetrics)]
     epoch_end = next(e for e in events if isinstance(e, EpochEnd))
@@ -464,13 +465,16 @@ def test_a_frame_waits_for_two_new_records_or_another_event(window, qtbot, monke
         w.on_batch(999, tuple(batch))
         return len(frames) - before
 
+    k = FRAME_MIN_RECORDS
+    assert k >= 2 and len(steps) >= 2 * k + 3
     assert deliver([started], 0.05) == 1                          # a run starts: drawn at once
-    assert deliver(steps[:1], 0.05) == 0                          # one new point: wait
-    assert deliver(steps[1:2], 0.05) == 1                         # the second one: draw
-    assert deliver(steps[2:3], 0.05) == 0
+    for i in range(k - 1):
+        assert deliver(steps[i:i + 1], 0.05) == 0                 # too few new points: wait
+    assert deliver(steps[k - 1:k], 0.05) == 1                     # enough of them: draw
+    assert deliver(steps[k:k + 1], 0.05) == 0
     assert deliver([epoch_end], 0.05) == 1                        # epoch results: draw
-    assert deliver(steps[3:4], FRAME_MAX_SECONDS + 0.01) == 1     # a slow run still gets frames
-    assert deliver(steps[4:6], 0.0) == 0                          # never faster than REDRAW_MS
+    assert deliver(steps[k + 1:k + 2], FRAME_MAX_SECONDS + 0.01) == 1   # a slow run still gets frames
+    assert deliver(steps[k + 2:2 * k + 3], 0.0) == 0              # never faster than REDRAW_MS
     w.timer.start()
     qtbot.waitUntil(lambda: len(frames) == 5, timeout=5_000)    # ... the timer draws what was left
     w.jobs.pop(999)
