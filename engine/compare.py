@@ -419,10 +419,14 @@ def run_job(job: Job, root: str, target: dict | None = None, app_version: str = 
     steps_to_target = None
     finished = None
     stop_path = Path(stop_file) if stop_file else None
+    history: dict = {"step": [], "loss": []}   # the training loss at every diagnostics record
     for event in trainer.run(control):
         writer.handle(event)
-        if isinstance(event, StepMetrics) and stop_path is not None and stop_path.exists():
-            control.stop()
+        if isinstance(event, StepMetrics):
+            history["step"].append(event.step)
+            history["loss"].append(event.loss)
+            if stop_path is not None and stop_path.exists():
+                control.stop()
         elif isinstance(event, EpochEnd):
             epochs.append({"epoch": event.epoch, "step": event.step, "train_loss": event.train_loss,
                            "train_accuracy": event.train_accuracy, "val_loss": event.val_loss,
@@ -460,7 +464,7 @@ def run_job(job: Job, root: str, target: dict | None = None, app_version: str = 
         "final_train_loss": s["final_train_loss"], "test_accuracy": s["test_accuracy"],
         "steps_to_target": steps_to_target, "train_seconds": s["train_seconds"],
         "wall_seconds": time.perf_counter() - start, "init_hash": init_hash, "data_hash": data_hash,
-        "lr_found": lr_found, "curve": epochs, "sparsity": sparsity, "zeroed": zeroed,
+        "lr_found": lr_found, "curve": epochs, "history": history, "sparsity": sparsity, "zeroed": zeroed,
     }
 
 

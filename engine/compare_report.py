@@ -422,7 +422,8 @@ def _read_column(run_dir: Path, metric: str) -> tuple[list, list]:
 # ----------------------------------------------------------------------------- command line
 
 
-CURVE_METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy")
+CURVE_METRICS = ("val_accuracy", "val_loss", "loss", "train_loss", "train_accuracy")
+# "loss" is the training loss at every diagnostics record (history.csv); the others are per epoch
 
 
 def record_curves(records: Sequence[Mapping], metric: str, n_points: int | None = None) -> dict:
@@ -431,7 +432,11 @@ def record_curves(records: Sequence[Mapping], metric: str, n_points: int | None 
     still running, before any file is read back."""
     curves: dict[str, list] = {}
     for r in records:
-        points = [(e["step"], e[metric]) for e in r.get("curve") or () if e.get(metric) is not None]
+        if metric == "loss":
+            history = r.get("history") or {"step": [], "loss": []}
+            points = list(zip(history["step"], history["loss"]))
+        else:
+            points = [(e["step"], e[metric]) for e in r.get("curve") or () if e.get(metric) is not None]
         steps = [p[0] for p in points]
         values = [p[1] if math.isfinite(p[1]) else math.nan for p in points]
         curves.setdefault(r["variant"], []).append((steps, values))

@@ -39,7 +39,9 @@ from .compat import collect_garbage_on_gui_thread
 from .plots import RUN_COLORS, add_legend, setup_plot
 
 METRIC_LABELS = {"val_accuracy": "validation accuracy (%)", "val_loss": "validation loss",
-                 "train_loss": "training loss (epoch mean)", "train_accuracy": "training accuracy (%)"}
+                 "loss": "training loss (each diagnostics record)", "train_loss": "training loss (epoch mean)",
+                 "train_accuracy": "training accuracy (%)"}
+MIN_POINTS = 3    # fewer epochs than this (a quick look): show the per-record training loss instead
 PERCENT = ("val_accuracy", "train_accuracy")
 VERDICT_COLORS = {"best": "#1b7a2a", "worse": "#a01010", "same": "#555555"}
 
@@ -424,7 +426,11 @@ class ComparisonView(QWidget):
         s = self.snapshot
         if s is not None and s.summary and s.folder != getattr(self, "_drawn_folder", None):
             self._drawn_folder = s.folder      # a new comparison: plot the metric its verdicts use
-            index = self.metric.findData(s.summary["metric"])
+            metric = s.summary["metric"]
+            counts = [len(c["steps"]) for c in s.curves.get(metric, {}).values()]
+            if counts and max(counts) < MIN_POINTS and s.curves.get("loss"):
+                metric = "loss"                # one point per run: the epoch curves would show nothing
+            index = self.metric.findData(metric)
             if index >= 0 and index != self.metric.currentIndex():
                 self.metric.blockSignals(True)
                 self.metric.setCurrentIndex(index)

@@ -138,3 +138,17 @@ def test_an_invalid_experiment_is_refused_with_its_reason(qtbot, tmp_path):
     assert view.start() is None
     assert "cannot compare: optimizer.learning_rate must be > 0" in view.status.text() and not view.running
     w.close()
+
+
+def test_a_quick_look_shorter_than_an_epoch_plots_the_training_loss_of_every_record(qtbot, tmp_path):
+    w, view, _ = compare_tab(qtbot, tmp_path, dict(RACE, training={"epochs": 3, "batch_size": 20, "log_every": 1}))
+    view.max_steps.setValue(5)                   # an epoch is 9 steps: at most one epoch point per run
+    view.start()
+    qtbot.waitUntil(lambda: not view.running, timeout=FIRST_RUN_TIMEOUT)
+    assert not view.snapshot.failed, view.snapshot.message
+    assert view.metric.currentData() == "loss"
+    lines = mean_lines(view)
+    assert set(lines) == {"sgd (2 seeds)", "adam (2 seeds)"}
+    assert all(len(y) == 5 and np.isfinite(y).all() for y in lines.values())
+    assert all(r[1] == "2 (finished 2)" for r in view.table_rows())
+    w.close()
