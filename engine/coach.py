@@ -33,11 +33,12 @@ to tune them):
   block-to-block jump exceeds ``oscillation_amplitude`` of the loss level,
   changing direction often, while the loss makes no progress and is still
   high (``oscillation_level``);
-* overfitting: the mean validation loss of the last ``overfit_epochs``
-  epochs is at least ``overfit_rise`` (relative) above the lowest such mean
-  of the epochs before them, and above it by more than ``overfit_noise``
-  typical epoch-to-epoch changes, while the training loss is below what it
-  was at the end of that best stretch.
+* overfitting: the median validation loss of the last ``overfit_epochs``
+  epochs (or a tenth of the epochs so far, ``overfit_window``) is at least
+  ``overfit_rise`` (relative) above the lowest such median of the epochs
+  before them, and above it by more than ``overfit_noise`` typical
+  epoch-to-epoch changes, with the training loss below what it was at the
+  end of that best stretch, for ``overfit_epochs`` epochs in a row.
 """
 from __future__ import annotations
 
@@ -90,10 +91,11 @@ THRESHOLDS: dict[str, Threshold] = {
                                              "loss above oscillation_level, the loss oscillates"),
     "oscillation_level": Threshold(0.5, "... the loss still above this fraction of its first block (a noisy "
                                         "but converged loss is not an oscillation)"),
-    "overfit_epochs": Threshold(3, "epochs averaged: the validation loss of the last ones against the lowest "
-                                   "average of as many earlier epochs"),
+    "overfit_epochs": Threshold(3, "epochs in a window: the median validation loss of the last ones against "
+                                   "the lowest median of as many earlier epochs; also the epochs in a row the "
+                                   "rise must last"),
     "overfit_window": Threshold(0.1, "... or this fraction of the epochs so far, if more"),
-    "overfit_rise": Threshold(0.05, "'clearly above': the recent average exceeds the lowest one by at least this "
+    "overfit_rise": Threshold(0.05, "'clearly above': the recent median exceeds the lowest one by at least this "
                                     "relative amount..."),
     "overfit_noise": Threshold(1.0, "... and by more than this many typical epoch-to-epoch changes of the "
                                     "validation loss (median |change|): a small validation set's loss jumps "
@@ -431,19 +433,19 @@ class Coach:
         # k-epoch medians: the lowest single epoch of a noisy validation loss is a lucky one, and
         # one bad epoch (a spike) is not a trend
         losses = np.array([x.val_loss for x in vals])
-        means = np.median(np.lib.stride_tricks.sliding_window_view(losses, k), axis=1)   # epochs i .. i+k-1
-        recent = float(means[-1])
-        earlier = means[:-k]                                          # windows that end before the recent one
+        medians = np.median(np.lib.stride_tricks.sliding_window_view(losses, k), axis=1)   # epochs i .. i+k-1
+        recent = float(medians[-1])
+        earlier = medians[:-k]                                        # windows that end before the recent one
         i_best = int(np.argmin(earlier))
-        best_mean = float(earlier[i_best])
+        best_level = float(earlier[i_best])
         best = vals[i_best + k - 1]                                   # the last epoch of the best window
         noise = float(np.median(np.abs(np.diff(losses))))
-        limit = best_mean + max(threshold("overfit_rise") * abs(best_mean), threshold("overfit_noise") * noise)
+        limit = best_level + max(threshold("overfit_rise") * abs(best_level), threshold("overfit_noise") * noise)
         rising = recent > limit and e.train_loss < best.train_loss
         state.streaks["overfit"] = state.streaks.get("overfit", 0) + 1 if rising else 0
         if state.streaks["overfit"] < int(threshold("overfit_epochs")):   # a lasting rise, not a bump
             return []
-        rise = (recent - best_mean) / abs(best_mean) if best_mean else math.inf
+        rise = (recent - best_level) / abs(best_level) if best_level else math.inf
         first = vals[i_best].epoch
         exp = state.experiment
         layers = exp["model"]["layers"]
@@ -457,9 +459,9 @@ class Coach:
             try_it, label = {"model": {"layers": {"l2": 1e-4}}}, "Add an l2 penalty (1e-4) to every hidden layer"
         return [Finding(
             "overfitting", e.run_id, e.step, "Overfitting",
-            f"the validation loss averaged {recent:.4g} over the last {k} epochs, "
+            f"the validation loss had a median of {recent:.4g} over the last {k} epochs, "
             f"{f'{rise:.0%} ' if math.isfinite(rise) else ''}above its lowest "
-            f"{k}-epoch average ({best_mean:.4g}, epochs {first}-{best.epoch}) and more than its epoch-to-epoch "
+            f"{k}-epoch median ({best_level:.4g}, epochs {first}-{best.epoch}) and more than its epoch-to-epoch "
             f"noise ({noise:.2g}), while the training loss kept falling ({best.train_loss:.4g} -> "
             f"{e.train_loss:.4g})",
             "The network is memorizing the training set. The book's remedies: early stopping, l1/l2 penalties, "

@@ -210,7 +210,8 @@ def apply_overrides(experiment: Mapping, overrides: Mapping | None) -> dict:
 # ----------------------------------------------------------------------------- the section
 
 
-def _seeds(value: Any, base_seed: int) -> list[int]:
+def seed_list(value: Any, base_seed: int) -> list[int]:
+    """compare.seeds (a count or a list) as the list of seeds, validated."""
     if value is None:
         value = DEFAULT_SEEDS
     if isinstance(value, bool):
@@ -290,7 +291,7 @@ def resolve_compare(section: Any, experiment: dict) -> dict:
             raise ExperimentError(f"{where} ({name}): {exc}") from None
         variants.append({"name": name, "overrides": copy.deepcopy(overrides), "lr_finder": finder,
                          "zero_weights_below": zero})
-    seeds = _seeds(section.get("seeds"), experiment["seed"])
+    seeds = seed_list(section.get("seeds"), experiment["seed"])
     target = section.get("target")
     if target is not None:
         if not isinstance(target, dict):
@@ -563,7 +564,7 @@ def cli_run_comparison(args, experiment: dict, app_version: str = "") -> int:
     if args.seed is not None:
         seeds = [args.seed]
     elif option is not None:
-        seeds = _seeds(option, experiment["seed"])
+        seeds = seed_list(option, experiment["seed"])
     overrides = {"training": {"max_steps": args.steps}} if args.steps else None
     folder = Path(args.out) if args.out else default_run_dir(experiment["name"])
     n_jobs = len(experiment["compare"]["variants"]) * len(seeds or experiment["compare"]["seeds"])

@@ -18,6 +18,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .errors import ExperimentError
+
 
 
 def spread(values: Iterable) -> dict:
@@ -246,7 +248,11 @@ def format_stat(s: dict, pct: bool) -> str:
     return f"{s['mean']:.4f}{std}"
 
 
-_cell = format_stat
+def format_steps_to_target(t: dict) -> str:
+    """"1234 ± 56 (3/3)" for a variant's ``steps_to_target``; "never (0/3)" when no run reached it."""
+    cell = "never" if t["reached"] == 0 else f"{t['mean']:.0f}" + (
+        f" ± {t['std']:.0f}" if math.isfinite(t["std"]) else "")
+    return cell + f" ({t['reached']}/{t['of']})"
 
 
 def nan_stats(value):
@@ -284,13 +290,10 @@ def format_table(summary: dict) -> str:
     lines.append(head)
     for name in summary["ranking"]:
         v = summary["variants"][name]
-        row = f"{name[:w]:{w}s} {_cell(v[f'final_{metric}'], pct):>18s} {_cell(v[f'best_{metric}'], pct):>18s}"
+        row = (f"{name[:w]:{w}s} {format_stat(v[f'final_{metric}'], pct):>18s} "
+               f"{format_stat(v[f'best_{metric}'], pct):>18s}")
         if target:
-            t = v["steps_to_target"]
-            cell = "never" if t["reached"] == 0 else f"{t['mean']:.0f}" + (
-                f" ± {t['std']:.0f}" if math.isfinite(t["std"]) else "")
-            cell += f" ({t['reached']}/{t['of']})"
-            row += f" {cell:>18s}"
+            row += f" {format_steps_to_target(v['steps_to_target']):>18s}"
         if show_sparsity:
             sp = v.get("sparsity", {}).get("mean", math.nan)
             row += f" {sp * 100:7.1f}%" if math.isfinite(sp) else f" {'-':>8s}"
@@ -389,37 +392,54 @@ def comparison_curves(folder: str | os.PathLike, metric: str = "val_accuracy",
 
     ``metric``: a column of ``epochs.csv`` (val_accuracy, val_loss,
     train_loss, train_accuracy, sparsity...) or of ``history.csv`` (loss,
-    learning_rate...).
+    learning_rate...).  A run folder without that column is an error.
     """
     folder = Path(folder)
     summary = json.loads((folder / "comparison.json").read_text(encoding="utf-8"))
-    curves: dict[str, list] = {}
-    for name in summary["variants_order"]:
+    return aggregate_curves(_run_curves(folder, summary, (metric,), strict=True)[metric], n_points)
+
+
+def _run_curves(folder: Path, summary: Mapping, metrics: Sequence[str], strict: bool) -> dict:
+    """{metric: {variant: [(steps, values) per run]}}, each run folder's CSVs read once.
+    ``strict=False`` leaves out runs that miss a column (or the folder)."""
+    names = list(summary["variants_order"])
+    out: dict = {m: {n: [] for n in names} for m in metrics}
+    for name in names:
         for run in summary["variants"][name]["runs"]:
-            run_dir = folder / run["folder"]
-            steps, values = _read_column(run_dir, metric)
-            curves.setdefault(name, []).append((steps, values))
-    return aggregate_curves(curves, n_points)
+            try:
+                columns = _read_columns(folder / str(run["folder"]), metrics)
+            except (OSError, ValueError):
+                if strict:
+                    raise
+                continue
+            for metric in metrics:
+                if metric in columns:
+                    out[metric][name].append(columns[metric])
+                elif strict:
+                    raise ExperimentError(f"{folder / str(run['folder'])}: no column {metric!r} in epochs.csv "
+                                          f"or history.csv")
+    return out
 
 
-def _read_column(run_dir: Path, metric: str) -> tuple[list, list]:
+def _read_columns(run_dir: Path, metrics: Sequence[str]) -> dict:
+    """{metric: (steps, values)} from a run folder, epochs.csv first, then history.csv; each file is
+    read at most once, and only when it holds a metric still missing."""
+    out: dict = {}
     for name in ("epochs.csv", "history.csv"):
         path = run_dir / name
-        if not path.is_file():
+        missing = [m for m in metrics if m not in out]
+        if not missing or not path.is_file():
             continue
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            if metric not in (reader.fieldnames or ()):
+            here = [m for m in missing if m in (reader.fieldnames or ())]
+            if not here:
                 continue
-            steps, values = [], []
-            for row in reader:
-                steps.append(float(row["step"]))
-                values.append(float(row[metric]) if row[metric] not in ("", "nan") else math.nan)
-            return steps, values
-    raise ExperimentError(f"{run_dir}: no column {metric!r} in epochs.csv or history.csv")
-
-
-# ----------------------------------------------------------------------------- command line
+            rows = list(reader)
+        steps = [float(row["step"]) for row in rows]
+        for m in here:
+            out[m] = (steps, [float(row[m]) if row[m] not in ("", "nan") else math.nan for row in rows])
+    return out
 
 
 CURVE_METRICS = ("val_accuracy", "val_loss", "loss", "train_loss", "train_accuracy")
@@ -428,8 +448,8 @@ CURVE_METRICS = ("val_accuracy", "val_loss", "loss", "train_loss", "train_accura
 
 def record_curves(records: Sequence[Mapping], metric: str, n_points: int | None = None) -> dict:
     """Mean line and min-max band per variant from job records (:func:`engine.compare.run_job`
-    results, each with its per-epoch ``curve``): what the window draws while a comparison is
-    still running, before any file is read back."""
+    results: their per-epoch ``curve`` and per-record ``history``): what the window draws while a
+    comparison is still running, before any file is read back."""
     curves: dict[str, list] = {}
     for r in records:
         if metric == "loss":
@@ -447,29 +467,16 @@ def read_comparison(folder: str | os.PathLike, metrics: Sequence[str] = CURVE_ME
     """A finished comparison folder read back: (summary, {metric: curves}).
 
     The summary is ``comparison.json`` with its nulls turned back into NaN;
-    the curves are :func:`aggregate_curves` of each run folder's ``epochs.csv``
-    (a run folder that is missing or has no such column is left out)."""
-    from .errors import ExperimentError
-
+    the curves are :func:`aggregate_curves` of each run folder's CSVs (a run
+    folder that is missing or lacks a column is left out of that curve)."""
     folder = Path(folder)
     path = folder / "comparison.json"
     try:
         summary = nan_stats(json.loads(path.read_text(encoding="utf-8")))
-        names = list(summary["variants_order"])
-        runs = {n: list(summary["variants"][n]["runs"]) for n in names}
+        per_metric = _run_curves(folder, summary, metrics, strict=False)
     except FileNotFoundError:
         raise ExperimentError(f"{folder}: no comparison.json here; a comparison folder is what "
                               f"'python main.py run' writes for an experiment with a compare section") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ExperimentError(f"{path}: not a comparison summary ({type(exc).__name__}: {exc})") from None
-    curves = {}
-    for metric in metrics:
-        per_variant: dict[str, list] = {n: [] for n in names}
-        for name in names:
-            for run in runs[name]:
-                try:
-                    per_variant[name].append(_read_column(folder / str(run["folder"]), metric))
-                except (ExperimentError, OSError, ValueError, KeyError):
-                    continue
-        curves[metric] = aggregate_curves(per_variant)
-    return summary, curves
+    return summary, {m: aggregate_curves(c) for m, c in per_metric.items()}

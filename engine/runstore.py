@@ -36,9 +36,19 @@ EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "va
                 "wall_time", "sparsity")
 
 
+def safe_name(name: str) -> str:
+    """``name`` as it appears in a run folder's name (letters, digits, - and _; at most 60)."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:60] or "run"
+
+
+def folder_experiment_name(folder: str | os.PathLike) -> str:
+    """The name part of a ``<yyyymmdd>-<hhmmss>-<name>`` folder made by :func:`default_run_dir`."""
+    return Path(folder).name.split("-", 2)[-1]
+
+
 def default_run_dir(name: str, root: str | os.PathLike = "runs") -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:60] or "run"
+    safe = safe_name(name)
     path = Path(root) / f"{stamp}-{safe}"
     n = 1
     while path.exists():

@@ -24,6 +24,7 @@ is the Python call, not the arithmetic.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -40,9 +41,9 @@ def _register(cls):
     return cls
 
 
-class Surface:
-    """Base class.  Subclasses implement ``_value`` and ``_gradient`` (before
-    the shift that makes the minimum 0) and set the class attributes."""
+class Surface(ABC):
+    """Base class.  Subclasses implement ``_value``, ``_gradient`` (before
+    the shift that makes the minimum 0) and ``_minima``, and set the class attributes."""
 
     name: ClassVar[str]
     title: ClassVar[str]
@@ -61,14 +62,17 @@ class Surface:
         self._offset = float(np.min(self._value(self.minima[:, 0], self.minima[:, 1])))
 
     # -------------------------------------------------------------- subclass API
+    @abstractmethod
     def _value(self, x, y):
-        raise NotImplementedError
+        """Loss at (x, y) before the shift that makes the minimum 0 (element-wise)."""
 
+    @abstractmethod
     def _gradient(self, x, y):
-        raise NotImplementedError
+        """(dL/dx, dL/dy) at (x, y), element-wise."""
 
+    @abstractmethod
     def _minima(self):
-        raise NotImplementedError
+        """The global minima as (k, 2) points (the shift puts the loss there at 0)."""
 
     # ------------------------------------------------------------------ public
     def value(self, x, y) -> np.ndarray:

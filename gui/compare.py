@@ -19,6 +19,7 @@ when the tab is opened.
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import tempfile
@@ -33,7 +34,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
                                QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.errors import DescentError
-from engine.compare_report import CURVE_METRICS, format_stat
+from engine.compare_report import CURVE_METRICS, format_stat, format_steps_to_target
 
 from .compat import collect_garbage_on_gui_thread
 from .plots import RUN_COLORS, add_legend, setup_plot
@@ -90,6 +91,7 @@ class ComparisonRunner(QObject):
         exp = request.experiment
         cfg = exp["compare"]
         records: list[dict] = []
+        curves: dict = {}
         try:
             jobs = comparison_jobs(exp, request.seeds, request.overrides)
             seeds = [j.seed for j in jobs[::len(cfg["variants"])]]
@@ -98,6 +100,7 @@ class ComparisonRunner(QObject):
                                                   f"training {total} runs in {request.folder} ..."))
 
             def on_record(r: dict, done: int, total: int) -> None:
+                nonlocal curves
                 records.append(r)
                 summary = summarize(records, cfg, exp, seeds=seeds)
                 curves = _frozen({m: record_curves(records, m) for m in CURVE_METRICS})
@@ -107,7 +110,6 @@ class ComparisonRunner(QObject):
 
             summary = run_comparison(exp, request.folder, workers=request.workers, seeds=request.seeds,
                                      overrides=request.overrides, on_record=on_record, app_version=__version__)
-            curves = _frozen({m: record_curves(records, m) for m in CURVE_METRICS})
             self.snapshot.emit(ComparisonSnapshot(
                 request.folder, total, total, summary, curves,
                 f"done: {total} runs in {summary['total_wall_seconds']:.0f} s on {summary['workers']} "
@@ -297,9 +299,11 @@ class ComparisonView(QWidget):
         """The newest comparison of experiment ``name`` under the run root."""
         if self.run_root is None or not Path(self.run_root).is_dir():
             return None
-        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:60]
+        from engine.runstore import folder_experiment_name, safe_name
+
+        safe = safe_name(name)
         found = [p.parent for p in Path(self.run_root).glob("*/comparison.json")
-                 if p.parent.name[16:].startswith(safe)]     # <yyyymmdd-hhmmss>-<name>...
+                 if folder_experiment_name(p.parent).startswith(safe)]   # <name> or <name>-compare
         return max(found, key=lambda p: p.name) if found else None
 
     # ------------------------------------------------------------------ running
@@ -319,9 +323,9 @@ class ComparisonView(QWidget):
                                                          "seeds": self.seeds.value()}, exp))
                 seeds = None
             else:
-                from engine.compare import _seeds
+                from engine.compare import seed_list
 
-                seeds = tuple(_seeds(self.seeds.value(), exp["seed"])) \
+                seeds = tuple(seed_list(self.seeds.value(), exp["seed"])) \
                     if self.seeds.value() != len(exp["compare"]["seeds"]) else None
         except DescentError as exc:
             self._set_status(f"cannot compare: {exc}", error=True)
@@ -375,9 +379,9 @@ class ComparisonView(QWidget):
         if snap.finished:
             self.running_folder = None
             self._end_thread()   # the runner's slot returns right after its last snapshot
-        self.snapshot = snap if snap.summary is not None or self.snapshot is None else \
-            ComparisonSnapshot(snap.folder, snap.done, snap.total, self.snapshot.summary, self.snapshot.curves,
-                               snap.message, snap.finished, snap.failed)
+        if snap.summary is None and self.snapshot is not None:   # a failure: keep what the runs so far showed
+            snap = dataclasses.replace(snap, summary=self.snapshot.summary, curves=self.snapshot.curves)
+        self.snapshot = snap
         self.progress.setVisible(not snap.finished and snap.total > 0)
         self.progress.setMaximum(max(1, snap.total))
         self.progress.setValue(snap.done)
@@ -498,10 +502,7 @@ class ComparisonView(QWidget):
             cells = [name, f"{len(v['seeds'])} ({statuses})" if statuses else "0",
                      format_stat(v[f"final_{metric}"], pct), format_stat(v[f"best_{metric}"], pct)]
             if target:
-                t = v["steps_to_target"]
-                cells.append("never" if not t["reached"] else
-                             f"{t['mean']:.0f}" + (f" ± {t['std']:.0f}" if math.isfinite(t["std"]) else "")
-                             + f" ({t['reached']}/{t['of']})")
+                cells.append(format_steps_to_target(v["steps_to_target"]))
             wall = v["wall_seconds"]["mean"]
             cells += ["-" if not math.isfinite(wall) else f"{wall:.1f}",
                       "yes" if v["same_initial_weights_as_first"] else "no (other sizes or initializers)",
@@ -514,7 +515,7 @@ class ComparisonView(QWidget):
                     item.setFont(bold)
                 if col == len(cells) - 1:
                     kind = "best" if name == summary["best"] else \
-                        "worse" if verdict.startswith("worse") else "same"
+                        "worse" if v["vs_best"].get("distinguishable") else "same"
                     item.setForeground(QColor(VERDICT_COLORS[kind]))
                     if kind != "same":
                         item.setFont(bold)

@@ -501,14 +501,13 @@ class MainWindow(FileActions, QMainWindow):
         if not exp["name"].endswith(suffix):
             exp["name"] += suffix
         self.set_experiment(exp, source=f"coach: {finding.try_it_label} (from run {record.name})")
-        self._coach_next = record
         if self.active is not None:   # one job at a time: the variant starts when this one is done
+            self._coach_next = record
             self.active.control.stop()
             self.statusBar().showMessage(f"Stopping {self.active.record.name}; then training the coach's "
                                          f"variant: {finding.try_it_label}", 10000)
             self.update_controls()
             return
-        self._coach_next = None
         self._start_coach_variant(record)
 
     def _start_coach_variant(self, original: RunRecord) -> None:

@@ -392,8 +392,9 @@ class PlotPanel(QFrame):
     def legends(self) -> list:
         return []
 
-    def draw(self, record, multi: bool, color) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def draw(self, record, multi: bool, color) -> None:
+        """Draw ``record``'s curves (``color``: the run's, when several runs are overlaid).
+        Nothing by default: a panel that overrides ``sync`` (the predictions) has no curves."""
 
     def after_sync(self, records, multi, focus, changed) -> None:
         pass

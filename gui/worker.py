@@ -33,14 +33,13 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine.coach import Coach
 from engine.control import RunControl
 from engine.errors import DescentError
-from engine.events import Compiling, EpochEnd, RunFinished, RunStarted, StepMetrics, frozen_array
+from engine.events import Compiling, RunFinished, RunStarted, frozen_array
 
 from .records import DataPoints, RunFailed, SubRun
 
 BATCH_SECONDS = 1 / 30
 MAX_POINTS = 3000   # training points sent for the decision-boundary view
 URGENT = (RunStarted, Compiling, RunFinished, SubRun)   # sent at once
-COACHED = (StepMetrics, EpochEnd, RunStarted, RunFinished)   # the only events the coach looks at
 try:
     from engine.stages import StageFinished, StagesFinished, StageStarted
     URGENT += (StageStarted, StageFinished, StagesFinished)
@@ -110,10 +109,10 @@ class TrainingWorker(QObject):
                 if writer is not None:
                     writer.handle(event)
                 pending.append(event)
-                if isinstance(event, COACHED):
-                    pending.extend(coach.observe(event))
-                elif isinstance(event, SubRun):   # the next variant reuses the job's run_id: watch it afresh
+                if isinstance(event, SubRun):   # the next variant reuses the job's run_id: watch it afresh
                     coach.forget(job.run_id)
+                else:
+                    pending.extend(coach.observe(event))
                 now = time.monotonic()
                 if (now - last >= self.batch_seconds or job.control.paused or job.control.stopped
                         or isinstance(event, URGENT)):

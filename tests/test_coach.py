@@ -259,6 +259,6 @@ def test_overfitting_from_a_zero_validation_loss_says_so_without_a_percentage():
     for epoch, v in enumerate([0.3, 0.0, 0.0, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25], 1):
         found += coach.observe(EpochEnd(7, epoch, 10 * epoch, 0.6 - 0.05 * epoch, 0.8, v, 0.8, 0.1, 1.0, 0.0))
     assert [f.detector for f in found] == ["overfitting"]
-    assert "inf" not in found[0].seen and "above its lowest 3-epoch average (0," in found[0].seen
+    assert "inf" not in found[0].seen and "above its lowest 3-epoch median (0," in found[0].seen
     coach.forget(7)
     assert coach.observe(EpochEnd(7, 10, 100, 0.1, 0.8, 0.3, 0.8, 0.1, 1.0, 0.0)) == []   # not watched now

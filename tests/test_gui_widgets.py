@@ -236,3 +236,18 @@ def test_data_sliders_move_the_value_in_range(qtbot):
     assert 500 < panel.config()["n_samples"] < 20_000  # middle of a log scale: ~3,000
     assert size.type_text("250") is None and size.slider.value() == pytest.approx(200 * (math.log10(250) - 1) / 5, abs=1)
     panel.wait_loaded()
+
+
+def test_an_editor_class_without_value_or_set_value_is_refused():
+    from gui.widgets.params import ParamEditor
+
+    with pytest.raises(TypeError, match="must define value, set_value"):
+        class Half(ParamEditor):
+            pass
+
+    class Whole(ParamEditor):
+        def value(self):
+            return 1
+
+        def set_value(self, value):
+            pass

@@ -152,3 +152,19 @@ def test_distance_to_nearest_minimum():
 def test_bad_configs_are_explained(config, message):
     with pytest.raises(ExperimentError, match=message):
         make_surface(config)
+
+
+def test_a_surface_without_its_minima_cannot_be_made():
+    from engine.surfaces import Surface
+
+    class NoMinima(Surface):
+        name, title, description = "no-minima", "no minima", "misses _minima"
+
+        def _value(self, x, y):
+            return x * x + y * y
+
+        def _gradient(self, x, y):
+            return 2 * x, 2 * y
+
+    with pytest.raises(TypeError, match="_minima"):
+        NoMinima()

@@ -63,9 +63,19 @@ def show_refusal(widget: QWidget, message: str) -> None:
 
 
 class ParamEditor(QWidget):
-    """Common interface: ``value()``, ``set_value(v)``, ``changed`` (a good value was committed)."""
+    """Common interface: ``value()``, ``set_value(v)``, ``changed`` (a good value was committed).
+
+    Every editor class defines ``value`` and ``set_value``; one that does not is refused when
+    its class is created (Qt's metaclass rules out ``abc.ABC`` here)."""
 
     changed = Signal()
+    REQUIRED = ("value", "set_value")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        missing = [name for name in cls.REQUIRED if not callable(getattr(cls, name, None))]
+        if missing:
+            raise TypeError(f"{cls.__name__} must define {', '.join(missing)} (see ParamEditor)")
 
     def __init__(self, param: Param, where: str, parent=None):
         super().__init__(parent)
@@ -73,12 +83,6 @@ class ParamEditor(QWidget):
         self.where = where
         self.base_tooltip = tooltip_for(param, where)
         self.last_refusal = ""
-
-    def value(self):  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def set_value(self, value) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
 
     def check(self, value):
         """The normalised value, or raise ExperimentError with the reason."""
