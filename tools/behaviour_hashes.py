@@ -15,6 +15,7 @@ Hashes are bit-level: they hold on one machine kind and BLAS kernel (CI's).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import sys
@@ -78,7 +79,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {GOLDEN.relative_to(ROOT)}")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):  # runs print tables
         hashes = fingerprint(Path(tmp))
     text = json.dumps(hashes, indent=1, sort_keys=True) + "\n"
     if args.write:
