@@ -11,7 +11,7 @@ What is measured
 Descent is driven through its real training loop: ``Trainer.run()`` is
 consumed event by event, exactly as the CLI does, with the default
 diagnostics interval (``training.log_every`` = null, i.e.
-``engine.training.default_log_every``) and the default probe batch (256
+``engine.training.trainer.default_log_every``) and the default probe batch (256
 rows; every diagnostics record runs a forward pass over it, plus gradient
 norms and update ratios).  Its steps/s count the time spent inside the step
 loop: the compiled chunks, the Python loop around them, every diagnostics
@@ -127,7 +127,7 @@ def random_data(cfg: Config, scale: float = 1.0):
 # ---------------------------------------------------------------------------------- Descent
 
 def descent_experiment(cfg: Config, seed: int = 0) -> dict:
-    from engine.experiment import resolve_experiment
+    from engine.spec.experiment import resolve_experiment
 
     layer = {"activation": cfg.activation, "initializer": cfg.initializer,
              "batch_norm": "before" if cfg.bn else "none", "use_bias": not cfg.bn}
@@ -161,7 +161,7 @@ class DescentRun:
 
     def __init__(self, cfg: Config, data, experiment: dict | None = None):
         from engine.control import RunControl
-        from engine.training import Trainer
+        from engine.training.trainer import Trainer
 
         self.trainer = Trainer(experiment or descent_experiment(cfg), dataset=descent_dataset(cfg, data))
         self.events = self.trainer.run(RunControl())
@@ -365,7 +365,7 @@ def run_config(cfg: Config, args, use_torch: bool) -> dict:
 
 def dead_relu_run(args) -> dict:
     """5,000 steps of a deep ReLU net at a learning rate that kills units; steps/s per 1,000 steps."""
-    from engine.experiment import resolve_experiment
+    from engine.spec.experiment import resolve_experiment
 
     cfg = Config("dead-relu", "784-(300x4)-10 ReLU, batch 32, momentum, lr 0.3", 784, (300,) * 4, "relu", 10,
                  32, "momentum", 0.3, 54_000)
@@ -419,8 +419,8 @@ STARTUP_SCRIPT = """
 import sys, time
 c0, w0 = time.process_time(), time.perf_counter()
 sys.path.insert(0, {root!r})
-from engine.experiment import resolve_experiment
-from engine.training import Trainer
+from engine.spec.experiment import resolve_experiment
+from engine.training.trainer import Trainer
 from engine.events import StepMetrics
 exp = resolve_experiment({{"data": {{"name": "moons", "n_samples": 500}},
                           "model": {{"layers": [{{"units": 16, "activation": "relu"}}]}},

@@ -49,7 +49,7 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
 
 from engine.control import RunControl  # noqa: E402
 from engine.events import StepMetrics  # noqa: E402
-from engine.experiment import default_experiment, load_experiment, resolve_experiment  # noqa: E402
+from engine.spec.experiment import default_experiment, load_experiment, resolve_experiment  # noqa: E402
 
 
 # plots redrawn on every tick of the window's timer when new diagnostics arrive; the accuracy plot and
@@ -72,7 +72,7 @@ class ObservedControl(RunControl):
 
 
 def fashion_experiment(steps: int) -> tuple[dict, str]:
-    from engine.datasets import load_dataset
+    from engine.data import load_dataset
 
     try:
         exp = load_experiment("default")
@@ -101,8 +101,8 @@ def rate_from(samples: list[tuple[float, int]]) -> float:
 
 
 def headless_rate(exp: dict, folder: Path) -> float:
-    from engine.runstore import RunWriter
-    from engine.training import Trainer
+    from engine.formats.runstore import RunWriter
+    from engine.training.trainer import Trainer
 
     trainer = Trainer(exp)
     writer = RunWriter(folder)

@@ -2,10 +2,10 @@
 
 Public entry points:
 
-* :func:`engine.experiment.load_experiment` / ``resolve_experiment``
-* :class:`engine.training.Trainer` — a generator of :mod:`engine.events`
+* :func:`engine.spec.experiment.load_experiment` / ``resolve_experiment``
+* :class:`engine.training.trainer.Trainer` — a generator of :mod:`engine.events`
 * :class:`engine.control.RunControl` — pause, step, stop, learning rate
-* :class:`engine.runstore.RunWriter` — the run folder
+* :class:`engine.formats.runstore.RunWriter` — the run folder
 """
 
 __version__ = "0.1.0"

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
-from .control import RunControl
-from .errors import DescentError
-from .events import Compiling, EpochEnd, RunFinished, RunStarted, StepMetrics
+from engine import __version__
+from engine.control import RunControl
+from engine.errors import DescentError
+from engine.events import Compiling, EpochEnd, RunFinished, RunStarted, StepMetrics
 
 EXIT_INPUT_ERROR = 2
 
@@ -71,14 +71,14 @@ class Progress:
 
 
 def _run(args) -> int:
-    from .experiment import load_experiment, with_overrides
-    from .runstore import RunWriter, default_run_dir
-    from .training import Trainer
-    from .weights import load_weights
+    from engine.spec.experiment import load_experiment, with_overrides
+    from engine.formats.runstore import RunWriter, default_run_dir
+    from engine.training.trainer import Trainer
+    from engine.formats.weights import load_weights
 
     experiment = load_experiment(args.experiment)
     if experiment.get("stages"):
-        from .stage_runner import cli_run_stages  # multi-stage workflows (transfer learning, pretraining)
+        from engine.jobs.stages import cli_run_stages  # multi-stage workflows (transfer learning, pretraining)
 
         return cli_run_stages(args, experiment, Progress(args.quiet), RunControl(), __version__)
     if args.seed is not None:
@@ -86,7 +86,7 @@ def _run(args) -> int:
     if args.epochs is not None:
         experiment = with_overrides(experiment, training=dict(experiment["training"], epochs=args.epochs))
     if experiment.get("compare"):
-        from .compare import cli_run_comparison  # variants x seeds, in a process pool
+        from engine.jobs.compare import cli_run_comparison  # variants x seeds, in a process pool
 
         return cli_run_comparison(args, experiment, __version__)
     if args.seeds is not None or args.workers is not None:
@@ -100,7 +100,7 @@ def _run(args) -> int:
     if args.init_weights:
         init, _ = load_weights(args.init_weights)
     if args.resume:
-        from .formats.checkpoint import resume_trainer
+        from engine.formats.checkpoint import resume_trainer
 
         trainer = resume_trainer(args.resume, experiment, max_steps=args.steps)
     else:
@@ -130,7 +130,7 @@ def _run(args) -> int:
 
 
 def _export(args) -> int:
-    from .formats import export_run
+    from engine.formats import export_run
 
     start = time.perf_counter()
     path = export_run(args.run_dir, args.format, args.out)
@@ -140,8 +140,8 @@ def _export(args) -> int:
 
 
 def _predict(args) -> int:
-    from .fileio import write_text
-    from .formats.predict import predict_file
+    from engine.fileio import write_text
+    from engine.formats.predict import predict_file
 
     if args.mc_dropout is not None and args.mc_dropout < 1:
         print(f"error: --mc-dropout must be >= 1, got {args.mc_dropout}", file=sys.stderr)
@@ -156,7 +156,7 @@ def _predict(args) -> int:
 
 
 def _lr_find(args) -> int:
-    from .lr_finder import cli_lr_find
+    from engine.training.lr_finder import cli_lr_find
 
     if not 0 < args.min_lr < args.max_lr:
         print(f"error: need 0 < --min-lr < --max-lr, got {args.min_lr} and {args.max_lr}", file=sys.stderr)
@@ -165,7 +165,7 @@ def _lr_find(args) -> int:
 
 
 def _presets(args) -> int:
-    from .experiment import load_experiment, preset_menu
+    from engine.spec.experiment import load_experiment, preset_menu
 
     for section, entries in preset_menu():  # grouped in the book's order
         for name, path in entries:

@@ -4,7 +4,7 @@
 interleaving; runs are told apart by ``run_id``) and returns the *new*
 findings, usually none.  A :class:`Finding` says what the coach sees (with
 the numbers), what the book suggests, and offers a "try it" modification:
-``try_it`` is a dict of overrides that :func:`engine.compare.apply_overrides`
+``try_it`` is a dict of overrides that :func:`engine.spec.overrides.apply_overrides`
 turns into the modified experiment (the window creates that variant with one
 click).  Each detector reports at most once per run.
 
@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from .events import EpochEnd, RunFinished, RunStarted, StepMetrics
+from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class Finding:
     title: str
     seen: str              # what the coach sees, with the numbers
     advice: str            # what the book suggests
-    try_it: dict           # overrides for engine.compare.apply_overrides
+    try_it: dict           # overrides for engine.spec.overrides.apply_overrides
     try_it_label: str      # one line for the button
     layers: tuple = ()     # indices of the layers concerned
     severity: str = "warning"   # "warning" | "problem"
@@ -150,7 +150,7 @@ class _RunState:
 
 def _layers(experiment: dict, pick, changes: dict) -> list:
     """The hidden layers with ``changes`` merged into those ``pick(layer)`` selects."""
-    from .compare import _merge_layer
+    from engine.spec.overrides import _merge_layer
 
     return [_merge_layer(layer, changes, f"model.layers[{i}]") if pick(layer) else copy.deepcopy(layer)
             for i, layer in enumerate(experiment["model"]["layers"])]

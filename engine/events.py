@@ -1,6 +1,6 @@
 """The records a training run emits.
 
-A run is a generator of these events (see :mod:`engine.training`).  They are
+A run is a generator of these events (see :mod:`engine.training.trainer`).  They are
 immutable: frozen dataclasses whose arrays are read-only copies, so a consumer
 on another thread (the window) can keep them without locks.
 

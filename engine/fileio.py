@@ -11,7 +11,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DescentError
+from engine.errors import DescentError
 
 
 class WriteError(DescentError):

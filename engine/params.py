@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import ExperimentError, nearest
+from engine.errors import ExperimentError, nearest
 
 
 @dataclass(frozen=True)

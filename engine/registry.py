@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
-from .errors import ExperimentError, nearest
+from engine.errors import ExperimentError, nearest
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from engine.errors import DescentError
-from engine.experiment import dumps_experiment, load_experiment
+from engine.spec.experiment import dumps_experiment, load_experiment
 
 from . import menus
 from .exporting import (WEIGHT_FORMATS, export_curves_csv, export_plots_png, export_weights, format_of, has_weights,

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     experiment = None
     if args.preset:
         from engine.errors import DescentError
-        from engine.experiment import load_experiment
+        from engine.spec.experiment import load_experiment
 
         try:
             experiment = load_experiment(args.preset)

@@ -2,7 +2,7 @@
 
 The window's main view trains networks; this tab makes the book's pictures
 of momentum, Nesterov, AdaGrad, RMSProp and Adam (Figures 11-6 and 11-7)
-live.  All optimizer arithmetic happens in :mod:`engine.arena`, which drives
+live.  All optimizer arithmetic happens in :mod:`engine.arena.race`, which drives
 the network engine's own optimizers; this module only edits settings, asks
 the arena to step, and draws what it reports.  A race step costs
 microseconds, so a QTimer on the GUI thread is all the machinery needed.
@@ -27,12 +27,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QScrollArea,
                                QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
-from engine.arena import (MAX_RACERS, Arena, RacerSpec, arena_preset_paths, load_arena_preset,
+from engine.arena.race import (MAX_RACERS, Arena, RacerSpec, arena_preset_paths, load_arena_preset,
                           suggested_learning_rate)
 from engine.errors import DescentError
-from engine.optimizers import OPTIMIZERS
+from engine.catalog.optimizers import OPTIMIZERS
 from engine.params import Param
-from engine.surfaces import SURFACES, make_surface
+from engine.arena.surfaces import SURFACES, make_surface
 
 from .arena_drawing import ARROW_SCALE, ArenaDrawing
 from .arena_racers import PALETTE, RacerEditor, optimizer_label

@@ -3,7 +3,7 @@ marker, velocity arrow and step-scale ellipse, the loss plot and the table.
 
 :class:`ArenaDrawing` is a mixin of :class:`gui.arena.ArenaTab` (kept apart
 to keep each module short).  It owns the plot items; the tab owns the
-settings, the timer and the :class:`engine.arena.Arena`.  It expects the tab
+settings, the timer and the :class:`engine.arena.race.Arena`.  It expects the tab
 to provide ``map_plot``, ``loss_plot``, ``picture``, ``map_caption``,
 ``step_label``, ``velocity_check``, ``scale_check``, ``running`` and the race
 state ``arena``, ``_surface``, ``_specs``, ``_racer_items``, ``_table_time``.

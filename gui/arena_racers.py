@@ -7,12 +7,12 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QVBoxLayout
 
-from engine.arena import RacerSpec, suggested_learning_rate
-from engine.experiment import OPTIMIZER_CLIP_PARAMS
-from engine.optimizers import OPTIMIZERS
+from engine.arena.race import RacerSpec, suggested_learning_rate
+from engine.spec.experiment import OPTIMIZER_CLIP_PARAMS
+from engine.catalog.optimizers import OPTIMIZERS
 from engine.params import Param
-from engine.schedules import SCHEDULES
-from engine.surfaces import make_surface
+from engine.catalog.schedules import SCHEDULES
+from engine.arena.surfaces import make_surface
 
 from .arena_widgets import ColorButton, NumberBox, ParamForm, compact_combo
 

@@ -5,7 +5,7 @@ the form below edits the selected layer with the engine's ``LAYER_PARAMS``
 specs (activation and initializer choices come from their registries, their
 own parameters from each entry's ``params``).  The output layer follows the
 task and says so.  Parameter counts come from the engine's own network
-layout (``engine.model.Network``), never from a second formula here.
+layout (``engine.training.network.Network``), never from a second formula here.
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
-from engine.activations import ACTIVATIONS
+from engine.catalog.activations import ACTIVATIONS
 from engine.errors import DescentError
-from engine.experiment import LAYER_PARAMS, OUTPUT_PARAMS, resolve_experiment
-from engine.initializers import INITIALIZERS
-from engine.model import Network, output_spec
+from engine.spec.experiment import LAYER_PARAMS, OUTPUT_PARAMS, resolve_experiment
+from engine.catalog.initializers import INITIALIZERS
+from engine.training.network import Network, output_spec
 
 from .widgets.params import ParamForm, format_value
 

@@ -2,15 +2,15 @@
 
 Press *Run comparison* and the experiment in the editors is trained once per
 variant of its ``compare`` section (or, without one, as it is) and per seed,
-by the engine's :func:`engine.compare.run_comparison` in a process pool (both
+by the engine's :func:`engine.jobs.compare.run_comparison` in a process pool (both
 cores).  A :class:`ComparisonRunner` on its own ``QThread`` drives it; as each
 job finishes it asks the engine for the summary so far (the same
-:func:`engine.compare.summarize` the headless report uses) and for the
-mean/min-max curves (:func:`engine.compare_report.record_curves`), and sends
+:func:`engine.jobs.compare.summarize` the headless report uses) and for the
+mean/min-max curves (:func:`engine.jobs.compare_report.record_curves`), and sends
 them to the GUI thread as one immutable :class:`ComparisonSnapshot`.  The tab
 only draws snapshots: one mean line per variant with its min-max band across
 seeds, and the table with the verdict of the one rule
-(:func:`engine.compare.distinguishable`: "not distinguishable at N seeds"
+(:func:`engine.jobs.compare.distinguishable`: "not distinguishable at N seeds"
 unless the paired gap is larger than the seed-to-seed spread).
 
 *Open comparison folder* shows a comparison run earlier, in the window or by
@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
                                QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.errors import DescentError
-from engine.compare_report import CURVE_METRICS, format_stat, format_steps_to_target
+from engine.jobs.compare_report import CURVE_METRICS, format_stat, format_steps_to_target
 
 from .compat import collect_garbage_on_gui_thread
 from .plots import RUN_COLORS, add_legend, setup_plot
@@ -61,7 +61,7 @@ class ComparisonSnapshot:
     folder: str
     done: int
     total: int
-    summary: dict | None       # engine.compare.summarize(...) (None before the first run ends)
+    summary: dict | None       # engine.jobs.compare.summarize(...) (None before the first run ends)
     curves: dict               # metric -> variant -> {"steps", "mean", "min", "max", "count"} (read-only)
     message: str               # one line: the run that just finished, or what went wrong
     finished: bool = False
@@ -85,8 +85,8 @@ class ComparisonRunner(QObject):
     @Slot(object)
     def run(self, request: ComparisonRequest) -> None:
         from engine import __version__
-        from engine.compare import comparison_jobs, run_comparison, summarize
-        from engine.compare_report import record_curves
+        from engine.jobs.compare import comparison_jobs, run_comparison, summarize
+        from engine.jobs.compare_report import record_curves
 
         exp = request.experiment
         cfg = exp["compare"]
@@ -299,7 +299,7 @@ class ComparisonView(QWidget):
         """The newest comparison of experiment ``name`` under the run root."""
         if self.run_root is None or not Path(self.run_root).is_dir():
             return None
-        from engine.runstore import folder_experiment_name, safe_name
+        from engine.formats.runstore import folder_experiment_name, safe_name
 
         safe = safe_name(name)
         found = [p.parent for p in Path(self.run_root).glob("*/comparison.json")
@@ -311,8 +311,8 @@ class ComparisonView(QWidget):
     def start(self) -> ComparisonRequest | None:
         if self.running_folder is not None:
             return None
-        from engine.compare import resolve_compare
-        from engine.runstore import default_run_dir
+        from engine.spec.compare import resolve_compare
+        from engine.formats.runstore import default_run_dir
 
         try:
             exp = self.current_experiment()
@@ -323,7 +323,7 @@ class ComparisonView(QWidget):
                                                          "seeds": self.seeds.value()}, exp))
                 seeds = None
             else:
-                from engine.compare import seed_list
+                from engine.spec.compare import seed_list
 
                 seeds = tuple(seed_list(self.seeds.value(), exp["seed"])) \
                     if self.seeds.value() != len(exp["compare"]["seeds"]) else None
@@ -350,7 +350,7 @@ class ComparisonView(QWidget):
 
     def stop(self) -> None:
         if self.running_folder is not None:
-            from engine.compare import request_stop
+            from engine.jobs.compare import request_stop
 
             request_stop(self.running_folder)
             self._set_status("stopping every run at its next step…")
@@ -391,7 +391,7 @@ class ComparisonView(QWidget):
         self.updated.emit(snap)
 
     def open_folder(self, folder: str | Path | None = None, quiet: bool = False) -> bool:
-        from engine.compare_report import read_comparison
+        from engine.jobs.compare_report import read_comparison
 
         if folder is None:
             start = str(self.run_root) if self.run_root is not None else ""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.weights import save_npz
+from engine.formats.weights import save_npz
 
 from .records import EPOCH_KEYS, PER_LAYER, RunRecord
 

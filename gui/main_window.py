@@ -28,13 +28,13 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget
 
 from engine.coach import Finding
-from engine.compare import apply_overrides
+from engine.spec.overrides import apply_overrides
 from engine.control import RunControl
 from engine.errors import DescentError
 from engine.events import RunFinished, StepMetrics
-from engine.experiment import default_experiment, resolve_experiment
+from engine.spec.experiment import default_experiment, resolve_experiment
 from engine.params import Param
-from engine.runstore import default_run_dir
+from engine.formats.runstore import default_run_dir
 
 from . import menus
 from .compat import collect_garbage_on_gui_thread
@@ -55,7 +55,7 @@ FRAME_MAX_SECONDS = 0.25
 META_KEYS = ("name", "title", "description", "section", "look_at", "loss")
 PASS_THROUGH = ("stages", "compare")   # sections the editors do not show but a run must keep
 try:
-    from engine.stages import StageFinished, StagesFinished, StageStarted
+    from engine.spec.stages import StageFinished, StagesFinished, StageStarted
 except ImportError:  # pragma: no cover
     StageStarted = StageFinished = StagesFinished = ()
 LIVE_LR = Param(0.01, "Learning rate. Changed while training, it takes effect at the next step (and replaces "

@@ -1,6 +1,6 @@
 """The menu bar: File, Presets, Help.
 
-Presets come from ``engine.experiment.preset_paths()`` (the ``presets/``
+Presets come from ``engine.spec.experiment.preset_paths()`` (the ``presets/``
 folder), grouped by each file's ``section`` in file order; choosing one loads
 it and shows its explanation above the editors.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
-from engine.experiment import default_experiment, preset_paths, resolve_experiment
+from engine.spec.experiment import default_experiment, preset_paths, resolve_experiment
 
 MAX_RECENT = 8
 RECENT_KEY = "recent_experiments"
@@ -50,7 +50,7 @@ def _peek(path: Path) -> dict:
 def preset_groups() -> list[tuple[str, list[tuple[str, str, str]]]]:
     """[(section, [(title, description, path or "builtin:i")])] in the book's order, built-ins last."""
     try:
-        from engine.experiment import preset_menu
+        from engine.spec.experiment import preset_menu
         sections = preset_menu()
     except ImportError:  # older engine: one group per "section", file order
         sections = {}

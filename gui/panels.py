@@ -19,12 +19,12 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QLabel, QToolButton, QVBoxLayout,
                                QWidget)
 
-from engine.datasets import DATASETS, load_dataset
+from engine.data import DATASETS, load_dataset
 from engine.errors import DescentError, ExperimentError
-from engine.experiment import EARLY_STOPPING_PARAMS, OPTIMIZER_CLIP_PARAMS, TRAINING_PARAMS
-from engine.optimizers import OPTIMIZERS
+from engine.spec.experiment import EARLY_STOPPING_PARAMS, OPTIMIZER_CLIP_PARAMS, TRAINING_PARAMS
+from engine.catalog.optimizers import OPTIMIZERS
 from engine.params import Param
-from engine.schedules import SCHEDULES
+from engine.catalog.schedules import SCHEDULES
 
 from .widgets.params import NumberEditor, ParamForm
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.activations import ACTIVATIONS
+from engine.catalog.activations import ACTIVATIONS
 from engine.coach import Finding
 from engine.events import (Compiling, ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted,
                            StepMetrics)
-from engine.runstore import read_run_status
+from engine.formats.runstore import read_run_status
 
 PER_LAYER = ("grad_norm", "update_ratio", "dead_fraction", "dead_count", "act_mean", "act_std", "saturated")
 EPOCH_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",

@@ -41,7 +41,7 @@ BATCH_SECONDS = 1 / 30
 MAX_POINTS = 3000   # training points sent for the decision-boundary view
 URGENT = (RunStarted, Compiling, RunFinished, SubRun)   # sent at once
 try:
-    from engine.stages import StageFinished, StagesFinished, StageStarted
+    from engine.spec.stages import StageFinished, StagesFinished, StageStarted
     URGENT += (StageStarted, StageFinished, StagesFinished)
 except ImportError:  # pragma: no cover - stages not part of this engine
     pass
@@ -80,8 +80,8 @@ class TrainingWorker(QObject):
     @Slot(object)
     def run(self, job: RunJob) -> None:
         from engine import __version__
-        from engine.runstore import RunWriter
-        from engine.training import Trainer
+        from engine.formats.runstore import RunWriter
+        from engine.training.trainer import Trainer
 
         pending: list = []
         writer = None
@@ -89,7 +89,7 @@ class TrainingWorker(QObject):
         last = time.monotonic()
         try:
             if job.experiment.get("stages"):   # multi-stage workflow (transfer learning, pretraining)
-                from engine.stage_runner import StagesWriter, run_stages
+                from engine.jobs.stages import StagesWriter, run_stages
 
                 if job.folder is not None:
                     writer = StagesWriter(job.folder, job.experiment, __version__)
@@ -135,9 +135,9 @@ class TrainingWorker(QObject):
         """Every variant of a ``compare`` section with its first seed, one run each (the
         quick race the window can show; all seeds and the statistics: ``python main.py run``)."""
         from engine import __version__
-        from engine.compare import comparison_jobs
-        from engine.runstore import RunWriter
-        from engine.training import Trainer
+        from engine.jobs.compare import comparison_jobs
+        from engine.formats.runstore import RunWriter
+        from engine.training.trainer import Trainer
 
         cfg = job.experiment["compare"]
         for variant in comparison_jobs(job.experiment, seeds=[cfg["seeds"][0]]):

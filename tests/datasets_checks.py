@@ -1,10 +1,10 @@
-"""Checks shared by the engine.datasets tests (tests/test_datasets_*.py):
+"""Checks shared by the engine.data tests (tests/test_datasets_*.py):
 the contract every Dataset keeps, and its splits put back together."""
 from __future__ import annotations
 
 import numpy as np
 
-from engine.datasets import Dataset
+from engine.data import Dataset
 
 SPLITS = ("train", "val", "test")
 

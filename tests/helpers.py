@@ -1,8 +1,8 @@
 """Small builders shared by the engine tests."""
 import numpy as np
 
-from engine.experiment import resolve_experiment
-from engine.model import Network
+from engine.spec.experiment import resolve_experiment
+from engine.training.network import Network
 
 
 def experiment(layers, output="auto", data=None, **sections):

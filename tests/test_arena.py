@@ -23,11 +23,11 @@ import json
 import numpy as np
 import pytest
 
-from engine.arena import (MAX_RACERS, Arena, RacerSpec, arena_preset_paths, arena_presets,
+from engine.arena.race import (MAX_RACERS, Arena, RacerSpec, arena_preset_paths, arena_presets,
                           is_adaptive, load_arena_preset, parse_arena_preset, suggested_learning_rate)
 from engine.errors import ExperimentError
-from engine.optimizers import OPTIMIZERS, make_optimizer
-from engine.surfaces import SURFACES, make_surface
+from engine.catalog.optimizers import OPTIMIZERS, make_optimizer
+from engine.arena.surfaces import SURFACES, make_surface
 
 OPTIMIZER_NAMES = OPTIMIZERS.names()
 SURFACE_NAMES = SURFACES.names()
@@ -105,7 +105,7 @@ def test_suggested_learning_rates_do_not_diverge(surface_name):
 
 
 def test_step_decay_tells_accumulating_optimizers_apart():
-    from engine.arena import step_decay
+    from engine.arena.race import step_decay
 
     expected_shrinking = {"adagrad": True, "ftrl": True, "sgd": False, "momentum": False,
                           "rmsprop": False, "adam": False}

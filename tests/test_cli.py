@@ -97,7 +97,7 @@ def test_presets_lists_the_shipped_experiments():
 
 
 def test_killed_run_leaves_valid_files_marked_interrupted(tmp_path):
-    from engine.runstore import read_run_status
+    from engine.formats.runstore import read_run_status
 
     out = tmp_path / "killed"
     exp = write_experiment(tmp_path, training={"epochs": 100000, "batch_size": 20, "log_every": 1})
@@ -140,7 +140,7 @@ def test_ctrl_c_stops_and_still_writes_weights(tmp_path):
 
 def test_relative_data_paths_are_anchored_to_the_experiment_file(tmp_path):
     from engine.errors import ExperimentError
-    from engine.experiment import load_experiment
+    from engine.spec.experiment import load_experiment
 
     folder = tmp_path / "exp"
     folder.mkdir()

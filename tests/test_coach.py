@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from engine.coach import DETECTORS, THRESHOLDS, Coach, Finding, threshold
-from engine.compare import apply_overrides
+from engine.spec.overrides import apply_overrides
 from engine.events import EpochEnd, LayerInfo, RunFinished, RunStarted, StepMetrics
-from engine.experiment import resolve_experiment
-from engine.training import Trainer
+from engine.spec.experiment import resolve_experiment
+from engine.training.trainer import Trainer
 
 MOONS = {"name": "moons", "n_samples": 1000, "noise": 0.2}
 FASHION = {"name": "fashion_mnist", "per_class": 100, "val_per_class": 20, "test_per_class": 5}
@@ -55,14 +55,14 @@ def test_a_healthy_run_triggers_nothing(seed):
 @pytest.mark.parametrize("seed", [42, 43, 44])
 def test_the_default_experiment_triggers_nothing(seed):
     """The window opens on it: the book's recommended configuration must not be flagged."""
-    from engine.experiment import default_experiment
+    from engine.spec.experiment import default_experiment
 
     assert watch(resolve_experiment(dict(default_experiment(), seed=seed))) == []
 
 
 @pytest.mark.parametrize("seed", [42, 43, 44])
 def test_the_overfitting_preset_is_reported_as_overfitting(seed):
-    from engine.experiment import load_experiment
+    from engine.spec.experiment import load_experiment
 
     exp = load_experiment("presets/10-regularization.json")
     exp = dict(exp, seed=seed, compare=None)    # the base: no regularization

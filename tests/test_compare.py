@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from engine import cli
-from engine.compare import (aggregate_curves, apply_overrides, comparison_curves, comparison_jobs,
+from engine.jobs.compare import (aggregate_curves, apply_overrides, comparison_curves, comparison_jobs,
                             distinguishable, format_table, run_comparison, summarize)
 from engine.errors import ExperimentError
-from engine.experiment import resolve_experiment
-from engine.training import Trainer
+from engine.spec.experiment import resolve_experiment
+from engine.training.trainer import Trainer
 
 
 def base(**changes):
@@ -216,7 +216,7 @@ def test_a_comparison_runs_in_a_process_pool_and_writes_its_files(tmp_path):
     assert list(c["steps"]) == [17.0, 34.0, 51.0] and list(c["count"]) == [2, 2, 2]
     assert np.all(c["min"] <= c["mean"]) and np.all(c["mean"] <= c["max"])
     # the window's live curves (from the job records) are the curves read back from the folder
-    from engine.compare_report import CURVE_METRICS, read_comparison, record_curves
+    from engine.jobs.compare_report import CURVE_METRICS, read_comparison, record_curves
 
     read_summary, read_curves = read_comparison(folder)
     assert format_table(read_summary) == format_table(data)
@@ -275,7 +275,7 @@ def test_curves_aggregate_to_a_mean_and_a_band_on_a_common_axis():
 
 
 def test_a_stop_request_stops_the_remaining_runs_and_the_report_says_so(tmp_path):
-    from engine.compare import request_stop
+    from engine.jobs.compare import request_stop
 
     exp = resolve_experiment(base(compare={"variants": [{"name": "a"}, {"name": "b"}], "seeds": [1, 2]},
                                   training={"epochs": 3, "batch_size": 16, "log_every": 2}))

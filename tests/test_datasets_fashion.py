@@ -1,4 +1,4 @@
-"""engine.datasets: Fashion-MNIST, from the real files when installed and
+"""engine.data: Fashion-MNIST, from the real files when installed and
 from tiny fake IDX files written by the tests."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.data import fashion
-from engine.datasets import load_dataset
+from engine.data import load_dataset
 from engine.errors import DataError
 
 from datasets_checks import check_contract, parts

@@ -1,4 +1,4 @@
-"""engine.datasets: the user's own data in CSV and NPZ files."""
+"""engine.data: the user's own data in CSV and NPZ files."""
 from __future__ import annotations
 
 import pickle
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.datasets import load_dataset
+from engine.data import load_dataset
 from engine.errors import DataError
 
 from datasets_checks import all_points, check_contract

@@ -1,4 +1,4 @@
-"""engine.datasets: the catalogue, config resolution, the synthetic sets
+"""engine.data: the catalogue, config resolution, the synthetic sets
 (2-D classification and 1-D regression), standardization and the grid."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.data.core import KINDS
-from engine.datasets import DATASETS, load_dataset, make_grid, resolve_data_config
+from engine.data import DATASETS, load_dataset, make_grid, resolve_data_config
 from engine.errors import DataError, ExperimentError
 from engine.params import Param
 

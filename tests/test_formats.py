@@ -9,17 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.activations import ACTIVATIONS, hidden_activation_names
+from engine.catalog.activations import ACTIVATIONS, hidden_activation_names
 from engine.cli import main
 from engine.control import RunControl
 from engine.errors import WeightsError
-from engine.experiment import resolve_experiment
+from engine.spec.experiment import resolve_experiment
 from engine.fileio import WriteError
 from engine.formats import (export_run, load_any, load_network, network_from_weights, reuse_layers,
                             save_weights, weights_metadata)
 from engine.formats.onnx_export import build_onnx
-from engine.runstore import RunWriter
-from engine.training import Trainer
+from engine.formats.runstore import RunWriter
+from engine.training.trainer import Trainer
 from helpers import network
 
 ONNX_DIFFS = {}  # (activation, bn) -> max abs difference, printed at the end with -s
@@ -319,7 +319,7 @@ def test_failed_write_keeps_previous_file_and_leaves_no_temp(tmp_path, monkeypat
     previous = path.read_bytes()
     net.tensor("layers.0.kernel")[...] += 1.0
     if fmt == "npz":
-        import engine.weights as W
+        import engine.formats.weights as W
 
         def broken_savez(f, **arrays):
             f.write(b"PK partial")

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from engine.activations import hidden_activation_names
+from engine.catalog.activations import hidden_activation_names
 from test_formats import inputs, make_net
 
 KERAS_CHECK = """

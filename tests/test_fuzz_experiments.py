@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import DescentError, ExperimentError
-from engine.experiment import MAX_FILE_BYTES, parse_experiment_text, resolve_experiment
-from engine.training import Trainer
+from engine.spec.experiment import MAX_FILE_BYTES, parse_experiment_text, resolve_experiment
+from engine.training.trainer import Trainer
 
 BASE = {
     "format_version": 1, "name": "fuzz", "seed": 1,
@@ -123,7 +123,7 @@ def test_arbitrary_bytes_are_rejected_cleanly(data):
 
 
 def test_non_utf8_and_huge_files(tmp_path):
-    from engine.experiment import load_experiment
+    from engine.spec.experiment import load_experiment
 
     bad = tmp_path / "latin1.json"
     bad.write_bytes(b'{"name": "caf\xe9"}')

@@ -7,7 +7,7 @@ RReLU with fixed slopes, every loss and every penalty.
 import numpy as np
 import pytest
 
-from engine.activations import ACTIVATIONS, hidden_activation_names
+from engine.catalog.activations import ACTIVATIONS, hidden_activation_names
 from engine.kernels.network import MODE_TRAIN, loss_and_gradient
 from engine.kernels.rng import new_state
 

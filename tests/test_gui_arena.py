@@ -12,9 +12,9 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel
 
-from engine.arena import MAX_RACERS, arena_preset_paths
-from engine.optimizers import OPTIMIZERS
-from engine.surfaces import SURFACES
+from engine.arena.race import MAX_RACERS, arena_preset_paths
+from engine.catalog.optimizers import OPTIMIZERS
+from engine.arena.surfaces import SURFACES
 
 pytestmark = pytest.mark.gui
 

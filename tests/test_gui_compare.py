@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.compare_report import format_stat, nan_stats
-from engine.experiment import resolve_experiment
+from engine.jobs.compare_report import format_stat, nan_stats
+from engine.spec.experiment import resolve_experiment
 
 from test_gui_window import FIRST_RUN_TIMEOUT, SMALL, make_window
 

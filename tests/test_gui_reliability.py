@@ -5,9 +5,9 @@ import threading
 import numpy as np
 import pytest
 
-from engine.experiment import resolve_experiment
-from engine.training import Trainer
-from engine.weights import load_npz
+from engine.spec.experiment import resolve_experiment
+from engine.training.trainer import Trainer
+from engine.formats.weights import load_npz
 
 from test_gui_window import FIRST_RUN_TIMEOUT, LONG, SMALL, current, make_window
 from test_reliability import rss_mb

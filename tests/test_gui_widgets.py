@@ -4,10 +4,10 @@ import math
 import pytest
 from PySide6.QtCore import QModelIndex
 
-from engine.experiment import LAYER_PARAMS, resolve_experiment
-from engine.optimizers import OPTIMIZERS
+from engine.spec.experiment import LAYER_PARAMS, resolve_experiment
+from engine.catalog.optimizers import OPTIMIZERS
 from engine.params import Param
-from engine.schedules import SCHEDULES
+from engine.catalog.schedules import SCHEDULES
 
 pytestmark = pytest.mark.gui
 

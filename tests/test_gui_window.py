@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from engine.control import RunControl
-from engine.experiment import resolve_experiment
+from engine.spec.experiment import resolve_experiment
 
 pytestmark = pytest.mark.gui
 
@@ -372,7 +372,7 @@ def test_keyboard_shortcuts(long_window, qtbot):
 
 
 def test_image_data_shows_a_confusion_matrix_and_misclassified_images(qtbot, tmp_path):
-    from engine.datasets import load_dataset
+    from engine.data import load_dataset
     from engine.errors import DescentError
 
     images = dict(copy.deepcopy(SMALL), name="fashion-tiny",
@@ -442,7 +442,7 @@ def test_a_frame_waits_for_enough_new_records_or_another_event(window, qtbot, mo
     import time
 
     from engine.events import EpochEnd, RunStarted, StepMetrics
-    from engine.training import Trainer
+    from engine.training.trainer import Trainer
     from gui.main_window import FRAME_MAX_SECONDS, FRAME_MIN_RECORDS, ActiveRun
     from gui.records import RunRecord
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engine.initializers import INITIALIZERS
+from engine.catalog.initializers import INITIALIZERS
 
 SHAPE = (400, 600)
 EXPECTED_VARIANCE = {  # by hand from the definitions: scale / fan

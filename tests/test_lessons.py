@@ -13,11 +13,11 @@ uncertainty it reports on two moons is higher away from the data than next to it
 import numpy as np
 import pytest
 
-from engine.compare import run_comparison
+from engine.jobs.compare import run_comparison
 from engine.events import DecisionSurface, RunFinished, StepMetrics
-from engine.experiment import load_experiment, resolve_experiment
-from engine.model import Network
-from engine.training import Trainer
+from engine.spec.experiment import load_experiment, resolve_experiment
+from engine.training.network import Network
+from engine.training.trainer import Trainer
 
 SEEDS = (1, 2, 3)
 FASHION = {"name": "fashion_mnist", "per_class": 200, "val_per_class": 50, "test_per_class": 5}

@@ -8,9 +8,9 @@ import pytest
 
 from engine import cli
 from engine.events import RunFinished
-from engine.experiment import resolve_experiment
-from engine.lr_finder import apply_suggestion, find_learning_rate
-from engine.training import Trainer
+from engine.spec.experiment import resolve_experiment
+from engine.training.lr_finder import apply_suggestion, find_learning_rate
+from engine.training.trainer import Trainer
 
 
 def experiment(**changes):
@@ -94,7 +94,7 @@ def test_the_suggestion_feeds_a_1cycle_schedule_or_the_learning_rate():
 
 
 def test_a_compare_variant_uses_the_finder_before_its_1cycle_run(tmp_path):
-    from engine.compare import run_comparison
+    from engine.jobs.compare import run_comparison
 
     exp = resolve_experiment({**experiment(), "compare": {"variants": [
         {"name": "1cycle", "overrides": {"schedule": {"name": "onecycle"}}, "lr_finder": {"steps": 100}}],

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.activations import ACTIVATIONS, hidden_activation_names
+from engine.catalog.activations import ACTIVATIONS, hidden_activation_names
 from engine.errors import ExperimentError
 from engine.kernels import activations as K
 from engine.kernels.layout import LOSS_BINARY_CE, LOSS_SOFTMAX_CE
@@ -73,8 +73,8 @@ def test_batch_norm_on_identical_rows_stays_finite(placement):
 
 
 def test_float32_and_float64_train_to_nearly_the_same_weights():
-    from engine.experiment import resolve_experiment
-    from engine.training import Trainer
+    from engine.spec.experiment import resolve_experiment
+    from engine.training.trainer import Trainer
 
     def final(dtype):
         exp = resolve_experiment({"seed": 2, "data": {"name": "moons", "n_samples": 200},

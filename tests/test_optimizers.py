@@ -13,7 +13,7 @@ import pytest
 
 from engine.errors import ExperimentError
 from engine.kernels import optim
-from engine.optimizers import (CLIP_KEYS, OPTIMIZERS, Adam, Momentum, OptimizerState,
+from engine.catalog.optimizers import (CLIP_KEYS, OPTIMIZERS, Adam, Momentum, OptimizerState,
                                make_optimizer, optimizer_from_config)
 
 NAMES = OPTIMIZERS.names()

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from engine import cli
-from engine.compare import apply_overrides, comparison_jobs, run_job
+from engine.jobs.compare import apply_overrides, comparison_jobs, run_job
 from engine.events import RunFinished
-from engine.experiment import SECTIONS, load_experiment, preset_menu, preset_paths
-from engine.training import Trainer
+from engine.spec.experiment import SECTIONS, load_experiment, preset_menu, preset_paths
+from engine.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = preset_paths()

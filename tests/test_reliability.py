@@ -6,8 +6,8 @@ import threading
 import numpy as np
 
 from engine.control import RunControl
-from engine.experiment import resolve_experiment
-from engine.training import Trainer
+from engine.spec.experiment import resolve_experiment
+from engine.training.trainer import Trainer
 
 EXPERIMENT = {"seed": 1, "data": {"name": "spirals", "n_samples": 400},
               "model": {"layers": [{"units": 16, "activation": "relu", "batch_norm": "before"}] * 2},

@@ -10,11 +10,11 @@ from engine.cli import main
 from engine.control import RunControl
 from engine.errors import WeightsError
 from engine.events import RunFinished, StepMetrics
-from engine.experiment import resolve_experiment
+from engine.spec.experiment import resolve_experiment
 from engine.formats import load_any
 from engine.formats.checkpoint import load_checkpoint, resume_trainer, save_checkpoint
-from engine.runstore import RunWriter
-from engine.training import Trainer
+from engine.formats.runstore import RunWriter
+from engine.training.trainer import Trainer
 
 BASE = {
     "name": "resume", "seed": 11, "data": {"name": "moons", "n_samples": 300},

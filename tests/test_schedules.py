@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ExperimentError
-from engine.schedules import SCHEDULES, make_schedule
+from engine.catalog.schedules import SCHEDULES, make_schedule
 
 NAMES = SCHEDULES.names()
 

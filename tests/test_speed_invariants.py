@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from numba import njit
 
-from engine.experiment import resolve_experiment
+from engine.spec.experiment import resolve_experiment
 from engine.kernels import activations as A
 from engine.kernels import fpu
 from engine.kernels import network as NK
 from engine.kernels.views import view_1d, view_2d
-from engine.training import Trainer
+from engine.training.trainer import Trainer
 
 from helpers import network
 

@@ -1,4 +1,4 @@
-"""engine.stages: the stages section, the runner's events, run folders, the shipped stage presets."""
+"""engine.spec.stages: the stages section, the runner's events, run folders, the shipped stage presets."""
 import copy
 import csv
 import json
@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from engine import stage_runner as R
-from engine import stages as S
+from engine.jobs import stages as R
+from engine.spec import stages as S
 from engine.control import RunControl
 from engine.errors import ExperimentError
 from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
-from engine.experiment import load_experiment, preset_paths, resolve_experiment
+from engine.spec.experiment import load_experiment, preset_paths, resolve_experiment
 
 
 def elu_bn(units):
@@ -211,9 +211,9 @@ def test_cli_writes_one_folder_per_stage_and_phase(tmp_path, capsys):
         assert (out / sub / "weights.npz").is_file() and (out / sub / "epochs.csv").is_file(), sub
     assert json.loads((out / "experiment.json").read_text())["stages"]["list"][2]["reuse"]["from"] == "a"
     # every stage's weights carry its data statistics: predict needs no --raw
-    from engine.datasets import load_dataset
+    from engine.data import load_dataset
     from engine.formats.predict import predict_file
-    from engine.weights import load_npz
+    from engine.formats.weights import load_npz
 
     for sub in ("seed-7/01-a", "seed-7/03-reuse/02-unfrozen"):
         _, meta = load_npz(out / sub / "weights.npz")
@@ -320,7 +320,7 @@ def test_pair_builder_labels_and_distinct_images():
 
 
 def test_pairs_dataset_shapes_and_reuse_scaling():
-    from engine.datasets import load_dataset
+    from engine.data import load_dataset
     from engine.errors import DataError
 
     small = {"name": "fashion_mnist_pairs", "pairs": 300, "val_pairs": 50, "test_pairs": 60,

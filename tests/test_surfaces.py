@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ExperimentError
-from engine.surfaces import SURFACES, make_surface
+from engine.arena.surfaces import SURFACES, make_surface
 
 NAMES = SURFACES.names()
 
@@ -155,7 +155,7 @@ def test_bad_configs_are_explained(config, message):
 
 
 def test_a_surface_without_its_minima_cannot_be_made():
-    from engine.surfaces import Surface
+    from engine.arena.surfaces import Surface
 
     class NoMinima(Surface):
         name, title, description = "no-minima", "no minima", "misses _minima"

@@ -7,8 +7,8 @@ import pytest
 
 from engine.control import RunControl
 from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
-from engine.experiment import resolve_experiment
-from engine.training import Trainer
+from engine.spec.experiment import resolve_experiment
+from engine.training.trainer import Trainer
 
 
 def small(**changes):

@@ -1,13 +1,13 @@
-"""engine.transfer: reuse copies, frozen layers stay put, unfreezing, caching."""
+"""engine.training.transfer: reuse copies, frozen layers stay put, unfreezing, caching."""
 import numpy as np
 import pytest
 
-from engine import transfer as T
-from engine.datasets import load_dataset
+from engine.training import transfer as T
+from engine.data import load_dataset
 from engine.errors import ExperimentError, WeightsError
 from engine.events import RunFinished
-from engine.experiment import resolve_experiment
-from engine.training import Trainer
+from engine.spec.experiment import resolve_experiment
+from engine.training.trainer import Trainer
 
 A_CLASSES = [0, 1, 2, 3, 4, 7, 8, 9]
 
@@ -174,7 +174,7 @@ def test_caching_is_refused_when_the_frozen_layers_are_random(layer, problem):
     data = load_dataset(B_DATA, 1)
     layers = [elu_bn(8, trainable=False), dict(elu_bn(8, trainable=False), **layer), elu_bn(8)]
     eb = exp(B_DATA, layers, "logistic")
-    from engine.model import Network
+    from engine.training.network import Network
     net = Network(eb, data.n_features, data.task, 2, 1)
     net.initialize(0)
     assert problem in " ".join(T.caching_problems(net, 2))

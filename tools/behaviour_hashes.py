@@ -50,7 +50,7 @@ def tensors_hash(path: Path) -> str:
 
 
 def arena_hash() -> str:
-    from engine.arena import Arena, load_arena_preset
+    from engine.arena.race import Arena, load_arena_preset
 
     arena = Arena.from_preset(load_arena_preset(ARENA_LESSON))
     arena.step(ARENA_STEPS)

@@ -29,17 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 README = ROOT / "presets" / "README.md"
 
-from engine.activations import ACTIVATIONS  # noqa: E402
+from engine.catalog.activations import ACTIVATIONS  # noqa: E402
 from engine.coach import THRESHOLDS  # noqa: E402
-from engine.compare import SECTION_DOC, ZERO_PARAM  # noqa: E402
-from engine.datasets import DATASETS  # noqa: E402
-from engine.experiment import (EARLY_STOPPING_PARAMS, LAYER_PARAMS, LOSSES, OPTIMIZER_CLIP_PARAMS,  # noqa: E402
+from engine.spec.compare import SECTION_DOC, ZERO_PARAM  # noqa: E402
+from engine.data import DATASETS  # noqa: E402
+from engine.spec.experiment import (EARLY_STOPPING_PARAMS, LAYER_PARAMS, LOSSES, OPTIMIZER_CLIP_PARAMS,  # noqa: E402
                                OUTPUT_PARAMS, SECTIONS, TRAINING_PARAMS, load_experiment, preset_menu)
-from engine.initializers import INITIALIZERS  # noqa: E402
-from engine.lr_finder import FINDER_PARAMS  # noqa: E402
-from engine.optimizers import OPTIMIZERS  # noqa: E402
+from engine.catalog.initializers import INITIALIZERS  # noqa: E402
+from engine.training.lr_finder import FINDER_PARAMS  # noqa: E402
+from engine.catalog.optimizers import OPTIMIZERS  # noqa: E402
 from engine.params import Param  # noqa: E402
-from engine.schedules import SCHEDULES  # noqa: E402
+from engine.catalog.schedules import SCHEDULES  # noqa: E402
 
 MARK = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",
                   re.S)

@@ -1,7 +1,7 @@
-"""Data sets (see :mod:`engine.datasets`, the public import point).
+"""Data sets (see :mod:`engine.data`, the public import point).
 
 Importing this package registers every data set in :data:`DATASETS`.
 """
-from .core import (DATASETS, Dataset, DatasetSpec, load_dataset, make_grid,  # noqa: F401
+from engine.data.core import (DATASETS, Dataset, DatasetSpec, load_dataset, make_grid,  # noqa: F401
                    resolve_data_config)
-from . import synthetic, fashion, files, pairs  # noqa: F401,E402  (registration)
+from engine.data import synthetic, fashion, files, pairs  # noqa: F401,E402  (registration)

@@ -17,9 +17,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import DataError, ExperimentError, nearest
-from ..params import Param, check_params
-from ..registry import Registry
+from engine.errors import DataError, ExperimentError, nearest
+from engine.params import Param, check_params
+from engine.registry import Registry
 
 TASKS = ("classification", "regression", "reconstruction")
 KINDS = ("2d", "1d", "image", "file")

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ExperimentError
-from ..params import Param
-from .core import DatasetSpec, common_params, finish, register, rngs, split_indices, user_path
+from engine.errors import DataError, ExperimentError
+from engine.params import Param
+from engine.data.core import DatasetSpec, common_params, finish, register, rngs, split_indices, user_path
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

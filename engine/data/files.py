@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ExperimentError, nearest
-from ..params import Param
-from .core import DatasetSpec, common_params, finish, register, rngs, split_indices, take, user_path
+from engine.errors import DataError, ExperimentError, nearest
+from engine.params import Param
+from engine.data.core import DatasetSpec, common_params, finish, register, rngs, split_indices, take, user_path
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 DELIMITERS = (",", ";", "\t", "|")

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError, ExperimentError
-from ..params import Param
-from .core import VALIDATION_SPLIT, DatasetSpec, finish, register, rngs
-from .fashion import CLASS_NAMES, ENV_VAR, PIXEL_STD_FLOOR, _load_pair, _pixel_stats, _to_float, locate
+from engine.errors import DataError, ExperimentError
+from engine.params import Param
+from engine.data.core import VALIDATION_SPLIT, DatasetSpec, finish, register, rngs
+from engine.data.fashion import CLASS_NAMES, ENV_VAR, PIXEL_STD_FLOOR, _load_pair, _pixel_stats, _to_float, locate
 
 
 def _pairs(pools: list, n: int, same_fraction: float, rng) -> tuple:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..params import Param
-from .core import DatasetSpec, common_params, finish, register, rngs, split_indices, take
+from engine.params import Param
+from engine.data.core import DatasetSpec, common_params, finish, register, rngs, split_indices, take
 
 SCALE = 5.0  # unit shapes -> about [-5, 5]
 

@@ -6,7 +6,7 @@
 * :func:`save_weights` — write tensors + metadata, format from the suffix.
 * :func:`export_run` — a run folder's final weights in any format.
 * :func:`load_network`, :func:`network_from_weights` — a ready-to-predict
-  :class:`~engine.model.Network` from a file.
+  :class:`~engine.training.network.Network` from a file.
 * :func:`reuse_layers` — transfer learning: copy the first k layers into a
   new network, frozen by default.
 
@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import WeightsError
-from .common import check_tensors, data_info, suffix_of, weights_metadata
-from .models import load_network, network_from_weights, reuse_layers
-from .safetensors_io import load_safetensors, save_safetensors
+from engine.errors import WeightsError
+from engine.formats.common import check_tensors, data_info, suffix_of, weights_metadata
+from engine.formats.models import load_network, network_from_weights, reuse_layers
+from engine.formats.safetensors_io import load_safetensors, save_safetensors
 
 __all__ = ["FORMATS", "DEFAULT_FORMAT", "load_any", "save_weights", "export_run", "load_network",
            "network_from_weights", "reuse_layers", "data_info", "weights_metadata", "check_tensors"]
@@ -39,7 +39,7 @@ READABLE = (".safetensors", ".npz")
 
 def load_any(path) -> tuple[dict, dict]:
     """(tensors by name, metadata) from a Descent .safetensors or .npz file."""
-    from ..weights import load_npz
+    from engine.formats.weights import load_npz
 
     path = Path(path)
     suffix = suffix_of(path)
@@ -69,7 +69,7 @@ def load_any(path) -> tuple[dict, dict]:
 
 def save_weights(path, weights: dict, metadata: dict | None = None) -> Path:
     """Write tensors and metadata as .safetensors or .npz (by the suffix)."""
-    from ..weights import save_npz
+    from engine.formats.weights import save_npz
 
     suffix = suffix_of(path)
     if suffix == ".safetensors":
@@ -115,16 +115,16 @@ def export_run(run_dir, fmt: str = DEFAULT_FORMAT, out=None, **options) -> Path:
     if fmt in ("onnx", "keras"):
         net = network_from_weights(weights, metadata, run_dir)
         if fmt == "keras":
-            from .keras_h5 import save_keras
+            from engine.formats.keras_h5 import save_keras
 
             return save_keras(out, net, metadata)
-        from .onnx_export import save_onnx
+        from engine.formats.onnx_export import save_onnx
 
         return save_onnx(out, net, metadata, **options)
     metadata = dict(metadata)
     metadata.setdefault("format", "descent-weights")
     if fmt == "safetensors":
         return save_safetensors(out, weights, metadata)
-    from ..weights import save_npz
+    from engine.formats.weights import save_npz
 
     return save_npz(out, weights, metadata)

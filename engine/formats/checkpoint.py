@@ -1,7 +1,7 @@
 """Run checkpoints: weights plus everything needed to resume a run exactly.
 
 ``checkpoint.npz`` in a run folder holds the tensors of
-:meth:`engine.training.Trainer.checkpoint` (the weights under their usual
+:meth:`engine.training.trainer.Trainer.checkpoint` (the weights under their usual
 names, ``optimizer.slots`` (k, n_params) and, with early stopping,
 ``early_stopping.best.<name>``) and, in its ``__metadata__`` JSON entry, the
 counters, RNG states, schedule state, the position inside the current epoch,
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import WeightsError
-from .common import NAME_RE
+from engine.errors import WeightsError
+from engine.formats.common import NAME_RE
 
 CHECKPOINT_NAME = "checkpoint.npz"
 CHECKPOINT_FORMAT = "descent-checkpoint"
@@ -32,8 +32,8 @@ NOT_RESUMABLE = {"diverged": "it diverged (resuming would diverge again at the s
 
 def save_checkpoint(path, checkpoint: dict, experiment: dict, status: str = "stopped",
                     app_version: str | None = None) -> Path:
-    from .. import __version__
-    from ..weights import save_npz
+    from engine import __version__
+    from engine.formats.weights import save_npz
 
     meta = {"format": CHECKPOINT_FORMAT, "format_version": 1, "app_version": app_version or __version__,
             "status": status, "experiment": experiment, "state": checkpoint["state"]}
@@ -42,7 +42,7 @@ def save_checkpoint(path, checkpoint: dict, experiment: dict, status: str = "sto
 
 def load_checkpoint(path) -> tuple[dict, dict]:
     """({"tensors", "state"}, metadata) from a checkpoint file; WeightsError if unusable."""
-    from ..weights import load_npz
+    from engine.formats.weights import load_npz
 
     path = Path(path)
     try:
@@ -91,9 +91,9 @@ def check_resumable(saved: dict, experiment: dict, source) -> None:
 
 
 def resume_trainer(run_dir, experiment: dict, **trainer_options):
-    """A :class:`~engine.training.Trainer` for ``experiment`` restored from
+    """A :class:`~engine.training.trainer.Trainer` for ``experiment`` restored from
     ``run_dir``'s checkpoint; its ``run()`` continues the interrupted run."""
-    from ..training import Trainer
+    from engine.training.trainer import Trainer
 
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT_NAME if run_dir.is_dir() else run_dir

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import WeightsError
+from engine.errors import WeightsError
 
 FORMAT_NAME = "descent-weights"
 FORMAT_VERSION = 1
@@ -100,7 +100,7 @@ def weights_metadata(experiment: dict | None, summary: dict | None = None, data:
                      app_version: str | None = None) -> dict:
     """The metadata dictionary every Descent weights file carries."""
     if app_version is None:
-        from .. import __version__ as app_version
+        from engine import __version__ as app_version
     meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "app_version": app_version,
             "experiment": experiment, "summary": summary or {}}
     if data is not None:

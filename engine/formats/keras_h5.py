@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import WeightsError
-from ..fileio import atomic_path, write_text
+from engine.errors import WeightsError
+from engine.fileio import atomic_path, write_text
 
 
 def _snake(name: str) -> str:  # keras.src.utils.naming.to_snake_case

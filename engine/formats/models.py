@@ -8,10 +8,10 @@ import os
 
 import numpy as np
 
-from ..errors import ExperimentError, WeightsError
-from ..model import Network
-from ..transfer import copy_layers, freeze_layers
-from .common import check_tensors, n_layers
+from engine.errors import ExperimentError, WeightsError
+from engine.training.network import Network
+from engine.training.transfer import copy_layers, freeze_layers
+from engine.formats.common import check_tensors, n_layers
 
 
 def _infer_task(experiment: dict, metadata: dict, n_out: int) -> str:
@@ -36,7 +36,7 @@ def network_from_weights(weights: dict, metadata: dict, source="weights") -> Net
     The architecture comes from the experiment in the file's metadata, the
     input and output sizes from the tensors; every tensor must fit exactly.
     """
-    from ..experiment import resolve_experiment
+    from engine.spec.experiment import resolve_experiment
 
     weights = check_tensors(weights, source)
     experiment = metadata.get("experiment") if isinstance(metadata, dict) else None
@@ -70,7 +70,7 @@ def network_from_weights(weights: dict, metadata: dict, source="weights") -> Net
 
 def load_network(path) -> tuple[Network, dict]:
     """(network, metadata) from a .safetensors or .npz file Descent wrote."""
-    from . import load_any
+    from engine.formats import load_any
 
     weights, metadata = load_any(path)
     return network_from_weights(weights, metadata, path), metadata
@@ -86,16 +86,16 @@ def reuse_layers(weights, experiment: dict, k: int, *, dataset=None, freeze: boo
     both shapes; nothing is copied then).  The copy is independent of the
     source.  With ``freeze`` (the default) the reused layers are frozen:
     ``trainable`` is false in the returned network's ``experiment`` and its
-    layer tables, so a :class:`~engine.training.Trainer` built with
+    layer tables, so a :class:`~engine.training.trainer.Trainer` built with
     ``Trainer(net.experiment, dataset, network=net)`` leaves them alone
     (unfreeze later with ``net.set_trainable(i, True)``).  The network records
     ``reused_layers`` (indices) and ``reused_from`` (the source).
     ``dataset`` is the new task's data (loaded from the experiment if None);
     ``seed`` initializes the fresh layers (default: the experiment's seed).
     """
-    from ..datasets import load_dataset
-    from ..experiment import resolve_experiment
-    from . import load_any
+    from engine.data import load_dataset
+    from engine.spec.experiment import resolve_experiment
+    from engine.formats import load_any
 
     if isinstance(weights, (str, os.PathLike)):
         source = str(weights)
@@ -118,7 +118,7 @@ def reuse_layers(weights, experiment: dict, k: int, *, dataset=None, freeze: boo
     n_targets = dataset.y_train.shape[1] if dataset.y_train.ndim == 2 else 1
     net = Network(experiment, dataset.x_train.shape[1], dataset.task, dataset.n_classes, n_targets)
     net.initialize(experiment["seed"] if seed is None else seed)
-    copy_layers(weights, net, k, source=source)  # the one reuse implementation: engine.transfer
+    copy_layers(weights, net, k, source=source)  # the one reuse implementation: engine.training.transfer
     if freeze:
         freeze_layers(net, range(k))
     net.reused_layers = tuple(range(k))

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import WeightsError
-from ..fileio import atomic_path
-from ..kernels.activations import SELU_ALPHA, SELU_SCALE
+from engine.errors import WeightsError
+from engine.fileio import atomic_path
+from engine.kernels.activations import SELU_ALPHA, SELU_SCALE
 
 DEFAULT_OPSET = 17
 IR_VERSIONS = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
@@ -168,7 +168,7 @@ def build_onnx(net, metadata: dict | None = None, opset: int = DEFAULT_OPSET, st
 
 
 def _app_version(metadata) -> str:
-    from .. import __version__
+    from engine import __version__
 
     return str((metadata or {}).get("app_version") or __version__)
 

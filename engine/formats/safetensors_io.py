@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import WeightsError
-from ..fileio import atomic_path
-from .common import check_tensors
+from engine.errors import WeightsError
+from engine.fileio import atomic_path
+from engine.formats.common import check_tensors
 
 JSON_KEYS = "descent.json_keys"
 MAX_BYTES = 16 * 1024**3

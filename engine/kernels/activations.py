@@ -21,7 +21,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from .views import view_1d
+from engine.kernels.views import view_1d
 
 LINEAR = 0
 LOGISTIC = 1

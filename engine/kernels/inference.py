@@ -10,10 +10,10 @@ import math
 import numpy as np
 from numba import njit
 
-from . import activations as A
-from . import fpu
-from .layout import ACT, BN, BN_AFTER, LOSS_BINARY_CE, LOSS_MSE, LOSS_SOFTMAX_CE, UNITS
-from .network import (MODE_INFERENCE, MODE_PROBE, WS_DELTA, WS_H, WS_OUT, WS_PRE, block, count_correct,
+from engine.kernels import activations as A
+from engine.kernels import fpu
+from engine.kernels.layout import ACT, BN, BN_AFTER, LOSS_BINARY_CE, LOSS_MSE, LOSS_SOFTMAX_CE, UNITS
+from engine.kernels.network import (MODE_INFERENCE, MODE_PROBE, WS_DELTA, WS_H, WS_OUT, WS_PRE, block, count_correct,
                       forward, loss_and_delta)
 
 

@@ -42,13 +42,13 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import cfunc, njit, types
 
-from . import activations as A
-from . import fpu
-from .layout import (ACT, ACT_P0, ACT_P1, ALPHA, ALPHA_DROPOUT, BETA, BIAS, BN, BN_AFTER, BN_BEFORE,
+from engine.kernels import activations as A
+from engine.kernels import fpu
+from engine.kernels.layout import (ACT, ACT_P0, ACT_P1, ALPHA, ALPHA_DROPOUT, BETA, BIAS, BN, BN_AFTER, BN_BEFORE,
                      BN_EPSILON, BN_MOMENTUM, DROPOUT, FAN_IN, GAMMA, KERNEL, L1, L2, LOSS_BINARY_CE,
                      LOSS_MSE, LOSS_SOFTMAX_CE, MOVING_MEAN, MOVING_VAR, TRAINABLE, UNIT_OFFSET, UNITS)
-from .rng import uniform
-from .views import view_2d
+from engine.kernels.rng import uniform
+from engine.kernels.views import view_2d
 
 # rows of ws
 WS_PRE = 0     # input of the activation

@@ -14,7 +14,7 @@ lr            float, the learning rate of this step.
 hyper         (8,) float64 hyperparameters; hyper[0] is reserved for the
               coefficient a 1cycle schedule may cycle (momentum or beta_1).
 
-The Python classes in :mod:`engine.optimizers` own the equations' prose,
+The Python classes in :mod:`engine.catalog.optimizers` own the equations' prose,
 validation and defaults; the formulas follow torch.optim (Keras for FTRL).
 
 Why the loops look the way they do: each kernel slices ``[lo:hi]`` and loops

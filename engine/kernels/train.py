@@ -14,10 +14,10 @@ import math
 import numpy as np
 from numba import njit
 
-from . import fpu
-from .layout import FAN_IN, KERNEL, BIAS, MAX_NORM, TRAINABLE, UNITS
-from .network import MODE_TRAIN, loss_and_gradient
-from .optim import apply_update, clip_gradients
+from engine.kernels import fpu
+from engine.kernels.layout import FAN_IN, KERNEL, BIAS, MAX_NORM, TRAINABLE, UNITS
+from engine.kernels.network import MODE_TRAIN, loss_and_gradient
+from engine.kernels.optim import apply_update, clip_gradients
 
 # columns of layer_stats
 STAT_GRAD_KERNEL = 0

@@ -17,16 +17,16 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .activations import ACTIVATIONS, hidden_activation_names
-from .errors import ExperimentError, nearest
-from .initializers import INITIALIZERS
-from .params import Param, check_params
+from engine.catalog.activations import ACTIVATIONS, hidden_activation_names
+from engine.errors import ExperimentError, nearest
+from engine.catalog.initializers import INITIALIZERS
+from engine.params import Param, check_params
 
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_LAYERS = 1000
 MAX_UNITS = 100_000
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
 
 TOP_KEYS = ("format_version", "name", "title", "description", "section", "look_at", "seed",
             "data", "model", "loss", "optimizer", "schedule", "training", "compare", "stages")
@@ -182,7 +182,7 @@ def _resolve_model(model: Any) -> dict:
 
 
 def _resolve_optimizer(optimizer: Any) -> dict:
-    from .optimizers import OPTIMIZERS  # late: the optimizer module is heavier
+    from engine.catalog.optimizers import OPTIMIZERS  # late: the optimizer module is heavier
 
     optimizer = _require_mapping(optimizer, "optimizer")
     name = optimizer.get("name", "sgd")
@@ -199,7 +199,7 @@ def _resolve_optimizer(optimizer: Any) -> dict:
 
 
 def _resolve_schedule(schedule: Any) -> dict:
-    from .schedules import SCHEDULES
+    from engine.catalog.schedules import SCHEDULES
 
     schedule = _require_mapping(schedule, "schedule")
     name = schedule.get("name", "constant")
@@ -233,7 +233,7 @@ def _resolve_loss(loss: Any, output_activation: str) -> str:
 
 def resolve_experiment(experiment: Any) -> dict:
     """Validate an experiment dict and return a new, fully resolved one."""
-    from .datasets import resolve_data_config
+    from engine.data import resolve_data_config
 
     experiment = _require_mapping(experiment, "the experiment")
     _check_unknown(experiment, TOP_KEYS, "experiment")
@@ -261,11 +261,11 @@ def resolve_experiment(experiment: Any) -> dict:
     # "compare": variants x seeds of this experiment; "stages": a multi-stage workflow.
     out["compare"] = None
     if experiment.get("compare") is not None:
-        from .compare import resolve_compare
+        from engine.spec.compare import resolve_compare
         out["compare"] = resolve_compare(experiment["compare"], out)
     out["stages"] = None
     if experiment.get("stages") is not None:
-        from .stages import resolve_stages
+        from engine.spec.stages import resolve_stages
         out["stages"] = resolve_stages(experiment["stages"], out)
     return out
 

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import ACTIVATIONS
-from .errors import ExperimentError, WeightsError
-from .events import LayerInfo
-from .initializers import INITIALIZERS
-from .kernels import layout as K
-from .kernels import network as NK
-from .kernels.activations import SOFTMAX, LOGISTIC, LINEAR
-from .kernels.inference import evaluate as _evaluate
-from .kernels.inference import predict as _predict
-from .kernels.inference import probe as _probe
-from .kernels.rng import new_state
+from engine.catalog.activations import ACTIVATIONS
+from engine.errors import ExperimentError, WeightsError
+from engine.events import LayerInfo
+from engine.catalog.initializers import INITIALIZERS
+from engine.kernels import layout as K
+from engine.kernels import network as NK
+from engine.kernels.activations import SOFTMAX, LOGISTIC, LINEAR
+from engine.kernels.inference import evaluate as _evaluate
+from engine.kernels.inference import predict as _predict
+from engine.kernels.inference import probe as _probe
+from engine.kernels.rng import new_state
 
 BN_CODES = {"none": K.BN_NONE, "before": K.BN_BEFORE, "after": K.BN_AFTER}
 LOSS_CODES = {"cross_entropy": K.LOSS_SOFTMAX_CE, "binary_cross_entropy": K.LOSS_BINARY_CE, "mse": K.LOSS_MSE}

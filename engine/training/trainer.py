@@ -14,15 +14,15 @@ from typing import Iterator
 
 import numpy as np
 
-from .control import RunControl
-from .datasets import Dataset, load_dataset, make_grid
-from .events import (Compiling, ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted,
+from engine.control import RunControl
+from engine.data import Dataset, load_dataset, make_grid
+from engine.events import (Compiling, ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted,
                      StepMetrics, frozen_array)
-from .kernels import train as TK
-from .kernels.rng import new_state
-from .model import HISTOGRAM_EDGES, Network, readonly
-from .optimizers import make_optimizer
-from .schedules import make_schedule
+from engine.kernels import train as TK
+from engine.kernels.rng import new_state
+from engine.training.network import HISTOGRAM_EDGES, Network, readonly
+from engine.catalog.optimizers import make_optimizer
+from engine.catalog.schedules import make_schedule
 
 CHUNK_SECONDS = 0.1       # hand control back to Python at least this often (commands end a chunk at once)
 SURFACE_SECONDS = 0.25    # decision-boundary refresh interval for 2-D data
@@ -170,7 +170,7 @@ class Trainer:
         """Continue from :meth:`checkpoint`'s output (same experiment and data);
         the next :meth:`run` picks up at the saved step, mid-epoch included,
         and ends with the same weights as a run that was never interrupted."""
-        from .errors import WeightsError
+        from engine.errors import WeightsError
 
         tensors, state = checkpoint["tensors"], checkpoint["state"]
         for key, have in (("n_train", self.n_train), ("steps_per_epoch", self.steps_per_epoch),

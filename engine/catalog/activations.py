@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .kernels import activations as codes
-from .params import Param
-from .registry import Registry
+from engine.kernels import activations as codes
+from engine.params import Param
+from engine.registry import Registry
 
 
 @dataclass(frozen=True)

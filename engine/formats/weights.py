@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import WeightsError
-from .fileio import atomic_path
+from engine.errors import WeightsError
+from engine.fileio import atomic_path
 
 METADATA_KEY = "__metadata__"
 
@@ -58,7 +58,7 @@ def load_weights(path) -> tuple[dict[str, np.ndarray], dict]:
     """Any weights format Descent reads, chosen by file extension."""
     path = Path(path)
     try:
-        from .formats import load_any  # adds safetensors and checks names, shapes and finiteness
+        from engine.formats import load_any  # adds safetensors and checks names, shapes and finiteness
     except ImportError:
         if path.suffix == ".npz":
             return load_npz(path)

@@ -25,10 +25,10 @@ import os
 import time
 from pathlib import Path
 
-from .events import EpochEnd, RunFinished, RunStarted, StepMetrics
-from .fileio import ensure_dir, write_json, write_text
-from .experiment import dumps_experiment
-from .weights import save_npz
+from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
+from engine.fileio import ensure_dir, write_json, write_text
+from engine.spec.experiment import dumps_experiment
+from engine.formats.weights import save_npz
 
 PER_LAYER_FIELDS = ("grad_norm", "bias_grad_norm", "update_ratio", "dead_fraction", "dead_count", "act_mean",
                     "act_std", "saturated")
@@ -123,8 +123,8 @@ class RunWriter:
         self.close()
         summary = dict(event.summary, status=event.status, reason=event.reason)
         self.summary = summary
-        from .formats import data_info, save_weights, weights_metadata
-        from .formats.checkpoint import CHECKPOINT_NAME, save_checkpoint
+        from engine.formats import data_info, save_weights, weights_metadata
+        from engine.formats.checkpoint import CHECKPOINT_NAME, save_checkpoint
 
         data = data_info(self.trainer.data) if self.trainer is not None else self.data
         meta = weights_metadata(self.experiment, summary, data, self.app_version or None)

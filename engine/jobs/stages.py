@@ -1,7 +1,7 @@
 """Running a staged experiment: phases, reports, run folders and the CLI hook.
 
 The ``stages`` section itself (schema, resolution, and the records a staged
-run emits) is in :mod:`engine.stages`; this module trains what it describes.
+run emits) is in :mod:`engine.spec.stages`; this module trains what it describes.
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from typing import Iterator
 
 import numpy as np
 
-from . import transfer as T
-from .errors import ExperimentError
-from .formats import data_info
-from .stages import (METRICS, StageData, StageFinished, StageStarted, StagesFinished, phase_experiment,
+from engine.training import transfer as T
+from engine.errors import ExperimentError
+from engine.formats import data_info
+from engine.spec.stages import (METRICS, StageData, StageFinished, StageStarted, StagesFinished, phase_experiment,
                      stage_model)
 
 
@@ -50,13 +50,13 @@ class _Shift:
     def _padded(self, arr):
         if self.pad <= 0:
             return arr
-        from .events import frozen_array
+        from engine.events import frozen_array
         a = np.asarray(arr)
         fill = np.full((self.pad,) + a.shape[1:], np.nan)
         return frozen_array(np.concatenate([fill, a]), a.dtype if a.dtype.kind == "f" else np.float64)
 
     def __call__(self, ev):
-        from .events import (ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted, StepMetrics,
+        from engine.events import (ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted, StepMetrics,
                              frozen_array)
         r = dataclasses.replace
         if isinstance(ev, RunStarted):
@@ -91,11 +91,11 @@ def run_stages(experiment: dict, control=None, max_steps: int | None = None,
     """Run a staged experiment end to end; yields the records described in
     the module docstring.  ``max_steps`` caps every phase (smoke tests);
     ``seeds`` overrides ``stages.seeds``."""
-    from .control import RunControl
-    from .datasets import load_dataset
-    from .events import EpochEnd, RunFinished
-    from .model import Network
-    from .training import Trainer
+    from engine.control import RunControl
+    from engine.data import load_dataset
+    from engine.events import EpochEnd, RunFinished
+    from engine.training.network import Network
+    from engine.training.trainer import Trainer
 
     staged = experiment.get("stages")
     if not staged:
@@ -211,8 +211,8 @@ def run_stages(experiment: dict, control=None, max_steps: int | None = None,
 # ====================================================================== reporting
 
 try:  # one statistics rule for every report: the comparisons module's
-    from .compare import distinguishable, spread
-except ImportError:  # pragma: no cover - engine.compare not present
+    from engine.jobs.compare import distinguishable, spread
+except ImportError:  # pragma: no cover - engine.jobs.compare not present
     def spread(values) -> dict:
         """mean, sample std (ddof=1), min, max and n of the finite values."""
         v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
@@ -342,8 +342,8 @@ class StagesWriter:
     """Writes a staged run's folder (layout in the module docstring)."""
 
     def __init__(self, folder, experiment: dict, app_version: str = ""):
-        from .experiment import dumps_experiment
-        from .fileio import ensure_dir, write_json, write_text
+        from engine.spec.experiment import dumps_experiment
+        from engine.fileio import ensure_dir, write_json, write_text
 
         self.folder = ensure_dir(Path(folder))
         self.app_version = app_version
@@ -357,8 +357,8 @@ class StagesWriter:
         self.rows: list = []
 
     def handle(self, event) -> None:
-        from .events import RunFinished, RunStarted
-        from .runstore import RunWriter
+        from engine.events import RunFinished, RunStarted
+        from engine.formats.runstore import RunWriter
 
         if isinstance(event, StageStarted):
             self._stage = event
@@ -386,7 +386,7 @@ class StagesWriter:
                 self._writer = None
 
     def _write_csv(self) -> None:
-        from .fileio import write_text
+        from engine.fileio import write_text
         keys = ["seed", "stage", "status", "reused_from", "reused_layers", "steps", "epochs", "test_accuracy",
                 "test_loss", "final_val_accuracy", "best_val_accuracy", "steps_to_target", "train_seconds",
                 "wall_seconds", "caching_speedup", "caching_speedup_per_epoch"]
@@ -401,7 +401,7 @@ class StagesWriter:
         write_text(self.folder / "stages.csv", buf.getvalue())
 
     def _finish(self, report: dict) -> None:
-        from .fileio import write_json
+        from engine.fileio import write_json
         status = "finished" if all(r.get("status") == "finished" for r in self.rows) else "incomplete"
         write_json(self.folder / "summary.json", {"status": status, "report": report, "runs": self.rows})
 
@@ -437,7 +437,7 @@ def staged_cli_run(experiment: dict, folder, control, progress=None, max_steps=N
 
 def with_epochs(experiment: dict, epochs: int) -> dict:
     """A copy whose every stage phase trains for ``epochs`` epochs."""
-    from .experiment import resolve_experiment
+    from engine.spec.experiment import resolve_experiment
 
     exp = copy.deepcopy(experiment)
     for stage in exp["stages"]["list"]:
@@ -451,7 +451,7 @@ def cli_run_stages(args, experiment: dict, progress, control, app_version: str =
     import signal
     import sys
 
-    from .runstore import default_run_dir
+    from engine.formats.runstore import default_run_dir
 
     for flag in ("init_weights", "resume"):
         if getattr(args, flag, None):

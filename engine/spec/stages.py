@@ -63,7 +63,7 @@ one network into parts with their own settings:
   stage's learning rate; the book divides it by 10 when unfreezing),
   ``optimizer``/``training`` (merged), ``schedule`` (replaces);
 * ``cache``: train this phase on the cached outputs of the frozen bottom
-  layers (:mod:`engine.transfer`); refused with a message naming the layer
+  layers (:mod:`engine.training.transfer`); refused with a message naming the layer
   when dropout, alpha dropout or RReLU sit below the cut;
 * ``measure_caching``: before the phase, train it both ways from the same
   weights and record the times and the speedup in the stage's summary.
@@ -82,7 +82,7 @@ For every compared stage the report gives, over the seeds, the paired gain
 minimum and maximum, how many seeds it won, and a verdict; it says "not
 distinguishable at N seeds" when the mean gain is not larger than the
 seed-to-seed spread (the larger of the two stages' standard deviations) --
-the one rule of every comparison in Descent, :func:`engine.compare.distinguishable`.
+the one rule of every comparison in Descent, :func:`engine.jobs.compare.distinguishable`.
 The verdict uses the final weights' metric, never the best epoch picked
 after the fact.
 
@@ -133,8 +133,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ExperimentError, nearest
-from . import transfer as T
+from engine.errors import ExperimentError, nearest
+from engine.training import transfer as T
 
 STAGE_KEYS = ("name", "title", "data", "model", "reuse", "loss", "optimizer", "schedule", "training", "phases")
 REUSE_KEYS = ("from", "layers", "freeze", "standardize_like_source")
@@ -259,7 +259,7 @@ def _freeze_list(spec: Any, n_hidden: int, k_reused: int, where: str) -> list:
 
 def _single(top: dict, stage: dict, model: dict, where: str) -> dict:
     """Resolve one stage (or phase) as an ordinary experiment; errors get a prefix."""
-    from .experiment import resolve_experiment
+    from engine.spec.experiment import resolve_experiment
 
     exp = {"format_version": top["format_version"], "name": stage["name"], "seed": top["seed"],
            "data": stage["data"], "model": model, "loss": stage["loss"], "optimizer": stage["optimizer"],
@@ -486,7 +486,7 @@ def stage_model(stage: dict, staged: dict) -> tuple[dict, int]:
 
 def phase_experiment(experiment: dict, stage: dict, phase_index: int, seed: int) -> dict:
     """The ordinary (single-run) resolved experiment of one phase."""
-    from .experiment import resolve_experiment
+    from engine.spec.experiment import resolve_experiment
 
     staged = experiment["stages"]
     model, _ = stage_model(stage, staged)

@@ -6,7 +6,7 @@ export code and the stages runner call it).  The pieces:
 * :func:`reused_model_config` and :func:`build_reused_network` make a new
   network whose first ``k`` hidden layers have the architecture *and a copy*
   of the weights of a trained one, with new layers and a new output on top.
-  Weights are copied, never shared: each :class:`~engine.model.Network` owns
+  Weights are copied, never shared: each :class:`~engine.training.network.Network` owns
   its ``theta``/``buffers`` vectors, so training the new network leaves the
   source exactly as it was (``tests/test_transfer.py`` checks it bit for bit).
 * :func:`freeze` / :func:`unfreeze` switch layers between phases.  A frozen
@@ -38,12 +38,12 @@ from typing import Iterable
 
 import numpy as np
 
-from .activations import ACTIVATIONS
-from .errors import ExperimentError
-from .kernels import layout as K
-from .kernels import network as NK
-from .kernels.rng import new_state
-from .model import Network
+from engine.catalog.activations import ACTIVATIONS
+from engine.errors import ExperimentError
+from engine.kernels import layout as K
+from engine.kernels import network as NK
+from engine.kernels.rng import new_state
+from engine.training.network import Network
 
 ALL_BUT_OUTPUT = "all_but_output"
 
@@ -284,7 +284,7 @@ def cached_phase(net: Network, experiment: dict, dataset, k: int | None = None):
 # ----------------------------------------------------------------- measuring
 
 def _train(trainer) -> tuple[float, dict]:
-    from .events import RunFinished
+    from engine.events import RunFinished
     t0 = time.perf_counter()
     summary = {}
     for event in trainer.run():
@@ -305,7 +305,7 @@ def measure_caching_speedup(net: Network, experiment: dict, dataset, k: int | No
     cached, what each further epoch gains), max_weight_difference (largest
     absolute difference between the two final weight sets; float rounding
     only), and both runs' test accuracy."""
-    from .training import Trainer
+    from engine.training.trainer import Trainer
 
     k = check_cacheable(net, k)
     start = net.state_dict()

@@ -2,7 +2,7 @@
 decides whether two variants are distinguishable, the table, the CSV/JSON
 files and the mean/min-max curves the window draws.
 
-:mod:`engine.compare` resolves the ``compare`` section and runs the jobs;
+:mod:`engine.jobs.compare` resolves the ``compare`` section and runs the jobs;
 this module only reads their results.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ExperimentError
+from engine.errors import ExperimentError
 
 
 
@@ -230,7 +230,7 @@ def _json_safe(value):
 
 
 def write_comparison(folder: str | os.PathLike, summary: dict) -> None:
-    from .fileio import write_text
+    from engine.fileio import write_text
 
     folder = Path(folder)
     write_text(folder / "comparison.json", json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
@@ -447,7 +447,7 @@ CURVE_METRICS = ("val_accuracy", "val_loss", "loss", "train_loss", "train_accura
 
 
 def record_curves(records: Sequence[Mapping], metric: str, n_points: int | None = None) -> dict:
-    """Mean line and min-max band per variant from job records (:func:`engine.compare.run_job`
+    """Mean line and min-max band per variant from job records (:func:`engine.jobs.compare.run_job`
     results: their per-epoch ``curve`` and per-record ``history``): what the window draws while a
     comparison is still running, before any file is read back."""
     curves: dict[str, list] = {}

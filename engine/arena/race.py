@@ -1,8 +1,8 @@
 """The optimizer arena: several optimizers race across a 2-D loss surface.
 
 Every racer is one of the network engine's own optimizers
-(:mod:`engine.optimizers`) with one of its learning-rate schedules
-(:mod:`engine.schedules`) and the same gradient clipping kernel
+(:mod:`engine.catalog.optimizers`) with one of its learning-rate schedules
+(:mod:`engine.catalog.schedules`) and the same gradient clipping kernel
 (:func:`engine.kernels.optim.clip_gradients`); the arena only evaluates the
 surface, feeds the gradient to ``update_step`` and records what happened.
 There is no second copy of any update rule: what a racer shows is exactly
@@ -41,17 +41,17 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ExperimentError, nearest
-from .experiment import OPTIMIZER_CLIP_PARAMS
-from .fileio import write_text
-from .kernels.optim import clip_gradients
-from .optimizers import CLIP_KEYS, Optimizer, OptimizerState, make_optimizer
-from .params import Param, check_params
-from .schedules import Schedule, make_schedule
-from .surfaces import Surface, make_surface
+from engine.errors import ExperimentError, nearest
+from engine.spec.experiment import OPTIMIZER_CLIP_PARAMS
+from engine.fileio import write_text
+from engine.kernels.optim import clip_gradients
+from engine.catalog.optimizers import CLIP_KEYS, Optimizer, OptimizerState, make_optimizer
+from engine.params import Param, check_params
+from engine.catalog.schedules import Schedule, make_schedule
+from engine.arena.surfaces import Surface, make_surface
 
 MAX_RACERS = 9
-ARENA_PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets" / "arena"
+ARENA_PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets" / "arena"
 MAX_PRESET_BYTES = 256 * 1024
 # a racer stops once it is this many view widths from the view's centre
 # (or its position or loss is not finite): it has diverged
@@ -419,7 +419,7 @@ class Racer:
 class Arena:
     """A race of up to nine optimizers on one surface from one start.
 
-    surface:  a :class:`~engine.surfaces.Surface`, a name or a config dict.
+    surface:  a :class:`~engine.arena.surfaces.Surface`, a name or a config dict.
     racers:   RacerSpecs, (label, optimizer_config, schedule_config, clip)
               tuples or preset-style dicts.
     start:    (x, y); default the surface's own start.

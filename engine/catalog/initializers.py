@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .params import Param
-from .registry import Registry
+from engine.params import Param
+from engine.registry import Registry
 
 # std of a unit normal truncated to [-2, 2]: dividing by it restores variance 1
 _TRUNCATED_STD = 0.87962566103423978

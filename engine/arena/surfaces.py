@@ -29,9 +29,9 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from .errors import ExperimentError
-from .params import Param, check_params
-from .registry import Registry
+from engine.errors import ExperimentError
+from engine.params import Param, check_params
+from engine.registry import Registry
 
 SURFACES: Registry[type["Surface"]] = Registry("surface")
 

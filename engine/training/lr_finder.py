@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .params import Param
-from .schedules import Schedule
+from engine.params import Param
+from engine.catalog.schedules import Schedule
 
 FINDER_PARAMS = {
     "min_lr": Param(1e-6, "first learning rate of the sweep", low=0.0, low_open=True, high=1e3, log=True),
@@ -76,10 +76,10 @@ def _smooth(losses: np.ndarray, beta: float) -> np.ndarray:
 def find_learning_rate(trainer_or_experiment, min_lr: float = 1e-6, max_lr: float = 10.0,
                        steps: int | None = None, smoothing: float = 0.9,
                        stop_factor: float = 4.0) -> LRFinderResult:
-    """Run the sweep on a :class:`~engine.training.Trainer` (or a resolved
+    """Run the sweep on a :class:`~engine.training.trainer.Trainer` (or a resolved
     experiment, for which a fresh trainer is built) and restore it afterwards.
     """
-    from .training import Trainer
+    from engine.training.trainer import Trainer
 
     trainer = trainer_or_experiment
     if isinstance(trainer_or_experiment, dict):
@@ -169,7 +169,7 @@ def chosen_rate(experiment: dict, result: LRFinderResult) -> float:
 def apply_suggestion(experiment: dict, result: LRFinderResult) -> dict:
     """The experiment with the finder's rate put to use (see :func:`chosen_rate`):
     the peak rate of a 1cycle schedule, else the optimizer's learning rate."""
-    from .compare import apply_overrides
+    from engine.spec.overrides import apply_overrides
 
     lr = chosen_rate(experiment, result)
     if not (lr > 0 and math.isfinite(lr)):
@@ -194,8 +194,8 @@ def format_sweep(result: LRFinderResult, rows: int = 16) -> str:
 
 def cli_lr_find(args) -> int:
     """``python main.py lr-find EXP``: sweep, print the curve and the suggestion."""
-    from .experiment import load_experiment, with_overrides
-    from .fileio import write_text
+    from engine.spec.experiment import load_experiment, with_overrides
+    from engine.fileio import write_text
 
     experiment = load_experiment(args.experiment)
     if args.seed is not None:

@@ -23,10 +23,10 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import numpy as np
 
-from .errors import ExperimentError
-from .kernels import optim
-from .params import Param, check_params
-from .registry import Registry
+from engine.errors import ExperimentError
+from engine.kernels import optim
+from engine.params import Param, check_params
+from engine.registry import Registry
 
 OPTIMIZERS: Registry[type["Optimizer"]] = Registry("optimizer")
 
