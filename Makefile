@@ -1,28 +1,35 @@
 # Descent: `make run` opens the app, `make test` runs the whole test suite.
-# Both create .venv and install what is needed on a fresh machine.
+# Both create .venv and install what is needed on a fresh machine; `make run`
+# installs only the runtime (requirements.txt), `make test` adds the test tools
+# and the cluster engine the tests exercise (requirements-dev/-cluster.txt).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime-installed
+TESTING := $(VENV)/.testing-installed
 
 .PHONY: run test bench system-deps clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(RUNTIME): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
-	touch $(STAMP)
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $(RUNTIME)
+
+$(TESTING): $(RUNTIME) requirements-dev.txt requirements-cluster.txt
+	$(BIN)/python -m pip install -q -r requirements-dev.txt -r requirements-cluster.txt
+	touch $(TESTING)
 
 system-deps:
 	@bash scripts/system-deps.sh
 
-run: $(STAMP) system-deps
+run: $(RUNTIME) system-deps
 	$(BIN)/python main.py
 
-test: $(STAMP) system-deps
+test: $(TESTING) system-deps
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(TESTING)
 	$(BIN)/python bench/engine.py
 
 clean:
