@@ -62,7 +62,8 @@ class Executor(ABC):
 
     @abstractmethod
     def cancel(self) -> None:
-        """Abort: stop the running runs at their next step, drop the queued ones."""
+        """Abort: stop the running runs at their next step, drop the queued ones (those not yet
+        handed to a worker; a pool's handed-over ones start and stop at once)."""
 
     def close(self) -> None:
         """Release what the executor holds (after :meth:`results` or :meth:`cancel`)."""
