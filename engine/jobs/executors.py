@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -121,7 +122,8 @@ class LocalPoolExecutor(Executor):
 
     def __init__(self, control, root, workers=2, stream=False):
         super().__init__(control, root, workers, False)   # runs train elsewhere: records only
-        folder = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="descent-job-"))
+        self.scratch = None if root is not None else Path(tempfile.mkdtemp(prefix="descent-job-"))  # the stop file's
+        folder = self.scratch or Path(root)
         folder.mkdir(parents=True, exist_ok=True)
         self.stop_file = folder / STOP_FILE
         self.stop_file.unlink(missing_ok=True)    # left over from an earlier, stopped job
@@ -148,6 +150,8 @@ class LocalPoolExecutor(Executor):
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 EXECUTORS: dict[str, type[Executor]] = {cls.name: cls for cls in (InProcessExecutor, LocalPoolExecutor)}

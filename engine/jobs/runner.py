@@ -50,7 +50,7 @@ from engine.formats.runstore import RunWriter
 from engine.formats.weights import load_weights
 from engine.jobs.compare import comparison_events, comparison_runs
 from engine.jobs.executors import EXECUTORS, default_workers
-from engine.jobs.runs import trainer_events
+from engine.jobs.runs import trainer_events, written
 from engine.jobs.stages import StagesWriter, run_stages, with_epochs
 from engine.spec.experiment import with_overrides
 from engine.training.lr_finder import find_learning_rate
@@ -190,14 +190,8 @@ def _single(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator
 
 def _staged(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
     writer = None if plan.folder is None else StagesWriter(plan.folder, plan.experiment, __version__)
-    try:
-        for event in run_stages(plan.experiment, control, max_steps=request.max_steps, seeds=list(plan.seeds)):
-            if writer is not None:
-                writer.handle(event)
-            yield event
-    finally:
-        if writer is not None:
-            writer.close()
+    yield from written(run_stages(plan.experiment, control, max_steps=request.max_steps, seeds=list(plan.seeds)),
+                       writer)
 
 
 def _compared(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:

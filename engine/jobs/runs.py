@@ -16,7 +16,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generator, Iterator
+from typing import Generator, Iterable, Iterator
 
 import numpy as np
 
@@ -55,20 +55,25 @@ def data_points(run_id: int, dataset) -> DataPoints | None:
                       frozen_array(np.asarray(dataset.y_train)[rows], np.int64))
 
 
-def trainer_events(trainer: Trainer, control: RunControl, writer: RunWriter | None = None) -> Iterator:
-    """A trainer's events (its training points first, for 2-D data), each written to the run
-    folder before anyone else sees it; the writer is closed at the end, however the run ends."""
-    points = data_points(trainer.run_id, trainer.data)
-    if points is not None:
-        yield points
+def written(events: Iterable, writer) -> Iterator:
+    """``events`` passed on, each handed to ``writer`` first (so the folder holds it before anyone
+    else sees it; None writes nothing); the writer is closed at the end, however the events end."""
     try:
-        for event in trainer.run(control):
+        for event in events:
             if writer is not None:
                 writer.handle(event)
             yield event
     finally:
         if writer is not None:
             writer.close()
+
+
+def trainer_events(trainer: Trainer, control: RunControl, writer: RunWriter | None = None) -> Iterator:
+    """A trainer's events (its training points first, for 2-D data), written by ``writer``."""
+    points = data_points(trainer.run_id, trainer.data)
+    if points is not None:
+        yield points
+    yield from written(trainer.run(control), writer)
 
 
 def _hash(*arrays) -> str:
