@@ -15,7 +15,7 @@ from engine.events import (ComparisonFinished, ComparisonRecord, DataPoints, Job
                            LRFinderFinished, RunFinished, RunStarted, StepMetrics, SubRun)
 from engine.formats.weights import load_weights
 from engine.jobs import console
-from engine.jobs.executors import EXECUTORS, STOP_FILE, Executor
+from engine.jobs.executors import EXECUTORS, STOP_FILE, Executor, request_stop
 from engine.jobs.runner import JobRequest, job_kind, plan_job, run_job
 from engine.spec.experiment import resolve_experiment
 from engine.spec.stages import StageFinished, StagesFinished, StageStarted
@@ -174,6 +174,17 @@ def test_stopping_a_pool_comparison_stops_every_run_and_still_reports_them(tmp_p
     assert len(records) == 4 and {r["status"] for r in records} == {"stopped"}
     assert all(r["steps"] < 5000 * 9 for r in records)
     assert events[-1].stopped and isinstance(events[-2], ComparisonFinished)
+
+
+def test_a_stop_file_stops_a_comparison_trained_in_this_process_too(tmp_path):
+    """``STOP`` in the comparison folder is the way another process stops a comparison (both executors)."""
+    folder = tmp_path / "cmp"
+    records = []
+    for event in run_job(JobRequest(resolve_experiment(RACE), folder, workers=1)):
+        if isinstance(event, ComparisonRecord):
+            records.append(event.record)
+            request_stop(folder)
+    assert [r["status"] for r in records] == ["finished", "stopped", "stopped", "stopped"]
 
 
 def test_leaving_a_pool_comparison_early_cancels_the_rest(tmp_path):

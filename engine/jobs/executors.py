@@ -5,7 +5,9 @@ and folder, is :meth:`~Executor.submit`-ted :class:`~engine.jobs.runs.RunSpec`
 s, and hands back :class:`Finished` records from :meth:`~Executor.results` as
 runs finish.  Stopping goes through the control: once it is stopped, every
 running run ends at its next step, and runs that had not started yet still
-start, stop at once and report (so every spec has a record).
+start, stop at once and report (so every spec has a record).  Another
+process can ask the same by creating the file ``STOP`` in the job's folder
+(:func:`request_stop`); runs check it at their diagnostics records.
 :meth:`~Executor.cancel` aborts instead: queued runs are dropped and no more
 records come (an error, a second Ctrl-C, a consumer that gives up).
 
@@ -27,10 +29,10 @@ from pathlib import Path
 from typing import ClassVar, Iterator
 
 from engine.control import RunControl, ignore_interrupts
-from engine.events import SubRun
+from engine.events import StepMetrics, SubRun
 from engine.jobs.runs import RunSpec, train_run, train_to_record
 
-STOP_FILE = "STOP"      # a pool's runs stop once this file exists in the job's folder
+STOP_FILE = "STOP"      # the runs stop once this file exists in the job's folder
 POLL_SECONDS = 0.2      # how often a pool checks the control while its runs train
 
 
@@ -51,6 +53,10 @@ class Executor(ABC):
         self.root = None if root is None else str(root)
         self.workers = workers
         self.stream = stream    # whether results() also yields each run's own events (in-process only)
+        self.stop_file = None if root is None else Path(root) / STOP_FILE
+        if self.stop_file is not None:
+            self.stop_file.parent.mkdir(parents=True, exist_ok=True)
+            self.stop_file.unlink(missing_ok=True)    # left over from an earlier, stopped job
 
     @abstractmethod
     def submit(self, spec: RunSpec) -> None:
@@ -105,6 +111,8 @@ class InProcessExecutor(Executor):
                 except StopIteration as done:
                     yield Finished(spec, done.value)
                     break
+                if isinstance(event, StepMetrics) and self.stop_file is not None and self.stop_file.exists():
+                    self.control.stop()
                 if shown:
                     yield event
 
@@ -122,11 +130,10 @@ class LocalPoolExecutor(Executor):
 
     def __init__(self, control, root, workers=2, stream=False):
         super().__init__(control, root, workers, False)   # runs train elsewhere: records only
-        self.scratch = None if root is not None else Path(tempfile.mkdtemp(prefix="descent-job-"))  # the stop file's
-        folder = self.scratch or Path(root)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.stop_file = folder / STOP_FILE
-        self.stop_file.unlink(missing_ok=True)    # left over from an earlier, stopped job
+        self.scratch = None        # a job that writes nothing still needs a place for its stop file
+        if self.stop_file is None:
+            self.scratch = Path(tempfile.mkdtemp(prefix="descent-job-"))
+            self.stop_file = self.scratch / STOP_FILE
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=ignore_interrupts)
         self.futures: dict[Future, RunSpec] = {}
