@@ -108,6 +108,21 @@ def test_the_race_streams_every_variant_at_the_first_seed_and_writes_what_the_po
     assert_same_weights(weights_of(tmp_path / "race"), weights_of(tmp_path / "pool"))
 
 
+def test_a_stop_ends_the_race_at_once(tmp_path):
+    """The Train tab's Stop: the variant in progress stops, the ones not started are left out."""
+    control = RunControl()
+    events = []
+    for event in run_job(JobRequest(resolve_experiment(RACE), tmp_path / "race", race=True), control):
+        events.append(event)
+        if isinstance(event, StepMetrics):
+            control.stop()
+    assert sum(isinstance(e, SubRun) for e in events) == 1 and events[-1].stopped
+    (record,) = [e.record for e in events if isinstance(e, ComparisonRecord)]
+    assert record["variant"] == "sgd" and record["status"] == "stopped"
+    summary = events[-2].summary
+    assert summary["variants"]["sgd"]["statuses"] == {"stopped": 1} and summary["variants"]["adam"]["runs"] == []
+
+
 def test_the_lr_finder_is_a_job_too(tmp_path):
     out = tmp_path / "sweep.csv"
     events = list(run_job(JobRequest(resolve_experiment(TINY), out, lr_finder={"steps": 30})))

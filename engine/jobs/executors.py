@@ -5,7 +5,8 @@ and folder, is :meth:`~Executor.submit`-ted :class:`~engine.jobs.runs.RunSpec`
 s, and hands back :class:`Finished` records from :meth:`~Executor.results` as
 runs finish.  Stopping goes through the control: once it is stopped, every
 running run ends at its next step, and runs that had not started yet still
-start, stop at once and report (so every spec has a record).  Another
+start, stop at once and report (so every spec has a record; a race streamed
+in this process ends at once instead, see :class:`InProcessExecutor`).  Another
 process can ask the same by creating the file ``STOP`` in the job's folder
 (:func:`request_stop`); runs check it at their diagnostics records.
 :meth:`~Executor.cancel` aborts instead: queued runs are dropped and no more
@@ -87,7 +88,8 @@ class Executor(ABC):
 class InProcessExecutor(Executor):
     """One run after another on the calling thread, under the job's own control (so pause, step
     and the live learning rate act on the run in progress).  With ``stream`` every run's events
-    come before its record: the window's race shows them as they happen."""
+    come before its record: the window's race shows them as they happen; a stop then ends the
+    race at once (the runs not started yet are left out instead of reporting as stopped)."""
     name = "inprocess"
 
     def __init__(self, control, root, workers=1, stream=False):
@@ -99,10 +101,9 @@ class InProcessExecutor(Executor):
         self.queue.append(spec)
 
     def results(self) -> Iterator[object]:
-        while self.queue and not self.cancelled:
+        while self.queue and not self.cancelled and not (self.stream and self.control.stopped):
             spec = self.queue.pop(0)
-            shown = self.stream and not self.control.stopped   # a run after a stop only reports
-            if shown:
+            if self.stream:
                 yield SubRun(spec.index, f"{spec.variant} (seed {spec.seed})", spec.variant, spec.seed)
             run = train_run(spec, self.root, self.control)
             while True:
@@ -113,7 +114,7 @@ class InProcessExecutor(Executor):
                     break
                 if isinstance(event, StepMetrics) and self.stop_file is not None and self.stop_file.exists():
                     self.control.stop()
-                if shown:
+                if self.stream:
                     yield event
 
     def cancel(self) -> None:
