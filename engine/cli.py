@@ -7,131 +7,37 @@ boundary and still writes its weights; a second Ctrl-C aborts.
 from __future__ import annotations
 
 import argparse
-import math
-import signal
 import sys
 import time
 from pathlib import Path
 
 from engine import __version__
-from engine.control import RunControl
 from engine.errors import DescentError
-from engine.events import Compiling, EpochEnd, RunFinished, RunStarted, StepMetrics
+from engine.fileio import write_text
+from engine.formats import export_run
+from engine.formats.predict import predict_file
+from engine.formats.runstore import default_run_dir
+from engine.jobs.console import run_in_terminal
+from engine.jobs.runner import JobRequest
+from engine.spec.compare import parse_seeds_option, seed_list
+from engine.spec.experiment import load_experiment, preset_menu
 
 EXIT_INPUT_ERROR = 2
 
 
-def _fmt(value: float, spec: str = ".4f") -> str:
-    return "   -  " if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
-
-
-class Progress:
-    """One status line, rewritten in place: epoch, loss, validation metric, steps/s."""
-
-    def __init__(self, quiet: bool, stream=sys.stderr):
-        self.quiet = quiet
-        self.stream = stream
-        self.total_epochs = self.total_steps = 0
-        self.epoch_line = ""
-        self._last = 0.0
-        self.interactive = stream.isatty()
-
-    def handle(self, event) -> None:
-        if self.quiet:
-            return
-        if isinstance(event, RunStarted):
-            self.total_epochs = event.experiment["training"]["epochs"]
-            self.total_steps = event.total_steps
-            print(f"training {event.experiment['name']}: {len(event.layers)} dense layers, "
-                  f"{event.n_params:,} parameters, {event.total_steps:,} steps", file=self.stream)
-        elif isinstance(event, Compiling) and not event.done:
-            print("compiling kernels (first run after install; cached afterwards)...", file=self.stream)
-        elif isinstance(event, StepMetrics):
-            now = time.monotonic()
-            if self.interactive and now - self._last > 0.1:
-                self._last = now
-                width = 24
-                filled = int(width * event.step / max(1, self.total_steps))
-                bar = "#" * filled + "." * (width - filled)
-                print(f"\r[{bar}] epoch {event.epoch:6.2f}/{self.total_epochs} loss {_fmt(event.loss)} "
-                      f"{self.epoch_line} {event.steps_per_second:,.0f} steps/s   ", end="", file=self.stream)
-        elif isinstance(event, EpochEnd):
-            metric = (f"val_acc {_fmt(event.val_accuracy)}" if not math.isnan(event.val_accuracy)
-                      else f"val_loss {_fmt(event.val_loss)}")
-            self.epoch_line = metric
-            line = (f"epoch {event.epoch}/{self.total_epochs}  train_loss {_fmt(event.train_loss)}  "
-                    f"val_loss {_fmt(event.val_loss)}  val_acc {_fmt(event.val_accuracy)}  "
-                    f"{event.wall_time:.2f}s")
-            print(("\r" if self.interactive else "") + line + " " * 10, file=self.stream)
-        elif isinstance(event, RunFinished):
-            s = event.summary
-            print(f"{event.status}: {event.reason}; {s['steps']:,} steps, "
-                  f"{_fmt(s['steps_per_second'], ',.0f')} steps/s, val_acc {_fmt(s['final_val_accuracy'])}",
-                  file=self.stream)
-
-
 def _run(args) -> int:
-    from engine.spec.experiment import load_experiment, with_overrides
-    from engine.formats.runstore import RunWriter, default_run_dir
-    from engine.training.trainer import Trainer
-    from engine.formats.weights import load_weights
-
+    """Every kind of experiment (single, staged, compared) goes through the one job runner."""
     experiment = load_experiment(args.experiment)
-    if experiment.get("stages"):
-        from engine.jobs.stages import cli_run_stages  # multi-stage workflows (transfer learning, pretraining)
-
-        return cli_run_stages(args, experiment, Progress(args.quiet), RunControl(), __version__)
-    if args.seed is not None:
-        experiment = with_overrides(experiment, seed=args.seed)
-    if args.epochs is not None:
-        experiment = with_overrides(experiment, training=dict(experiment["training"], epochs=args.epochs))
-    if experiment.get("compare"):
-        from engine.jobs.compare import cli_run_comparison  # variants x seeds, in a process pool
-
-        return cli_run_comparison(args, experiment, __version__)
-    if args.seeds is not None or args.workers is not None:
-        print("error: --seeds and --workers apply to experiments with a compare section", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    init = None
-    if args.init_weights and args.resume:
-        print("error: --init-weights and --resume exclude each other (a resumed run has its own weights)",
-              file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    if args.init_weights:
-        init, _ = load_weights(args.init_weights)
-    if args.resume:
-        from engine.formats.checkpoint import resume_trainer
-
-        trainer = resume_trainer(args.resume, experiment, max_steps=args.steps)
-    else:
-        trainer = Trainer(experiment, init_weights=init, max_steps=args.steps)
+    option = parse_seeds_option(args.seeds)
+    seeds = None if option is None else tuple(seed_list(option, experiment["seed"]))
     folder = Path(args.out) if args.out else default_run_dir(experiment["name"])
-    writer = RunWriter(folder, __version__)
-    writer.attach(trainer, checkpoint=not args.no_checkpoint)
-    progress = Progress(args.quiet)
-    control = RunControl()
-
-    def on_sigint(signum, frame):
-        if control.stopped:
-            raise KeyboardInterrupt
-        print("\nstopping at the next step (Ctrl-C again to abort)...", file=sys.stderr)
-        control.stop()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        for event in trainer.run(control):
-            writer.handle(event)
-            progress.handle(event)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        writer.close()
-    print(f"run written to {folder}", file=sys.stderr if args.quiet else sys.stdout)
-    return 0
+    request = JobRequest(experiment, folder, seed=args.seed, seeds=seeds, epochs=args.epochs, max_steps=args.steps,
+                         workers=args.workers, resume=args.resume, init_weights=args.init_weights,
+                         checkpoint=not args.no_checkpoint)
+    return run_in_terminal(request, quiet=args.quiet)
 
 
 def _export(args) -> int:
-    from engine.formats import export_run
-
     start = time.perf_counter()
     path = export_run(args.run_dir, args.format, args.out)
     size = path.stat().st_size
@@ -140,9 +46,6 @@ def _export(args) -> int:
 
 
 def _predict(args) -> int:
-    from engine.fileio import write_text
-    from engine.formats.predict import predict_file
-
     if args.mc_dropout is not None and args.mc_dropout < 1:
         print(f"error: --mc-dropout must be >= 1, got {args.mc_dropout}", file=sys.stderr)
         return EXIT_INPUT_ERROR
@@ -156,17 +59,14 @@ def _predict(args) -> int:
 
 
 def _lr_find(args) -> int:
-    from engine.training.lr_finder import cli_lr_find
-
     if not 0 < args.min_lr < args.max_lr:
         print(f"error: need 0 < --min-lr < --max-lr, got {args.min_lr} and {args.max_lr}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    return cli_lr_find(args)
+    finder = {"min_lr": args.min_lr, "max_lr": args.max_lr, "steps": args.steps}
+    return run_in_terminal(JobRequest(load_experiment(args.experiment), args.out, seed=args.seed, lr_finder=finder))
 
 
 def _presets(args) -> int:
-    from engine.spec.experiment import load_experiment, preset_menu
-
     for section, entries in preset_menu():  # grouped in the book's order
         for name, path in entries:
             try:

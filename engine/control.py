@@ -5,12 +5,22 @@ every command also raises ``flags[0]``, which the compiled chunk reads
 before each step, so a command takes effect at the next step boundary even
 in the middle of a long chunk.  All methods are thread-safe; the window
 calls them from the GUI thread while the generator runs on a worker.
+
+A terminal drives the same control with Ctrl-C (:func:`stop_on_interrupt`,
+the one place that handles SIGINT): the first press stops at the next step
+boundary, so the run still writes its weights; a second press aborts.
 """
 from __future__ import annotations
 
+import signal
+import sys
 import threading
+from contextlib import contextmanager
+from typing import Iterator, TextIO
 
 import numpy as np
+
+STOP_NOTICE = "stopping at the next step (Ctrl-C again to abort)..."
 
 
 class RunControl:
@@ -108,3 +118,27 @@ class RunControl:
                 self._budget = max(0, self._budget - steps)
                 if epoch_ended:
                     self._epoch_budget = False
+
+
+@contextmanager
+def stop_on_interrupt(control: RunControl, stream: TextIO | None = None) -> Iterator[RunControl]:
+    """While inside: the first Ctrl-C stops ``control`` (and says so on ``stream``, stderr by
+    default); a second one raises KeyboardInterrupt.  The previous handler comes back on exit.
+    Main thread only (Python delivers signals there)."""
+    def on_sigint(signum, frame):
+        if control.stopped:
+            raise KeyboardInterrupt
+        print("\n" + STOP_NOTICE, file=stream or sys.stderr)
+        control.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield control
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def ignore_interrupts() -> None:
+    """For worker processes of a pool: Ctrl-C reaches the whole process group, but only the
+    parent decides (it stops the workers' runs through their stop file, see engine.jobs.executors)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

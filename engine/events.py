@@ -152,3 +152,90 @@ class RunFinished:
 
 EVENT_TYPES = (RunStarted, Compiling, StepMetrics, EpochEnd, DecisionSurface,
                ConfusionReport, RunFinished)
+
+
+# ------------------------------------------------------------------------------ orchestration
+# What a job (:func:`engine.jobs.runner.run_job`) says around the runs it trains.  Every job
+# starts with JobStarted and, unless it is aborted, ends with JobFinished; in between come the
+# events of its kind: a single run's events above; a staged run's stage events
+# (engine.spec.stages) around each phase's run events; a comparison's ComparisonRecord per
+# finished run and one ComparisonFinished (trained in this process as a race: SubRun, DataPoints
+# and each run's events before its record); an LR-finder sweep's LRFinderFinished.
+
+JOB_KINDS = ("single", "staged", "compared", "lr_find")
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    """First event of every job: what it is about to train, and where it writes."""
+    kind: str                  # one of JOB_KINDS
+    name: str                  # the experiment's name
+    folder: str | None         # run folder (LR finder: the CSV file); None: nothing is written
+    runs: int                  # trainings: variants x seeds, stages x seeds, 1 (0: an LR-finder sweep)
+    variants: tuple = ()       # a comparison's variant names, a staged run's stage names
+    seeds: tuple = ()
+    workers: int = 1           # processes training at once
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    """Last event of every job that ran to its end (a stopped job ends too, with ``stopped``)."""
+    kind: str
+    folder: str | None
+    stopped: bool
+
+
+@dataclass(frozen=True)
+class DataPoints:
+    """A run's training points in the original input space (2-D classification data only,
+    at most a few thousand), for drawing under the decision surface.  Comes before RunStarted."""
+    run_id: int
+    x: np.ndarray              # (n, 2) read-only
+    y: np.ndarray              # (n,) class indices, read-only
+
+
+@dataclass(frozen=True)
+class SubRun:
+    """A comparison trained in this process as a race goes on with its next run; that run's
+    events (DataPoints, RunStarted ... RunFinished) follow, then its ComparisonRecord."""
+    run_id: int                # the run_id of the events that follow
+    title: str                 # "<variant> (seed <s>)"
+    variant: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class ComparisonRecord:
+    """One run of a comparison finished (in whatever order the executor finishes them).
+
+    ``record`` is the run's result as :func:`engine.jobs.runs.train_run` returns it (variant, seed,
+    folder, status, final and best metrics, steps to target, timings, hashes of its start, its
+    per-epoch ``curve`` and per-record ``history``).  The runner never changes it after yielding
+    it: consumers only read it."""
+    record: dict = field(repr=False)
+    done: int                  # runs finished so far, this one included
+    total: int
+
+
+@dataclass(frozen=True)
+class ComparisonFinished:
+    """Every run of a comparison is done (or stopped): the summary written to comparison.json
+    (:func:`engine.jobs.compare_report.summarize` plus ``total_wall_seconds`` and ``workers``)."""
+    summary: dict = field(repr=False)
+    folder: str | None
+
+
+@dataclass(frozen=True)
+class LRFinderFinished:
+    """The learning-rate finder's sweep is done: ``result`` is its
+    :class:`engine.training.lr_finder.LRFinderResult` (read-only arrays)."""
+    result: Any
+    path: str | None           # the CSV it was written to, or None
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    """A job could not start or crashed (a consumer turns the exception into this event, so a
+    window thread reports it instead of dying); ``message`` says why."""
+    run_id: int
+    message: str

@@ -2,15 +2,17 @@
 
 Press *Run comparison* and the experiment in the editors is trained once per
 variant of its ``compare`` section (or, without one, as it is) and per seed,
-by the engine's :func:`engine.jobs.compare.run_comparison` in a process pool (both
-cores).  A :class:`ComparisonRunner` on its own ``QThread`` drives it; as each
-job finishes it asks the engine for the summary so far (the same
-:func:`engine.jobs.compare.summarize` the headless report uses) and for the
-mean/min-max curves (:func:`engine.jobs.compare_report.record_curves`), and sends
-them to the GUI thread as one immutable :class:`ComparisonSnapshot`.  The tab
+by the engine's job runner (:func:`engine.jobs.runner.run_job`, the one the
+command line uses) in a process pool (both cores), driven by a
+:class:`~gui.worker.TrainingWorker` on a thread of its own, as the Train tab's
+jobs are.  On that thread a :class:`ComparisonSnapshots` watcher turns every
+finished run into the summary so far (the same
+:func:`engine.jobs.compare_report.summarize` the headless report uses) and the
+mean/min-max curves (:func:`engine.jobs.compare_report.record_curves`), sent
+to the GUI thread as one immutable :class:`ComparisonSnapshot`.  The tab
 only draws snapshots: one mean line per variant with its min-max band across
 seeds, and the table with the verdict of the one rule
-(:func:`engine.jobs.compare.distinguishable`: "not distinguishable at N seeds"
+(:func:`engine.jobs.compare_report.distinguishable`: "not distinguishable at N seeds"
 unless the paired gap is larger than the seed-to-seed spread).
 
 *Open comparison folder* shows a comparison run earlier, in the window or by
@@ -28,16 +30,23 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
                                QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from engine.control import RunControl
 from engine.errors import DescentError
-from engine.jobs.compare_report import CURVE_METRICS, format_stat, format_steps_to_target
+from engine.events import ComparisonFinished, ComparisonRecord, JobStarted, RunFailed
+from engine.formats.runstore import default_run_dir, folder_experiment_name, safe_name
+from engine.jobs.compare_report import (CURVE_METRICS, format_stat, format_steps_to_target, read_comparison,
+                                        record_curves, summarize)
+from engine.jobs.runner import JobRequest
+from engine.spec.compare import resolve_compare, seed_list
 
 from .compat import collect_garbage_on_gui_thread
 from .plots import RUN_COLORS, add_legend, setup_plot
+from .worker import WorkerJob, WorkerThread
 
 METRIC_LABELS = {"val_accuracy": "validation accuracy (%)", "val_loss": "validation loss",
                  "loss": "training loss (each diagnostics record)", "train_loss": "training loss (epoch mean)",
@@ -61,68 +70,43 @@ class ComparisonSnapshot:
     folder: str
     done: int
     total: int
-    summary: dict | None       # engine.jobs.compare.summarize(...) (None before the first run ends)
+    summary: dict | None       # engine.jobs.compare_report.summarize(...) (None before the first run ends)
     curves: dict               # metric -> variant -> {"steps", "mean", "min", "max", "count"} (read-only)
     message: str               # one line: the run that just finished, or what went wrong
     finished: bool = False
     failed: bool = False
 
 
-@dataclass(frozen=True)
-class ComparisonRequest:
-    experiment: dict           # resolved, with a compare section
-    folder: str
-    seeds: tuple | None        # None: the section's seeds
-    overrides: dict | None     # e.g. {"training": {"max_steps": 200}} for a quick look
-    workers: int
+class ComparisonSnapshots:
+    """Watches a comparison job on its training thread (see :class:`gui.worker.WorkerJob`) and
+    turns its events into the snapshots the tab draws, so the GUI thread never summarizes."""
 
+    def __init__(self, experiment: dict, folder: str):
+        self.experiment = experiment
+        self.folder = folder
+        self.records: list[dict] = []
+        self.curves: dict = {}
+        self.seeds: list = []
 
-class ComparisonRunner(QObject):
-    """Runs one comparison at a time on the thread it was moved to."""
-
-    snapshot = Signal(object)
-
-    @Slot(object)
-    def run(self, request: ComparisonRequest) -> None:
-        from engine import __version__
-        from engine.jobs.compare import comparison_jobs, run_comparison, summarize
-        from engine.jobs.compare_report import record_curves
-
-        exp = request.experiment
-        cfg = exp["compare"]
-        records: list[dict] = []
-        curves: dict = {}
-        try:
-            jobs = comparison_jobs(exp, request.seeds, request.overrides)
-            seeds = [j.seed for j in jobs[::len(cfg["variants"])]]
-            total = len(jobs)
-            self.snapshot.emit(ComparisonSnapshot(request.folder, 0, total, None, {},
-                                                  f"training {total} runs in {request.folder} ..."))
-
-            def on_record(r: dict, done: int, total: int) -> None:
-                nonlocal curves
-                records.append(r)
-                summary = summarize(records, cfg, exp, seeds=seeds)
-                curves = _frozen({m: record_curves(records, m) for m in CURVE_METRICS})
-                self.snapshot.emit(ComparisonSnapshot(request.folder, done, total, summary, curves,
-                                                      f"{r['variant']} seed {r['seed']}: {r['status']} "
-                                                      f"({r['wall_seconds']:.1f} s)"))
-
-            summary = run_comparison(exp, request.folder, workers=request.workers, seeds=request.seeds,
-                                     overrides=request.overrides, on_record=on_record, app_version=__version__)
-            self.snapshot.emit(ComparisonSnapshot(
-                request.folder, total, total, summary, curves,
-                f"done: {total} runs in {summary['total_wall_seconds']:.0f} s on {summary['workers']} "
-                f"process{'es' if summary['workers'] > 1 else ''}; written to {request.folder}", finished=True))
-        except DescentError as exc:
-            self.snapshot.emit(ComparisonSnapshot(request.folder, len(records), 0, None, {}, str(exc),
-                                                  finished=True, failed=True))
-        except Exception as exc:  # a bug or a dead worker process: say so, keep the window alive
-            import traceback
-
-            traceback.print_exc()
-            self.snapshot.emit(ComparisonSnapshot(request.folder, len(records), 0, None, {},
-                                                  f"{type(exc).__name__}: {exc}", finished=True, failed=True))
+    def observe(self, event) -> list:
+        if isinstance(event, JobStarted):
+            self.seeds = list(event.seeds)
+            return [ComparisonSnapshot(self.folder, 0, event.runs, None, {},
+                                       f"training {event.runs} runs in {self.folder} ...")]
+        if isinstance(event, ComparisonRecord):
+            r = event.record
+            self.records.append(r)
+            summary = summarize(self.records, self.experiment["compare"], self.experiment, seeds=self.seeds)
+            self.curves = _frozen({m: record_curves(self.records, m) for m in CURVE_METRICS})
+            return [ComparisonSnapshot(self.folder, event.done, event.total, summary, self.curves,
+                                       f"{r['variant']} seed {r['seed']}: {r['status']} ({r['wall_seconds']:.1f} s)")]
+        if isinstance(event, ComparisonFinished):
+            summary, n = event.summary, len(self.records)
+            return [ComparisonSnapshot(
+                self.folder, n, n, summary, self.curves,
+                f"done: {n} runs in {summary['total_wall_seconds']:.0f} s on {summary['workers']} "
+                f"process{'es' if summary['workers'] > 1 else ''}; written to {self.folder}", finished=True)]
+        return []
 
 
 def add_band(plot: pg.PlotItem, x: np.ndarray, lo: np.ndarray, mean: np.ndarray, hi: np.ndarray,
@@ -257,12 +241,11 @@ class ComparisonView(QWidget):
         layout.addLayout(controls)
         layout.addWidget(split, 1)
 
-        self.thread: QThread | None = None   # one per comparison: an idle tab holds no thread
-        self.runner: ComparisonRunner | None = None
+        self.worker: WorkerThread | None = None   # one per comparison: an idle tab holds no thread
+        self.control: RunControl | None = None
         self.show_plan()
 
     updated = Signal(object)      # a snapshot was drawn (tests, scripts)
-    _submit_signal = Signal(object)
 
     # ------------------------------------------------------------------ the plan
 
@@ -299,8 +282,6 @@ class ComparisonView(QWidget):
         """The newest comparison of experiment ``name`` under the run root."""
         if self.run_root is None or not Path(self.run_root).is_dir():
             return None
-        from engine.formats.runstore import folder_experiment_name, safe_name
-
         safe = safe_name(name)
         found = [p.parent for p in Path(self.run_root).glob("*/comparison.json")
                  if folder_experiment_name(p.parent).startswith(safe)]   # <name> or <name>-compare
@@ -308,12 +289,10 @@ class ComparisonView(QWidget):
 
     # ------------------------------------------------------------------ running
 
-    def start(self) -> ComparisonRequest | None:
+    def start(self) -> JobRequest | None:
+        """Submit the comparison to the job runner on a thread of its own; the request, or None."""
         if self.running_folder is not None:
             return None
-        from engine.spec.compare import resolve_compare
-        from engine.formats.runstore import default_run_dir
-
         try:
             exp = self.current_experiment()
             if exp is None:
@@ -323,8 +302,6 @@ class ComparisonView(QWidget):
                                                          "seeds": self.seeds.value()}, exp))
                 seeds = None
             else:
-                from engine.spec.compare import seed_list
-
                 seeds = tuple(seed_list(self.seeds.value(), exp["seed"])) \
                     if self.seeds.value() != len(exp["compare"]["seeds"]) else None
         except DescentError as exc:
@@ -332,27 +309,21 @@ class ComparisonView(QWidget):
             return None
         root = self.run_root if self.run_root is not None else Path(tempfile.mkdtemp(prefix="descent-compare-"))
         folder = str(default_run_dir(f"{exp['name']}-compare", root))
-        overrides = {"training": {"max_steps": self.max_steps.value()}} if self.max_steps.value() else None
-        request = ComparisonRequest(exp, folder, seeds, overrides, self.workers)
+        request = JobRequest(exp, folder, seeds=seeds, max_steps=self.max_steps.value() or None,
+                             workers=self.workers)
+        self._end_thread()    # the previous comparison's thread, if its last batch came just now
         self.running_folder = folder
         self.snapshot = None
         self._update_buttons()
-        self.thread = QThread()
-        self.thread.setObjectName("descent-comparison")
-        self.runner = ComparisonRunner()
-        self.runner.moveToThread(self.thread)
-        self.runner.snapshot.connect(self.on_snapshot)
-        self._submit_signal.connect(self.runner.run)
-        self.thread.start()
-        self._submit_signal.emit(request)
-        self._submit_signal.disconnect(self.runner.run)
+        self.control = RunControl()
+        self.worker = WorkerThread(name="descent-comparison")
+        self.worker.worker.batch.connect(self.on_batch)
+        self.worker.submit(WorkerJob(0, request, self.control, watchers=(ComparisonSnapshots(exp, folder),)))
         return request
 
     def stop(self) -> None:
-        if self.running_folder is not None:
-            from engine.jobs.compare import request_stop
-
-            request_stop(self.running_folder)
+        if self.running_folder is not None and self.control is not None:
+            self.control.stop()
             self._set_status("stopping every run at its next step…")
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
@@ -361,24 +332,33 @@ class ComparisonView(QWidget):
         return self._end_thread(timeout_ms)
 
     def _end_thread(self, timeout_ms: int = 60_000) -> bool:
-        if self.thread is None:
+        if self.worker is None:
             return True
-        self.thread.quit()
-        ok = self.thread.wait(timeout_ms)
+        ok = self.worker.shutdown(timeout_ms=timeout_ms)
         if ok:
-            self.thread = self.runner = None
+            self.worker = None
         return ok
 
     @property
     def running(self) -> bool:
         return self.running_folder is not None
 
+    def on_batch(self, _job_id: int, events) -> None:
+        """The worker's batch: draw its snapshots; a job that failed ends with the reason."""
+        for event in events:
+            if isinstance(event, ComparisonSnapshot):
+                self.on_snapshot(event)
+            elif isinstance(event, RunFailed) and self.running_folder is not None:
+                done = self.snapshot.done if self.snapshot is not None else 0
+                self.on_snapshot(ComparisonSnapshot(self.running_folder, done, 0, None, {}, event.message,
+                                                    finished=True, failed=True))
+
     def on_snapshot(self, snap: ComparisonSnapshot) -> None:
         if snap.folder != self.running_folder and self.running_folder is not None:
             return    # a snapshot of a comparison the tab no longer follows
         if snap.finished:
             self.running_folder = None
-            self._end_thread()   # the runner's slot returns right after its last snapshot
+            self._end_thread()   # the worker's slot returns right after the job's last events
         if snap.summary is None and self.snapshot is not None:   # a failure: keep what the runs so far showed
             snap = dataclasses.replace(snap, summary=self.snapshot.summary, curves=self.snapshot.curves)
         self.snapshot = snap
@@ -391,8 +371,6 @@ class ComparisonView(QWidget):
         self.updated.emit(snap)
 
     def open_folder(self, folder: str | Path | None = None, quiet: bool = False) -> bool:
-        from engine.jobs.compare_report import read_comparison
-
         if folder is None:
             start = str(self.run_root) if self.run_root is not None else ""
             folder = QFileDialog.getExistingDirectory(self, "Open a comparison folder", start)

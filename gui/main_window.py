@@ -27,11 +27,12 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget
 
-from engine.coach import Finding
+from engine.coach import Coach, Finding
 from engine.spec.overrides import apply_overrides
 from engine.control import RunControl
 from engine.errors import DescentError
-from engine.events import RunFinished, StepMetrics
+from engine.events import JobStarted, RunFailed, RunFinished, StepMetrics, SubRun
+from engine.jobs.runner import JobRequest
 from engine.spec.experiment import default_experiment, resolve_experiment
 from engine.params import Param
 from engine.formats.runstore import default_run_dir
@@ -43,10 +44,10 @@ from .builder import ModelBuilder
 from .compare import ComparisonView
 from .dashboard import Dashboard
 from .panels import DataPanel, OptimizerPanel, TrainingPanel
-from .records import RunFailed, RunRecord, SubRun, load_folder_curves
+from .records import RunRecord, load_folder_curves
 from .runs import RunList
 from .widgets.params import NumberEditor
-from .worker import RunJob, WorkerThread
+from .worker import WorkerJob, WorkerThread
 
 REDRAW_MS = 33
 STATUS_SECONDS = 0.2    # status bar and run list refresh interval while training
@@ -349,11 +350,9 @@ class MainWindow(FileActions, QMainWindow):
         live_lr = self.lr_editor.value()
         if live_lr is not None and live_lr != exp["optimizer"]["learning_rate"]:
             self.lr_editor.set_value(exp["optimizer"]["learning_rate"])
-        if exp.get("compare"):
-            self.statusBar().showMessage(f"Training its {len(exp['compare']['variants'])} variants one after "
-                                         "another (first seed), overlaid in every plot; every seed with mean, "
-                                         "spread and verdicts: the Compare tab", 15000)
-        self.worker.submit(RunJob(run_id, exp, folder, control))
+        # a comparison trains as a race here: its variants at the first seed, one after another, overlaid
+        request = JobRequest(exp, folder, race=True, run_id=run_id)
+        self.worker.submit(WorkerJob(run_id, request, control, watchers=(Coach(),)))
         self.update_controls()
         return record
 
@@ -412,7 +411,11 @@ class MainWindow(FileActions, QMainWindow):
             return  # a job the window no longer tracks
         chunk: list = []
         for event in events:
-            if isinstance(event, (StageStarted, SubRun)):
+            if isinstance(event, JobStarted) and event.kind == "compared":
+                self.statusBar().showMessage(f"Training its {len(event.variants)} variants one after another "
+                                             "(first seed), overlaid in every plot; every seed with mean, spread "
+                                             "and verdicts: the Compare tab", 15000)
+            elif isinstance(event, (StageStarted, SubRun)):
                 job.record.ingest(chunk)
                 chunk = []
                 title = event.title if isinstance(event, SubRun) else f"{event.stage} (seed {event.seed})"

@@ -21,37 +21,14 @@ import numpy as np
 
 from engine.catalog.activations import ACTIVATIONS
 from engine.coach import Finding
-from engine.events import (Compiling, ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted,
-                           StepMetrics)
+from engine.events import (Compiling, ConfusionReport, DataPoints, DecisionSurface, EpochEnd, RunFailed,
+                           RunFinished, RunStarted, StepMetrics)
 from engine.formats.runstore import read_run_status
 
 PER_LAYER = ("grad_norm", "update_ratio", "dead_fraction", "dead_count", "act_mean", "act_std", "saturated")
 EPOCH_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
               "wall_time")
 HEATMAP_COLUMNS = 1024  # histogram snapshots kept per run (older ones thinned out)
-
-
-@dataclass(frozen=True)
-class DataPoints:
-    """GUI-side event from the worker: the run's training points in the original
-    input space (2-D data), for drawing under the decision boundary."""
-    run_id: int
-    x: np.ndarray
-    y: np.ndarray
-
-
-@dataclass(frozen=True)
-class SubRun:
-    """GUI-side event: the job goes on with another run (one variant of a comparison);
-    the window gives it a record of its own."""
-    title: str
-
-
-@dataclass(frozen=True)
-class RunFailed:
-    """GUI-side event: the run could not start or crashed; ``message`` says why."""
-    run_id: int
-    message: str
 
 
 @dataclass(frozen=True)

@@ -28,3 +28,12 @@ def random_problem(n=16, d=3, classes=3, seed=0, regression_targets=0):
     if regression_targets:
         return x, rng.normal(size=(n, regression_targets))
     return x, rng.integers(0, classes, n)
+
+
+def run_comparison(experiment, out, **options):
+    """Run a comparison through the one job runner (as ``main.py run`` does); its summary."""
+    from engine.events import ComparisonFinished
+    from engine.jobs.runner import JobRequest, run_job
+
+    events = list(run_job(JobRequest(experiment, out, **options)))
+    return next(e.summary for e in events if isinstance(e, ComparisonFinished))

@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 
 from engine import cli
-from engine.jobs.compare import (aggregate_curves, apply_overrides, comparison_curves, comparison_jobs,
-                            distinguishable, format_table, run_comparison, summarize)
+from engine.control import RunControl
 from engine.errors import ExperimentError
+from engine.events import ComparisonFinished, ComparisonRecord
+from engine.jobs.compare import comparison_runs
+from engine.jobs.compare_report import aggregate_curves, comparison_curves, distinguishable, format_table, summarize
+from engine.jobs.runner import JobRequest, run_job
+from engine.spec.overrides import apply_overrides
 from engine.spec.experiment import resolve_experiment
 from engine.training.trainer import Trainer
 
@@ -114,7 +118,7 @@ def test_variants_that_keep_the_architecture_start_from_identical_weights_and_ba
         {"name": "wider", "overrides": {"model": {"layers": {"units": 32}}}},
         {"name": "glorot", "overrides": {"model": {"layers": {"initializer": "glorot_uniform"}}}},
     ], seeds=[11, 12])
-    jobs = comparison_jobs(exp)
+    jobs = comparison_runs(exp)
     assert len(jobs) == 16 and [j.seed for j in jobs[:8]] == [11] * 8
     for seed in (11, 12):
         trainers = {j.variant: Trainer(j.experiment) for j in jobs if j.seed == seed}
@@ -185,9 +189,11 @@ def test_a_comparison_runs_in_a_process_pool_and_writes_its_files(tmp_path):
         "variants": [{"name": "nesterov"}, {"name": "same again"},
                      {"name": "frozen", "overrides": {"optimizer": {"name": "sgd", "learning_rate": 1e-7}}}],
         "seeds": 2, "target": {"metric": "val_accuracy", "value": 0.8}}))
-    seen, records = [], []
-    summary = run_comparison(exp, tmp_path / "cmp", workers=2,
-                             on_record=lambda r, d, t: (seen.append((d, t)), records.append(r)))
+    events = list(run_job(JobRequest(exp, tmp_path / "cmp", workers=2)))
+    seen = [(e.done, e.total) for e in events if isinstance(e, ComparisonRecord)]
+    records = [e.record for e in events if isinstance(e, ComparisonRecord)]
+    summary = events[-2].summary
+    assert isinstance(events[-2], ComparisonFinished)
     assert summary["workers"] == 2 and sorted(seen) == [(i, 6) for i in range(1, 7)]
     folder = tmp_path / "cmp"
     for name in ("nesterov", "same-again", "frozen"):
@@ -275,12 +281,14 @@ def test_curves_aggregate_to_a_mean_and_a_band_on_a_common_axis():
 
 
 def test_a_stop_request_stops_the_remaining_runs_and_the_report_says_so(tmp_path):
-    from engine.jobs.compare import request_stop
-
     exp = resolve_experiment(base(compare={"variants": [{"name": "a"}, {"name": "b"}], "seeds": [1, 2]},
                                   training={"epochs": 3, "batch_size": 16, "log_every": 2}))
-    folder = tmp_path / "cmp"
-    summary = run_comparison(exp, folder, workers=1, on_record=lambda r, done, total: request_stop(folder))
+    control = RunControl()
+    for event in run_job(JobRequest(exp, tmp_path / "cmp", workers=1), control):
+        if isinstance(event, ComparisonRecord):
+            control.stop()       # after the first run: the others stop at once and still report
+        elif isinstance(event, ComparisonFinished):
+            summary = event.summary
     statuses = [r["status"] for v in summary["variants"].values() for r in v["runs"]]
     assert statuses.count("finished") == 1 and statuses.count("stopped") == 3
     assert "stopped" in format_table(summary)

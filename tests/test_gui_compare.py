@@ -46,7 +46,7 @@ def test_a_comparison_trains_every_variant_and_seed_and_reports_like_the_headles
     assert not view.snapshot.failed, view.snapshot.message
     # live: a snapshot after every finished run, not only at the end
     assert [s.done for s in snapshots if s.summary is not None] == [1, 2, 3, 4, 4]
-    folder = request.folder
+    folder = request.out
     saved = nan_stats(json.loads((tmp_path / "runs" / folder.split("/runs/")[-1] / "comparison.json")
                                  .read_text()))
     rows = view.table_rows()
@@ -83,14 +83,14 @@ def test_an_earlier_comparison_folder_shows_the_same_table(qtbot, tmp_path):
 
     other = ComparisonView()
     qtbot.addWidget(other)
-    assert other.open_folder(request.folder)
+    assert other.open_folder(request.out)
     assert other.table_rows() == live
     for label, y in mean_lines(other).items():
         np.testing.assert_allclose(y, live_lines[label], rtol=1e-9)
     # the newest comparison of the loaded experiment is shown when a fresh tab opens on it
     fresh = ComparisonView(lambda: resolve_experiment(RACE), tmp_path / "runs")
     qtbot.addWidget(fresh)
-    assert fresh.snapshot is not None and fresh.snapshot.folder == request.folder
+    assert fresh.snapshot is not None and fresh.snapshot.folder == request.out
     # a folder without a comparison says what it expected
     assert not other.open_folder(tmp_path)
     assert "no comparison.json" in other.status.text()

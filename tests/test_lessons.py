@@ -13,7 +13,7 @@ uncertainty it reports on two moons is higher away from the data than next to it
 import numpy as np
 import pytest
 
-from engine.jobs.compare import run_comparison
+from helpers import run_comparison
 from engine.events import DecisionSurface, RunFinished, StepMetrics
 from engine.spec.experiment import load_experiment, resolve_experiment
 from engine.training.network import Network

@@ -94,7 +94,7 @@ def test_the_suggestion_feeds_a_1cycle_schedule_or_the_learning_rate():
 
 
 def test_a_compare_variant_uses_the_finder_before_its_1cycle_run(tmp_path):
-    from engine.jobs.compare import run_comparison
+    from helpers import run_comparison
 
     exp = resolve_experiment({**experiment(), "compare": {"variants": [
         {"name": "1cycle", "overrides": {"schedule": {"name": "onecycle"}}, "lr_finder": {"steps": 100}}],

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from engine import cli
-from engine.jobs.compare import apply_overrides, comparison_jobs, run_job
+from engine.jobs.compare import comparison_runs
+from engine.jobs.runs import train_to_record
+from engine.spec.overrides import apply_overrides
 from engine.events import RunFinished
 from engine.spec.experiment import SECTIONS, load_experiment, preset_menu, preset_paths
 from engine.training.trainer import Trainer
@@ -47,12 +49,12 @@ def test_every_preset_loads_explains_itself_and_runs_a_few_steps(name, tmp_path)
         assert isinstance(last, RunFinished) and last.status == "finished" and last.step == QUICK_STEPS
         return
     seed = exp["compare"]["seeds"][0]
-    jobs = comparison_jobs(exp, seeds=[seed])
+    jobs = comparison_runs(exp, seeds=[seed])
     assert len(jobs) == len(exp["compare"]["variants"])
     for job in jobs:
         small = apply_overrides(job.experiment, quick(job.experiment))
         finder = None if job.lr_finder is None else dict(job.lr_finder, steps=10)
-        record = run_job(dataclasses.replace(job, experiment=small, lr_finder=finder), str(tmp_path))
+        record = train_to_record(dataclasses.replace(job, experiment=small, lr_finder=finder), str(tmp_path))
         assert record["status"] in ("finished", "diverged"), (job.variant, record["reason"])
         assert record["steps"] <= QUICK_STEPS
         assert (tmp_path / job.folder / "summary.json").is_file()

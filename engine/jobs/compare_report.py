@@ -2,7 +2,7 @@
 decides whether two variants are distinguishable, the table, the CSV/JSON
 files and the mean/min-max curves the window draws.
 
-:mod:`engine.jobs.compare` resolves the ``compare`` section and runs the jobs;
+:mod:`engine.jobs.compare` turns the ``compare`` section into runs and runs them;
 this module only reads their results.
 """
 from __future__ import annotations
@@ -12,14 +12,14 @@ import io
 import json
 import math
 import os
-import re
+import warnings
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from engine.errors import ExperimentError
-
+from engine.fileio import write_text
 
 
 def spread(values: Iterable) -> dict:
@@ -40,7 +40,7 @@ def paired_t_pvalue(diffs: Sequence[float]) -> float:
     sd = d.std(ddof=1)
     if sd == 0.0:
         return 1.0 if d.mean() == 0.0 else 0.0
-    from scipy import stats
+    from scipy import stats  # lazy: SciPy takes ~0.3 s to import and only this t-test needs it
 
     t = d.mean() / (sd / math.sqrt(n))
     return float(2.0 * stats.t.sf(abs(t), n - 1))
@@ -79,7 +79,7 @@ def _verdict_metric(cfg: dict, records: list[dict]) -> str:
 
 def summarize(records: list[dict], cfg: dict, experiment: dict | None = None,
               seeds: Sequence[int] | None = None) -> dict:
-    """Aggregate job records (see :func:`run_job`) into the comparison summary."""
+    """Aggregate run records (see :func:`engine.jobs.runs.train_run`) into the comparison summary."""
     metric = _verdict_metric(cfg, records)
     higher = metric == "val_accuracy"
     names = [v["name"] for v in cfg["variants"]]
@@ -217,23 +217,21 @@ def comparison_csv(summary: dict) -> str:
     return buf.getvalue()
 
 
-def _json_safe(value):
+def json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
 def write_comparison(folder: str | os.PathLike, summary: dict) -> None:
-    from engine.fileio import write_text
-
     folder = Path(folder)
-    write_text(folder / "comparison.json", json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
+    write_text(folder / "comparison.json", json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
     write_text(folder / "comparison.csv", comparison_csv(summary))
 
 
@@ -256,7 +254,7 @@ def format_steps_to_target(t: dict) -> str:
 
 
 def nan_stats(value):
-    """Undo _json_safe for the statistics (null -> NaN), so a summary read back from
+    """Undo json_safe for the statistics (null -> NaN), so a summary read back from
     comparison.json formats like a fresh one."""
     if isinstance(value, dict):
         out = {k: nan_stats(v) for k, v in value.items()}
@@ -375,8 +373,6 @@ def aggregate_curves(curves: Mapping[str, Sequence[tuple]], n_points: int | None
             grid[i, axis > last_ok] = np.nan
         count = np.isfinite(grid).sum(axis=0)
         with np.errstate(all="ignore"):
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 mean = np.nanmean(grid, axis=0)
@@ -447,7 +443,7 @@ CURVE_METRICS = ("val_accuracy", "val_loss", "loss", "train_loss", "train_accura
 
 
 def record_curves(records: Sequence[Mapping], metric: str, n_points: int | None = None) -> dict:
-    """Mean line and min-max band per variant from job records (:func:`engine.jobs.compare.run_job`
+    """Mean line and min-max band per variant from run records (:func:`engine.jobs.runs.train_run`
     results: their per-epoch ``curve`` and per-record ``history``): what the window draws while a
     comparison is still running, before any file is read back."""
     curves: dict[str, list] = {}

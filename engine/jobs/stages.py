@@ -1,13 +1,16 @@
-"""Running a staged experiment: phases, reports, run folders and the CLI hook.
+"""Running a staged experiment: phases, reports and run folders.
 
 The ``stages`` section itself (schema, resolution, and the records a staged
-run emits) is in :mod:`engine.spec.stages`; this module trains what it describes.
+run emits) is in :mod:`engine.spec.stages`; this module trains what it
+describes.  A staged run is one kind of job of :func:`engine.jobs.runner.run_job`,
+which writes its folder with :class:`StagesWriter`.
 """
 from __future__ import annotations
 
 import copy
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -17,11 +20,21 @@ from typing import Iterator
 
 import numpy as np
 
-from engine.training import transfer as T
+from engine.control import RunControl
+from engine.data import load_dataset
 from engine.errors import ExperimentError
+from engine.events import (ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted, StepMetrics,
+                           frozen_array)
+from engine.fileio import ensure_dir, write_json, write_text
 from engine.formats import data_info
+from engine.formats.runstore import RunWriter
+from engine.jobs.compare_report import distinguishable, spread
+from engine.spec.experiment import dumps_experiment, resolve_experiment
 from engine.spec.stages import (METRICS, StageData, StageFinished, StageStarted, StagesFinished, phase_experiment,
-                     stage_model)
+                                stage_model)
+from engine.training import transfer as T
+from engine.training.network import Network
+from engine.training.trainer import Trainer
 
 
 def _restandardize(dataset, source):
@@ -50,14 +63,11 @@ class _Shift:
     def _padded(self, arr):
         if self.pad <= 0:
             return arr
-        from engine.events import frozen_array
         a = np.asarray(arr)
         fill = np.full((self.pad,) + a.shape[1:], np.nan)
         return frozen_array(np.concatenate([fill, a]), a.dtype if a.dtype.kind == "f" else np.float64)
 
     def __call__(self, ev):
-        from engine.events import (ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted, StepMetrics,
-                             frozen_array)
         r = dataclasses.replace
         if isinstance(ev, RunStarted):
             ev = r(ev, total_steps=ev.total_steps + self.step)
@@ -91,12 +101,6 @@ def run_stages(experiment: dict, control=None, max_steps: int | None = None,
     """Run a staged experiment end to end; yields the records described in
     the module docstring.  ``max_steps`` caps every phase (smoke tests);
     ``seeds`` overrides ``stages.seeds``."""
-    from engine.control import RunControl
-    from engine.data import load_dataset
-    from engine.events import EpochEnd, RunFinished
-    from engine.training.network import Network
-    from engine.training.trainer import Trainer
-
     staged = experiment.get("stages")
     if not staged:
         raise ExperimentError("this experiment has no stages section")
@@ -210,31 +214,7 @@ def run_stages(experiment: dict, control=None, max_steps: int | None = None,
 
 # ====================================================================== reporting
 
-try:  # one statistics rule for every report: the comparisons module's
-    from engine.jobs.compare import distinguishable, spread
-except ImportError:  # pragma: no cover - engine.jobs.compare not present
-    def spread(values) -> dict:
-        """mean, sample std (ddof=1), min, max and n of the finite values."""
-        v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-        if v.size == 0:
-            return {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "n": 0}
-        return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
-                "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
-
-    def distinguishable(a, b) -> dict:
-        seeds = [k for k in a if k in b and a[k] is not None and b[k] is not None
-                 and math.isfinite(a[k]) and math.isfinite(b[k])]
-        av = np.array([a[k] for k in seeds], dtype=float)
-        bv = np.array([b[k] for k in seeds], dtype=float)
-        n = len(seeds)
-        diffs = av - bv
-        mean_diff = float(diffs.mean()) if n else math.nan
-        spread_ = float(max(av.std(ddof=1), bv.std(ddof=1))) if n >= 2 else math.nan
-        return {"n": n, "mean_diff": mean_diff, "spread": spread_,
-                "distinguishable": bool(n >= 2 and abs(mean_diff) > spread_), "p_value": math.nan,
-                "wins_a": int((diffs > 0).sum()), "wins_b": int((diffs < 0).sum())}
-
-
+# one statistics rule for every report: the comparisons' (engine.jobs.compare_report)
 AGGREGATED = ("test_accuracy", "best_val_accuracy", "final_val_accuracy", "test_loss", "final_val_loss",
               "steps", "train_seconds", "wall_seconds", "steps_to_target")
 
@@ -342,9 +322,6 @@ class StagesWriter:
     """Writes a staged run's folder (layout in the module docstring)."""
 
     def __init__(self, folder, experiment: dict, app_version: str = ""):
-        from engine.spec.experiment import dumps_experiment
-        from engine.fileio import ensure_dir, write_json, write_text
-
         self.folder = ensure_dir(Path(folder))
         self.app_version = app_version
         self.experiment = experiment
@@ -357,9 +334,6 @@ class StagesWriter:
         self.rows: list = []
 
     def handle(self, event) -> None:
-        from engine.events import RunFinished, RunStarted
-        from engine.formats.runstore import RunWriter
-
         if isinstance(event, StageStarted):
             self._stage = event
             self._phase = 0
@@ -386,11 +360,9 @@ class StagesWriter:
                 self._writer = None
 
     def _write_csv(self) -> None:
-        from engine.fileio import write_text
         keys = ["seed", "stage", "status", "reused_from", "reused_layers", "steps", "epochs", "test_accuracy",
                 "test_loss", "final_val_accuracy", "best_val_accuracy", "steps_to_target", "train_seconds",
                 "wall_seconds", "caching_speedup", "caching_speedup_per_epoch"]
-        import io
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(keys)
@@ -401,7 +373,6 @@ class StagesWriter:
         write_text(self.folder / "stages.csv", buf.getvalue())
 
     def _finish(self, report: dict) -> None:
-        from engine.fileio import write_json
         status = "finished" if all(r.get("status") == "finished" for r in self.rows) else "incomplete"
         write_json(self.folder / "summary.json", {"status": status, "report": report, "runs": self.rows})
 
@@ -410,72 +381,10 @@ class StagesWriter:
             self._writer.close()
 
 
-def staged_cli_run(experiment: dict, folder, control, progress=None, max_steps=None, seeds=None,
-                   app_version: str = "") -> dict | None:
-    """What ``python main.py run`` does for a staged experiment; returns the report."""
-    writer = StagesWriter(folder, experiment, app_version)
-    report = None
-    try:
-        for event in run_stages(experiment, control, max_steps=max_steps, seeds=seeds):
-            writer.handle(event)
-            if progress is not None:
-                if isinstance(event, StageStarted):
-                    reuse = "" if event.reuse is None else \
-                        f" (reusing {event.reuse['k']} layer(s) of {event.reuse['from']})"
-                    print(f"== stage {event.index + 1}: {event.stage}{reuse}, seed {event.seed}"
-                          + (f" -- {event.title}" if event.title else ""), file=progress.stream)
-                elif isinstance(event, StagesFinished):
-                    report = event.report
-                else:
-                    progress.handle(event)
-            elif isinstance(event, StagesFinished):
-                report = event.report
-    finally:
-        writer.close()
-    return report
-
-
 def with_epochs(experiment: dict, epochs: int) -> dict:
     """A copy whose every stage phase trains for ``epochs`` epochs."""
-    from engine.spec.experiment import resolve_experiment
-
     exp = copy.deepcopy(experiment)
     for stage in exp["stages"]["list"]:
         for phase in stage["phases"]:
             phase["training"]["epochs"] = epochs
     return resolve_experiment(exp)
-
-
-def cli_run_stages(args, experiment: dict, progress, control, app_version: str = "") -> int:
-    """``python main.py run`` on a staged experiment (called by engine.cli)."""
-    import signal
-    import sys
-
-    from engine.formats.runstore import default_run_dir
-
-    for flag in ("init_weights", "resume"):
-        if getattr(args, flag, None):
-            print(f"error: --{flag.replace('_', '-')} does not apply to a staged experiment (each stage builds "
-                  f"its network from the stages section)", file=sys.stderr)
-            return 2
-    if args.epochs is not None:
-        experiment = with_epochs(experiment, args.epochs)
-    seeds = [args.seed] if args.seed is not None else None
-    folder = Path(args.out) if args.out else default_run_dir(experiment["name"])
-
-    def on_sigint(signum, frame):
-        if control.stopped:
-            raise KeyboardInterrupt
-        print("\nstopping at the next step (Ctrl-C again to abort)...", file=sys.stderr)
-        control.stop()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        report = staged_cli_run(experiment, folder, control, None if args.quiet else progress,
-                                max_steps=args.steps, seeds=seeds, app_version=app_version)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if report is not None and not args.quiet:
-        print(format_report(report), file=sys.stdout)
-    print(f"run written to {folder}", file=sys.stderr if args.quiet else sys.stdout)
-    return 0

@@ -177,36 +177,3 @@ def apply_suggestion(experiment: dict, result: LRFinderResult) -> dict:
     if experiment["schedule"]["name"] == "onecycle":
         return apply_overrides(experiment, {"schedule": {"max_lr": lr}})
     return apply_overrides(experiment, {"optimizer": {"learning_rate": lr}})
-
-
-def format_sweep(result: LRFinderResult, rows: int = 16) -> str:
-    """A short text table of the sweep and the suggestion."""
-    lines = [f"{'learning rate':>14s} {'loss':>10s} {'smoothed':>10s}"]
-    if result.lrs.size:
-        for i in np.unique(np.linspace(0, result.lrs.size - 1, min(rows, result.lrs.size)).astype(int)):
-            lines.append(f"{result.lrs[i]:14.3g} {result.losses[i]:10.4f} {result.smoothed[i]:10.4f}")
-    lines.append(f"lowest smoothed loss at lr {result.lr_at_min_loss:.3g}; steepest descent at "
-                 f"{result.steepest_lr:.3g}" + ("; the loss blew up after that" if result.stopped_early else ""))
-    lines.append(f"suggested learning rate: {result.suggested_lr:.3g} (10x below the lowest-loss rate; "
-                 f"a constant rate; a 1cycle schedule would peak at {result.lr_at_min_loss:.3g})")
-    return "\n".join(lines)
-
-
-def cli_lr_find(args) -> int:
-    """``python main.py lr-find EXP``: sweep, print the curve and the suggestion."""
-    from engine.spec.experiment import load_experiment, with_overrides
-    from engine.fileio import write_text
-
-    experiment = load_experiment(args.experiment)
-    if args.seed is not None:
-        experiment = with_overrides(experiment, seed=args.seed)
-    experiment = dict(experiment, compare=None, stages=None)
-    result = find_learning_rate(experiment, min_lr=args.min_lr, max_lr=args.max_lr, steps=args.steps)
-    print(format_sweep(result))
-    if args.out:
-        text = "learning_rate,loss,smoothed\n" + "".join(
-            f"{a!r},{b!r},{c!r}\n" for a, b, c in zip(result.lrs.tolist(), result.losses.tolist(),
-                                                     result.smoothed.tolist()))
-        write_text(args.out, text)
-        print(f"sweep written to {args.out}")
-    return 0

@@ -1,0 +1,213 @@
+"""THE way to run anything: one request, one entry point, events out.
+
+::
+
+    for event in run_job(JobRequest(experiment, out="runs/x"), control):
+        ...   # print it (engine.jobs.console), draw it (gui.worker), or ignore it
+
+:func:`run_job` decides, in this one place, what kind of job a request is
+(:func:`job_kind`): a learning-rate finder sweep when ``lr_finder`` options
+are given, else a *staged* run (a ``stages`` section), a *comparison* (a
+``compare`` section) or a *single* run.  It checks the request's options
+against that kind before anything is trained or written
+(:func:`plan_job`; a bad combination is an :class:`~engine.errors.ExperimentError`),
+then trains and writes the output itself: the run folder
+(:class:`~engine.formats.runstore.RunWriter`), the staged folder
+(:class:`~engine.jobs.stages.StagesWriter`), the comparison's run folders and
+files, the sweep's CSV.  Consumers only read the events, which are immutable
+(:mod:`engine.events`):
+
+* every job: ``JobStarted`` first and ``JobFinished`` last;
+* single: ``DataPoints`` (2-D data), then the Trainer's ``RunStarted`` ... ``RunFinished``;
+* staged: the stage events of :mod:`engine.spec.stages` around each phase's run events;
+* compared: a ``ComparisonRecord`` per finished run, then ``ComparisonFinished``
+  with the summary; as a *race* (``race=True``: every variant at the first
+  seed, one after another in this process, as the window's Train tab shows
+  them) each run's ``SubRun``, ``DataPoints`` and run events come before its record;
+* LR finder: ``LRFinderFinished``.
+
+The ``control`` is the job's (:class:`~engine.control.RunControl`): pause,
+step and the live learning rate act on a run trained in this process; stop
+ends every run at its next step, and the job still writes and reports what
+it has.  Comparisons train on an executor (:mod:`engine.jobs.executors`):
+``executor="auto"`` takes a local process pool for more than one worker and
+this process otherwise.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from engine import __version__
+from engine.control import RunControl
+from engine.errors import ExperimentError, nearest
+from engine.events import JobFinished, JobStarted, LRFinderFinished, frozen_array
+from engine.fileio import write_text
+from engine.formats.checkpoint import resume_trainer
+from engine.formats.runstore import RunWriter
+from engine.formats.weights import load_weights
+from engine.jobs.compare import comparison_events, comparison_runs
+from engine.jobs.executors import EXECUTORS, default_workers
+from engine.jobs.runs import trainer_events, written
+from engine.jobs.stages import StagesWriter, run_stages, with_epochs
+from engine.spec.experiment import with_overrides
+from engine.training.lr_finder import find_learning_rate
+from engine.training.trainer import Trainer
+
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything a job needs besides its control.  Options that do not apply to the
+    experiment's kind of job are refused (see :func:`plan_job`), not ignored."""
+    experiment: Mapping               # resolved (engine.spec.experiment.load_experiment / resolve_experiment)
+    out: str | Path | None = None     # the run folder (LR finder: the sweep's CSV file); None: write nothing
+    seed: int | None = None           # the experiment's seed; a comparison or staged run then trains only it
+    seeds: tuple | None = None        # comparisons: these seeds instead of compare.seeds
+    epochs: int | None = None         # replaces training.epochs (every phase's, for a staged run)
+    max_steps: int | None = None      # stop every run after this many steps
+    workers: int | None = None        # comparisons: processes training at once (default: up to 2)
+    executor: str = AUTO              # comparisons: a name of engine.jobs.executors.EXECUTORS, or auto
+    race: bool = False                # comparisons: every variant at the first seed, here, streamed
+    resume: str | None = None         # single runs: continue this run folder's checkpoint
+    init_weights: str | None = None   # single runs: start from this weights file
+    checkpoint: bool = True           # single runs: write checkpoint.npz (for a later resume)
+    lr_finder: Mapping | None = None  # run the learning-rate finder with these options instead of training
+    run_id: int = 0                   # the run_id of a single run's events
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A request checked and resolved: what :func:`run_job` will train."""
+    kind: str                         # engine.events.JOB_KINDS
+    experiment: dict                  # with the request's seed and epochs applied
+    folder: Path | None
+    names: tuple = ()                 # variants or stages
+    seeds: tuple = ()
+    runs: tuple = ()                  # comparisons: the RunSpecs
+    executor: str = "inprocess"
+    workers: int = 1
+
+    @property
+    def total_runs(self) -> int:
+        if self.kind == "compared":
+            return len(self.runs)
+        return len(self.names) * len(self.seeds) if self.kind == "staged" else int(self.kind == "single")
+
+
+def job_kind(request: JobRequest) -> str:
+    """The one place that tells a job's kind from the request."""
+    if request.lr_finder is not None:
+        return "lr_find"
+    if request.experiment.get("stages"):
+        return "staged"
+    if request.experiment.get("compare"):
+        return "compared"
+    return "single"
+
+
+def _check_options(kind: str, request: JobRequest) -> None:
+    if kind in ("single", "staged") and (request.seeds is not None or request.workers is not None):
+        raise ExperimentError("--seeds and --workers apply to experiments with a compare section")
+    if kind == "staged":
+        for flag in ("init_weights", "resume"):
+            if getattr(request, flag):
+                raise ExperimentError(f"--{flag.replace('_', '-')} does not apply to a staged experiment (each "
+                                      f"stage builds its network from the stages section)")
+    elif kind == "compared" and (request.init_weights or request.resume):
+        raise ExperimentError("--init-weights and --resume do not apply to a comparison (every variant starts "
+                              "from the weights its seed gives, that is the point)")
+    elif kind == "single" and request.init_weights and request.resume:
+        raise ExperimentError("--init-weights and --resume exclude each other (a resumed run has its own weights)")
+    if request.executor != AUTO and request.executor not in EXECUTORS:
+        raise ExperimentError(f"executor must be {AUTO} or one of {', '.join(EXECUTORS)}, got "
+                              f"{request.executor!r}{nearest(request.executor, EXECUTORS)}")
+
+
+def plan_job(request: JobRequest) -> JobPlan:
+    """Check the request against its kind of job and resolve what will run (nothing is written)."""
+    kind = job_kind(request)
+    _check_options(kind, request)
+    exp = request.experiment
+    folder = None if request.out is None else Path(request.out)
+    if kind == "staged":
+        if request.epochs is not None:
+            exp = with_epochs(exp, request.epochs)
+        seeds = (request.seed,) if request.seed is not None else tuple(exp["stages"]["seeds"])
+        return JobPlan(kind, exp, folder, tuple(s["name"] for s in exp["stages"]["list"]), seeds)
+    if request.seed is not None:
+        exp = with_overrides(exp, seed=request.seed)
+    if kind == "lr_find":
+        return JobPlan(kind, dict(exp, compare=None, stages=None), folder, seeds=(exp["seed"],))
+    if request.epochs is not None:
+        exp = with_overrides(exp, training=dict(exp["training"], epochs=request.epochs))
+    if kind == "single":
+        return JobPlan(kind, exp, folder, (exp["name"],), (exp["seed"],))
+    seeds = [request.seed] if request.seed is not None else request.seeds
+    if request.race and seeds is None:
+        seeds = exp["compare"]["seeds"][:1]
+    overrides = {"training": {"max_steps": request.max_steps}} if request.max_steps else None
+    runs = tuple(comparison_runs(exp, seeds, overrides))
+    workers = max(1, min(request.workers or default_workers(), len(runs)))
+    executor = request.executor
+    if executor == AUTO:
+        executor = "inprocess" if request.race or workers == 1 else "pool"
+    if executor == "inprocess":
+        workers = 1
+    names = tuple(v["name"] for v in exp["compare"]["variants"])
+    return JobPlan(kind, exp, folder, names, tuple(r.seed for r in runs[::len(names)]), runs, executor, workers)
+
+
+def run_job(request: JobRequest, control: RunControl | None = None) -> Iterator:
+    """Run the job ``request`` describes; yields its events (see the module docstring).
+    Input errors are raised (ExperimentError and the other DescentErrors) before anything is
+    written."""
+    control = control or RunControl()
+    plan = plan_job(request)
+    folder = None if plan.folder is None else str(plan.folder)
+    yield JobStarted(plan.kind, plan.experiment["name"], folder, plan.total_runs, plan.names, plan.seeds,
+                     plan.workers)
+    yield from KINDS[plan.kind](plan, request, control)
+    yield JobFinished(plan.kind, folder, control.stopped)
+
+
+def _single(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
+    if request.resume:
+        trainer = resume_trainer(request.resume, plan.experiment, max_steps=request.max_steps,
+                                 run_id=request.run_id)
+    else:
+        init = load_weights(request.init_weights)[0] if request.init_weights else None
+        trainer = Trainer(plan.experiment, init_weights=init, max_steps=request.max_steps, run_id=request.run_id)
+    writer = None
+    if plan.folder is not None:
+        writer = RunWriter(plan.folder, __version__)
+        writer.attach(trainer, checkpoint=request.checkpoint)
+    yield from trainer_events(trainer, control, writer)
+
+
+def _staged(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
+    writer = None if plan.folder is None else StagesWriter(plan.folder, plan.experiment, __version__)
+    yield from written(run_stages(plan.experiment, control, max_steps=request.max_steps, seeds=list(plan.seeds)),
+                       writer)
+
+
+def _compared(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
+    executor = EXECUTORS[plan.executor](control, plan.folder, plan.workers, stream=request.race)
+    yield from comparison_events(plan.experiment, plan.runs, plan.folder, executor)
+
+
+def _lr_find(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
+    result = find_learning_rate(plan.experiment, **request.lr_finder)
+    result = dataclasses.replace(result, lrs=frozen_array(result.lrs), losses=frozen_array(result.losses),
+                                 smoothed=frozen_array(result.smoothed))
+    if plan.folder is not None:
+        write_text(plan.folder, "learning_rate,loss,smoothed\n" + "".join(
+            f"{a!r},{b!r},{c!r}\n" for a, b, c in zip(result.lrs.tolist(), result.losses.tolist(),
+                                                     result.smoothed.tolist())))
+    yield LRFinderFinished(result, None if plan.folder is None else str(plan.folder))
+
+
+KINDS = {"single": _single, "staged": _staged, "compared": _compared, "lr_find": _lr_find}
