@@ -69,7 +69,7 @@ SECTION_DOC = (
      "grid: every combination of the parameters' values (the first parameter varies slowest); "
      "random: `trials` draws, each parameter drawn independently"),
     ("parameters", "object", "required", f"1 to {MAX_PARAMETERS} dotted keys, each with a space (below)",
-     "the keys varied and their values; keys under one section merge into one override (rules below)"),
+     "the keys varied and their values; keys under one section merge into one override (the overrides rules of compare)"),
     ("trials", "integer or null", "null", f"random: 1..{MAX_TRIALS}; grid: null",
      "number of random draws; a grid runs every combination (at most "
      f"{MAX_TRIALS:,} trials)"),
