@@ -347,8 +347,7 @@ def resolve_sweep(section: Any, experiment: dict) -> dict:
         try:
             apply_overrides(base, trial.overrides)
         except ExperimentError as exc:
-            values = ", ".join(f"{k}={v!r:.40}" for k, v in trial.params.items())
-            raise ExperimentError(f"sweep trial {trial.index} ({trial.name}: {values}): {exc}") from None
+            raise _trial_error(trial.index, trial.name, trial.params, exc) from None
     return out
 
 
@@ -398,9 +397,15 @@ def _expand(cfg: Mapping, base: dict) -> list[Trial]:
         try:
             overrides = _overrides(base, params)
         except ExperimentError as exc:
-            raise ExperimentError(f"sweep trial {index} ({name}): {exc}") from None
+            raise _trial_error(index, name, params, exc) from None
         trials.append(Trial(index, name, params, overrides))
     return trials
+
+
+def _trial_error(index: int, name: str, params: Mapping, exc: ExperimentError) -> ExperimentError:
+    """The message of a trial that does not resolve: which trial, its values, what is wrong."""
+    values = ", ".join(f"{k}={v!r:.40}" for k, v in params.items())
+    return ExperimentError(f"sweep trial {index} ({name}: {values}): {exc}")
 
 
 # ----------------------------------------------------------------------------- overrides
