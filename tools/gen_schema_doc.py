@@ -9,7 +9,7 @@ Every table between a pair of markers
 
 is rebuilt from the Param specs (engine/experiment.py, engine/optimizers.py,
 engine/schedules.py, engine/datasets.py, engine/activations.py,
-engine/initializers.py), the compare section's SECTION_DOC, the coach's
+engine/initializers.py), the compare and sweep sections' SECTION_DOC, the coach's
 THRESHOLDS and the shipped presets; the text around the markers is left as
 written.  So the documentation cannot drift: tests/test_presets.py fails
 when the README differs from what this script writes.
@@ -32,6 +32,7 @@ README = ROOT / "presets" / "README.md"
 from engine.catalog.activations import ACTIVATIONS  # noqa: E402
 from engine.coach import THRESHOLDS  # noqa: E402
 from engine.spec.compare import SECTION_DOC, ZERO_PARAM  # noqa: E402
+from engine.spec import sweep as sweep_spec  # noqa: E402
 from engine.data import DATASETS  # noqa: E402
 from engine.spec.experiment import (EARLY_STOPPING_PARAMS, LAYER_PARAMS, LOSSES, OPTIMIZER_CLIP_PARAMS,  # noqa: E402
                                OUTPUT_PARAMS, SECTIONS, TRAINING_PARAMS, load_experiment, preset_menu)
@@ -125,6 +126,7 @@ def block_top() -> str:
         ("training", "object", "{}", "see training", "epochs, batches, diagnostics"),
         ("compare", "object or null", "null", "see compare", "variants x seeds of this experiment"),
         ("stages", "object or null", "null", "see stages", "a multi-stage workflow (transfer, pretraining)"),
+        ("sweep", "object or null", "null", "see sweep", "a grid or random search over any keys, x seeds"),
     ]
     out = ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
     out += [f"| `{k}` | {t} | `{d}` | {_cell(a)} | {_cell(m)} |" for k, t, d, a, m in rows]
@@ -210,6 +212,17 @@ def block_compare() -> str:
     return "\n".join(rows)
 
 
+def block_sweep() -> str:
+    rows = ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+    for key, typ, default, allowed, doc in sweep_spec.SECTION_DOC:
+        rows.append(f"| `sweep.{key}` | {_cell(typ)} | `{_cell(default)}` | {_cell(allowed)} | {_cell(doc)} |")
+    rows += ["", "The space of a parameter (one key per parameter):", "",
+             "| space | form | methods | values |", "|---|---|---|---|"]
+    for kind, form, methods, doc in sweep_spec.SPACE_DOC:
+        rows.append(f"| `{kind}` | `{_cell(form)}` | {methods} | {_cell(doc)} |")
+    return "\n".join(rows)
+
+
 def block_sections() -> str:
     return "\n".join(f"{i}. {s}" for i, s in enumerate(SECTIONS, 1))
 
@@ -221,7 +234,9 @@ def block_presets() -> str:
             exp = load_experiment(str(path))
             cmp = exp.get("compare")
             stages = exp.get("stages")
+            sweep = exp.get("sweep")
             size = (f"{len(cmp['variants'])} x {len(cmp['seeds'])}" if cmp else
+                    f"{sweep_spec.trial_count(sweep)} trials x {len(sweep['seeds'])}" if sweep else
                     "stages" if stages else "1 run")
             rows.append(f"| `{name}` | {_cell(section)} | {_cell(exp['title'])} | {size} |")
     return "\n".join(rows)
@@ -236,7 +251,7 @@ def block_coach() -> str:
 BLOCKS = {
     "top": block_top, "data": block_data, "layers": block_layers, "activations": block_activations,
     "initializers": block_initializers, "output": block_output, "optimizers": block_optimizers,
-    "schedules": block_schedules, "training": block_training, "compare": block_compare,
+    "schedules": block_schedules, "training": block_training, "compare": block_compare, "sweep": block_sweep,
     "sections": block_sections, "presets": block_presets, "coach": block_coach,
 }
 

@@ -29,7 +29,8 @@ MAX_UNITS = 100_000
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
 
 TOP_KEYS = ("format_version", "name", "title", "description", "section", "look_at", "seed",
-            "data", "model", "loss", "optimizer", "schedule", "training", "compare", "stages")
+            "data", "model", "loss", "optimizer", "schedule", "training", "compare", "stages",
+            "sweep")  # sweep: hook for engine/spec/sweep.py (issue 17)
 
 LAYER_PARAMS = {
     "units": Param(100, "number of neurons", "int", 1, MAX_UNITS),
@@ -267,6 +268,11 @@ def resolve_experiment(experiment: Any) -> dict:
     if experiment.get("stages") is not None:
         from engine.spec.stages import resolve_stages
         out["stages"] = resolve_stages(experiment["stages"], out)
+    # -- hook for engine/spec/sweep.py (issue 17): "sweep", a grid or random search over this experiment
+    out["sweep"] = None
+    if experiment.get("sweep") is not None:
+        from engine.spec.sweep import resolve_sweep
+        out["sweep"] = resolve_sweep(experiment["sweep"], out)
     return out
 
 

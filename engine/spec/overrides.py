@@ -61,7 +61,7 @@ def apply_overrides(experiment: Mapping, overrides: Mapping | None) -> dict:
       and resets the ``initializer`` to Table 11-1's match for the new
       activation, unless the override names them too; a new ``initializer``
       drops the old ``initializer_params``;
-    * the result keeps no ``compare`` or ``stages`` section.
+    * the result keeps no ``compare``, ``stages`` or ``sweep`` section.
     """
     from engine.spec.experiment import resolve_experiment
 
@@ -94,4 +94,5 @@ def apply_overrides(experiment: Mapping, overrides: Mapping | None) -> dict:
             out[key] = _merge(base, value, key)
     out["compare"] = None
     out["stages"] = None
+    out["sweep"] = None  # hook for engine/spec/sweep.py (issue 17): a trial is a single run
     return resolve_experiment(out)
