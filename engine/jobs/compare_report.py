@@ -137,7 +137,7 @@ def summarize(records: list[dict], cfg: dict, experiment: dict | None = None,
             variants[n]["vs_best"] = {"verdict": "best mean"}
             continue
         d = distinguishable(values[best], values[n]) if best is not None else distinguishable({}, {})
-        text = _verdict_text(d, metric, higher)
+        text = verdict_text(d, metric, higher)
         bad = {k: c for k, c in variants[n]["statuses"].items() if k in ("diverged", "stopped")}
         if variants[n][final_key]["n"] == 0 and bad:
             text = "no result: " + ", ".join(f"{k} on {c} of {len(variants[n]['seeds'])} seeds"
@@ -166,7 +166,7 @@ def _caveat(k: int, n: int) -> str:
     return text
 
 
-def _verdict_text(d: dict, metric: str, higher: bool) -> str:
+def verdict_text(d: dict, metric: str, higher: bool) -> str:
     n = d["n"]
     if n < 2:
         return f"cannot tell: only {n} seed{'s' if n != 1 else ''} with a result for both"

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from engine.errors import ExperimentError
-from engine.jobs.compare_report import (RULE_TEXT, _json_safe, _verdict_text, distinguishable, format_stat,
+from engine.fileio import write_text
+from engine.jobs.compare_report import (RULE_TEXT, json_safe, verdict_text, distinguishable, format_stat,
                                         nan_stats, spread)
 from engine.spec.sweep import CONTINUOUS_SPACES, LOG_SPACES, Trial, space_kind, space_points
 
@@ -137,7 +138,7 @@ def summarize_sweep(records: Sequence[Mapping], trials: Sequence[Trial], cfg: Ma
         elif not e["with_result"]:
             e["vs_best"] = dict(d, verdict="no result: " + _lost(e))
         else:
-            text = _verdict_text(d, metric, higher)
+            text = verdict_text(d, metric, higher)
             e["vs_best"] = dict(d, verdict=text + ("; " + _lost(e) if e["no_result"] else ""))
         if e["with_result"] and not e["no_result"] and not e["vs_best"]["distinguishable"]:
             tied.append(index)
@@ -219,12 +220,11 @@ def trials_csv(summary: Mapping) -> str:
 
 def sweep_json(summary: Mapping) -> str:
     """``sweep.json``: the whole summary, strict JSON (null where a number is missing)."""
-    return json.dumps(_json_safe(dict(summary)), indent=2, allow_nan=False) + "\n"
+    return json.dumps(json_safe(dict(summary)), indent=2, allow_nan=False) + "\n"
 
 
 def write_sweep(folder: str | os.PathLike, summary: Mapping) -> None:
     """Write ``sweep.json``, ``sweep.csv`` (runs) and ``sweep_trials.csv`` (trials) into ``folder``."""
-    from engine.fileio import write_text
 
     folder = Path(folder)
     write_text(folder / "sweep.json", sweep_json(summary))
