@@ -137,6 +137,14 @@ def test_the_kernel_follows_the_entrys_uses_output(registered):
     assert check_gradient(net, x, y) > 100 * TOLERANCE
 
 
+def test_a_missing_compiled_function_is_refused_not_called(registered):
+    registered(make_softsign())
+    net = network([{"units": 4, "activation": "softsign"}])
+    net.ints[0, K.ACT_FORWARD] = 0
+    with pytest.raises(ValueError, match="compiled function is missing"):
+        net.predict(np.zeros((2, 3)))
+
+
 def test_an_unregistered_activation_is_refused_again():
     register_activation(make_softsign())
     ACTIVATIONS.remove("softsign")

@@ -85,6 +85,9 @@ class ScalarKernel:
 
 @dataclass(frozen=True)
 class Activation:
+    """One catalogue entry (fields described in the module docstring);
+    add it with :func:`register_activation`, which checks them."""
+
     name: str
     code: int
     doc: str

@@ -195,11 +195,13 @@ def _call_scalar(typingctx, address, args):
 
 
 @njit(cache=True, nogil=True)
-def _extension_address(ints, i, column):
+def _extension(ints, floats, i, column):
+    """(address of the function in ints column ``column``, p0, p1) of layer i's
+    EXTENSION activation; a zero address would crash, so it is refused."""
     address = ints[i, column]
     if address == 0:
         raise ValueError("an extension activation's compiled function is missing from the layer table")
-    return address
+    return address, floats[i, ACT_P0], floats[i, ACT_P1]
 
 
 @njit(cache=True, nogil=True)
@@ -307,9 +309,7 @@ def activation_forward(ints, floats, i, pre, out, slopes):
             for u in range(U):
                 out[b, u] = pre[b, u]
     elif code == EXTENSION:
-        forward = _extension_address(ints, i, ACT_FORWARD)
-        q0 = floats[i, ACT_P0]
-        q1 = floats[i, ACT_P1]
+        forward, q0, q1 = _extension(ints, floats, i, ACT_FORWARD)
         for b in range(B):
             for u in range(U):
                 out[b, u] = _call_scalar(forward, (np.float64(pre[b, u]), q0, q1))
@@ -372,9 +372,7 @@ def activation_backward(ints, floats, i, pre, out, dout, slopes, dpre, dslopes):
             for u in range(U):
                 dpre[b, u] = dout[b, u]
     elif code == EXTENSION:
-        derivative = _extension_address(ints, i, ACT_DERIVATIVE)
-        q0 = floats[i, ACT_P0]
-        q1 = floats[i, ACT_P1]
+        derivative, q0, q1 = _extension(ints, floats, i, ACT_DERIVATIVE)
         for b in range(B):
             for u in range(U):
                 slope = _call_scalar(derivative, (np.float64(pre[b, u]), np.float64(out[b, u]), q0, q1))
