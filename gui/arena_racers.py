@@ -1,6 +1,7 @@
 """The arena's racer editor: one racer's label, colour, optimizer,
-hyperparameters, schedule and clipping, plus the racers' default colours and
-the optimizers' display names.  Used by :class:`gui.arena.ArenaTab`.
+hyperparameters, schedule and clipping, plus the racers' default colours.
+Used by :class:`gui.arena.ArenaTab`.  Optimizers' display names are their
+registry entries' ``title``.
 """
 from __future__ import annotations
 
@@ -18,15 +19,11 @@ from .arena_widgets import ColorButton, NumberBox, ParamForm, compact_combo
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22"]
-OPTIMIZER_TITLES = {
-    "sgd": "Gradient descent (SGD)", "momentum": "Momentum", "nesterov": "Nesterov momentum (NAG)",
-    "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam", "nadam": "Nadam", "adamw": "AdamW",
-    "adamax": "AdaMax", "ftrl": "FTRL",
-}
 
 
 def optimizer_label(name: str) -> str:
-    return OPTIMIZER_TITLES.get(name, name)
+    """The optimizer's display title, from its registry entry."""
+    return OPTIMIZERS.get(name).title
 
 
 class RacerEditor(QGroupBox):

@@ -138,6 +138,29 @@ def test_pickers_come_from_the_registries(tab):
         assert param.doc in tab.editor.hyper_form.widget(key).toolTip()
 
 
+def test_a_registered_optimizer_is_offered_under_its_own_title(qtbot):
+    """Titles come from the registry entries: an optimizer registered by a
+    test shows up, titled, with no change to the arena's code."""
+    from engine.catalog.optimizers import AdamW, register_optimizer
+    from gui.arena_racers import RacerEditor
+
+    class Throwaway(AdamW):
+        name = "throwaway"
+        title = "Throwaway AdamW"
+
+    register_optimizer(Throwaway)
+    try:
+        editor = RacerEditor()
+        qtbot.addWidget(editor)
+        combo = editor.optimizer_combo
+        assert [combo.itemText(i) for i in range(combo.count())] == [cls.title for _, cls in OPTIMIZERS.items()]
+        combo.setCurrentIndex(combo.findData("throwaway"))
+        assert editor.label_edit.text() == "Throwaway AdamW"
+        assert editor.spec().optimizer["name"] == "throwaway"
+    finally:
+        OPTIMIZERS.remove("throwaway")
+
+
 def test_editing_a_racer_changes_the_race(tab):
     tab.load_preset("01-momentum-vs-gradient-descent")
     tab.racer_list.setCurrentRow(1)

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from engine.catalog.activations import ACTIVATIONS, hidden_activation_names
+from engine.catalog.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, output_activation_names
 from engine.errors import ExperimentError, nearest
 from engine.catalog.initializers import INITIALIZERS
 from engine.params import Param, check_params
@@ -34,7 +34,7 @@ TOP_KEYS = ("format_version", "name", "title", "description", "section", "look_a
 
 LAYER_PARAMS = {
     "units": Param(100, "number of neurons", "int", 1, MAX_UNITS),
-    "activation": Param("relu", "activation function", "choice", choices=tuple(hidden_activation_names())),
+    "activation": Param("relu", "activation function", "choice", choices=HIDDEN_ACTIVATIONS),
     "activation_params": Param({}, "parameters of the activation (e.g. alpha of leaky_relu)", "str"),
     "initializer": Param(None, "kernel initializer; null picks Table 11-1's match for the activation",
                          "choice", choices=tuple(INITIALIZERS.names()), optional=True),
@@ -57,7 +57,7 @@ LAYER_PARAMS = {
 
 OUTPUT_PARAMS = {
     "activation": Param("auto", "softmax (classes), logistic (binary) or linear (regression); auto "
-                        "follows the data", "choice", choices=("auto", "softmax", "logistic", "linear")),
+                        "follows the data", "choice", choices=("auto", *output_activation_names())),
     "initializer": Param(None, "kernel initializer; null = glorot_uniform", "choice",
                          choices=tuple(INITIALIZERS.names()), optional=True),
     "initializer_params": Param({}, "parameters of the initializer", "str"),
@@ -151,8 +151,7 @@ def _resolve_layer(layer: Any, where: str) -> dict:
     activation = ACTIVATIONS.get(out["activation"])
     out["activation_params"] = _resolve_named_params(activation.params, layer.get("activation_params"),
                                                      f"{where}.activation_params")
-    if activation.name == "rrelu" and out["activation_params"]["lower"] > out["activation_params"]["upper"]:
-        raise ExperimentError(f"{where}.activation_params.lower must be <= upper")
+    activation.check_params(out["activation_params"], f"{where}.activation_params")
     if out["initializer"] is None:
         out["initializer"] = activation.default_initializer
     out["initializer_params"] = _resolve_named_params(INITIALIZERS.get(out["initializer"]).params,
@@ -225,10 +224,10 @@ def _resolve_training(training: Any) -> dict:
 def _resolve_loss(loss: Any, output_activation: str) -> str:
     if loss not in LOSSES:
         raise ExperimentError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}{nearest(loss, LOSSES)}")
-    pairs = {"softmax": "cross_entropy", "logistic": "binary_cross_entropy", "linear": "mse"}
-    if loss != "auto" and output_activation != "auto" and pairs[output_activation] != loss:
+    paired = None if output_activation == "auto" else ACTIVATIONS.get(output_activation).loss
+    if loss != "auto" and paired is not None and paired != loss:
         raise ExperimentError(f"loss {loss!r} does not fit model.output.activation {output_activation!r}; "
-                              f"use {pairs[output_activation]!r} or 'auto'")
+                              f"use {paired!r} or 'auto'")
     return loss
 
 

@@ -176,7 +176,7 @@ def caching_problems(net: Network, k: int) -> list[str]:
             kind = "alpha dropout" if cfg.get("alpha_dropout") else "dropout"
             problems.append(f"layer {i} has {kind} {cfg['dropout']:g}: it draws a new mask every step, "
                             f"so its outputs differ from epoch to epoch")
-        if ACTIVATIONS.get(cfg["activation"]).name == "rrelu":
+        if ACTIVATIONS.get(cfg["activation"]).random_in_training:
             problems.append(f"layer {i} uses RReLU: its slopes are drawn at random every step in training")
     return problems
 
