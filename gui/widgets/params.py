@@ -194,9 +194,7 @@ class NumberSpin(QAbstractSpinBox):
         return QAbstractSpinBox.StepUpEnabled | QAbstractSpinBox.StepDownEnabled
 
     def stepBy(self, steps: int) -> None:
-        value = stepped(self.param, self._value, steps, self.where)
-        if value is not None:
-            self.try_set(value)
+        self.try_set(stepped(self.param, self._value, steps, self.where))
 
 
 SLIDER_STEPS = 200

@@ -15,7 +15,7 @@ the rule reads nothing but the :class:`engine.params.Param`:
   for a coordinate that starts at 0, 1e-5 for a ``min_delta`` of 1e-4);
   integers step by 1.
 
-A step that would leave the range stops at a closed bound and is not taken
+A press that would leave the range stops at a closed bound and is not taken
 at an open one.  Pure Python (no Qt), so the rule is tested on its own.
 """
 from __future__ import annotations
@@ -94,14 +94,17 @@ def _clamped(param: Param, value):
 
 
 def stepped(param: Param, value, steps: int, where: str = "value"):
-    """``value`` moved by ``steps`` arrow presses (negative: down), kept in range; None when
-    no step can be taken (an open bound is next).  ``None`` (an unset optional value) starts
+    """``value`` moved by ``steps`` arrow presses (negative: down), press by press: a press
+    that would leave the range stops at a closed bound and is not taken at an open one (the
+    value stays where the last press left it).  ``None`` (an unset optional value) starts
     from the default, else from the lower bound."""
     if value is None:
         value = param.default if param.default is not None else (param.low or 0)
     for _ in range(abs(steps)):
-        value = next_value(param, value, 1 if steps > 0 else -1)
-    try:
-        return param.check(value, where)
-    except ExperimentError:
-        return _clamped(param, value)
+        nxt = next_value(param, value, 1 if steps > 0 else -1)
+        try:
+            value = param.check(nxt, where)
+        except ExperimentError:
+            bound = _clamped(param, nxt)
+            return value if bound is None else bound
+    return value
