@@ -44,6 +44,7 @@ class RacerEditor(QGroupBox):
         self._surface = make_surface("bowl")
         layout = QVBoxLayout(self)
         top = QFormLayout()
+        top.setLabelAlignment(Qt.AlignRight)   # like the parameter forms below
         self.label_edit = QLineEdit()
         self.label_edit.setToolTip("Name shown in the table and the legend")
         self.color_button = ColorButton()
@@ -62,6 +63,7 @@ class RacerEditor(QGroupBox):
         self.hyper_form = ParamForm(prefix="optimizer.")   # learning rate first, then the optimizer's own
         layout.addWidget(self.hyper_form)
         sched = QFormLayout()
+        sched.setLabelAlignment(Qt.AlignRight)
         self.schedule_combo = QComboBox()
         for name, cls in SCHEDULES.items():
             self.schedule_combo.addItem(name, name)

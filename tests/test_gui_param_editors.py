@@ -198,6 +198,8 @@ def test_the_compare_tab_settings_are_checked_like_the_experiment_keys(qtbot):
     view = ComparisonView()
     qtbot.addWidget(view)
     assert view.seeds.value() == 3 and view.max_steps.value() is None   # as planned
+    assert view.max_steps.spin.lineEdit().text() == ""
+    assert view.max_steps.spin.lineEdit().placeholderText() == "as planned (the experiment's epochs)"
     assert "compare.seeds" in view.seeds.type_text("51") and view.seeds.value() == 3
     assert view.seeds.type_text("2") is None and view.seeds.value() == 2
     view.max_steps.enabled_box.setChecked(True)
@@ -210,3 +212,21 @@ def test_the_compare_tab_settings_are_checked_like_the_experiment_keys(qtbot):
     assert view.max_steps.value() == 101
     view.max_steps.enabled_box.setChecked(False)
     assert view.max_steps.value() is None
+
+
+def test_an_unset_optional_number_says_what_unset_means_and_keeps_its_number(qtbot):
+    from gui.widgets.params import NumberEditor
+
+    max_lr = NumberEditor(SCHEDULES.get("onecycle").hyperparameters["max_lr"], "schedule.max_lr")
+    clip = NumberEditor(OPTIMIZER_CLIP_PARAMS["clipnorm"], "optimizer.clipnorm")
+    for editor in (max_lr, clip):
+        qtbot.addWidget(editor)
+    assert max_lr.spin.lineEdit().placeholderText() == "the optimizer's learning rate"
+    assert clip.spin.lineEdit().placeholderText() == "off"
+    assert clip.value() is None and clip.spin.lineEdit().text() == ""
+    clip.enabled_box.setChecked(True)
+    assert clip.type_text("0.5") is None and clip.spin.lineEdit().text() == "0.5"
+    clip.set_value(None)
+    assert clip.value() is None and clip.spin.lineEdit().text() == ""
+    clip.enabled_box.setChecked(True)                     # ticked on again: the number it had
+    assert clip.value() == 0.5 and clip.spin.lineEdit().text() == "0.5"

@@ -62,6 +62,16 @@ def format_value(value: Any, kind: str = "float") -> str:
     return str(value)
 
 
+_UNSET_MEANING = re.compile(r"(?:Empty:|Off:|null =)\s*([^.;]+)")
+
+
+def unset_meaning(param: Param) -> str | None:
+    """What leaving an optional value unset means, when the doc says so ("null = the
+    optimizer's learning rate", "Empty: all 10", "Off: as planned")."""
+    said = _UNSET_MEANING.search(param.doc)
+    return said.group(1).strip() if said else None
+
+
 def tooltip_for(param: Param, key: str = "") -> str:
     default = "none" if param.default is None else format_value(param.default, param.kind) or "[]"
     return f"{param.doc}\nAllowed: {param.describe_range()}. Default: {default}."
@@ -218,6 +228,8 @@ class NumberEditor(ParamEditor):
             layout.addWidget(self.enabled_box)
         self.spin = NumberSpin(param, where)
         self.spin.setToolTip(self.base_tooltip)
+        if param.optional:   # shown while off, in place of a greyed-out number that means nothing
+            self.spin.lineEdit().setPlaceholderText(unset_meaning(param) or "off")
         self.spin.committed.connect(self._committed)
         self.spin.refused.connect(lambda msg: self._refuse(self.spin, msg))
         layout.addWidget(self.spin, 1)
@@ -300,15 +312,18 @@ class NumberEditor(ParamEditor):
             self.enabled_box.setChecked(value is not None)
             self.enabled_box.blockSignals(False)
             self.spin.setEnabled(value is not None)
-            if value is None:
+            if value is None:   # the spin keeps a number for when it is ticked on again
                 self.spin.set_value(self.spin.value() if self.spin.value() is not None else self._fallback)
+                self.spin.lineEdit().clear()
                 return
         self.spin.set_value(value)
 
     def _toggled(self, on: bool) -> None:
         self.spin.setEnabled(on)
-        if on and self.spin.value() is None:
-            self.spin.set_value(self._fallback)
+        if on:
+            self.spin.set_value(self.spin.value() if self.spin.value() is not None else self._fallback)
+        else:
+            self.spin.lineEdit().clear()
         self.changed.emit()
 
     def _committed(self, _value) -> None:
@@ -397,9 +412,9 @@ class TextEditor(ParamEditor):
         self.edit = QLineEdit()
         self.edit.setToolTip(self.base_tooltip)
         if param.optional or param.kind in ("ints", "floats"):
-            said = re.search(r"Empty: ([^.;]+)", param.doc)   # the doc says what empty means
-            self.edit.setPlaceholderText("empty: " + (said.group(1) if said else "none" if param.default is None
-                                                      else format_value(param.default, param.kind) or "[]"))
+            said = unset_meaning(param)
+            self.edit.setPlaceholderText("empty: " + (said or ("none" if param.default is None
+                                                               else format_value(param.default, param.kind) or "[]")))
         self.edit.editingFinished.connect(self._commit)
         layout.addWidget(self.edit, 1)
         self.file_filter = file_filter
