@@ -26,7 +26,7 @@ from engine.catalog.optimizers import OPTIMIZERS
 from engine.params import Param
 from engine.catalog.schedules import SCHEDULES
 
-from .widgets.params import NumberEditor, ParamForm
+from .widgets.params import NumberEditor, ParamForm, optimizer_params
 
 CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                 "#bcbd22", "#17becf"]
@@ -374,7 +374,7 @@ class OptimizerPanel(QWidget):
 
     def _build_optimizer_form(self) -> None:
         cls = OPTIMIZERS.get(self.combo.currentData())
-        self.form.set_spec({"learning_rate": cls.learning_rate_param(), **cls.hyperparameters})
+        self.form.set_spec(optimizer_params(cls))
         self.doc.setText(first_line(cls.__doc__))
 
     def _optimizer_changed(self) -> None:
