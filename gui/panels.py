@@ -284,7 +284,7 @@ class OptimizerPanel(QWidget):
         self.plan = (1000, 32, 10, None)  # n_train, batch_size, epochs, max_steps
         self.combo = QComboBox()
         for name, cls in OPTIMIZERS.items():
-            self.combo.addItem(name, name)
+            self.combo.addItem(cls.title, name)   # the entry's title; the data is the schema name
             self.combo.setItemData(self.combo.count() - 1, first_line(cls.__doc__) or name, Qt.ToolTipRole)
         self.combo.currentIndexChanged.connect(self._optimizer_changed)
         self.doc = QLabel(wordWrap=True)
