@@ -323,7 +323,7 @@ class ComparisonView(QWidget):
                                                          "seeds": self.seeds.value()}, exp))
                 seeds = None
             else:
-                from engine.spec.compare import seed_list
+                from engine.spec.seeds import seed_list
 
                 seeds = tuple(seed_list(self.seeds.value(), exp["seed"])) \
                     if self.seeds.value() != len(exp["compare"]["seeds"]) else None

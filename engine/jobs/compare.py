@@ -70,7 +70,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from engine.errors import ExperimentError
-from engine.spec.compare import parse_seeds_option, seed_list  # noqa: F401  (re-exported for callers)
+from engine.spec.seeds import parse_seeds_option, seed_list  # noqa: F401  (re-exported for callers)
 from engine.spec.overrides import apply_overrides  # noqa: F401
 # the statistics and reports live in compare_report; re-exported: callers use engine.jobs.compare
 from engine.jobs.compare_report import (aggregate_curves, comparison_csv, comparison_curves, distinguishable,  # noqa: F401
