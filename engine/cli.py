@@ -74,7 +74,7 @@ def _run(args) -> int:
     from engine.spec.experiment import load_experiment, with_overrides
     from engine.formats.runstore import RunWriter, default_run_dir
     from engine.training.trainer import Trainer
-    from engine.formats.weights import load_weights
+    from engine.formats.weights import load_any as load_weights
 
     experiment = load_experiment(args.experiment)
     if experiment.get("stages"):
