@@ -3,18 +3,17 @@ comparison variants and each phase of its stages resolves to exactly the
 experiment recorded in tests/golden/resolved_presets.json (by SHA-256 of its
 canonical JSON; tools/resolved_presets.py --full prints the experiments).
 Regenerate the file only for a change meant to alter a preset, and say so."""
-import hashlib
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.resolved_presets import preset_hashes
 
-from tools.resolved_presets import canonical, resolved_experiments  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_preset_resolves_to_the_recorded_experiments():
     golden = json.loads((ROOT / "tests" / "golden" / "resolved_presets.json").read_text())
-    now = {key: hashlib.sha256(canonical(exp).encode()).hexdigest() for key, exp in resolved_experiments().items()}
+    now = preset_hashes()
     assert sorted(now) == sorted(golden), (f"other experiments: new {sorted(set(now) - set(golden))}, "
                                            f"gone {sorted(set(golden) - set(now))}")
     changed = [key for key in golden if now[key] != golden[key]]

@@ -59,20 +59,22 @@ def canonical(experiment: dict) -> str:
     return json.dumps(experiment, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+def preset_hashes() -> dict[str, str]:
+    """SHA-256 of every resolved experiment's canonical JSON, by key."""
+    return {key: hashlib.sha256(canonical(exp).encode()).hexdigest() for key, exp in resolved_experiments().items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {GOLDEN.relative_to(ROOT)}")
     parser.add_argument("--full", action="store_true", help="print the resolved experiments, not their hashes")
     args = parser.parse_args()
-    experiments = resolved_experiments()
-    if args.full:
-        sys.stdout.write(json.dumps(experiments, indent=1, sort_keys=True) + "\n")
-        return 0
-    hashes = {key: hashlib.sha256(canonical(exp).encode()).hexdigest() for key, exp in experiments.items()}
-    text = json.dumps(hashes, indent=1, sort_keys=True) + "\n"
+    if args.write and args.full:
+        parser.error("--write records the hashes; leave out --full")
+    text = json.dumps(resolved_experiments() if args.full else preset_hashes(), indent=1, sort_keys=True) + "\n"
     if args.write:
         GOLDEN.write_text(text)
-    sys.stdout.write(text)
+    print(text, end="")
     return 0
 
 
