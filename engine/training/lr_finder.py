@@ -72,7 +72,7 @@ def find_learning_rate(trainer_or_experiment, min_lr: float = FINDER_PARAMS["min
                        stop_factor: float = FINDER_PARAMS["stop_factor"].default) -> LRFinderResult:
     """Run the sweep on a :class:`~engine.training.trainer.Trainer` (or a resolved
     experiment, for which a fresh trainer is built) and restore it afterwards.
-    The defaults are :data:`engine.spec.lr_finder.FINDER_PARAMS`'.
+    The defaults are those of :data:`engine.spec.lr_finder.FINDER_PARAMS`.
     """
     trainer = trainer_or_experiment
     if isinstance(trainer_or_experiment, dict):
