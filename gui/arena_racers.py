@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QVBoxLayout
 
 from engine.arena.race import RacerSpec, suggested_learning_rate
-from engine.spec.experiment import OPTIMIZER_CLIP_PARAMS
+from engine.spec.sections import OPTIMIZER_CLIP_PARAMS
 from engine.catalog.optimizers import OPTIMIZERS
 from engine.catalog.schedules import SCHEDULES
 from engine.arena.surfaces import make_surface

@@ -43,8 +43,9 @@ from engine.jobs.compare_report import (CURVE_METRICS, format_stat, format_steps
                                         record_curves, summarize)
 from engine.jobs.runner import JobRequest
 from engine.params import Param
-from engine.spec.compare import DEFAULT_SEEDS, MAX_SEEDS, resolve_compare, seed_list
-from engine.spec.experiment import TRAINING_PARAMS
+from engine.spec.compare import resolve_compare
+from engine.spec.seeds import COMPARE_SEEDS, seed_list
+from engine.spec.sections import TRAINING_PARAMS
 
 from .compat import collect_garbage_on_gui_thread
 from .plots import RUN_COLORS, add_legend, setup_plot
@@ -59,9 +60,9 @@ PERCENT = ("val_accuracy", "train_accuracy")
 VERDICT_COLORS = {"best": "#1b7a2a", "worse": "#a01010", "same": "#555555"}
 # The tab's two settings, checked like the experiment keys they stand for (compare.seeds as a
 # count, training.max_steps), with the tab's own wording.
-SEEDS_PARAM = Param(DEFAULT_SEEDS, "Runs per variant, with seeds base, base + 1, ...: the spread across seeds "
+SEEDS_PARAM = Param(COMPARE_SEEDS.default_count, "Runs per variant, with seeds base, base + 1, ...: the spread across seeds "
                                    "is what a difference must beat to count (at least 2 seeds for any verdict).",
-                    "int", 1, MAX_SEEDS)
+                    "int", 1, COMPARE_SEEDS.most)
 QUICK_LOOK_PARAM = dataclasses.replace(
     TRAINING_PARAMS["max_steps"], doc="A quick look: stop every run after this many steps. Off: as planned "
                                       "(the experiment's epochs).")

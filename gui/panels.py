@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QLa
 
 from engine.data import DATASETS, load_dataset
 from engine.errors import DescentError, ExperimentError
-from engine.spec.experiment import EARLY_STOPPING_PARAMS, OPTIMIZER_CLIP_PARAMS, TRAINING_PARAMS
+from engine.spec.sections import EARLY_STOPPING_PARAMS, OPTIMIZER_CLIP_PARAMS, TRAINING_PARAMS
 from engine.catalog.optimizers import OPTIMIZERS
 from engine.params import Param
 from engine.catalog.schedules import SCHEDULES

@@ -16,7 +16,7 @@ from engine.catalog.optimizers import OPTIMIZERS
 from engine.catalog.schedules import SCHEDULES
 from engine.errors import ExperimentError
 from engine.params import Param
-from engine.spec.experiment import LAYER_PARAMS, OPTIMIZER_CLIP_PARAMS, TRAINING_PARAMS
+from engine.spec.sections import LAYER_PARAMS, OPTIMIZER_CLIP_PARAMS, TRAINING_PARAMS
 
 pytestmark = pytest.mark.gui
 

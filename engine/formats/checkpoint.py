@@ -19,8 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import __version__
 from engine.errors import WeightsError
 from engine.formats.common import NAME_RE
+from engine.formats.weights import load_npz, save_npz
+from engine.training.trainer import Trainer
 
 CHECKPOINT_NAME = "checkpoint.npz"
 CHECKPOINT_FORMAT = "descent-checkpoint"
@@ -32,9 +35,6 @@ NOT_RESUMABLE = {"diverged": "it diverged (resuming would diverge again at the s
 
 def save_checkpoint(path, checkpoint: dict, experiment: dict, status: str = "stopped",
                     app_version: str | None = None) -> Path:
-    from engine import __version__
-    from engine.formats.weights import save_npz
-
     meta = {"format": CHECKPOINT_FORMAT, "format_version": 1, "app_version": app_version or __version__,
             "status": status, "experiment": experiment, "state": checkpoint["state"]}
     return save_npz(path, checkpoint["tensors"], meta)
@@ -42,8 +42,6 @@ def save_checkpoint(path, checkpoint: dict, experiment: dict, status: str = "sto
 
 def load_checkpoint(path) -> tuple[dict, dict]:
     """({"tensors", "state"}, metadata) from a checkpoint file; WeightsError if unusable."""
-    from engine.formats.weights import load_npz
-
     path = Path(path)
     try:
         tensors, meta = load_npz(path)
@@ -93,8 +91,6 @@ def check_resumable(saved: dict, experiment: dict, source) -> None:
 def resume_trainer(run_dir, experiment: dict, **trainer_options):
     """A :class:`~engine.training.trainer.Trainer` for ``experiment`` restored from
     ``run_dir``'s checkpoint; its ``run()`` continues the interrupted run."""
-    from engine.training.trainer import Trainer
-
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT_NAME if run_dir.is_dir() else run_dir
     if not path.is_file():

@@ -93,7 +93,7 @@ def keras_layers(net) -> list[tuple[str, str, list]]:
 def save_keras_weights(path, net) -> Path:
     """Write ``path`` (.weights.h5) in Keras 3's layout for :func:`keras_layers`."""
     try:
-        import h5py
+        import h5py  # lazy: h5py (HDF5 bindings) is loaded only to export Keras weights
     except ImportError:
         raise WeightsError("the Keras format needs the h5py package (pip install h5py)") from None
     path = Path(path)

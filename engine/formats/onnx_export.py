@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.catalog.activations import ACTIVATIONS
+from engine import __version__
 from engine.errors import WeightsError
 from engine.fileio import atomic_path
 
@@ -48,14 +49,14 @@ class _Graph:
         return f"{stem}_{self._count}"
 
     def const(self, stem: str, value) -> str:
-        from onnx import numpy_helper
+        from onnx import numpy_helper  # lazy: onnx (large, protobuf) is loaded only to export ONNX
 
         name = self.name(stem)
         self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
         return name
 
     def op(self, op_type: str, inputs: list, stem: str | None = None, output: str | None = None, **attrs) -> str:
-        from onnx import helper
+        from onnx import helper  # lazy: onnx (large, protobuf) is loaded only to export ONNX
 
         output = output or self.name(stem or self.stem)
         self.nodes.append(helper.make_node(op_type, inputs, [output], name=self.name(op_type), **attrs))
@@ -97,8 +98,8 @@ def _standardization(metadata: dict | None, n_inputs: int):
 
 def build_onnx(net, metadata: dict | None = None, opset: int = DEFAULT_OPSET, standardize: bool = True):
     """The ``onnx.ModelProto`` of a Network (see the module docstring)."""
-    import onnx
-    from onnx import TensorProto, helper
+    import onnx  # lazy: onnx (large, protobuf) is loaded only to export ONNX
+    from onnx import TensorProto, helper  # lazy: as above
 
     if opset not in IR_VERSIONS:
         raise WeightsError(f"ONNX opset {opset} is not supported; choose from {', '.join(map(str, IR_VERSIONS))}")
@@ -156,8 +157,6 @@ def build_onnx(net, metadata: dict | None = None, opset: int = DEFAULT_OPSET, st
 
 
 def _app_version(metadata) -> str:
-    from engine import __version__
-
     return str((metadata or {}).get("app_version") or __version__)
 
 

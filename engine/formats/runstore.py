@@ -27,8 +27,10 @@ from pathlib import Path
 
 from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
 from engine.fileio import ensure_dir, write_json, write_text
+from engine.formats.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from engine.formats.common import data_info, weights_metadata
+from engine.formats.weights import save_npz, save_weights
 from engine.spec.experiment import dumps_experiment
-from engine.formats.weights import save_npz
 
 PER_LAYER_FIELDS = ("grad_norm", "bias_grad_norm", "update_ratio", "dead_fraction", "dead_count", "act_mean",
                     "act_std", "saturated")
@@ -123,9 +125,6 @@ class RunWriter:
         self.close()
         summary = dict(event.summary, status=event.status, reason=event.reason)
         self.summary = summary
-        from engine.formats import data_info, save_weights, weights_metadata
-        from engine.formats.checkpoint import CHECKPOINT_NAME, save_checkpoint
-
         data = data_info(self.trainer.data) if self.trainer is not None else self.data
         meta = weights_metadata(self.experiment, summary, data, self.app_version or None)
         save_npz(self.folder / "weights.npz", dict(event.weights), meta)

@@ -40,6 +40,7 @@ import math
 
 import llvmlite.binding as llvm
 import numpy as np
+import scipy.linalg.cython_blas as cython_blas
 from numba import cfunc, njit, types
 
 from engine.kernels import activations as A
@@ -93,9 +94,8 @@ def _blas_library():
     (SciPy's cython_blas; its own dependencies, e.g. libscipy_openblas, are
     searched too)."""
     try:
-        import scipy.linalg.cython_blas as cython_blas
         return ctypes.CDLL(cython_blas.__file__)
-    except (ImportError, OSError):
+    except OSError:
         return None
 
 
