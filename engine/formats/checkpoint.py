@@ -93,13 +93,11 @@ def check_resumable(saved: dict, experiment: dict, source) -> None:
 def resume_trainer(run_dir, experiment: dict, **trainer_options):
     """A :class:`~engine.training.trainer.Trainer` for ``experiment`` restored from
     ``run_dir``'s checkpoint; its ``run()`` continues the interrupted run."""
+    from engine.formats.runfolder import run_checkpoint_file
     from engine.training.trainer import Trainer
 
     run_dir = Path(run_dir)
-    path = run_dir / CHECKPOINT_NAME if run_dir.is_dir() else run_dir
-    if not path.is_file():
-        raise WeightsError(f"{run_dir} has no {CHECKPOINT_NAME}: only runs that ended (finished or stopped, "
-                           f"Ctrl-C included) with checkpoints on can be resumed")
+    path = run_checkpoint_file(run_dir)
     checkpoint, meta = load_checkpoint(path)
     status = meta.get("status")
     if status in NOT_RESUMABLE:
