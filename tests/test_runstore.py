@@ -170,11 +170,16 @@ def _bad_folders(written, tmp_path):
     comparison = tmp_path / "cmp"
     comparison.mkdir()
     (comparison / "comparison.json").write_text("{}")
+    staged = tmp_path / "staged"
+    (staged / "seed-7" / "01-source").mkdir(parents=True)
+    for name in ("experiment.json", "summary.json"):
+        shutil.copy(written[0] / name, staged / name)
     return [
         (tmp_path / "nowhere", r"nowhere is not a run folder: it does not exist"),
         (a_file, r"a-file\.txt is not a run folder: it is a file"),
         (tmp_path / "empty", r"empty is not a run folder: it has no experiment\.json"),
         (comparison, r"has no experiment\.json; it is a comparison folder"),
+        (staged, r"history\.csv is missing; it is a staged run's folder"),
         (broken("exp-text", "experiment.json", "{"), r"experiment\.json is not valid JSON"),
         (broken("exp-list", "experiment.json", "[1]"), r"experiment\.json holds a JSON list, not an object"),
         (broken("summary", "summary.json", "not json"), r"summary\.json is not valid JSON"),

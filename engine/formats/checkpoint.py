@@ -21,8 +21,9 @@ import numpy as np
 
 from engine.errors import WeightsError
 from engine.formats.common import NAME_RE
+from engine.formats.runlayout import CHECKPOINT_FILE
 
-CHECKPOINT_NAME = "checkpoint.npz"
+CHECKPOINT_NAME = CHECKPOINT_FILE   # where a run folder keeps it
 CHECKPOINT_FORMAT = "descent-checkpoint"
 MUST_MATCH = ("seed", "data", "model", "loss", "optimizer", "schedule",
               "training.batch_size", "training.shuffle", "training.dtype")

@@ -34,9 +34,8 @@ from typing import Mapping
 import numpy as np
 
 from engine.errors import DescentError
-from engine.formats.checkpoint import CHECKPOINT_NAME
-from engine.formats.runlayout import (EPOCH_FIELDS, EPOCHS_FILE, EXPERIMENT_FILE, HISTORY_FIELDS, HISTORY_FILE,
-                                      PER_LAYER_FIELDS, SUMMARY_FILE, WEIGHTS_FILES, per_layer_column,
+from engine.formats.runlayout import (CHECKPOINT_FILE, EPOCH_FIELDS, EPOCHS_FILE, EXPERIMENT_FILE, HISTORY_FIELDS,
+                                      HISTORY_FILE, PER_LAYER_FIELDS, SUMMARY_FILE, WEIGHTS_FILES, per_layer_column,
                                       split_per_layer)
 from engine.formats.safetensors_io import JSON_KEYS
 from engine.formats.weights import METADATA_KEY
@@ -126,7 +125,7 @@ def read_run_info(folder: str | os.PathLike) -> RunInfo:
     summary_path = folder / SUMMARY_FILE
     summary = _json_object(summary_path) if summary_path.exists() else {}
     weights = next((folder / name for name in WEIGHTS_FILES if (folder / name).is_file()), None)
-    checkpoint = folder / CHECKPOINT_NAME
+    checkpoint = folder / CHECKPOINT_FILE
     return RunInfo(folder, experiment, summary, _status(summary), weights, checkpoint if checkpoint.is_file() else None)
 
 
@@ -163,7 +162,7 @@ def run_checkpoint_file(path: str | os.PathLike) -> Path:
     if path.is_dir():
         info = read_run_info(path)
         if info.checkpoint_path is None:
-            raise RunFolderError(f"{path} has no {CHECKPOINT_NAME}: only runs that ended (finished or stopped, "
+            raise RunFolderError(f"{path} has no {CHECKPOINT_FILE}: only runs that ended (finished or stopped, "
                                  f"Ctrl-C included) with checkpoints on can be resumed")
         return info.checkpoint_path
     if not path.is_file():
@@ -206,6 +205,8 @@ def _kind_hint(folder: Path) -> str:
     """Why a folder that is not a run folder might have been given."""
     if (folder / "comparison.json").is_file():
         return "; it is a comparison folder: each <variant>-seed<s> folder inside it is a run folder"
+    if any(folder.glob("seed-*/*/")):
+        return "; it is a staged run's folder: its runs are the seed-<s>/<stage>/ folders inside it"
     return ""
 
 
@@ -215,9 +216,7 @@ def _read_table(path: Path, required: tuple, cut_ok: bool, folder: Path) -> dict
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        hint = "; it is a staged run's folder: its runs are in seed-<s>/<stage>/" if (folder / "stages.csv").exists() \
-            else _kind_hint(folder)
-        raise RunFolderError(f"{path} is missing{hint}") from None
+        raise RunFolderError(f"{path} is missing{_kind_hint(folder)}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RunFolderError(f"cannot read {path}: {exc}") from None
     lines = text.split("\n")

@@ -28,6 +28,7 @@ EPOCHS_FILE = "epochs.csv"            # one row per epoch
 WEIGHTS_SAFETENSORS = "weights.safetensors"   # final weights with the experiment, summary and data statistics
 WEIGHTS_NPZ = "weights.npz"                   # the same tensors and metadata as NPZ
 WEIGHTS_FILES = (WEIGHTS_SAFETENSORS, WEIGHTS_NPZ)   # in the order a reader prefers them
+CHECKPOINT_FILE = "checkpoint.npz"            # optimizer and RNG state for run --resume (engine.formats.checkpoint)
 
 # history.csv: StepMetrics scalars, one column each
 HISTORY_FIELDS = ("step", "epoch", "loss", "regularization", "learning_rate", "momentum", "steps_per_second",
