@@ -15,7 +15,6 @@ pickled or unpickled.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from engine.errors import WeightsError
@@ -23,6 +22,7 @@ from engine.formats.common import check_tensors, data_info, weights_metadata
 from engine.formats.keras_h5 import save_keras
 from engine.formats.models import load_network, network_from_weights, reuse_layers
 from engine.formats.onnx_export import save_onnx
+from engine.formats.runfolder import read_run_info, run_weights_file
 from engine.formats.safetensors_io import save_safetensors
 from engine.formats.weights import load_any, save_npz, save_weights
 
@@ -40,25 +40,15 @@ DEFAULT_FORMAT = "safetensors"
 
 
 def _run_source(run_dir: Path) -> tuple[dict, dict, Path]:
-    """Tensors and metadata of a run folder (or of a weights file given directly)."""
-    if run_dir.is_file():
-        weights, metadata = load_any(run_dir)
-        return weights, metadata, run_dir.parent
+    """Tensors and metadata of a run folder (or of a weights file given directly), the run
+    folder read by :mod:`engine.formats.runfolder`, the one reader of run folders."""
+    weights, metadata = load_any(run_weights_file(run_dir))
     if not run_dir.is_dir():
-        raise WeightsError(f"{run_dir} is neither a run folder nor a weights file")
-    for name in ("weights.safetensors", "weights.npz"):
-        if (run_dir / name).is_file():
-            weights, metadata = load_any(run_dir / name)
-            break
-    else:
-        raise WeightsError(f"{run_dir} has no weights.safetensors or weights.npz; the run may still be going "
-                           f"or was killed before it ended")
-    for key, name in (("experiment", "experiment.json"), ("summary", "summary.json")):
-        if not metadata.get(key) and (run_dir / name).is_file():
-            try:
-                metadata[key] = json.loads((run_dir / name).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                pass
+        return weights, metadata, run_dir.parent
+    info = read_run_info(run_dir)
+    for key in ("experiment", "summary"):   # weights written before their metadata carried these
+        if not metadata.get(key) and getattr(info, key):
+            metadata[key] = getattr(info, key)
     return weights, metadata, run_dir
 
 

@@ -24,8 +24,10 @@ from engine.errors import WeightsError
 from engine.formats.common import NAME_RE
 from engine.formats.weights import load_npz, save_npz
 from engine.training.trainer import Trainer
+from engine.formats.runfolder import run_checkpoint_file
+from engine.formats.runlayout import CHECKPOINT_FILE
 
-CHECKPOINT_NAME = "checkpoint.npz"
+CHECKPOINT_NAME = CHECKPOINT_FILE   # where a run folder keeps it
 CHECKPOINT_FORMAT = "descent-checkpoint"
 MUST_MATCH = ("seed", "data", "model", "loss", "optimizer", "schedule",
               "training.batch_size", "training.shuffle", "training.dtype")
@@ -92,10 +94,7 @@ def resume_trainer(run_dir, experiment: dict, **trainer_options):
     """A :class:`~engine.training.trainer.Trainer` for ``experiment`` restored from
     ``run_dir``'s checkpoint; its ``run()`` continues the interrupted run."""
     run_dir = Path(run_dir)
-    path = run_dir / CHECKPOINT_NAME if run_dir.is_dir() else run_dir
-    if not path.is_file():
-        raise WeightsError(f"{run_dir} has no {CHECKPOINT_NAME}: only runs that ended (finished or stopped, "
-                           f"Ctrl-C included) with checkpoints on can be resumed")
+    path = run_checkpoint_file(run_dir)
     checkpoint, meta = load_checkpoint(path)
     status = meta.get("status")
     if status in NOT_RESUMABLE:

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.catalog.schedules import Schedule
-from engine.fileio import write_text
-from engine.spec.experiment import load_experiment, with_overrides
 from engine.spec.lr_finder import FINDER_PARAMS, MIN_STEPS
 from engine.spec.overrides import apply_overrides
 from engine.training.trainer import Trainer
