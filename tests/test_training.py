@@ -7,6 +7,7 @@ import pytest
 
 from engine.control import RunControl
 from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
+from engine.kernels.train import STAT_GRAD_KERNEL
 from engine.spec.experiment import resolve_experiment
 from engine.training.trainer import Trainer
 
@@ -169,7 +170,7 @@ def test_a_command_ends_a_long_compiled_chunk_after_the_step_in_progress():
     worker.join(timeout=30)
     assert 0 < result["done"] < n - 1 and not trainer.chunk_diverged
     # an interrupted chunk measured its last step (what the pause record shows)
-    assert np.isfinite(trainer.layer_stats).all() and (trainer.layer_stats[:, 0] > 0).all()
+    assert np.isfinite(trainer.layer_stats).all() and (trainer.layer_stats[:, STAT_GRAD_KERNEL] > 0).all()
 
 
 def test_interrupted_chunks_give_the_same_weights():
