@@ -37,11 +37,12 @@ _compiled = False         # kernels compiled (or loaded from cache) in this proc
 
 @dataclass
 class UnfinishedEpoch:
-    """The state an epoch began with, and how far it got: what a checkpoint
-    taken after an unfinished epoch saves, so the resumed run repeats the
-    epoch's batch order and continues at ``batch``.  The epoch-end work a
-    step limit runs on a partial epoch (schedule, early stopping) is not in
-    it: the resumed run does that work at the epoch's real end."""
+    """An epoch left before its end (stop, step limit): how far it got and
+    the state it began with.  The next :meth:`Trainer.run` continues it, and a
+    checkpoint saves it, so the resumed run repeats the epoch's batch order
+    from ``batch`` on.  The epoch-end work a step limit runs on a partial
+    epoch (schedule, early stopping) is not in it: the resumed run does that
+    work at the epoch's real end."""
     epoch: int
     batch: int
     losses: list            # training losses of the epoch's steps so far
@@ -72,7 +73,7 @@ class Trainer:
 
     The network, optimizer state and schedule live here, so multi-stage
     workflows can keep training the same network with new settings.
-    Every attribute is made here; the public ones other code reads are the
+    Every attribute is made in ``__init__``; the public ones other code reads are the
     network (``net``), the data (``data``; the training set as the kernels
     read it: ``x``, ``y_int``, ``y_float``), the batch plan (``batch_size``,
     ``steps_per_epoch``, ``shuffle_rng``), the optimizer, its state and the
@@ -119,8 +120,9 @@ class Trainer:
         self.optimizer = make_optimizer(opt_cfg)
         self.opt_state = self.optimizer.build(self.net.n_params, self.net.dtype)
         self._clip = np.zeros(TK.N_CLIP)
-        self._clip[[TK.CLIP_VALUE, TK.CLIP_NORM, TK.CLIP_GLOBAL_NORM]] = [
-            opt_cfg.get(key) or 0.0 for key in ("clipvalue", "clipnorm", "global_clipnorm")]
+        for column, key in ((TK.CLIP_VALUE, "clipvalue"), (TK.CLIP_NORM, "clipnorm"),
+                            (TK.CLIP_GLOBAL_NORM, "global_clipnorm")):
+            self._clip[column] = opt_cfg.get(key) or 0.0
         self.schedule = make_schedule(experiment["schedule"])
         self.schedule.start(float(opt_cfg["learning_rate"]), self.total_steps, self.steps_per_epoch)
         self.early_stopping = EarlyStopping.from_config(cfg["early_stopping"])
