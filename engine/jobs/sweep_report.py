@@ -1,7 +1,7 @@
 """Sweep statistics and reports: per-trial spread across seeds, the ranking, the verdicts against
 the best trial, the CSV/JSON files, the terminal table and the data of the window's plot.
 
-A sweep's runs are records of the shape :func:`engine.jobs.compare.run_job`
+A sweep's runs are records of the shape :func:`engine.jobs.runs.train_run`
 returns (``variant`` = the trial's name, ``seed``, ``status``,
 ``final_val_accuracy``, ``final_val_loss``, ``best_val_accuracy``,
 ``best_val_loss``, ``test_accuracy``, ``steps``, ``wall_seconds``,
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from engine.errors import ExperimentError
-from engine.jobs.compare_report import (RULE_TEXT, _json_safe, _verdict_text, distinguishable, format_stat,
+from engine.jobs.compare_report import (RULE_TEXT, _verdict_text, distinguishable, format_stat, json_safe,
                                         nan_stats, spread)
 from engine.spec.sweep import CONTINUOUS_SPACES, LOG_SPACES, Trial, space_kind, space_points
 
@@ -219,7 +219,7 @@ def trials_csv(summary: Mapping) -> str:
 
 def sweep_json(summary: Mapping) -> str:
     """``sweep.json``: the whole summary, strict JSON (null where a number is missing)."""
-    return json.dumps(_json_safe(dict(summary)), indent=2, allow_nan=False) + "\n"
+    return json.dumps(json_safe(dict(summary)), indent=2, allow_nan=False) + "\n"
 
 
 def write_sweep(folder: str | os.PathLike, summary: Mapping) -> None:
