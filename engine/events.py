@@ -160,9 +160,11 @@ EVENT_TYPES = (RunStarted, Compiling, StepMetrics, EpochEnd, DecisionSurface,
 # events of its kind: a single run's events above; a staged run's stage events
 # (engine.spec.stages) around each phase's run events; a comparison's ComparisonRecord per
 # finished run and one ComparisonFinished (trained in this process as a race: SubRun, DataPoints
-# and each run's events before its record); an LR-finder sweep's LRFinderFinished.
+# and each run's events before its record); a sweep's SweepRecord per finished run and one
+# SweepFinished (as a race: SubRun and each run's events before its record, as for a comparison);
+# an LR-finder sweep's LRFinderFinished.
 
-JOB_KINDS = ("single", "staged", "compared", "lr_find")
+JOB_KINDS = ("single", "staged", "compared", "sweep", "lr_find")
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,25 @@ class ComparisonRecord:
 class ComparisonFinished:
     """Every run of a comparison is done (or stopped): the summary written to comparison.json
     (:func:`engine.jobs.compare_report.summarize` plus ``total_wall_seconds`` and ``workers``)."""
+    summary: dict = field(repr=False)
+    folder: str | None
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """One run of a sweep finished: ``record`` as :func:`engine.jobs.runs.train_run` returns it
+    (``variant`` is the trial's name), ``trial`` the trial's index in the sweep
+    (:func:`engine.spec.sweep.sweep_trials`).  Read-only for consumers, as a ComparisonRecord."""
+    record: dict = field(repr=False)
+    trial: int
+    done: int                  # runs finished so far, this one included
+    total: int
+
+
+@dataclass(frozen=True)
+class SweepFinished:
+    """Every run of a sweep is done (or stopped): the summary written to sweep.json
+    (:func:`engine.jobs.sweep_report.summarize_sweep` plus ``total_wall_seconds`` and ``workers``)."""
     summary: dict = field(repr=False)
     folder: str | None
 
