@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from engine.errors import ExperimentError
-from engine.jobs.compare_report import (RULE_TEXT, _verdict_text, distinguishable, format_stat, json_safe,
-                                        nan_stats, spread)
+from engine.jobs.compare_report import (RULE_TEXT, _read_columns, _verdict_text, distinguishable, format_stat,
+                                        json_safe, nan_stats, spread)
 from engine.spec.sweep import CONTINUOUS_SPACES, LOG_SPACES, Trial, space_kind, space_points
 
 COMPLETE = ("finished", "early_stopped")     # statuses whose final metric is a result
@@ -426,3 +426,22 @@ def _group_label(keys: Sequence[str], params: Mapping) -> str:
     """"adam" for a name key, "drop=0.2" otherwise; "all" when nothing else varies."""
     parts = [_short(params[k]) if k.endswith(".name") else f"{k.split('.')[-1]}={_short(params[k])}" for k in keys]
     return ", ".join(parts) or "all"
+
+
+def trial_curves(folder: str | os.PathLike, summary: Mapping, trial: int,
+                 metrics: Sequence[str] = ("val_accuracy", "val_loss", "loss")) -> dict:
+    """One trial's runs as curves, read from their run folders under ``folder``: ``{metric: {seed:
+    (steps, values)}}`` (columns of epochs.csv, or history.csv for ``loss``).  A run whose folder or
+    column is missing (a stopped sweep, a folder moved) is left out.  What the window shows when a
+    point of the sweep's plot is clicked: the runs behind one mean."""
+    out: dict = {m: {} for m in metrics}
+    for run in summary["trials"][trial]["runs"]:
+        if not run.get("folder"):
+            continue
+        try:
+            columns = _read_columns(Path(folder) / str(run["folder"]), metrics)
+        except (OSError, ValueError):
+            continue
+        for metric, curve in columns.items():
+            out[metric][run["seed"]] = curve
+    return out
