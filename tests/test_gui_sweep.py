@@ -155,3 +155,19 @@ def test_two_numeric_keys_draw_a_heat_map_whose_cells_select_their_trial(qtbot, 
     assert view.selected == target
     assert view.table_rows()[0][1] == summary["trials"][summary["best"]]["name"]
     assert not view.curve_items                    # no run folders here: nothing to draw, no error
+
+
+def test_the_train_tab_races_a_sweeps_trials_at_the_first_seed(qtbot, tmp_path):
+    from test_gui_window import make_window
+
+    race = dict(copy.deepcopy(SWEEP), training={"epochs": 2, "batch_size": 20},
+                sweep={"parameters": {"optimizer.name": {"values": ["sgd", "adam"]}}, "seeds": 2})
+    w = make_window(qtbot, tmp_path, race)
+    w.train_or_pause()
+    job = w.active
+    qtbot.waitUntil(lambda: w.active is None, timeout=FIRST_RUN_TIMEOUT)
+    sgd, adam = job.records
+    assert (sgd.tag, adam.tag) == ("sgd", "adam") and sgd.status == adam.status == "finished"
+    assert adam.experiment["optimizer"]["name"] == "adam"
+    assert read_sweep(sgd.folder)["seeds"] == [3] and (sgd.folder / "adam-seed3" / "weights.npz").is_file()
+    w.close()
