@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from engine.errors import ExperimentError
+from engine.fileio import write_text
 from engine.jobs.compare_report import (RULE_TEXT, _read_columns, _verdict_text, distinguishable, format_stat,
                                         json_safe, nan_stats, spread)
 from engine.spec.sweep import CONTINUOUS_SPACES, LOG_SPACES, Trial, space_kind, space_points
@@ -224,8 +225,6 @@ def sweep_json(summary: Mapping) -> str:
 
 def write_sweep(folder: str | os.PathLike, summary: Mapping) -> None:
     """Write ``sweep.json``, ``sweep.csv`` (runs) and ``sweep_trials.csv`` (trials) into ``folder``."""
-    from engine.fileio import write_text
-
     folder = Path(folder)
     write_text(folder / "sweep.json", sweep_json(summary))
     write_text(folder / "sweep.csv", runs_csv(summary))
