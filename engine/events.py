@@ -207,43 +207,46 @@ class SubRun:
 
 
 @dataclass(frozen=True)
-class ComparisonRecord:
-    """One run of a comparison finished (in whatever order the executor finishes them).
+class RunDone:
+    """One run of a comparison or sweep finished (in whatever order the executor finishes them).
 
     ``record`` is the run's result as :func:`engine.jobs.runs.train_run` returns it (variant, seed,
     folder, status, final and best metrics, steps to target, timings, hashes of its start, its
     per-epoch ``curve`` and per-record ``history``).  The runner never changes it after yielding
-    it: consumers only read it."""
+    it: consumers only read it.  Consumers match the subclasses: a comparison's and a sweep's
+    records are summarized differently."""
     record: dict = field(repr=False)
     done: int                  # runs finished so far, this one included
     total: int
 
 
 @dataclass(frozen=True)
-class ComparisonFinished:
-    """Every run of a comparison is done (or stopped): the summary written to comparison.json
-    (:func:`engine.jobs.compare_report.summarize` plus ``total_wall_seconds`` and ``workers``)."""
+class ComparisonRecord(RunDone):
+    """One run of a comparison finished (see :class:`RunDone`)."""
+
+
+@dataclass(frozen=True)
+class SweepRecord(RunDone):
+    """One run of a sweep finished (see :class:`RunDone`; ``record["variant"]`` is the trial's name)."""
+    trial: int                 # the trial's index in the sweep (engine.spec.sweep.sweep_trials)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """Every run of a comparison or sweep is done (or stopped): the summary the job wrote, plus
+    ``total_wall_seconds`` and ``workers``; ``folder`` is where (None: nothing was written)."""
     summary: dict = field(repr=False)
     folder: str | None
 
 
 @dataclass(frozen=True)
-class SweepRecord:
-    """One run of a sweep finished: ``record`` as :func:`engine.jobs.runs.train_run` returns it
-    (``variant`` is the trial's name), ``trial`` the trial's index in the sweep
-    (:func:`engine.spec.sweep.sweep_trials`).  Read-only for consumers, as a ComparisonRecord."""
-    record: dict = field(repr=False)
-    trial: int
-    done: int                  # runs finished so far, this one included
-    total: int
+class ComparisonFinished(JobSummary):
+    """A comparison is done: the summary of comparison.json (:func:`engine.jobs.compare_report.summarize`)."""
 
 
 @dataclass(frozen=True)
-class SweepFinished:
-    """Every run of a sweep is done (or stopped): the summary written to sweep.json
-    (:func:`engine.jobs.sweep_report.summarize_sweep` plus ``total_wall_seconds`` and ``workers``)."""
-    summary: dict = field(repr=False)
-    folder: str | None
+class SweepFinished(JobSummary):
+    """A sweep is done: the summary of sweep.json (:func:`engine.jobs.sweep_report.summarize_sweep`)."""
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
-                               QSpinBox, QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+                               QSpinBox, QStackedWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.control import RunControl
 from engine.errors import DescentError
@@ -53,6 +52,7 @@ from engine.spec.compare import resolve_compare, seed_list
 from .compat import collect_garbage_on_gui_thread
 from .plots import RUN_COLORS, add_legend, setup_plot
 from .sweep_view import SweepSnapshot, SweepSnapshots, SweepView, describe_sweep, sweep_folder
+from .widgets.results import column, report_label, result_table, split
 from .worker import WorkerJob, WorkerThread
 
 METRIC_LABELS = {"val_accuracy": "validation accuracy (%)", "val_loss": "validation loss",
@@ -217,35 +217,11 @@ class ComparisonView(QWidget):
         plot_head.addWidget(QLabel("<b>Each variant over its seeds</b>"))
         plot_head.addWidget(self.metric_box)
         plot_head.addWidget(self.plot_note, 1)
-        plot_box = QWidget()
-        pl = QVBoxLayout(plot_box)
-        pl.setContentsMargins(0, 0, 0, 0)
-        pl.addLayout(plot_head)
-        pl.addWidget(self.plot_widget, 1)
-
-        self.table = QTableWidget(0, 0)
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.report = QLabel()
-        self.report.setWordWrap(True)
-        self.report.setTextFormat(Qt.RichText)
-        self.report.setStyleSheet("color: #333;")
-        table_box = QWidget()
-        tl = QVBoxLayout(table_box)
-        tl.setContentsMargins(0, 0, 0, 0)
-        tl.addWidget(self.table, 1)
-        tl.addWidget(self.report)
-
-        split = QSplitter(Qt.Vertical)
-        split.addWidget(plot_box)
-        split.addWidget(table_box)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        self.table = result_table()
+        self.report = report_label()
         self.sweep_view = SweepView()       # a sweep's plot and table instead of the curves
         self.pages = QStackedWidget()
-        self.pages.addWidget(split)
+        self.pages.addWidget(split(column(plot_head, (self.plot_widget, 1)), column((self.table, 1), self.report)))
         self.pages.addWidget(self.sweep_view)
         self.running_sweep = False
         layout = QVBoxLayout(self)

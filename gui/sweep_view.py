@@ -36,8 +36,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QHeaderView, QLabel, QSplitter,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QHeaderView, QLabel, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.events import JobStarted, SweepFinished, SweepRecord
 from engine.jobs.compare_report import format_stat
@@ -45,6 +45,7 @@ from engine.jobs.sweep_report import PLOT_METRICS, parameter_info, summarize_swe
 from engine.spec.sweep import sweep_trials
 
 from .plots import RUN_COLORS, LogAxis, add_legend, setup_plot
+from .widgets.results import column, report_label, result_table, split
 
 METRIC_LABELS = {"final_val_accuracy": "final validation accuracy (%)", "best_val_accuracy":
                  "best validation accuracy (%)", "final_val_loss": "final validation loss",
@@ -189,12 +190,6 @@ class SweepView(QWidget):
         head.addWidget(self.metric_box)
         head.addWidget(self.panel)
         head.addWidget(self.plot_note, 1)
-        plot_box = QWidget()
-        pl = QVBoxLayout(plot_box)
-        pl.setContentsMargins(0, 0, 0, 0)
-        pl.addLayout(head)
-        pl.addWidget(self.plot_widget, 1)
-
         self.trial_title = QLabel("Click a point or a row: its runs, one per seed")
         self.trial_title.setWordWrap(True)
         self.trial_title.setTextFormat(Qt.RichText)
@@ -204,44 +199,17 @@ class SweepView(QWidget):
         self.curves.showGrid(x=True, y=True, alpha=0.15)
         self.curves_legend = add_legend(self.curves, offset=(-4, -4))
         self.curve_items: list = []
-        trial_box = QWidget()
-        cl = QVBoxLayout(trial_box)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(self.trial_title)
-        cl.addWidget(self.curves_widget, 1)
 
-        top = QSplitter(Qt.Horizontal)
-        top.addWidget(plot_box)
-        top.addWidget(trial_box)
-        top.setStretchFactor(0, 3)
-        top.setStretchFactor(1, 2)
-
-        self.table = QTableWidget(0, 0)
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table = result_table()
         self.table.setSelectionBehavior(QTableWidget.SelectRows)
         self.table.setSelectionMode(QTableWidget.SingleSelection)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
         self.table.cellClicked.connect(lambda row, _col: self.select_trial(self._row_trial(row)))
-        self.report = QLabel()
-        self.report.setWordWrap(True)
-        self.report.setTextFormat(Qt.RichText)
-        self.report.setStyleSheet("color: #333;")
-        table_box = QWidget()
-        tl = QVBoxLayout(table_box)
-        tl.setContentsMargins(0, 0, 0, 0)
-        tl.addWidget(self.table, 1)
-        tl.addWidget(self.report)
-
-        split = QSplitter(Qt.Vertical)
-        split.addWidget(top)
-        split.addWidget(table_box)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        self.report = report_label()
+        top = split(column(head, (self.plot_widget, 1)), column(self.trial_title, (self.curves_widget, 1)),
+                    Qt.Horizontal)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(split, 1)
+        layout.addWidget(split(top, column((self.table, 1), self.report)), 1)
 
     # ------------------------------------------------------------------ snapshots
 

@@ -18,8 +18,8 @@ from typing import TextIO
 import numpy as np
 
 from engine.control import RunControl, stop_on_interrupt
-from engine.events import (ComparisonFinished, ComparisonRecord, Compiling, EpochEnd, JobFinished, JobStarted,
-                           LRFinderFinished, RunFinished, RunStarted, StepMetrics, SweepFinished, SweepRecord)
+from engine.events import (ComparisonFinished, Compiling, EpochEnd, JobFinished, JobStarted, LRFinderFinished,
+                           RunDone, RunFinished, RunStarted, StepMetrics, SweepFinished)
 from engine.jobs.compare_report import format_table
 from engine.jobs.sweep_report import format_sweep_table
 from engine.jobs.runner import JobRequest, run_job
@@ -111,7 +111,7 @@ class ConsolePrinter:
             elif event.kind == "sweep" and not self.quiet:
                 print(f"sweeping {len(event.variants)} trials x {len(event.seeds)} seeds = {event.runs} runs on "
                       f"{event.workers} process{'es' if event.workers > 1 else ''} in {event.folder}", file=self.stream)
-        elif isinstance(event, (ComparisonRecord, SweepRecord)):
+        elif isinstance(event, RunDone):                    # a comparison's or a sweep's run
             if not self.quiet:
                 print(self.record_line(event), file=self.stream)
         elif isinstance(event, ComparisonFinished):
@@ -139,7 +139,7 @@ class ConsolePrinter:
             self.progress.handle(event)
 
     @staticmethod
-    def record_line(event: ComparisonRecord | SweepRecord) -> str:
+    def record_line(event: RunDone) -> str:
         r = event.record
         acc = r["final_val_accuracy"]
         metric = f"val_acc {acc:.4f}" if math.isfinite(acc) else f"val_loss {r['final_val_loss']:.4f}"

@@ -53,8 +53,8 @@ def sweep_events(experiment: dict, trials: Sequence[Trial], runs: Sequence[RunSp
         ensure_dir(out)
     index = {t.name: t.index for t in trials}
     start = time.perf_counter()
-    records = yield from executed(runs, executor, lambda f, done, total: SweepRecord(f.record, index[f.spec.variant],
-                                                                                     done, total))
+    records = yield from executed(runs, executor, lambda f, done, total: SweepRecord(f.record, done, total,
+                                                                                     index[f.spec.variant]))
     seeds = [r.seed for r in runs[::len(trials)]]
     summary = summarize_sweep(records, trials, experiment["sweep"], seeds=seeds, experiment=experiment["name"])
     summary["total_wall_seconds"] = time.perf_counter() - start
