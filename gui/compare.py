@@ -184,7 +184,7 @@ class ComparisonView(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
         self.open_button = QPushButton("Open comparison folder…")
-        self.open_button.setToolTip("Show a comparison run earlier (here or by 'python main.py run')")
+        self.open_button.setToolTip("Show a comparison or a sweep run earlier (here or by 'python main.py run')")
         self.open_button.clicked.connect(lambda: self.open_folder())
         self.progress = QProgressBar()
         self.progress.setFormat("%v/%m runs")

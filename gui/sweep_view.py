@@ -167,6 +167,7 @@ class SweepView(QWidget):
         self.cells: dict = {}                # heat map: (column, row) -> trial index
         self.items: list = []
         self.selected: int | None = None
+        self._set_up: str | None = None      # the folder whose metric and panels are chosen
 
         self.metric_box = QComboBox()
         for key in PLOT_METRICS:
@@ -222,10 +223,11 @@ class SweepView(QWidget):
         if snap.summary is None and self.snapshot is not None and self.snapshot.folder == snap.folder:
             snap = SweepSnapshot(snap.folder, snap.done, snap.total, self.snapshot.summary, snap.message,
                                  snap.finished, snap.failed)
-        new = self.snapshot is None or self.snapshot.folder != snap.folder
+        if self.snapshot is None or self.snapshot.folder != snap.folder:
+            self.selected = None          # another sweep
         self.snapshot = snap
-        if new:
-            self.selected = None
+        if snap.summary is not None and self._set_up != snap.folder:    # its first summary: its metric, panels
+            self._set_up = snap.folder
             self._choose_metric()
             self._fill_panels()
         self._draw_plot()
@@ -235,8 +237,6 @@ class SweepView(QWidget):
 
     def _choose_metric(self) -> None:
         """A new sweep: plot the metric its verdicts use."""
-        if self.summary is None:
-            return
         index = self.metric_box.findData(f"final_{self.summary['metric']}")
         self.metric_box.blockSignals(True)
         self.metric_box.setCurrentIndex(max(0, index))
@@ -245,11 +245,10 @@ class SweepView(QWidget):
     def _fill_panels(self) -> None:
         self.panel.blockSignals(True)
         self.panel.clear()
-        if self.summary is not None:
-            data = self._plot_data()
-            if data is not None and data["kind"] == "heatmap" and len(data["panels"]) > 1:
-                for p in data["panels"]:
-                    self.panel.addItem(p["label"])
+        data = self._plot_data()
+        if data is not None and data["kind"] == "heatmap" and len(data["panels"]) > 1:
+            for p in data["panels"]:
+                self.panel.addItem(p["label"])
         self.panel.setVisible(self.panel.count() > 1)
         self.panel.blockSignals(False)
 
