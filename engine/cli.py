@@ -19,7 +19,7 @@ from engine.formats.predict import predict_file
 from engine.formats.runstore import default_run_dir
 from engine.jobs.console import run_in_terminal
 from engine.jobs.runner import JobRequest
-from engine.spec.compare import parse_seeds_option, seed_list
+from engine.spec.seeds import parse_seeds_option, seed_list
 from engine.spec.experiment import load_experiment, preset_menu
 
 EXIT_INPUT_ERROR = 2

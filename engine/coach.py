@@ -42,7 +42,6 @@ to tune them):
 """
 from __future__ import annotations
 
-import copy
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
+from engine.spec.overrides import layers_override
 
 
 @dataclass(frozen=True)
@@ -146,14 +146,6 @@ class _RunState:
 
 
 # ------------------------------------------------------------------------------ try-it builders
-
-
-def _layers(experiment: dict, pick, changes: dict) -> list:
-    """The hidden layers with ``changes`` merged into those ``pick(layer)`` selects."""
-    from engine.spec.overrides import _merge_layer
-
-    return [_merge_layer(layer, changes, f"model.layers[{i}]") if pick(layer) else copy.deepcopy(layer)
-            for i, layer in enumerate(experiment["model"]["layers"])]
 
 
 def _lr(experiment: dict) -> float:
@@ -252,8 +244,8 @@ class Coach:
         layers = exp["model"]["layers"]
         saturating = any(layer["activation"] in SATURATING for layer in layers)
         if saturating:
-            try_it = {"model": {"layers": _layers(exp, lambda l: l["activation"] in SATURATING,
-                                                  {"activation": "elu", "initializer": "he_normal"})}}
+            try_it = layers_override(exp, {"activation": "elu", "initializer": "he_normal"},
+                                     pick=lambda l: l["activation"] in SATURATING)
             label = "Use ELU with He initialization in the logistic/tanh layers"
         elif all(layer["batch_norm"] == "none" for layer in layers):
             try_it = {"model": {"layers": {"batch_norm": "before"}}}
@@ -304,8 +296,8 @@ class Coach:
             return None
         layers = tuple(int(i) for i in np.flatnonzero(np.nan_to_num(dead) >= threshold("dead_fraction")))
         exp = state.experiment
-        try_it = {"model": {"layers": _layers(exp, lambda l: l["activation"] == "relu",
-                                              {"activation": "leaky_relu", "activation_params": {"alpha": 0.2}})}}
+        try_it = layers_override(exp, {"activation": "leaky_relu", "activation_params": {"alpha": 0.2}},
+                                 pick=lambda l: l["activation"] == "relu")
         label = "Replace ReLU by leaky ReLU (alpha 0.2)"
         if not any(layer["activation"] == "relu" for layer in exp["model"]["layers"]):
             try_it, label = _lr_change(exp, 0.1), "Divide the learning rate by 10"
@@ -329,12 +321,12 @@ class Coach:
         layers = exp["model"]["layers"]
         inits = {layer["initializer"] for layer in layers if layer["activation"] in SATURATING}
         if not inits <= {"glorot_uniform", "glorot_normal"}:
-            try_it = {"model": {"layers": _layers(exp, lambda l: l["activation"] in SATURATING,
-                                                  {"initializer": "glorot_uniform"})}}
+            try_it = layers_override(exp, {"initializer": "glorot_uniform"},
+                                     pick=lambda l: l["activation"] in SATURATING)
             label = "Use Glorot initialization for the logistic/tanh layers (Table 11-1)"
         else:
-            try_it = {"model": {"layers": _layers(exp, lambda l: l["activation"] in SATURATING,
-                                                  {"activation": "elu", "initializer": "he_normal"})}}
+            try_it = layers_override(exp, {"activation": "elu", "initializer": "he_normal"},
+                                     pick=lambda l: l["activation"] in SATURATING)
             label = "Use ELU with He initialization"
         idx = tuple(int(i) for i in np.flatnonzero(np.nan_to_num(sat) >= threshold("saturated_fraction")))
         return Finding(

@@ -35,6 +35,14 @@ class Registry(Generic[T]):
     def add(self, name: str, entry: T) -> T:
         return self.register(name)(entry)
 
+    def remove(self, name: str) -> T:
+        """Take an entry out again: a test that registers a throwaway entry
+        cleans up with this, so later tests see the catalogue as shipped."""
+        try:
+            return self._entries.pop(name)
+        except KeyError:
+            raise ValueError(f"{self.kind} '{name}' is not registered") from None
+
     def get(self, name: str) -> T:
         try:
             return self._entries[name]

@@ -4,7 +4,9 @@ The window edits experiments and renders what the engine emits; it never
 computes training math.  Modules, simplest first:
 
 * :mod:`gui.display`        - can a window open at all? (checked before Qt starts)
-* :mod:`gui.widgets.params` - editors built from the engine's ``Param`` specs
+* :mod:`gui.widgets.params` - editors built from the engine's ``Param`` specs, the one
+                              stack of every tab (Train, Compare, arena)
+* :mod:`gui.widgets.stepping` - how arrow keys move a number (one rule, Qt-free)
 * :mod:`gui.records`        - per-run growing buffers filled from engine events
 * :mod:`gui.panels`         - data, optimizer/schedule and training panels
 * :mod:`gui.builder`        - the model builder (layer stack)

@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QScrollArea,
                                QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
-from engine.arena.race import (MAX_RACERS, Arena, RacerSpec, arena_preset_paths, load_arena_preset,
-                          suggested_learning_rate)
+from engine.arena.race import (MAX_RACERS, PRESET_PARAMS, Arena, RacerSpec, arena_preset_paths,
+                               load_arena_preset, suggested_learning_rate)
 from engine.errors import DescentError
 from engine.catalog.optimizers import OPTIMIZERS
 from engine.params import Param
@@ -36,7 +36,8 @@ from engine.arena.surfaces import SURFACES, make_surface
 
 from .arena_drawing import ARROW_SCALE, ArenaDrawing
 from .arena_racers import PALETTE, RacerEditor, optimizer_label
-from .arena_widgets import NumberBox, ParamForm, compact_combo
+from .arena_widgets import compact_combo
+from .widgets.params import NumberEditor, ParamForm
 
 # Importing the gui package has already applied gui.compat's guard against
 # the PySide6 6.12.0 / Python 3.11 reference-count bug this tab would
@@ -129,24 +130,20 @@ class ArenaTab(ArenaDrawing, QWidget):
         self.surface_combo.currentIndexChanged.connect(self._surface_picked)
         compact_combo(self.surface_combo)
         s_layout.addWidget(self.surface_combo)
-        self.surface_form = ParamForm()
+        self.surface_form = ParamForm(prefix="surface.")
         self.surface_form.changed.connect(self._surface_params_changed)
         s_layout.addWidget(self.surface_form)
         start_form = QFormLayout()
         start_row = QHBoxLayout()
         coordinate = Param(0.0, "Starting coordinate; you can also click on the map.", low=-1e6, high=1e6)
-        self.start_x = NumberBox(coordinate)
-        self.start_y = NumberBox(coordinate)
+        self.start_x = NumberEditor(coordinate, "start[0]")
+        self.start_y = NumberEditor(coordinate, "start[1]")
         for box in (self.start_x, self.start_y):
-            box.setSingleStep(0.1)
-            box.valueChanged.connect(self._start_edited)
+            box.changed.connect(self._start_edited)
             start_row.addWidget(box)
         start_form.addRow("Start x, y", start_row)
-        self.noise_box = NumberBox(Param(0.0, "Standard deviation of Gaussian noise added to every "
-                                              "gradient component, like the noise of mini-batch "
-                                              "gradients. All racers get the same noise.", low=0.0,
-                                         high=1e4))
-        self.noise_box.valueChanged.connect(self._race_settings_changed)
+        self.noise_box = NumberEditor(PRESET_PARAMS["noise_std"], "noise_std")
+        self.noise_box.changed.connect(self._race_settings_changed)
         self.seed_box = QSpinBox()
         self.seed_box.setRange(0, 2**31 - 1)
         self.seed_box.setToolTip("Seed of the gradient noise (same seed, same race)")
@@ -330,7 +327,7 @@ class ArenaTab(ArenaDrawing, QWidget):
             self._surface = make_surface(preset.surface)
             self._start = tuple(preset.start) if preset.start is not None else tuple(self._surface.start)
             self._set_start_widgets()
-            self.noise_box.setValue(preset.noise_std)
+            self.noise_box.set_value(preset.noise_std)
             self.seed_box.setValue(preset.seed)
             self.max_steps_box.setValue(preset.steps)
             self._specs = [RacerSpec(s.label, s.optimizer, s.schedule, s.clip,
@@ -460,15 +457,11 @@ class ArenaTab(ArenaDrawing, QWidget):
         self.surface_combo.setCurrentIndex(self.surface_combo.findData(config["name"]))
         self.surface_combo.blockSignals(False)
         self.surface_combo.setToolTip(cls.description)
-        self.surface_form.set_params(cls.hyperparameters, config,
-                                     labels={"condition_number": "condition number",
-                                             "angle": "angle (degrees)"})
+        self.surface_form.set_spec(cls.hyperparameters, config)
 
     def _set_start_widgets(self) -> None:
         for box, v in ((self.start_x, self._start[0]), (self.start_y, self._start[1])):
-            box.blockSignals(True)
-            box.setValue(v)
-            box.blockSignals(False)
+            box.set_value(v)
 
     def _surface_picked(self) -> None:
         if self._updating:

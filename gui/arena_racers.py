@@ -1,6 +1,7 @@
 """The arena's racer editor: one racer's label, colour, optimizer,
-hyperparameters, schedule and clipping, plus the racers' default colours and
-the optimizers' display names.  Used by :class:`gui.arena.ArenaTab`.
+hyperparameters, schedule and clipping, plus the racers' default colours.
+Used by :class:`gui.arena.ArenaTab`.  Optimizers' display names are their
+registry entries' ``title``.
 """
 from __future__ import annotations
 
@@ -8,30 +9,30 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QVBoxLayout
 
 from engine.arena.race import RacerSpec, suggested_learning_rate
-from engine.spec.experiment import OPTIMIZER_CLIP_PARAMS
+from engine.spec.sections import OPTIMIZER_CLIP_PARAMS
 from engine.catalog.optimizers import OPTIMIZERS
-from engine.params import Param
 from engine.catalog.schedules import SCHEDULES
 from engine.arena.surfaces import make_surface
 
-from .arena_widgets import ColorButton, NumberBox, ParamForm, compact_combo
+from .arena_widgets import ColorButton, compact_combo
+from .widgets.params import ParamForm, optimizer_params
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22"]
-OPTIMIZER_TITLES = {
-    "sgd": "Gradient descent (SGD)", "momentum": "Momentum", "nesterov": "Nesterov momentum (NAG)",
-    "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam", "nadam": "Nadam", "adamw": "AdamW",
-    "adamax": "AdaMax", "ftrl": "FTRL",
-}
 
 
 def optimizer_label(name: str) -> str:
-    return OPTIMIZER_TITLES.get(name, name)
+    """The optimizer's display title, from its registry entry."""
+    return OPTIMIZERS.get(name).title
 
 
 class RacerEditor(QGroupBox):
     """Edits one racer: label, colour, optimizer and its hyperparameters,
-    schedule and clipping.  ``changed`` fires after every edit."""
+    schedule and clipping.  ``changed`` fires after every edit.
+
+    The forms are the Train tab's (:class:`gui.widgets.params.ParamForm`
+    with the same specs and keys), so an optimizer's settings have the same
+    ranges, arrows, tooltips and refusals in both tabs."""
 
     changed = Signal()
 
@@ -40,6 +41,7 @@ class RacerEditor(QGroupBox):
         self._surface = make_surface("bowl")
         layout = QVBoxLayout(self)
         top = QFormLayout()
+        top.setLabelAlignment(Qt.AlignRight)   # like the parameter forms below
         self.label_edit = QLineEdit()
         self.label_edit.setToolTip("Name shown in the table and the legend")
         self.color_button = ColorButton()
@@ -54,14 +56,11 @@ class RacerEditor(QGroupBox):
                                              (cls.__doc__ or name).strip(), Qt.ToolTipRole)
         compact_combo(self.optimizer_combo)
         top.addRow("Optimizer", self.optimizer_combo)
-        self.lr_box = NumberBox(Param(0.01, "Learning rate η: the step size of each update "
-                                            "(the schedule starts from it).",
-                                      low=0.0, low_open=True, high=1e3, log=True))
-        top.addRow("Learning rate", self.lr_box)
         layout.addLayout(top)
-        self.hyper_form = ParamForm()
+        self.hyper_form = ParamForm(prefix="optimizer.")   # learning rate first, then the optimizer's own
         layout.addWidget(self.hyper_form)
         sched = QFormLayout()
+        sched.setLabelAlignment(Qt.AlignRight)
         self.schedule_combo = QComboBox()
         for name, cls in SCHEDULES.items():
             self.schedule_combo.addItem(name, name)
@@ -72,13 +71,10 @@ class RacerEditor(QGroupBox):
         compact_combo(self.schedule_combo)
         sched.addRow("Schedule", self.schedule_combo)
         layout.addLayout(sched)
-        self.schedule_form = ParamForm()
+        self.schedule_form = ParamForm(prefix="schedule.")
         layout.addWidget(self.schedule_form)
-        self.clip_form = ParamForm()
-        self.clip_form.set_params(OPTIMIZER_CLIP_PARAMS, {},
-                                  labels={"clipvalue": "clip value", "clipnorm": "clip norm",
-                                          "global_clipnorm": "global clip norm"})
-        clip_box = QGroupBox("Gradient clipping")
+        self.clip_form = ParamForm(OPTIMIZER_CLIP_PARAMS, prefix="optimizer.")
+        clip_box = QGroupBox("Gradient clipping (tick to enable)")
         clip_box.setToolTip("Applied to the gradient before the optimizer sees it, with the same "
                             "kernel the training loop uses. In 2-D, clip norm and global clip norm "
                             "are the same thing.")
@@ -92,7 +88,6 @@ class RacerEditor(QGroupBox):
         # captures self breaks the teardown of a discarded editor
         self.color_button.color_changed.connect(self._color_changed)
         self.optimizer_combo.currentIndexChanged.connect(self._optimizer_picked)
-        self.lr_box.valueChanged.connect(self.changed)
         self.hyper_form.changed.connect(self.changed)
         self.schedule_combo.currentIndexChanged.connect(self._schedule_picked)
         self.schedule_form.changed.connect(self.changed)
@@ -106,11 +101,8 @@ class RacerEditor(QGroupBox):
 
     def _optimizer_picked(self) -> None:
         name = self.optimizer_combo.currentData()
-        cls = OPTIMIZERS.get(name)
-        self.hyper_form.set_params(cls.hyperparameters)
-        self.lr_box.blockSignals(True)
-        self.lr_box.setValue(suggested_learning_rate(self._surface, name))
-        self.lr_box.blockSignals(False)
+        self.hyper_form.set_spec(optimizer_params(OPTIMIZERS.get(name)),
+                                 {"learning_rate": suggested_learning_rate(self._surface, name)})
         old = self.label_edit.text()
         if not old or old in {optimizer_label(n) for n in OPTIMIZERS} or old.startswith("Momentum"):
             self.label_edit.setText(optimizer_label(name))
@@ -118,12 +110,11 @@ class RacerEditor(QGroupBox):
 
     def _schedule_picked(self) -> None:
         cls = SCHEDULES.get(self.schedule_combo.currentData())
-        self.schedule_form.set_params(cls.hyperparameters, special={"max_lr": "= learning rate"})
+        self.schedule_form.set_spec(cls.hyperparameters)
         self.changed.emit()
 
     def set_spec(self, spec: RacerSpec, color: str) -> None:
-        widgets = (self.label_edit, self.color_button, self.optimizer_combo, self.lr_box,
-                   self.schedule_combo)
+        widgets = (self.label_edit, self.color_button, self.optimizer_combo, self.schedule_combo)
         for w in widgets:
             w.blockSignals(True)
         try:
@@ -131,22 +122,17 @@ class RacerEditor(QGroupBox):
             self.color_button.set_color(color)
             name = spec.optimizer["name"]
             self.optimizer_combo.setCurrentIndex(self.optimizer_combo.findData(name))
-            cls = OPTIMIZERS.get(name)
-            self.hyper_form.set_params(cls.hyperparameters, spec.optimizer)
-            self.lr_box.setValue(spec.optimizer["learning_rate"])
+            self.hyper_form.set_spec(optimizer_params(OPTIMIZERS.get(name)), spec.optimizer)
             sched_name = spec.schedule.get("name", "constant")
             self.schedule_combo.setCurrentIndex(self.schedule_combo.findData(sched_name))
-            self.schedule_form.set_params(SCHEDULES.get(sched_name).hyperparameters, spec.schedule,
-                                          special={"max_lr": "= learning rate"})
-            self.clip_form.set_values({k: spec.clip.get(k) for k in OPTIMIZER_CLIP_PARAMS},
-                                      OPTIMIZER_CLIP_PARAMS)
+            self.schedule_form.set_spec(SCHEDULES.get(sched_name).hyperparameters, spec.schedule)
+            self.clip_form.set_values({k: spec.clip.get(k) for k in OPTIMIZER_CLIP_PARAMS})
         finally:
             for w in widgets:
                 w.blockSignals(False)
 
     def spec(self) -> RacerSpec:
-        optimizer = {"name": self.optimizer_combo.currentData(), "learning_rate": self.lr_box.value(),
-                     **self.hyper_form.values()}
+        optimizer = {"name": self.optimizer_combo.currentData(), **self.hyper_form.values()}
         schedule = {"name": self.schedule_combo.currentData(), **self.schedule_form.values()}
         clip = {k: v for k, v in self.clip_form.values().items() if v is not None}
         return RacerSpec(self.label_edit.text().strip() or optimizer_label(optimizer["name"]),

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QListWidg
 
 from engine.catalog.activations import ACTIVATIONS
 from engine.errors import DescentError
-from engine.spec.experiment import LAYER_PARAMS, OUTPUT_PARAMS, resolve_experiment
+from engine.spec.experiment import resolve_experiment
+from engine.spec.sections import LAYER_PARAMS, OUTPUT_PARAMS
 from engine.catalog.initializers import INITIALIZERS
 from engine.training.network import Network, output_spec
 

@@ -37,7 +37,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
-                               QSpinBox, QStackedWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QStackedWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.control import RunControl
 from engine.errors import DescentError
@@ -47,11 +47,15 @@ from engine.jobs.compare_report import (CURVE_METRICS, format_stat, format_steps
                                         record_curves, summarize)
 from engine.jobs.runner import JobRequest
 from engine.jobs.sweep_report import read_sweep
-from engine.spec.compare import resolve_compare, seed_list
+from engine.params import Param
+from engine.spec.compare import resolve_compare
+from engine.spec.seeds import COMPARE_SEEDS, seed_list
+from engine.spec.sections import TRAINING_PARAMS
 
 from .compat import collect_garbage_on_gui_thread
 from .plots import RUN_COLORS, add_legend, setup_plot
 from .sweep_view import SweepSnapshot, SweepSnapshots, SweepView, describe_sweep, sweep_folder
+from .widgets.params import NumberEditor
 from .widgets.results import column, report_label, result_table, split
 from .worker import WorkerJob, WorkerThread
 
@@ -61,6 +65,15 @@ METRIC_LABELS = {"val_accuracy": "validation accuracy (%)", "val_loss": "validat
 MIN_POINTS = 3    # fewer epochs than this (a quick look): show the per-record training loss instead
 PERCENT = ("val_accuracy", "train_accuracy")
 VERDICT_COLORS = {"best": "#1b7a2a", "worse": "#a01010", "same": "#555555"}
+# The tab's two settings, checked like the experiment keys they stand for (compare.seeds as a
+# count, training.max_steps), with the tab's own wording.
+SEEDS_PARAM = Param(COMPARE_SEEDS.default_count, "Runs per variant, with seeds base, base + 1, ...: the spread across seeds "
+                                   "is what a difference must beat to count (at least 2 seeds for any verdict).",
+                    "int", 1, COMPARE_SEEDS.most)
+QUICK_LOOK_PARAM = dataclasses.replace(
+    TRAINING_PARAMS["max_steps"], doc="A quick look: stop every run after this many steps. Off: as planned "
+                                      "(the experiment's epochs).")
+QUICK_LOOK_STEPS = 100   # shown when the quick look is ticked on
 
 
 def _frozen(curves: dict) -> dict:
@@ -164,18 +177,9 @@ class ComparisonView(QWidget):
         self.plan.setWordWrap(True)
         self.plan.setTextFormat(Qt.RichText)
         self.plan.setStyleSheet("QLabel { background: #eef3fb; border: 1px solid #c9d6ea; padding: 6px; }")
-        self.seeds = QSpinBox()
-        self.seeds.setRange(1, 50)
-        self.seeds.setValue(3)
-        self.seeds.setToolTip("Runs per variant, with seeds base, base + 1, ...: the spread across seeds is what "
-                              "a difference must beat to count (at least 2 seeds for any verdict)")
-        self.seeds.valueChanged.connect(lambda _v: self.show_plan())
-        self.max_steps = QSpinBox()
-        self.max_steps.setRange(0, 10_000_000)
-        self.max_steps.setSingleStep(100)
-        self.max_steps.setSpecialValueText("as planned")
-        self.max_steps.setToolTip("A quick look: stop every run after this many steps (as planned = the "
-                                  "experiment's epochs)")
+        self.seeds = NumberEditor(SEEDS_PARAM, "compare.seeds")
+        self.seeds.changed.connect(self.show_plan)
+        self.max_steps = NumberEditor(QUICK_LOOK_PARAM, "training.max_steps", fallback=QUICK_LOOK_STEPS)
         self.run_button = QPushButton("Run comparison")
         self.run_button.setToolTip("Train every variant over every seed (two processes), then report")
         self.run_button.clicked.connect(self.start)
@@ -254,9 +258,7 @@ class ComparisonView(QWidget):
             return
         section = exp.get("sweep") or exp.get("compare")
         if section and self._plan_name != exp["name"]:
-            self.seeds.blockSignals(True)
-            self.seeds.setValue(len(section["seeds"]))
-            self.seeds.blockSignals(False)
+            self.seeds.set_value(len(section["seeds"]))
         title = html.escape(exp.get("title") or exp["name"])
         plan = describe_sweep(exp, self.seeds.value()) if exp.get("sweep") else describe_plan(exp, self.seeds.value())
         self.plan.setText(f"<b>{title}</b><br>{html.escape(plan)}. "

@@ -21,12 +21,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QLa
 
 from engine.data import DATASETS, load_dataset
 from engine.errors import DescentError, ExperimentError
-from engine.spec.experiment import EARLY_STOPPING_PARAMS, OPTIMIZER_CLIP_PARAMS, TRAINING_PARAMS
+from engine.spec.sections import EARLY_STOPPING_PARAMS, OPTIMIZER_CLIP_PARAMS, TRAINING_PARAMS
 from engine.catalog.optimizers import OPTIMIZERS
 from engine.params import Param
 from engine.catalog.schedules import SCHEDULES
 
-from .widgets.params import NumberEditor, ParamForm
+from .widgets.params import NumberEditor, ParamForm, optimizer_params
 
 CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                 "#bcbd22", "#17becf"]
@@ -284,7 +284,7 @@ class OptimizerPanel(QWidget):
         self.plan = (1000, 32, 10, None)  # n_train, batch_size, epochs, max_steps
         self.combo = QComboBox()
         for name, cls in OPTIMIZERS.items():
-            self.combo.addItem(name, name)
+            self.combo.addItem(cls.title, name)   # the entry's title; the data is the schema name
             self.combo.setItemData(self.combo.count() - 1, first_line(cls.__doc__) or name, Qt.ToolTipRole)
         self.combo.currentIndexChanged.connect(self._optimizer_changed)
         self.doc = QLabel(wordWrap=True)
@@ -374,7 +374,7 @@ class OptimizerPanel(QWidget):
 
     def _build_optimizer_form(self) -> None:
         cls = OPTIMIZERS.get(self.combo.currentData())
-        self.form.set_spec({"learning_rate": cls.learning_rate_param(), **cls.hyperparameters})
+        self.form.set_spec(optimizer_params(cls))
         self.doc.setText(first_line(cls.__doc__))
 
     def _optimizer_changed(self) -> None:

@@ -11,8 +11,6 @@ back from their run folders (``history.csv``, ``epochs.csv``) by
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +21,13 @@ from engine.catalog.activations import ACTIVATIONS
 from engine.coach import Finding
 from engine.events import (Compiling, ConfusionReport, DataPoints, DecisionSurface, EpochEnd, RunFailed,
                            RunFinished, RunStarted, StepMetrics)
-from engine.formats.runstore import read_run_status
+from engine.errors import DescentError
+from engine.formats.runfolder import RunFolder, read_run, read_run_info, read_run_status
+from engine.formats.runlayout import EPOCH_FIELDS, PER_LAYER_FIELDS
 
-PER_LAYER = ("grad_norm", "update_ratio", "dead_fraction", "dead_count", "act_mean", "act_std", "saturated")
-EPOCH_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
-              "wall_time")
+# the window keeps every column a run folder holds, under the writer's names
+PER_LAYER = PER_LAYER_FIELDS
+EPOCH_KEYS = EPOCH_FIELDS
 HEATMAP_COLUMNS = 1024  # histogram snapshots kept per run (older ones thinned out)
 
 
@@ -350,77 +350,61 @@ def distinguishing_labels(records: list) -> dict[int, str]:
     return out
 
 
-def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return [], np.zeros((0, 0))
-    header, body = rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
-    values = np.array([[float(v) if v not in ("", "None") else math.nan for v in r] for r in body],
-                      dtype=np.float64).reshape(len(body), len(header))
-    return header, values
-
-
 def record_from_folder(folder: Path, run_id: int) -> RunRecord:
-    """A record for a run folder written by RunWriter (this session's or earlier)."""
+    """A record for a run folder written by RunWriter (this session's or earlier); its curves are
+    read when it is first shown (:func:`load_folder_curves`)."""
     folder = Path(folder)
     try:
-        experiment = json.loads((folder / "experiment.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        experiment = {"name": folder.name}
+        info = read_run_info(folder)
+        experiment, summary, reason = info.experiment, info.summary or None, str(info.summary.get("reason", ""))
+    except DescentError as exc:   # listed all the same, saying why it shows nothing
+        experiment, summary, reason = {"name": folder.name}, None, str(exc)
     record = RunRecord(run_id, experiment, name=folder.name, folder=folder, status=read_run_status(folder))
-    try:
-        record.summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        record.reason = str(record.summary.get("reason", ""))
-    except (OSError, json.JSONDecodeError):
-        pass
+    record.summary, record.reason = summary, reason
     record.loaded = False
     return record
 
 
 def load_folder_curves(record: RunRecord) -> None:
-    """Read history.csv and epochs.csv into the record (when it is first shown)."""
+    """Read the record's run folder (:func:`engine.formats.runfolder.read_run`) into it, when it is
+    first shown.  A folder that cannot be read leaves the record without curves and says why."""
     if record.loaded or record.folder is None:
         return
     record.loaded = True
-    folder = record.folder
     try:
-        header, values = _read_csv(folder / "history.csv")
-    except (OSError, ValueError):
-        header, values = [], np.zeros((0, 0))
-    if header and len(values):
-        col = {name: j for j, name in enumerate(header)}
-        n_layers = sum(1 for h in header if h.startswith("grad_norm_"))
-        record._reset_logged(n_layers)
-        if len(record.layers) != n_layers:
-            record.layers = [LayerView(f"layer {i + 1}", None, "?", False, False) for i in range(n_layers)]
-        steps = values[:, col["step"]].astype(np.int64)
-        record.loss_step.extend(steps)
-        record.loss.extend(values[:, col["loss"]])
-        record.log_step.extend(steps)
-        record.log_epoch.extend(values[:, col["epoch"]])
-        record.lr.extend(values[:, col["learning_rate"]])
-        for key in PER_LAYER:
-            cols = [col.get(f"{key}_{i}") for i in range(n_layers)]
-            if None not in cols:
-                record.per_layer[key].extend(values[:, cols])
-        record.step = int(steps[-1])
-        record.epoch = float(values[-1, col["epoch"]])
-        spe = record.epoch and record.step / record.epoch
-        record.steps_per_epoch = max(1, int(round(spe))) if spe else 1
-    try:
-        header, values = _read_csv(folder / "epochs.csv")
-    except (OSError, ValueError):
-        header, values = [], np.zeros((0, 0))
-    if header and len(values):
-        col = {name: j for j, name in enumerate(header)}
-        for key in EPOCH_KEYS:
-            if key in col:
-                record.epochs[key].extend(values[:, col[key]])
-        acc = record.epochs["val_accuracy"].data
-        record.task = "classification" if np.isfinite(acc).any() else "regression"
+        _fill_from_run(record, read_run(record.folder))
+    except DescentError as exc:   # the run list's tooltip says why (after why the run ended)
+        record.reason = "; ".join(filter(None, (record.reason, f"curves not read: {exc}")))
     if record.status == "diverged":
         record.diverged_step = record.step + 1
     record.version += 1
     record.step_version += 1
     record.epoch_version += 1
+
+
+def _fill_from_run(record: RunRecord, run: RunFolder) -> None:
+    history, epochs = run.history, run.epochs
+    if len(history["step"]):
+        n_layers = run.n_layers
+        record._reset_logged(n_layers)
+        if len(record.layers) != n_layers:
+            record.layers = [LayerView(f"layer {i + 1}", None, "?", False, False) for i in range(n_layers)]
+        steps = history["step"].astype(np.int64)
+        record.loss_step.extend(steps)
+        record.loss.extend(history["loss"])
+        record.log_step.extend(steps)
+        record.log_epoch.extend(history["epoch"])
+        record.lr.extend(history["learning_rate"])
+        record.momentum.extend(history["momentum"])
+        for key in PER_LAYER:
+            record.per_layer[key].extend(run.per_layer[key])
+        record.step = int(steps[-1])
+        record.epoch = float(history["epoch"][-1])
+        record.elapsed, record.steps_per_second = float(history["elapsed"][-1]), float(history["steps_per_second"][-1])
+        spe = record.epoch and record.step / record.epoch
+        record.steps_per_epoch = max(1, int(round(spe))) if spe else 1
+    if len(epochs["epoch"]):
+        for key in EPOCH_KEYS:
+            record.epochs[key].extend(epochs[key])
+        acc = record.epochs["val_accuracy"].data
+        record.task = "classification" if np.isfinite(acc).any() else "regression"

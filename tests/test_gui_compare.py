@@ -116,7 +116,7 @@ def test_an_experiment_without_variants_runs_over_seeds_in_two_processes(qtbot, 
     w, view, _ = compare_tab(qtbot, tmp_path, dict(copy.deepcopy(SMALL), training={"epochs": 2, "batch_size": 20}),
                              workers=2)
     assert "no variants" in view.plan.text()
-    view.seeds.setValue(2)
+    assert view.seeds.type_text("2") is None
     view.start()
     qtbot.waitUntil(lambda: not view.running, timeout=FIRST_RUN_TIMEOUT)
     assert not view.snapshot.failed, view.snapshot.message
@@ -142,7 +142,8 @@ def test_an_invalid_experiment_is_refused_with_its_reason(qtbot, tmp_path):
 
 def test_a_quick_look_shorter_than_an_epoch_plots_the_training_loss_of_every_record(qtbot, tmp_path):
     w, view, _ = compare_tab(qtbot, tmp_path, dict(RACE, training={"epochs": 3, "batch_size": 20, "log_every": 1}))
-    view.max_steps.setValue(5)                   # an epoch is 9 steps: at most one epoch point per run
+    view.max_steps.enabled_box.setChecked(True)
+    assert view.max_steps.type_text("5") is None  # an epoch is 9 steps: at most one epoch point per run
     view.start()
     qtbot.waitUntil(lambda: not view.running, timeout=FIRST_RUN_TIMEOUT)
     assert not view.snapshot.failed, view.snapshot.message

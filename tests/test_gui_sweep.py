@@ -99,7 +99,8 @@ def test_a_sweep_runs_in_the_compare_tab_and_plots_the_summary(qtbot, tmp_path):
 
 def test_a_finished_sweep_folder_opens_in_a_fresh_tab(qtbot, tmp_path):
     w, tab, _ = compare_tab(qtbot, tmp_path, SWEEP)
-    tab.max_steps.setValue(5)                    # an epoch is 9 steps: one epoch point per run
+    tab.max_steps.enabled_box.setChecked(True)
+    assert tab.max_steps.type_text("5") is None  # an epoch is 9 steps: one epoch point per run
     request = tab.start()
     qtbot.waitUntil(lambda: not tab.running, timeout=FIRST_RUN_TIMEOUT)
     from gui.compare import ComparisonView

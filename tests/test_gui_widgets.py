@@ -4,7 +4,8 @@ import math
 import pytest
 from PySide6.QtCore import QModelIndex
 
-from engine.spec.experiment import LAYER_PARAMS, resolve_experiment
+from engine.spec.experiment import resolve_experiment
+from engine.spec.sections import LAYER_PARAMS
 from engine.catalog.optimizers import OPTIMIZERS
 from engine.params import Param
 from engine.catalog.schedules import SCHEDULES

@@ -13,7 +13,7 @@ from engine.control import RunControl
 from engine.errors import ExperimentError
 from engine.events import (ComparisonFinished, ComparisonRecord, DataPoints, JobFinished, JobStarted,
                            LRFinderFinished, RunFinished, RunStarted, StepMetrics, SubRun)
-from engine.formats.weights import load_weights
+from engine.formats.weights import load_any
 from engine.jobs import console
 from engine.jobs.executors import EXECUTORS, STOP_FILE, Executor, request_stop
 from engine.jobs.runner import JobRequest, job_kind, plan_job, run_job
@@ -39,7 +39,7 @@ def kinds(events):
 
 def weights_of(folder: Path) -> dict:
     """{run folder relative to ``folder``: its final weights} for every run folder below it."""
-    return {str(p.parent.relative_to(folder)): load_weights(p)[0] for p in sorted(folder.rglob("weights.npz"))}
+    return {str(p.parent.relative_to(folder)): load_any(p)[0] for p in sorted(folder.rglob("weights.npz"))}
 
 
 def assert_same_weights(a: dict, b: dict) -> None:

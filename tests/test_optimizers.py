@@ -404,7 +404,7 @@ def test_dispatcher_matches_update_step(name):
 def test_dispatcher_rejects_unknown_code():
     theta = np.zeros(2)
     with pytest.raises(ValueError):
-        optim.apply_update(99, theta, theta.copy(), np.zeros((2, 2)), 0, 2, 1, 0.1, np.zeros(8))
+        optim.apply_update(99, theta, theta.copy(), np.zeros((2, 2)), 0, 2, 1, 0.1, np.zeros(optim.HYPER_SIZE))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -420,9 +420,12 @@ def test_class_contract(name):
         assert param.doc and "\n" not in param.doc, key
         assert param.check(param.default, key) == param.default
     hyper = opt.hyper_array()
-    assert hyper.shape == (8,) and hyper.dtype == np.float64
+    assert hyper.shape == (optim.HYPER_SIZE,) and hyper.dtype == np.float64
     if cls.cycled is not None:
-        assert hyper[0] == opt.hyper[cls.cycled]
+        assert hyper[optim.H_MOMENTUM] == opt.hyper[cls.cycled]
+    for key, column in cls.hyper_slots.items():
+        assert hyper[column] == float(opt.hyper[key]), key
+    assert isinstance(cls.title, str) and cls.title and "title" in vars(cls)
     state = opt.build(4, np.float32)
     assert isinstance(state, OptimizerState) and state.step == 0
     assert state.slots.shape == (len(cls.slot_names), 4) and state.slots.dtype == np.float32
@@ -448,9 +451,11 @@ def test_variants_are_flags_not_copies():
         v, b = OPTIMIZERS.get(variant), OPTIMIZERS.get(base)
         assert issubclass(v, b) and v.kernel is b.kernel and v.kernel_code == b.kernel_code
         assert v().get_config()["name"] == variant
-    assert OPTIMIZERS.get("nesterov")().hyper_array()[1] == 1.0
-    assert OPTIMIZERS.get("nadam")().hyper_array()[3] == 1.0
-    assert Momentum().hyper_array()[1] == 0.0
+    assert OPTIMIZERS.get("nesterov")().hyper_array()[optim.H_NESTEROV] == 1.0
+    assert OPTIMIZERS.get("nadam")().hyper_array()[optim.H_NESTEROV] == 1.0
+    assert Momentum().hyper_array()[optim.H_NESTEROV] == 0.0
+    assert OPTIMIZERS.get("adam")().hyper_array()[optim.H_WEIGHT_DECAY] == 0.0
+    assert OPTIMIZERS.get("adamw")().hyper_array()[optim.H_WEIGHT_DECAY] == 0.01
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if OPTIMIZERS.get(n).cycled])

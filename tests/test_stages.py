@@ -13,6 +13,7 @@ from engine.control import RunControl
 from engine.errors import ExperimentError
 from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
 from engine.spec.experiment import load_experiment, preset_paths, resolve_experiment
+from engine.spec.overrides import apply_overrides
 
 
 def elu_bn(units):
@@ -90,6 +91,34 @@ def test_bad_stages_are_refused_with_the_key(path, value, message):
     with pytest.raises(ExperimentError) as err:
         resolve_experiment(raw)
     assert message in str(err.value)
+
+
+def test_stages_and_phases_inherit_by_the_one_merge_rule():
+    """A stage is the top level with its sections merged in, a phase its stage with its own merged in,
+    exactly as a comparison variant's overrides (engine.spec.overrides): nested objects merge, a new
+    optimizer keeps the clipping keys, an output override merges into the output layer."""
+    raw = tiny(optimizer={"name": "sgd", "learning_rate": 0.05, "clipnorm": 1.0},
+               schedule={"name": "power", "s": 500.0, "c": 2.0},
+               training={"epochs": 2, "batch_size": 32,
+                         "early_stopping": {"monitor": "val_accuracy", "patience": 3}})
+    raw["model"]["output"] = {"activation": "auto", "l2": 0.01}
+    stage = {"name": "b", "model": {"layers": [elu_bn(4)], "output": {"initializer": "he_normal"}},
+             "optimizer": {"name": "adam"}, "training": {"early_stopping": {"patience": 1}},
+             "phases": [{"name": "p", "schedule": {"c": 1.0}, "epochs": 3}]}
+    raw["stages"] = {"list": [stage]}
+    exp = resolve_experiment(raw)
+    got = exp["stages"]["list"][0]
+    top = dict(exp, stages=None)
+    want = apply_overrides(top, {k: stage[k] for k in ("model", "optimizer", "training")})
+    for key in ("model", "optimizer", "schedule", "training"):
+        assert got[key] == want[key], key
+    assert got["optimizer"]["name"] == "adam" and got["optimizer"]["clipnorm"] == 1.0
+    assert got["training"]["early_stopping"]["monitor"] == "val_accuracy"      # merged, not replaced
+    assert got["model"]["output"]["l2"] == 0.01 and got["model"]["output"]["initializer"] == "he_normal"
+    phase = got["phases"][0]
+    want_phase = apply_overrides(want, {"schedule": {"c": 1.0}, "training": {"epochs": 3}})
+    assert phase["schedule"] == want_phase["schedule"] and phase["schedule"]["s"] == 500.0
+    assert phase["training"] == want_phase["training"]
 
 
 def test_caching_with_dropout_below_the_cut_is_refused_on_load():

@@ -7,6 +7,7 @@ from engine.data import load_dataset
 from engine.errors import ExperimentError, WeightsError
 from engine.events import RunFinished
 from engine.spec.experiment import resolve_experiment
+from engine.spec import reuse
 from engine.training.trainer import Trainer
 
 A_CLASSES = [0, 1, 2, 3, 4, 7, 8, 9]
@@ -52,7 +53,7 @@ def b_network(model_a, k=3, freeze=True, new_layers=(), epochs=2, lr=0.01, outpu
     ea, net_a = model_a
     data = load_dataset(B_DATA, 3)
     layers = [dict(c, dropout=output_dropout) for c in new_layers]
-    model = T.reused_model_config(ea["model"]["layers"], k, layers, {"activation": "logistic"}, freeze=freeze)
+    model = reuse.reused_model_config(ea["model"]["layers"], k, layers, {"activation": "logistic"}, freeze=freeze)
     eb = resolve_experiment(dict(exp(B_DATA, [], "logistic", lr=lr, epochs=epochs, **kw), model=model))
     net = T.build_reused_network(net_a.state_dict(), eb, data.n_features, data.task, data.n_classes, 1, k=k,
                                  seed=5, freeze=freeze)
@@ -104,17 +105,17 @@ def test_unfreezing_with_a_lower_learning_rate(model_a):
 
 
 def test_layer_counts_and_architecture_checks(model_a):
-    assert T.resolve_layer_count("all_but_output", 5) == 5
-    assert T.resolve_layer_count("all_but_top_1", 5) == 4
-    assert T.resolve_layer_count(2, 5) == 2
+    assert reuse.resolve_layer_count("all_but_output", 5) == 5
+    assert reuse.resolve_layer_count("all_but_top_1", 5) == 4
+    assert reuse.resolve_layer_count(2, 5) == 2
     for bad in (6, -1, "all", "all_but_top_9", True, 1.5):
         with pytest.raises(ExperimentError, match="reuse.layers"):
-            T.resolve_layer_count(bad, 5)
+            reuse.resolve_layer_count(bad, 5)
     ea, _ = model_a
     other = [dict(c) for c in ea["model"]["layers"]]
     other[1] = dict(other[1], units=17)
     with pytest.raises(ExperimentError, match="layer 1 of the new model has units=17"):
-        T.check_compatible(ea["model"]["layers"], other, 3)
+        reuse.check_compatible(ea["model"]["layers"], other, 3)
 
 
 def test_reuse_of_mismatched_shapes_names_the_tensor(model_a):

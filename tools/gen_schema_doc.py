@@ -7,10 +7,11 @@ Every table between a pair of markers
     ...
     <!-- END GENERATED: <block> -->
 
-is rebuilt from the Param specs (engine/experiment.py, engine/optimizers.py,
-engine/schedules.py, engine/datasets.py, engine/activations.py,
-engine/initializers.py), the compare and sweep sections' SECTION_DOC, the coach's
-THRESHOLDS and the shipped presets; the text around the markers is left as
+is rebuilt from the Param specs (engine/spec/sections.py, engine/spec/lr_finder.py,
+engine/catalog/optimizers.py, engine/catalog/schedules.py, engine/data/,
+engine/catalog/activations.py, engine/catalog/initializers.py), the compare
+and sweep sections' SECTION_DOC (engine/spec/compare.py, engine/spec/sweep.py), the coach's THRESHOLDS and the
+shipped presets; the text around the markers is left as
 written.  So the documentation cannot drift: tests/test_presets.py fails
 when the README differs from what this script writes.
 
@@ -34,10 +35,11 @@ from engine.coach import THRESHOLDS  # noqa: E402
 from engine.spec.compare import SECTION_DOC, ZERO_PARAM  # noqa: E402
 from engine.spec import sweep as sweep_spec  # noqa: E402
 from engine.data import DATASETS  # noqa: E402
-from engine.spec.experiment import (EARLY_STOPPING_PARAMS, LAYER_PARAMS, LOSSES, OPTIMIZER_CLIP_PARAMS,  # noqa: E402
-                               OUTPUT_PARAMS, SECTIONS, TRAINING_PARAMS, load_experiment, preset_menu)
+from engine.spec.experiment import SECTIONS, load_experiment, preset_menu  # noqa: E402
+from engine.spec.sections import (EARLY_STOPPING_PARAMS, LAYER_PARAMS, LOSSES, OPTIMIZER_CLIP_PARAMS,  # noqa: E402
+                                  OUTPUT_PARAMS, TRAINING_PARAMS)
 from engine.catalog.initializers import INITIALIZERS  # noqa: E402
-from engine.training.lr_finder import FINDER_PARAMS  # noqa: E402
+from engine.spec.lr_finder import FINDER_PARAMS  # noqa: E402
 from engine.catalog.optimizers import OPTIMIZERS  # noqa: E402
 from engine.params import Param  # noqa: E402
 from engine.catalog.schedules import SCHEDULES  # noqa: E402

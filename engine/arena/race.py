@@ -42,7 +42,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engine.errors import ExperimentError, nearest
-from engine.spec.experiment import OPTIMIZER_CLIP_PARAMS
+from engine.spec.sections import OPTIMIZER_CLIP_PARAMS
 from engine.fileio import write_text
 from engine.kernels.optim import clip_gradients
 from engine.catalog.optimizers import CLIP_KEYS, Optimizer, OptimizerState, make_optimizer

@@ -13,8 +13,14 @@ lr the learning rate of this step, t the 1-based step number, and
 operations on vectors are element-wise.
 
 Variants are flags on one class, not copies: "nesterov" is :class:`Momentum`
-with ``nesterov = True``; "nadam" is :class:`Adam` with ``nesterov = True``;
-"adamw" is :class:`Adam` plus a decoupled ``weight_decay``.
+with the Nesterov flag set (``fixed_hyper``); "nadam" is :class:`Adam` with
+the same flag; "adamw" is :class:`Adam` plus a decoupled ``weight_decay``.
+
+An entry carries everything that is particular to it: its display title, the
+kernel it runs, its state rows, its hyperparameters and where each one sits
+in the kernel's hyper array (``hyper_slots``, naming the ``H_*`` columns of
+:mod:`engine.kernels.optim`).  Nothing else in the program lists optimizers:
+adding one is its kernel plus one class registered here.
 """
 from __future__ import annotations
 
@@ -61,16 +67,31 @@ class OptimizerState:
 
 
 class Optimizer:
-    """Base class.  Subclasses set the class attributes below and
-    ``_hyper_values`` (the layout of the kernel's hyper array)."""
+    """Base class.  Subclasses set the class attributes below.
+
+    ``hyper_slots`` maps each hyperparameter the kernel reads to its column of
+    the kernel's hyper array (``optim.H_*``; booleans become 1.0 / 0.0);
+    ``fixed_hyper`` sets columns that a variant fixes (Nesterov's flag).
+    Hyperparameters without a slot are used here, not by the kernel
+    (initial accumulator values).  ``cycled``, the hyperparameter a 1cycle
+    schedule may replace step by step, is whichever one sits in the
+    H_MOMENTUM column, because that is the column the training loop writes.
+    """
 
     name: ClassVar[str]
+    title: ClassVar[str]        # display name: pickers, the arena's table and legend
     kernel_code: ClassVar[int]
     kernel: ClassVar[Callable]
     slot_names: ClassVar[tuple[str, ...]] = ()
     hyperparameters: ClassVar[dict[str, Param]] = {}
+    hyper_slots: ClassVar[dict[str, int]] = {}
+    fixed_hyper: ClassVar[dict[int, float]] = {}
     default_learning_rate: ClassVar[float] = 0.01
-    cycled: ClassVar[str | None] = None  # hyperparameter stored at hyper[0]
+    cycled: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.cycled = next((key for key, column in cls.hyper_slots.items() if column == optim.H_MOMENTUM), None)
 
     def __init__(self, learning_rate: float | None = None, **hyper: Any):
         lr_param = self.learning_rate_param()
@@ -78,21 +99,21 @@ class Optimizer:
                                      else lr_param.check(learning_rate, "optimizer.learning_rate"))
         self.hyper: dict[str, Any] = check_params(self.hyperparameters, hyper, "optimizer",
                                                   ignore=("learning_rate",))
-        values = [float(v) for v in self._hyper_values()]
         self._hyper = np.zeros(optim.HYPER_SIZE, dtype=np.float64)
-        self._hyper[:len(values)] = values
+        for key, column in self.hyper_slots.items():
+            self._hyper[column] = float(self.hyper[key])
+        for column, value in self.fixed_hyper.items():
+            self._hyper[column] = float(value)
 
     @classmethod
     def learning_rate_param(cls) -> Param:
         return Param(cls.default_learning_rate, "Learning rate η: the step size of each update.",
                      low=0.0, low_open=True, log=True)
 
-    def _hyper_values(self) -> list[float]:
-        return []
-
     def hyper_array(self) -> np.ndarray:
-        """(8,) float64 copy of the kernel's hyperparameters; entry 0 holds
-        the ``cycled`` hyperparameter (if any), which a caller may override."""
+        """(HYPER_SIZE,) float64 copy of the kernel's hyperparameters; column
+        H_MOMENTUM holds the ``cycled`` hyperparameter (if any), which a
+        caller may override."""
         return self._hyper.copy()
 
     def get_config(self) -> dict:
@@ -130,7 +151,7 @@ class Optimizer:
         hyper = self._hyper
         if cycled_value is not None:
             hyper = hyper.copy()
-            hyper[0] = float(cycled_value)
+            hyper[optim.H_MOMENTUM] = float(cycled_value)
         state.step += 1
         step_lr = self.learning_rate if lr is None else float(lr)
         for lo, hi in spans:
@@ -154,12 +175,23 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
-def _register(cls):
+def register_optimizer(cls: type[Optimizer]) -> type[Optimizer]:
+    """Check an optimizer class's declarations and add it to OPTIMIZERS
+    (usable as a decorator).  ``OPTIMIZERS.remove(name)`` takes it out again."""
+    if "title" not in vars(cls):
+        raise ValueError(f"optimizer {cls.name!r} needs its own display title")
+    unknown = set(cls.hyper_slots) - set(cls.hyperparameters)
+    if unknown:
+        raise ValueError(f"optimizer {cls.name!r}: hyper_slots name unknown hyperparameters {sorted(unknown)}")
+    columns = list(cls.hyper_slots.values()) + list(cls.fixed_hyper)
+    if len(set(columns)) != len(columns) or not all(0 <= c < optim.HYPER_SIZE for c in columns):
+        raise ValueError(f"optimizer {cls.name!r}: hyper columns {columns} must be distinct and below "
+                         f"{optim.HYPER_SIZE}")
     OPTIMIZERS.add(cls.name, cls)
     return cls
 
 
-@_register
+@register_optimizer
 class SGD(Optimizer):
     """Plain gradient descent (no state).
 
@@ -167,12 +199,13 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
+    title = "Gradient descent (SGD)"
     kernel_code = optim.SGD
     kernel = staticmethod(optim.sgd_kernel)
     default_learning_rate = 0.01
 
 
-@_register
+@register_optimizer
 class Momentum(Optimizer):
     """Momentum optimization (Polyak 1964; book Eq. 11-4), torch.optim.SGD form.
 
@@ -183,7 +216,7 @@ class Momentum(Optimizer):
     learning rate that is the same trajectory (m = -lr*b).  torch keeps lr
     outside the buffer, so a schedule's new rate takes effect at once.
 
-    Nesterov (the "nesterov" entry, ``nesterov = True``; book Eq. 11-5) uses
+    Nesterov (the "nesterov" entry, Nesterov flag set; book Eq. 11-5) uses
     torch's reformulation, which needs no second gradient evaluation: the
     gradient at the look-ahead point is approximated by stepping along the
     updated buffer once more,
@@ -193,6 +226,7 @@ class Momentum(Optimizer):
     """
 
     name = "momentum"
+    title = "Momentum"
     kernel_code = optim.MOMENTUM
     kernel = staticmethod(optim.momentum_kernel)
     slot_names = ("velocity",)
@@ -200,23 +234,20 @@ class Momentum(Optimizer):
         "momentum": _unit_interval(0.9, "Momentum β: fraction of the previous velocity kept each step "
                                         "(0 = plain gradient descent, near 1 = little friction)."),
     }
+    hyper_slots = {"momentum": optim.H_MOMENTUM}
     default_learning_rate = 0.01
-    cycled = "momentum"
-    nesterov: ClassVar[bool] = False
-
-    def _hyper_values(self):
-        return [self.hyper["momentum"], 1.0 if self.nesterov else 0.0]
 
 
-@_register
+@register_optimizer
 class Nesterov(Momentum):
     """Nesterov Accelerated Gradient: :class:`Momentum` with the nesterov flag."""
 
     name = "nesterov"
-    nesterov = True
+    title = "Nesterov momentum (NAG)"
+    fixed_hyper = {optim.H_NESTEROV: 1.0}
 
 
-@_register
+@register_optimizer
 class AdaGrad(Optimizer):
     """AdaGrad (Duchi et al. 2011; book Eq. 11-6), torch.optim.Adagrad form.
 
@@ -229,6 +260,7 @@ class AdaGrad(Optimizer):
     """
 
     name = "adagrad"
+    title = "AdaGrad"
     kernel_code = optim.ADAGRAD
     kernel = staticmethod(optim.adagrad_kernel)
     slot_names = ("accumulator",)
@@ -237,16 +269,14 @@ class AdaGrad(Optimizer):
         "initial_accumulator_value": _non_negative(
             0.0, "Starting value of the sum of squared gradients (torch 0, Keras 0.1)."),
     }
+    hyper_slots = {"epsilon": optim.H_EPSILON}
     default_learning_rate = 0.01
-
-    def _hyper_values(self):
-        return [0.0, self.hyper["epsilon"]]
 
     def _initialize_slots(self, slots):
         slots[0] = self.hyper["initial_accumulator_value"]
 
 
-@_register
+@register_optimizer
 class RMSProp(Optimizer):
     """RMSProp (Tieleman & Hinton 2012; book Eq. 11-7), torch.optim.RMSprop form.
 
@@ -263,6 +293,7 @@ class RMSProp(Optimizer):
     """
 
     name = "rmsprop"
+    title = "RMSProp"
     kernel_code = optim.RMSPROP
     kernel = staticmethod(optim.rmsprop_kernel)
     slot_names = ("mean_square", "velocity", "mean_gradient")
@@ -274,15 +305,12 @@ class RMSProp(Optimizer):
         "centered": Param(False, "Divide by the gradient's running variance instead of its "
                                  "mean square (more stable, a little slower).", kind="bool"),
     }
+    hyper_slots = {"momentum": optim.H_MOMENTUM, "rho": optim.H_SQUARE_DECAY, "epsilon": optim.H_EPSILON,
+                   "centered": optim.H_CENTERED}
     default_learning_rate = 0.001
-    cycled = "momentum"
-
-    def _hyper_values(self):
-        h = self.hyper
-        return [h["momentum"], h["rho"], h["epsilon"], 1.0 if h["centered"] else 0.0]
 
 
-@_register
+@register_optimizer
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015; book Eq. 11-8), torch.optim.Adam form.
 
@@ -294,7 +322,7 @@ class Adam(Optimizer):
     the square root of the bias-corrected v, as torch does (the book puts it
     inside).  The book's m has the opposite sign; the trajectory is the same.
 
-    Nadam (the "nadam" entry, ``nesterov = True``; Dozat 2016) replaces m by
+    Nadam (the "nadam" entry, Nesterov flag set; Dozat 2016) replaces m by
     a look-ahead mix of the next momentum and the current gradient:
 
         theta <- theta - lr * (b1 * m / (1 - b1^(t+1)) + (1 - b1) * g / (1 - b1^t))
@@ -306,6 +334,7 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    title = "Adam"
     kernel_code = optim.ADAM
     kernel = staticmethod(optim.adam_kernel)
     slot_names = ("m", "v")
@@ -314,26 +343,21 @@ class Adam(Optimizer):
         "beta_2": _unit_interval(0.999, "Decay rate β2 of the running mean of squared gradients."),
         "epsilon": _epsilon(1e-8),
     }
+    hyper_slots = {"beta_1": optim.H_MOMENTUM, "beta_2": optim.H_SQUARE_DECAY, "epsilon": optim.H_EPSILON}
     default_learning_rate = 0.001
-    cycled = "beta_1"
-    nesterov: ClassVar[bool] = False
-
-    def _hyper_values(self):
-        h = self.hyper
-        return [h["beta_1"], h["beta_2"], h["epsilon"], 1.0 if self.nesterov else 0.0,
-                h.get("weight_decay", 0.0)]
 
 
-@_register
+@register_optimizer
 class Nadam(Adam):
-    """Nadam: :class:`Adam` with the nesterov flag (update in Adam's docstring)."""
+    """Nadam: :class:`Adam` with the Nesterov flag (update in Adam's docstring)."""
 
     name = "nadam"
-    nesterov = True
+    title = "Nadam"
+    fixed_hyper = {optim.H_NESTEROV: 1.0}
     default_learning_rate = 0.002
 
 
-@_register
+@register_optimizer
 class AdamW(Adam):
     """AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay,
     torch.optim.AdamW semantics.  Before the Adam step:
@@ -345,14 +369,16 @@ class AdamW(Adam):
     """
 
     name = "adamw"
+    title = "AdamW"
     hyperparameters = {
         **Adam.hyperparameters,
         "weight_decay": _non_negative(0.01, "Decoupled weight decay: each step shrinks the weights "
                                             "by lr × weight_decay of their value."),
     }
+    hyper_slots = {**Adam.hyper_slots, "weight_decay": optim.H_WEIGHT_DECAY}
 
 
-@_register
+@register_optimizer
 class AdaMax(Optimizer):
     """AdaMax (Kingma & Ba 2015, section 7.1), torch.optim.Adamax form.
 
@@ -364,6 +390,7 @@ class AdaMax(Optimizer):
     """
 
     name = "adamax"
+    title = "AdaMax"
     kernel_code = optim.ADAMAX
     kernel = staticmethod(optim.adamax_kernel)
     slot_names = ("m", "u")
@@ -372,15 +399,11 @@ class AdaMax(Optimizer):
         "beta_2": _unit_interval(0.999, "Decay rate β2 of the running infinity norm of gradients."),
         "epsilon": _epsilon(1e-8),
     }
+    hyper_slots = {"beta_1": optim.H_MOMENTUM, "beta_2": optim.H_SQUARE_DECAY, "epsilon": optim.H_EPSILON}
     default_learning_rate = 0.002
-    cycled = "beta_1"
-
-    def _hyper_values(self):
-        h = self.hyper
-        return [h["beta_1"], h["beta_2"], h["epsilon"]]
 
 
-@_register
+@register_optimizer
 class Ftrl(Optimizer):
     """FTRL-Proximal (McMahan et al. 2013), keras.optimizers.Ftrl semantics
     (torch has no FTRL).  With p = -learning_rate_power and w the current
@@ -396,6 +419,7 @@ class Ftrl(Optimizer):
     """
 
     name = "ftrl"
+    title = "FTRL"
     kernel_code = optim.FTRL
     kernel = staticmethod(optim.ftrl_kernel)
     slot_names = ("accumulator", "linear")
@@ -408,11 +432,9 @@ class Ftrl(Optimizer):
         "l2_shrinkage": _non_negative(0.0, "L2 shrinkage: an L2 penalty added to the loss's gradient."),
         "beta": _non_negative(0.0, "The paper's β, added to the per-weight step size denominator."),
     }
+    hyper_slots = {"learning_rate_power": optim.H_LR_POWER, "l1": optim.H_L1, "l2": optim.H_L2,
+                   "beta": optim.H_FTRL_BETA, "l2_shrinkage": optim.H_L2_SHRINKAGE}
     default_learning_rate = 0.001
-
-    def _hyper_values(self):
-        h = self.hyper
-        return [0.0, h["learning_rate_power"], h["l1"], h["l2"], h["beta"], h["l2_shrinkage"]]
 
     def _initialize_slots(self, slots):
         slots[0] = self.hyper["initial_accumulator_value"]

@@ -19,10 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import __version__
 from engine.errors import WeightsError
 from engine.formats.common import NAME_RE
+from engine.formats.weights import load_npz, save_npz
+from engine.training.trainer import Trainer
+from engine.formats.runfolder import run_checkpoint_file
+from engine.formats.runlayout import CHECKPOINT_FILE
 
-CHECKPOINT_NAME = "checkpoint.npz"
+CHECKPOINT_NAME = CHECKPOINT_FILE   # where a run folder keeps it
 CHECKPOINT_FORMAT = "descent-checkpoint"
 MUST_MATCH = ("seed", "data", "model", "loss", "optimizer", "schedule",
               "training.batch_size", "training.shuffle", "training.dtype")
@@ -32,9 +37,6 @@ NOT_RESUMABLE = {"diverged": "it diverged (resuming would diverge again at the s
 
 def save_checkpoint(path, checkpoint: dict, experiment: dict, status: str = "stopped",
                     app_version: str | None = None) -> Path:
-    from engine import __version__
-    from engine.formats.weights import save_npz
-
     meta = {"format": CHECKPOINT_FORMAT, "format_version": 1, "app_version": app_version or __version__,
             "status": status, "experiment": experiment, "state": checkpoint["state"]}
     return save_npz(path, checkpoint["tensors"], meta)
@@ -42,8 +44,6 @@ def save_checkpoint(path, checkpoint: dict, experiment: dict, status: str = "sto
 
 def load_checkpoint(path) -> tuple[dict, dict]:
     """({"tensors", "state"}, metadata) from a checkpoint file; WeightsError if unusable."""
-    from engine.formats.weights import load_npz
-
     path = Path(path)
     try:
         tensors, meta = load_npz(path)
@@ -93,13 +93,8 @@ def check_resumable(saved: dict, experiment: dict, source) -> None:
 def resume_trainer(run_dir, experiment: dict, **trainer_options):
     """A :class:`~engine.training.trainer.Trainer` for ``experiment`` restored from
     ``run_dir``'s checkpoint; its ``run()`` continues the interrupted run."""
-    from engine.training.trainer import Trainer
-
     run_dir = Path(run_dir)
-    path = run_dir / CHECKPOINT_NAME if run_dir.is_dir() else run_dir
-    if not path.is_file():
-        raise WeightsError(f"{run_dir} has no {CHECKPOINT_NAME}: only runs that ended (finished or stopped, "
-                           f"Ctrl-C included) with checkpoints on can be resumed")
+    path = run_checkpoint_file(run_dir)
     checkpoint, meta = load_checkpoint(path)
     status = meta.get("status")
     if status in NOT_RESUMABLE:

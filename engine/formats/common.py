@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import __version__
 from engine.errors import WeightsError
 
 FORMAT_NAME = "descent-weights"
@@ -99,9 +100,8 @@ def data_info(dataset) -> dict:
 def weights_metadata(experiment: dict | None, summary: dict | None = None, data: dict | None = None,
                      app_version: str | None = None) -> dict:
     """The metadata dictionary every Descent weights file carries."""
-    if app_version is None:
-        from engine import __version__ as app_version
-    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "app_version": app_version,
+    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+            "app_version": __version__ if app_version is None else app_version,
             "experiment": experiment, "summary": summary or {}}
     if data is not None:
         meta["data"] = data

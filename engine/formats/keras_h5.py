@@ -9,7 +9,10 @@ laid out like that loads into any Keras model with the same layer sequence.
 
     Dense(use_bias) -> [BatchNormalization] -> activation -> [BatchNormalization]
     -> [Dropout | AlphaDropout]        for each hidden layer (BN where Descent has it)
-    Dense(activation=softmax | sigmoid | None)             output
+    Dense(activation=softmax | sigmoid | linear)           output
+
+Each activation is written as its registry entry says (``keras_name`` or
+``keras_layer``, engine/catalog/activations.py).
 
 :func:`keras_model_source` writes that model as Python (``build_model()``,
 plus ``MEAN``/``STD`` and ``standardize(x)``: the Keras model takes
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.catalog.activations import ACTIVATIONS
 from engine.errors import WeightsError
 from engine.fileio import atomic_path, write_text
 
@@ -36,23 +40,20 @@ def _snake(name: str) -> str:  # keras.src.utils.naming.to_snake_case
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _activation_layer(cfg: dict, i: int, net) -> tuple[str, str, list]:
-    name, p = cfg["activation"], cfg.get("activation_params", {})
-    simple = {"linear": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu", "selu": "selu",
-              "gelu": "gelu", "swish": "silu"}
-    if name in simple:
-        code = (f'keras.layers.Activation(lambda x: keras.activations.gelu(x, approximate=False))'
-                if name == "gelu" else f'keras.layers.Activation("{simple[name]}")')
-        return "Activation", code, []
-    if name in ("leaky_relu", "rrelu"):
-        slope = p["alpha"] if name == "leaky_relu" else 0.5 * (p["lower"] + p["upper"])
-        return "LeakyReLU", f"keras.layers.LeakyReLU(negative_slope={float(slope)!r})", []
-    if name == "elu":
-        return "ELU", f"keras.layers.ELU(alpha={float(p['alpha'])!r})", []
-    if name == "prelu":
-        return "PReLU", "keras.layers.PReLU()", [net.tensor(f"layers.{i}.prelu.alpha")]
-    raise WeightsError(f"activation {name!r} has no Keras equivalent yet (layer {i}); "
-                       f"add it to engine/formats/keras_h5.py")
+def _missing(name: str, i: int) -> WeightsError:
+    return WeightsError(f"activation {name!r} has no Keras mapping (layer {i}); give its registry entry a "
+                        f"keras_name or keras_layer (engine/catalog/activations.py)")
+
+
+def _activation_layer(net, i: int) -> tuple[str, str, list]:
+    """Layer i's activation as a Keras layer, from its registry entry."""
+    use = net.activation_use(i)
+    entry = ACTIVATIONS.get(use.name)
+    if entry.keras_layer is not None:
+        return entry.keras_layer(use)
+    if entry.keras_name is None:
+        raise _missing(use.name, i)
+    return "Activation", f'keras.layers.Activation("{entry.keras_name}")', []
 
 
 def keras_layers(net) -> list[tuple[str, str, list]]:
@@ -64,8 +65,10 @@ def keras_layers(net) -> list[tuple[str, str, list]]:
         bias = [net.tensor(f"layers.{i}.bias")] if f"layers.{i}.bias" in net.by_name else []
         units, use_bias = int(cfg["units"]), bool(bias)
         if i == last:
-            act = {"softmax": '"softmax"', "logistic": '"sigmoid"', "linear": "None"}[net.output_activation]
-            out.append(("Dense", f"keras.layers.Dense({units}, activation={act}, use_bias={use_bias})",
+            act = ACTIVATIONS.get(net.output_activation).keras_name
+            if act is None:
+                raise _missing(net.output_activation, i)
+            out.append(("Dense", f'keras.layers.Dense({units}, activation="{act}", use_bias={use_bias})',
                         kernel + bias))
             break
         out.append(("Dense", f"keras.layers.Dense({units}, use_bias={use_bias})", kernel + bias))
@@ -77,7 +80,7 @@ def keras_layers(net) -> list[tuple[str, str, list]]:
                     if bn != "none" else [])
         if bn == "before":
             out.append(bn_layer)
-        out.append(_activation_layer(cfg, i, net))
+        out.append(_activation_layer(net, i))
         if bn == "after":
             out.append(bn_layer)
         rate = float(cfg.get("dropout", 0.0))
@@ -90,7 +93,7 @@ def keras_layers(net) -> list[tuple[str, str, list]]:
 def save_keras_weights(path, net) -> Path:
     """Write ``path`` (.weights.h5) in Keras 3's layout for :func:`keras_layers`."""
     try:
-        import h5py
+        import h5py  # lazy: h5py (HDF5 bindings) is loaded only to export Keras weights
     except ImportError:
         raise WeightsError("the Keras format needs the h5py package (pip install h5py)") from None
     path = Path(path)

@@ -8,10 +8,13 @@ import os
 
 import numpy as np
 
+from engine.data import load_dataset
 from engine.errors import ExperimentError, WeightsError
+from engine.formats.common import check_tensors, n_layers
+from engine.formats.weights import load_any
+from engine.spec.experiment import resolve_experiment
 from engine.training.network import Network
 from engine.training.transfer import copy_layers, freeze_layers
-from engine.formats.common import check_tensors, n_layers
 
 
 def _infer_task(experiment: dict, metadata: dict, n_out: int) -> str:
@@ -36,8 +39,6 @@ def network_from_weights(weights: dict, metadata: dict, source="weights") -> Net
     The architecture comes from the experiment in the file's metadata, the
     input and output sizes from the tensors; every tensor must fit exactly.
     """
-    from engine.spec.experiment import resolve_experiment
-
     weights = check_tensors(weights, source)
     experiment = metadata.get("experiment") if isinstance(metadata, dict) else None
     if not isinstance(experiment, dict):
@@ -70,8 +71,6 @@ def network_from_weights(weights: dict, metadata: dict, source="weights") -> Net
 
 def load_network(path) -> tuple[Network, dict]:
     """(network, metadata) from a .safetensors or .npz file Descent wrote."""
-    from engine.formats import load_any
-
     weights, metadata = load_any(path)
     return network_from_weights(weights, metadata, path), metadata
 
@@ -93,10 +92,6 @@ def reuse_layers(weights, experiment: dict, k: int, *, dataset=None, freeze: boo
     ``dataset`` is the new task's data (loaded from the experiment if None);
     ``seed`` initializes the fresh layers (default: the experiment's seed).
     """
-    from engine.data import load_dataset
-    from engine.spec.experiment import resolve_experiment
-    from engine.formats import load_any
-
     if isinstance(weights, (str, os.PathLike)):
         source = str(weights)
         weights, _ = load_any(weights)

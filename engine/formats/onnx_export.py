@@ -4,10 +4,11 @@ Per dense layer: ``Gemm`` (x @ W + b).  Batch norm placed *before* the
 activation is folded into that Gemm (W' = W * s, b' = (b - mean) * s + beta
 with s = gamma / sqrt(var + eps)); placed *after* it, it is a
 ``BatchNormalization`` node in inference mode.  Dropout and alpha dropout do
-nothing at inference and are left out.  Activations map to ONNX operators
-(see ``_activation``); RReLU becomes ``LeakyRelu`` at its inference slope
-(lower + upper) / 2, as in Descent.  The output layer ends in ``Softmax``,
-``Sigmoid`` or nothing (linear).
+nothing at inference and are left out.  Each activation, the output's
+included, is written by its registry entry's ONNX mapping
+(engine/catalog/activations.py): e.g. RReLU becomes ``LeakyRelu`` at its
+inference slope (lower + upper) / 2, as in Descent, and the output layer ends
+in ``Softmax``, ``Sigmoid`` or nothing (linear).
 
 The input is named ``input`` with shape (batch, n_inputs), the batch
 dimension dynamic; the output is named ``output``.  When the weights carry
@@ -18,23 +19,29 @@ exactly like ``python main.py predict``; ``standardize=False`` leaves that out.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 
+from engine.catalog.activations import ACTIVATIONS
+from engine import __version__
 from engine.errors import WeightsError
 from engine.fileio import atomic_path
-from engine.kernels.activations import SELU_ALPHA, SELU_SCALE
 
 DEFAULT_OPSET = 17
 IR_VERSIONS = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
 
 
 class _Graph:
-    def __init__(self):
+    """Nodes and initializers of the graph being built.  Activation entries
+    append theirs through ``op`` and ``const`` (see engine/catalog/activations.py);
+    ``stem`` names the values of the layer being written."""
+
+    def __init__(self, opset: int):
         self.nodes, self.initializers = [], []
+        self.opset = opset
+        self.stem = "graph"
         self._count = 0
 
     def name(self, stem: str) -> str:
@@ -42,52 +49,38 @@ class _Graph:
         return f"{stem}_{self._count}"
 
     def const(self, stem: str, value) -> str:
-        from onnx import numpy_helper
+        from onnx import numpy_helper  # lazy: onnx (large, protobuf) is loaded only to export ONNX
 
         name = self.name(stem)
         self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
         return name
 
-    def op(self, op_type: str, inputs: list, stem: str, output: str | None = None, **attrs) -> str:
-        from onnx import helper
+    def op(self, op_type: str, inputs: list, stem: str | None = None, output: str | None = None, **attrs) -> str:
+        from onnx import helper  # lazy: onnx (large, protobuf) is loaded only to export ONNX
 
-        output = output or self.name(stem)
+        output = output or self.name(stem or self.stem)
         self.nodes.append(helper.make_node(op_type, inputs, [output], name=self.name(op_type), **attrs))
         return output
 
+    def rename(self, old: str, new: str) -> None:
+        """Give the value ``old`` the name ``new`` wherever it appears."""
+        for node in self.nodes:
+            for names in (node.input, node.output):
+                for k, name in enumerate(names):
+                    if name == old:
+                        names[k] = new
 
-def _activation(g: _Graph, name: str, params: dict, x: str, layer: int, net, opset: int) -> str:
-    """Append the nodes of one hidden activation; returns the output name."""
-    stem = f"layers.{layer}.{name}"
-    if name == "linear":
-        return x
-    if name == "logistic":
-        return g.op("Sigmoid", [x], stem)
-    if name == "tanh":
-        return g.op("Tanh", [x], stem)
-    if name == "relu":
-        return g.op("Relu", [x], stem)
-    if name == "leaky_relu":
-        return g.op("LeakyRelu", [x], stem, alpha=float(params["alpha"]))
-    if name == "rrelu":  # inference: the mean of the training range
-        return g.op("LeakyRelu", [x], stem, alpha=0.5 * (float(params["lower"]) + float(params["upper"])))
-    if name == "prelu":
-        slope = g.const(f"layers.{layer}.prelu.alpha", net.tensor(f"layers.{layer}.prelu.alpha"))
-        return g.op("PRelu", [x, slope], stem)
-    if name == "elu":
-        return g.op("Elu", [x], stem, alpha=float(params["alpha"]))
-    if name == "selu":
-        return g.op("Selu", [x], stem, alpha=SELU_ALPHA, gamma=SELU_SCALE)
-    if name == "gelu":  # exact form: x * Phi(x)
-        if opset >= 20:
-            return g.op("Gelu", [x], stem, approximate="none")
-        scaled = g.op("Mul", [x, g.const("inv_sqrt2", 1.0 / math.sqrt(2.0))], stem)
-        phi2 = g.op("Add", [g.op("Erf", [scaled], stem), g.const("one", 1.0)], stem)
-        return g.op("Mul", [g.op("Mul", [x, phi2], stem), g.const("half", 0.5)], stem)
-    if name == "swish":
-        return g.op("Mul", [x, g.op("Sigmoid", [x], stem)], stem)
-    raise WeightsError(f"activation {name!r} has no ONNX translation yet (layer {layer}); "
-                       f"add it to engine/formats/onnx_export.py")
+
+def _activation(g: _Graph, net, i: int, x: str, stem: str) -> str:
+    """Append the nodes of layer i's activation (its registry entry's ONNX
+    mapping); returns the name of the result."""
+    use = net.activation_use(i)
+    entry = ACTIVATIONS.get(use.name)
+    if entry.onnx is None:
+        raise WeightsError(f"activation {use.name!r} has no ONNX mapping (layer {i}); give its registry entry "
+                           f"one (engine/catalog/activations.py)")
+    g.stem = stem
+    return entry.onnx(g, x, use)
 
 
 def _standardization(metadata: dict | None, n_inputs: int):
@@ -105,12 +98,12 @@ def _standardization(metadata: dict | None, n_inputs: int):
 
 def build_onnx(net, metadata: dict | None = None, opset: int = DEFAULT_OPSET, standardize: bool = True):
     """The ``onnx.ModelProto`` of a Network (see the module docstring)."""
-    import onnx
-    from onnx import TensorProto, helper
+    import onnx  # lazy: onnx (large, protobuf) is loaded only to export ONNX
+    from onnx import TensorProto, helper  # lazy: as above
 
     if opset not in IR_VERSIONS:
         raise WeightsError(f"ONNX opset {opset} is not supported; choose from {', '.join(map(str, IR_VERSIONS))}")
-    g = _Graph()
+    g = _Graph(opset)
     x = "input"
     stats = _standardization(metadata, net.n_inputs) if standardize else None
     if stats is not None:
@@ -129,16 +122,12 @@ def build_onnx(net, metadata: dict | None = None, opset: int = DEFAULT_OPSET, st
         if bn == "before":  # fold: gamma * (xW + b - mean) / sqrt(var + eps) + beta
             s = gamma / np.sqrt(mv + eps)
             W, b = W * s, (b - mm) * s + beta
-        out_name = "output" if i == last and net.output_activation == "linear" else None
         x = g.op("Gemm", [x, g.const(f"layers.{i}.kernel", W), g.const(f"layers.{i}.bias", b)],
-                 f"layers.{i}.dense", output=out_name)
+                 f"layers.{i}.dense")
         if i == last:
-            if net.output_activation == "softmax":
-                x = g.op("Softmax", [x], "probabilities", output="output", axis=1)
-            elif net.output_activation == "logistic":
-                x = g.op("Sigmoid", [x], "probabilities", output="output")
+            g.rename(_activation(g, net, i, x, "probabilities"), "output")
             break
-        x = _activation(g, cfg["activation"], cfg.get("activation_params", {}), x, i, net, opset)
+        x = _activation(g, net, i, x, f"layers.{i}.{cfg['activation']}")
         if bn == "after":
             x = g.op("BatchNormalization", [x] + [g.const(f"layers.{i}.bn.{k}", v) for k, v in
                                                   (("gamma", gamma), ("beta", beta), ("moving_mean", mm),
@@ -168,8 +157,6 @@ def build_onnx(net, metadata: dict | None = None, opset: int = DEFAULT_OPSET, st
 
 
 def _app_version(metadata) -> str:
-    from engine import __version__
-
     return str((metadata or {}).get("app_version") or __version__)
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import DataError, WeightsError
+from engine.formats.models import load_network
+from engine.formats.runfolder import run_weights_file
 
 MAX_CSV_BYTES = 2 * 1024**3
 
@@ -154,9 +156,9 @@ def predict_table(net, x: np.ndarray, metadata: dict, mc_samples: int = 0, seed:
 
 
 def predict_file(weights_path, data_path, mc_samples: int = 0, raw: bool = False, seed: int = 0) -> str:
-    """The prediction CSV (text) for a data file, from a weights file alone."""
-    from engine.formats.models import load_network
-
+    """The prediction CSV (text) for a data file, from a weights file alone (or the one in a run folder)."""
+    if Path(weights_path).is_dir():
+        weights_path = run_weights_file(weights_path)
     net, metadata = load_network(weights_path)
     x = read_inputs(data_path, net.n_inputs, metadata)
     if not raw:

@@ -14,12 +14,12 @@ Layout of ``runs/<timestamp>-<name>/``:
   trainer is attached (:meth:`RunWriter.attach`).
 
 Metrics are appended line by line, so a killed process leaves valid CSV
-files; JSON and weights are replaced atomically.
+files; JSON and weights are replaced atomically.  File and column names are
+defined once, in :mod:`engine.formats.runlayout`; the one reader of a run
+folder is :func:`engine.formats.runfolder.read_run`.
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 import time
@@ -27,13 +27,14 @@ from pathlib import Path
 
 from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
 from engine.fileio import ensure_dir, write_json, write_text
+from engine.formats.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from engine.formats.common import data_info, weights_metadata
+from engine.formats.weights import save_npz, save_weights
 from engine.spec.experiment import dumps_experiment
-from engine.formats.weights import save_npz
-
-PER_LAYER_FIELDS = ("grad_norm", "bias_grad_norm", "update_ratio", "dead_fraction", "dead_count", "act_mean",
-                    "act_std", "saturated")
-EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
-                "wall_time", "sparsity")
+from engine.formats.runlayout import (EPOCH_FIELDS, EPOCHS_FILE, EXPERIMENT_FILE, HISTORY_FIELDS, HISTORY_FILE,
+                                      PER_LAYER_FIELDS, SUMMARY_FILE, WEIGHTS_NPZ, WEIGHTS_SAFETENSORS,
+                                      history_header)
+from engine.formats.runfolder import read_run_status  # noqa: F401  (re-exported: where callers look for it)
 
 
 def safe_name(name: str) -> str:
@@ -87,10 +88,8 @@ class RunWriter:
         if isinstance(event, RunStarted):
             self._start(event)
         elif isinstance(event, StepMetrics):
-            self._row(self._history, [event.step, event.epoch, event.loss, event.regularization,
-                                      event.learning_rate, event.momentum, event.steps_per_second, event.elapsed]
-                      + [v for i in range(len(event.grad_norm)) for v in
-                         (float(getattr(event, f)[i]) for f in PER_LAYER_FIELDS)])
+            self._row(self._history, [getattr(event, f) for f in HISTORY_FIELDS]
+                      + [float(getattr(event, f)[i]) for i in range(len(event.grad_norm)) for f in PER_LAYER_FIELDS])
         elif isinstance(event, EpochEnd):
             self._row(self._epochs, [getattr(event, f) for f in EPOCH_FIELDS])
         elif isinstance(event, RunFinished):
@@ -98,13 +97,11 @@ class RunWriter:
 
     def _start(self, event: RunStarted) -> None:
         self.experiment = event.experiment
-        write_text(self.folder / "experiment.json", dumps_experiment(event.experiment))
-        write_json(self.folder / "summary.json", {"status": "running", "pid": os.getpid(),
-                                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        header = ["step", "epoch", "loss", "regularization", "learning_rate", "momentum", "steps_per_second",
-                  "elapsed"] + [f"{f}_{i}" for i in range(len(event.layers)) for f in PER_LAYER_FIELDS]
-        self._history = self._open("history.csv", header)
-        self._epochs = self._open("epochs.csv", list(EPOCH_FIELDS))
+        write_text(self.folder / EXPERIMENT_FILE, dumps_experiment(event.experiment))
+        write_json(self.folder / SUMMARY_FILE, {"status": "running", "pid": os.getpid(),
+                                                "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        self._history = self._open(HISTORY_FILE, history_header(len(event.layers)))
+        self._epochs = self._open(EPOCHS_FILE, list(EPOCH_FIELDS))
 
     def _open(self, name: str, header: list[str]):
         f = open(self.folder / name, "w", newline="", encoding="utf-8")
@@ -123,40 +120,16 @@ class RunWriter:
         self.close()
         summary = dict(event.summary, status=event.status, reason=event.reason)
         self.summary = summary
-        from engine.formats import data_info, save_weights, weights_metadata
-        from engine.formats.checkpoint import CHECKPOINT_NAME, save_checkpoint
-
         data = data_info(self.trainer.data) if self.trainer is not None else self.data
         meta = weights_metadata(self.experiment, summary, data, self.app_version or None)
-        save_npz(self.folder / "weights.npz", dict(event.weights), meta)
-        save_weights(self.folder / "weights.safetensors", dict(event.weights), meta)
+        save_npz(self.folder / WEIGHTS_NPZ, dict(event.weights), meta)
+        save_weights(self.folder / WEIGHTS_SAFETENSORS, dict(event.weights), meta)
         if self.trainer is not None and self.write_checkpoint:
             save_checkpoint(self.folder / CHECKPOINT_NAME, self.trainer.checkpoint(), self.experiment,
                             event.status, self.app_version or None)
-        write_json(self.folder / "summary.json", summary)
+        write_json(self.folder / SUMMARY_FILE, summary)
 
     def close(self) -> None:
         for f in (self._history, self._epochs):
             if f is not None and not f.closed:
                 f.close()
-
-
-def read_run_status(folder: str | os.PathLike) -> str:
-    """"finished", "stopped", "diverged", "early_stopped", "interrupted" or "running"."""
-    path = Path(folder) / "summary.json"
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return "interrupted"
-    status = summary.get("status", "interrupted")
-    if status == "running":
-        pid = summary.get("pid")
-        alive = False
-        if isinstance(pid, int) and pid > 0:
-            try:
-                os.kill(pid, 0)
-                alive = True
-            except OSError:
-                alive = False
-        return "running" if alive else "interrupted"
-    return status

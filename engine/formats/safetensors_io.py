@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save as encode_safetensors  # tensors + header -> the file's bytes
 
 from engine.errors import WeightsError
 from engine.fileio import atomic_path
@@ -24,8 +26,6 @@ MAX_BYTES = 16 * 1024**3
 
 
 def save_safetensors(path, weights: dict, metadata: dict | None = None) -> Path:
-    from safetensors.numpy import save
-
     path = Path(path)
     header: dict[str, str] = {}
     json_keys = []
@@ -36,7 +36,8 @@ def save_safetensors(path, weights: dict, metadata: dict | None = None) -> Path:
             header[key] = json.dumps(value, allow_nan=True)
             json_keys.append(key)
     header[JSON_KEYS] = json.dumps(json_keys)
-    blob = save({name: np.ascontiguousarray(value) for name, value in weights.items()}, metadata=header)
+    blob = encode_safetensors({name: np.ascontiguousarray(value) for name, value in weights.items()},
+                              metadata=header)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(blob)
@@ -47,8 +48,6 @@ def save_safetensors(path, weights: dict, metadata: dict | None = None) -> Path:
 
 def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict]:
     """All tensors and the decoded metadata, without checking the names."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")

@@ -1,10 +1,13 @@
-"""Weight files: the tensor-name contract and the NPZ format.
+"""Descent's own weights files, read and written: safetensors (the default) and NPZ.
 
-Names: ``layers.<i>.kernel`` (fan_in, fan_out), ``layers.<i>.bias``,
-``layers.<i>.bn.gamma|beta|moving_mean|moving_variance`` and
-``layers.<i>.prelu.alpha``; ``i`` counts hidden layers from 0, the output
-layer last.  NPZ files also hold ``__metadata__``: a JSON string (a unicode
-array, so ``numpy.load(..., allow_pickle=False)`` reads it) with the
+* :func:`load_any` -- (tensors, metadata) from a ``.safetensors`` or ``.npz``
+  file Descent wrote; anything else (corrupt, truncated, another program's
+  file, NaN weights) raises :class:`~engine.errors.WeightsError`.
+* :func:`save_weights` -- write tensors + metadata, format from the suffix.
+
+The tensor names and the metadata are :mod:`engine.formats.common`'s
+contract.  NPZ files hold the metadata in ``__metadata__``: a JSON string (a
+unicode array, so ``numpy.load(..., allow_pickle=False)`` reads it) with the
 resolved experiment and the run's summary.  Nothing is ever unpickled.
 """
 from __future__ import annotations
@@ -17,8 +20,49 @@ import numpy as np
 
 from engine.errors import WeightsError
 from engine.fileio import atomic_path
+from engine.formats.common import check_tensors, suffix_of
+from engine.formats.safetensors_io import load_safetensors, save_safetensors
 
 METADATA_KEY = "__metadata__"
+READABLE = (".safetensors", ".npz")
+
+
+def load_any(path) -> tuple[dict, dict]:
+    """(tensors by name, metadata) from a Descent .safetensors or .npz file."""
+    path = Path(path)
+    suffix = suffix_of(path)
+    if suffix == ".safetensors":
+        return load_safetensors(path)
+    if suffix == ".npz":
+        if path.is_file():
+            with open(path, "rb") as f:
+                if f.read(4) != b"PK\x03\x04":  # numpy would otherwise guess "a pickle"
+                    raise WeightsError(f"{path} is not a readable NPZ file (not a zip archive); it may be "
+                                       f"truncated or of another kind")
+        try:
+            tensors, metadata = load_npz(path)
+        except WeightsError:
+            raise
+        except Exception as exc:  # a damaged zip member, a crafted .npy header, ...
+            raise WeightsError(f"{path} is not a readable NPZ file ({type(exc).__name__}: {exc})") from None
+        if not isinstance(metadata, dict):
+            raise WeightsError(f"{path}: its metadata is not a JSON object")
+        return check_tensors(tensors, path), metadata
+    if suffix in (".onnx", ".weights.h5", ".h5"):
+        raise WeightsError(f"{path}: {suffix} files are written for other tools and not read back; "
+                           f"import the run's weights.safetensors or weights.npz instead")
+    raise WeightsError(f"{path}: unsupported weights file type {suffix or '(none)'!r}; "
+                       f"use {' or '.join(READABLE)}")
+
+
+def save_weights(path, weights: dict, metadata: dict | None = None) -> Path:
+    """Write tensors and metadata as .safetensors or .npz (by the suffix)."""
+    suffix = suffix_of(path)
+    if suffix == ".safetensors":
+        return save_safetensors(path, weights, metadata)
+    if suffix == ".npz":
+        return save_npz(path, weights, metadata)
+    raise WeightsError(f"{path}: cannot save weights as {suffix or '(no suffix)'!r}; use {' or '.join(READABLE)}")
 
 
 def save_npz(path, weights: dict[str, np.ndarray], metadata: dict | None = None) -> Path:
@@ -52,15 +96,3 @@ def load_npz(path) -> tuple[dict[str, np.ndarray], dict]:
         if not np.issubdtype(value.dtype, np.floating):
             raise WeightsError(f"{path}: tensor {name!r} has dtype {value.dtype}, expected floats")
     return arrays, metadata
-
-
-def load_weights(path) -> tuple[dict[str, np.ndarray], dict]:
-    """Any weights format Descent reads, chosen by file extension."""
-    path = Path(path)
-    try:
-        from engine.formats import load_any  # adds safetensors and checks names, shapes and finiteness
-    except ImportError:
-        if path.suffix == ".npz":
-            return load_npz(path)
-        raise WeightsError(f"{path}: unsupported weights file type {path.suffix!r}; use .npz") from None
-    return load_any(path)

@@ -18,8 +18,9 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from engine.errors import ExperimentError
+from engine.errors import DescentError, ExperimentError
 from engine.fileio import write_text
+from engine.formats.runfolder import read_run
 
 
 def spread(values: Iterable) -> dict:
@@ -137,7 +138,7 @@ def summarize(records: list[dict], cfg: dict, experiment: dict | None = None,
             variants[n]["vs_best"] = {"verdict": "best mean"}
             continue
         d = distinguishable(values[best], values[n]) if best is not None else distinguishable({}, {})
-        text = _verdict_text(d, metric, higher)
+        text = verdict_text(d, metric, higher)
         bad = {k: c for k, c in variants[n]["statuses"].items() if k in ("diverged", "stopped")}
         if variants[n][final_key]["n"] == 0 and bad:
             text = "no result: " + ", ".join(f"{k} on {c} of {len(variants[n]['seeds'])} seeds"
@@ -166,7 +167,7 @@ def _caveat(k: int, n: int) -> str:
     return text
 
 
-def _verdict_text(d: dict, metric: str, higher: bool) -> str:
+def verdict_text(d: dict, metric: str, higher: bool) -> str:
     n = d["n"]
     if n < 2:
         return f"cannot tell: only {n} seed{'s' if n != 1 else ''} with a result for both"
@@ -388,53 +389,56 @@ def comparison_curves(folder: str | os.PathLike, metric: str = "val_accuracy",
 
     ``metric``: a column of ``epochs.csv`` (val_accuracy, val_loss,
     train_loss, train_accuracy, sparsity...) or of ``history.csv`` (loss,
-    learning_rate...).  A run folder without that column is an error.
+    learning_rate, grad_norm_0...).  A run folder without that column is an error.
     """
     folder = Path(folder)
-    summary = json.loads((folder / "comparison.json").read_text(encoding="utf-8"))
+    summary = _comparison_summary(folder)
     return aggregate_curves(_run_curves(folder, summary, (metric,), strict=True)[metric], n_points)
 
 
+def _comparison_summary(folder: Path) -> dict:
+    """comparison.json with its nulls turned back into NaN; a clear error when it is not there."""
+    path = folder / "comparison.json"
+    try:
+        summary = nan_stats(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise ExperimentError(f"{folder}: no comparison.json here; a comparison folder is what "
+                              f"'python main.py run' writes for an experiment with a compare section") from None
+    except (OSError, ValueError) as exc:
+        raise ExperimentError(f"{path}: not a comparison summary ({type(exc).__name__}: {exc})") from None
+    _run_folders(summary, path)   # checked here, so a damaged summary is named before any run is read
+    return summary
+
+
+def _run_folders(summary, path: Path) -> dict[str, list[str]]:
+    """{variant: [run folder name per seed]} of a comparison summary (``path`` names it in errors)."""
+    try:
+        return {name: [str(run["folder"]) for run in summary["variants"][name]["runs"]]
+                for name in summary["variants_order"]}
+    except (KeyError, TypeError) as exc:
+        raise ExperimentError(f"{path}: not a comparison summary ({type(exc).__name__}: {exc})") from None
+
+
 def _run_curves(folder: Path, summary: Mapping, metrics: Sequence[str], strict: bool) -> dict:
-    """{metric: {variant: [(steps, values) per run]}}, each run folder's CSVs read once.
-    ``strict=False`` leaves out runs that miss a column (or the folder)."""
-    names = list(summary["variants_order"])
-    out: dict = {m: {n: [] for n in names} for m in metrics}
-    for name in names:
-        for run in summary["variants"][name]["runs"]:
+    """{metric: {variant: [(steps, values) per run]}}, each run folder read once by
+    :func:`engine.formats.runfolder.read_run`.  ``strict=False`` leaves out runs that miss a
+    column (or the folder, or whose files cannot be read)."""
+    runs = _run_folders(summary, folder / "comparison.json")
+    out: dict = {m: {n: [] for n in runs} for m in metrics}
+    for name, run_names in runs.items():
+        for run_name in run_names:
             try:
-                columns = _read_columns(folder / str(run["folder"]), metrics)
-            except (OSError, ValueError):
+                run = read_run(folder / run_name)
+            except DescentError:
                 if strict:
                     raise
                 continue
             for metric in metrics:
-                if metric in columns:
-                    out[metric][name].append(columns[metric])
+                curve = run.curve(metric)
+                if curve is not None:
+                    out[metric][name].append(curve)
                 elif strict:
-                    raise ExperimentError(f"{folder / str(run['folder'])}: no column {metric!r} in epochs.csv "
-                                          f"or history.csv")
-    return out
-
-
-def _read_columns(run_dir: Path, metrics: Sequence[str]) -> dict:
-    """{metric: (steps, values)} from a run folder, epochs.csv first, then history.csv; each file is
-    read at most once, and only when it holds a metric still missing."""
-    out: dict = {}
-    for name in ("epochs.csv", "history.csv"):
-        path = run_dir / name
-        missing = [m for m in metrics if m not in out]
-        if not missing or not path.is_file():
-            continue
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            here = [m for m in missing if m in (reader.fieldnames or ())]
-            if not here:
-                continue
-            rows = list(reader)
-        steps = [float(row["step"]) for row in rows]
-        for m in here:
-            out[m] = (steps, [float(row[m]) if row[m] not in ("", "nan") else math.nan for row in rows])
+                    raise ExperimentError(f"{run.folder}: no column {metric!r} in epochs.csv or history.csv")
     return out
 
 
@@ -464,15 +468,8 @@ def read_comparison(folder: str | os.PathLike, metrics: Sequence[str] = CURVE_ME
 
     The summary is ``comparison.json`` with its nulls turned back into NaN;
     the curves are :func:`aggregate_curves` of each run folder's CSVs (a run
-    folder that is missing or lacks a column is left out of that curve)."""
+    folder that is missing, cannot be read or lacks a column is left out of that curve)."""
     folder = Path(folder)
-    path = folder / "comparison.json"
-    try:
-        summary = nan_stats(json.loads(path.read_text(encoding="utf-8")))
-        per_metric = _run_curves(folder, summary, metrics, strict=False)
-    except FileNotFoundError:
-        raise ExperimentError(f"{folder}: no comparison.json here; a comparison folder is what "
-                              f"'python main.py run' writes for an experiment with a compare section") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ExperimentError(f"{path}: not a comparison summary ({type(exc).__name__}: {exc})") from None
+    summary = _comparison_summary(folder)
+    per_metric = _run_curves(folder, summary, metrics, strict=False)
     return summary, {m: aggregate_curves(c) for m, c in per_metric.items()}

@@ -50,7 +50,7 @@ from engine.events import JobFinished, JobStarted, LRFinderFinished, frozen_arra
 from engine.fileio import write_text
 from engine.formats.checkpoint import resume_trainer
 from engine.formats.runstore import RunWriter
-from engine.formats.weights import load_weights
+from engine.formats.weights import load_any
 from engine.jobs.compare import comparison_events, comparison_runs
 from engine.jobs.executors import EXECUTORS, default_workers
 from engine.jobs.runs import trainer_events, written
@@ -201,7 +201,7 @@ def _single(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator
         trainer = resume_trainer(request.resume, plan.experiment, max_steps=request.max_steps,
                                  run_id=request.run_id)
     else:
-        init = load_weights(request.init_weights)[0] if request.init_weights else None
+        init = load_any(request.init_weights)[0] if request.init_weights else None
         trainer = Trainer(plan.experiment, init_weights=init, max_steps=request.max_steps, run_id=request.run_id)
     writer = None
     if plan.folder is not None:

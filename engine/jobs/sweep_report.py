@@ -33,10 +33,11 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from engine.errors import ExperimentError
+from engine.errors import DescentError, ExperimentError
 from engine.fileio import write_text
-from engine.jobs.compare_report import (RULE_TEXT, _read_columns, _verdict_text, distinguishable, format_stat,
-                                        json_safe, nan_stats, spread)
+from engine.formats.runfolder import read_run
+from engine.jobs.compare_report import (RULE_TEXT, distinguishable, format_stat, json_safe, nan_stats, spread,
+                                        verdict_text)
 from engine.spec.sweep import CONTINUOUS_SPACES, LOG_SPACES, Trial, space_kind, space_points
 
 COMPLETE = ("finished", "early_stopped")     # statuses whose final metric is a result
@@ -138,7 +139,7 @@ def summarize_sweep(records: Sequence[Mapping], trials: Sequence[Trial], cfg: Ma
         elif not e["with_result"]:
             e["vs_best"] = dict(d, verdict="no result: " + _lost(e))
         else:
-            text = _verdict_text(d, metric, higher)
+            text = verdict_text(d, metric, higher)
             e["vs_best"] = dict(d, verdict=text + ("; " + _lost(e) if e["no_result"] else ""))
         if e["with_result"] and not e["no_result"] and not e["vs_best"]["distinguishable"]:
             tied.append(index)
@@ -438,9 +439,11 @@ def trial_curves(folder: str | os.PathLike, summary: Mapping, trial: int,
         if not run.get("folder"):
             continue
         try:
-            columns = _read_columns(Path(folder) / str(run["folder"]), metrics)
-        except (OSError, ValueError):
+            found = read_run(Path(folder) / str(run["folder"]))
+        except DescentError:
             continue
-        for metric, curve in columns.items():
-            out[metric][run["seed"]] = curve
+        for metric in metrics:
+            curve = found.curve(metric)
+            if curve is not None:
+                out[metric][run["seed"]] = curve
     return out

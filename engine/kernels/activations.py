@@ -1,9 +1,20 @@
 """Activation functions and their derivatives, selected by integer code.
 
-``pre`` is the activation's input (B, U), ``out`` its output (B, U).
-``slopes`` (U,) holds the negative-side slope per unit for leaky ReLU,
-RReLU (drawn per step in training) and PReLU (learned).  ``p0`` is the
-scalar parameter of ELU (alpha).
+``pre`` is the activation's input (B, U), ``out`` its output (B, U).  The
+layer's row of the layout tables (:mod:`.layout`) says which activation
+(``ints[i, ACT]``) and with which parameters (``floats[i, ACT_P0]``,
+``floats[i, ACT_P1]``, named per activation there).  ``slopes`` (U,) holds
+the negative-side slope per unit for leaky ReLU, RReLU (drawn per step in
+training) and PReLU (learned).
+
+Activations defined outside this module (code :data:`EXTENSION`) bring a
+scalar forward ``f(z, p0, p1)`` and derivative ``f'(z, a, p0, p1)``
+(a = f(z)), compiled by Numba as C functions (``cfunc``); the layer's row
+holds their addresses (``ACT_FORWARD``, ``ACT_DERIVATIVE``) and the loops
+below call them through those pointers: native calls, no Python, no
+recompilation of these kernels, and the cached machine code stays valid
+because the addresses are data, not constants.  The built-in activations
+keep their own vectorized loops.
 
 Speed: each common activation has its own loop, with the code tested once
 outside it and constants of the array's dtype, so LLVM vectorizes it.  The C
@@ -21,6 +32,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
+from engine.kernels.layout import ACT, ACT_ALPHA, ACT_DERIVATIVE, ACT_FORWARD, ACT_P0, ACT_P1
 from engine.kernels.views import view_1d
 
 LINEAR = 0
@@ -35,6 +47,11 @@ SELU = 8
 GELU = 9
 SWISH = 10
 SOFTMAX = 11   # output layer only; its derivative is folded into the loss
+EXTENSION = 100  # compiled elsewhere: scalar functions called through the layer's pointers
+
+# C signatures of an EXTENSION activation's scalar functions
+EXTENSION_FORWARD = types.float64(types.float64, types.float64, types.float64)                  # (z, p0, p1)
+EXTENSION_DERIVATIVE = types.float64(types.float64, types.float64, types.float64, types.float64)  # (z, a, p0, p1)
 
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
@@ -161,6 +178,32 @@ def _expm1_impl(x):
 
 
 
+@intrinsic
+def _call_scalar(typingctx, address, args):
+    """Call the C function at ``address`` (an integer from the layer table)
+    with the float64 values of the tuple ``args``; returns its float64."""
+    if not isinstance(address, types.Integer) or not isinstance(args, types.UniTuple) \
+            or args.dtype != types.float64:
+        return None
+    count = args.count
+
+    def codegen(context, builder, signature, llargs):
+        function_type = ir.FunctionType(ir.DoubleType(), [ir.DoubleType()] * count)
+        function = builder.inttoptr(llargs[0], function_type.as_pointer())
+        return builder.call(function, [builder.extract_value(llargs[1], k) for k in range(count)])
+    return types.float64(address, args), codegen
+
+
+@njit(cache=True, nogil=True)
+def _extension(ints, floats, i, column):
+    """(address of the function in ints column ``column``, p0, p1) of layer i's
+    EXTENSION activation; a zero address would crash, so it is refused."""
+    address = ints[i, column]
+    if address == 0:
+        raise ValueError("an extension activation's compiled function is missing from the layer table")
+    return address, floats[i, ACT_P0], floats[i, ACT_P1]
+
+
 @njit(cache=True, nogil=True)
 def sigmoid(z):
     """Logistic function without overflow for large |z|."""
@@ -219,11 +262,13 @@ def _scalar_derivative(code, z, a, slope, p0):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def activation_forward(code, pre, out, slopes, p0):
-    """out[b, u] = f(pre[b, u]); pre, out: (B, U); slopes: (U,)."""
+def activation_forward(ints, floats, i, pre, out, slopes):
+    """out[b, u] = f(pre[b, u]) for the activation of layer i; pre, out: (B, U); slopes: (U,)."""
     B, U = pre.shape
     dt = pre.dtype.type
     zero = dt(0)
+    code = ints[i, ACT]
+    p0 = floats[i, ACT_ALPHA]   # ELU's alpha
     if code == RELU:
         for b in range(B):
             for u in range(U):
@@ -263,6 +308,11 @@ def activation_forward(code, pre, out, slopes, p0):
         for b in range(B):
             for u in range(U):
                 out[b, u] = pre[b, u]
+    elif code == EXTENSION:
+        forward, q0, q1 = _extension(ints, floats, i, ACT_FORWARD)
+        for b in range(B):
+            for u in range(U):
+                out[b, u] = _call_scalar(forward, (np.float64(pre[b, u]), q0, q1))
     else:
         for b in range(B):
             for u in range(U):
@@ -270,8 +320,9 @@ def activation_forward(code, pre, out, slopes, p0):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def activation_backward(code, pre, out, dout, slopes, p0, dpre, dslopes):
-    """dpre = dout * f'(pre); for PReLU also dslopes[u] += sum_b dout * min(pre, 0).
+def activation_backward(ints, floats, i, pre, out, dout, slopes, dpre, dslopes):
+    """dpre = dout * f'(pre) for the activation of layer i; for PReLU also
+    dslopes[u] += sum_b dout * min(pre, 0).
 
     pre, out, dout, dpre: (B, U); slopes, dslopes: (U,).  dpre may alias dout.
     """
@@ -279,6 +330,8 @@ def activation_backward(code, pre, out, dout, slopes, p0, dpre, dslopes):
     dt = pre.dtype.type
     zero = dt(0)
     one = dt(1)
+    code = ints[i, ACT]
+    p0 = floats[i, ACT_ALPHA]   # ELU's alpha
     if code == RELU:
         for b in range(B):
             for u in range(U):
@@ -318,6 +371,12 @@ def activation_backward(code, pre, out, dout, slopes, p0, dpre, dslopes):
         for b in range(B):
             for u in range(U):
                 dpre[b, u] = dout[b, u]
+    elif code == EXTENSION:
+        derivative, q0, q1 = _extension(ints, floats, i, ACT_DERIVATIVE)
+        for b in range(B):
+            for u in range(U):
+                slope = _call_scalar(derivative, (np.float64(pre[b, u]), np.float64(out[b, u]), q0, q1))
+                dpre[b, u] = dout[b, u] * dt(slope)
     else:
         for b in range(B):
             for u in range(U):

@@ -26,18 +26,26 @@ MOVING_MEAN = 10    # in buffers, or -1
 MOVING_VAR = 11     # in buffers, or -1
 UNIT_OFFSET = 12    # sum of units of the layers below: row into workspaces
 ALPHA_DROPOUT = 13  # 1 = alpha dropout (SELU nets) instead of plain dropout
-N_INT = 14
+ACT_USES_OUTPUT = 14  # 1 = the activation's backward reads its output (recomputed when dropout changed it)
+ACT_FORWARD = 15    # EXTENSION activations: address of the compiled scalar forward, else 0
+ACT_DERIVATIVE = 16  # EXTENSION activations: address of the compiled scalar derivative, else 0
+N_INT = 17
 
 # floats columns
 DROPOUT = 0
 L1 = 1
 L2 = 2
 MAX_NORM = 3        # <= 0: no constraint
-ACT_P0 = 4          # leaky/ELU alpha, RReLU lower bound
-ACT_P1 = 5          # RReLU upper bound
+ACT_P0 = 4          # the activation's parameters: each catalog entry maps its Params to
+ACT_P1 = 5          # these columns (Activation.slots); names per activation below
 BN_MOMENTUM = 6
 BN_EPSILON = 7
 N_FLOAT = 8
+
+# what the built-in activations read from the ACT_P* columns
+ACT_ALPHA = ACT_P0  # leaky ReLU's negative slope, ELU's alpha
+ACT_LOWER = ACT_P0  # RReLU: range of the random slope
+ACT_UPPER = ACT_P1
 
 BN_NONE = 0
 BN_BEFORE = 1

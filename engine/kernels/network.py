@@ -40,13 +40,15 @@ import math
 
 import llvmlite.binding as llvm
 import numpy as np
+import scipy.linalg.cython_blas as cython_blas
 from numba import cfunc, njit, types
 
 from engine.kernels import activations as A
 from engine.kernels import fpu
-from engine.kernels.layout import (ACT, ACT_P0, ACT_P1, ALPHA, ALPHA_DROPOUT, BETA, BIAS, BN, BN_AFTER, BN_BEFORE,
-                     BN_EPSILON, BN_MOMENTUM, DROPOUT, FAN_IN, GAMMA, KERNEL, L1, L2, LOSS_BINARY_CE,
-                     LOSS_MSE, LOSS_SOFTMAX_CE, MOVING_MEAN, MOVING_VAR, TRAINABLE, UNIT_OFFSET, UNITS)
+from engine.kernels.layout import (ACT, ACT_ALPHA, ACT_LOWER, ACT_UPPER, ACT_USES_OUTPUT, ALPHA, ALPHA_DROPOUT,
+                                   BETA, BIAS, BN, BN_AFTER, BN_BEFORE, BN_EPSILON, BN_MOMENTUM, DROPOUT, FAN_IN,
+                                   GAMMA, KERNEL, L1, L2, LOSS_BINARY_CE, LOSS_MSE, LOSS_SOFTMAX_CE, MOVING_MEAN,
+                                   MOVING_VAR, TRAINABLE, UNIT_OFFSET, UNITS)
 from engine.kernels.rng import uniform
 from engine.kernels.views import view_2d
 
@@ -92,9 +94,8 @@ def _blas_library():
     (SciPy's cython_blas; its own dependencies, e.g. libscipy_openblas, are
     searched too)."""
     try:
-        import scipy.linalg.cython_blas as cython_blas
         return ctypes.CDLL(cython_blas.__file__)
-    except (ImportError, OSError):
+    except OSError:
         return None
 
 
@@ -246,10 +247,10 @@ def _fill_slopes(ints, floats, theta, uws, i, mode, rng):
     off = ints[i, UNIT_OFFSET]
     slopes = uws[U_SLOPES, off:off + units]
     if code == A.LEAKY_RELU:
-        slopes[:] = floats[i, ACT_P0]
+        slopes[:] = floats[i, ACT_ALPHA]
     elif code == A.RRELU:
-        lower = floats[i, ACT_P0]
-        upper = floats[i, ACT_P1]
+        lower = floats[i, ACT_LOWER]
+        upper = floats[i, ACT_UPPER]
         if mode == MODE_TRAIN:
             for u in range(units):
                 slopes[u] = lower + (upper - lower) * uniform(rng)
@@ -382,29 +383,27 @@ def forward(ints, floats, theta, buffers, xb, B, Bmax, ws, uws, rng, mode):
         bn = ints[i, BN]
         batch_stats = (mode == MODE_TRAIN or mode == MODE_PROBE) and ints[i, TRAINABLE] == 1
         update_moving = mode == MODE_TRAIN and ints[i, TRAINABLE] == 1
-        code = ints[i, ACT]
         slopes = _fill_slopes(ints, floats, theta, uws, i, mode, rng)
-        p0 = floats[i, ACT_P0]
         if bn == BN_BEFORE:
             z = block(ws, WS_XHAT, ints, i, B, Bmax)   # normalized in place
             matmul(x, W, z)
             if bias >= 0:
                 _add_bias(z, theta, bias)
             _batch_norm_forward(z, z, pre, theta, buffers, ints, floats, uws, i, batch_stats, update_moving)
-            A.activation_forward(code, pre, out, slopes, p0)
+            A.activation_forward(ints, floats, i, pre, out, slopes)
         elif bn == BN_AFTER:
             matmul(x, W, pre)
             if bias >= 0:
                 _add_bias(pre, theta, bias)
             h = block(ws, WS_H, ints, i, B, Bmax)
-            A.activation_forward(code, pre, h, slopes, p0)
+            A.activation_forward(ints, floats, i, pre, h, slopes)
             xhat = block(ws, WS_XHAT, ints, i, B, Bmax)
             _batch_norm_forward(h, xhat, out, theta, buffers, ints, floats, uws, i, batch_stats, update_moving)
         else:
             matmul(x, W, pre)
             if bias >= 0:
                 _add_bias(pre, theta, bias)
-            A.activation_forward(code, pre, out, slopes, p0)
+            A.activation_forward(ints, floats, i, pre, out, slopes)
         rate = floats[i, DROPOUT]
         if rate > 0.0 and (mode == MODE_TRAIN or mode == MODE_MC_DROPOUT):
             _dropout_forward(out, block(ws, WS_MASK, ints, i, B, Bmax), rate, ints[i, ALPHA_DROPOUT] == 1, rng)
@@ -537,10 +536,8 @@ def backward(ints, floats, theta, grad, xb, B, Bmax, ws, uws, lowest, mode):
                 for b in range(B):
                     for u in range(units):
                         d[b, u] *= mask[b, u]
-            code = ints[i, ACT]
             off = ints[i, UNIT_OFFSET]
             slopes = uws[U_SLOPES, off:off + units]
-            p0 = floats[i, ACT_P0]
             pre = block(ws, WS_PRE, ints, i, B, Bmax)
             has_alpha = ints[i, ALPHA] >= 0 and trainable
             dslopes = grad[ints[i, ALPHA]:ints[i, ALPHA] + units] if has_alpha else uws[U_ISTD, 0:0]
@@ -552,15 +549,16 @@ def backward(ints, floats, theta, grad, xb, B, Bmax, ws, uws, lowest, mode):
             if bn == BN_AFTER:
                 _batch_norm_backward(d, xhat, theta, grad, ints, uws, i, batch_stats, trainable)
                 h = block(ws, WS_H, ints, i, B, Bmax)
-                A.activation_backward(code, pre, h, d, slopes, p0, d, dslopes)
+                A.activation_backward(ints, floats, i, pre, h, d, slopes, d, dslopes)
             else:
-                # the activation's own output: the derivatives of logistic, tanh, ELU and
-                # SELU are cheapest from it.  It is the layer output unless dropout changed it.
+                # the activation's own output: some derivatives are cheapest from it (logistic,
+                # tanh, ELU, SELU: the entry's uses_output).  It is the layer output unless
+                # dropout changed it; then it is computed again for those that read it.
                 act = block(ws, WS_OUT, ints, i, B, Bmax)
-                if dropped and _needs_output(code):
+                if dropped and ints[i, ACT_USES_OUTPUT] == 1:
                     act = block(ws, WS_H, ints, i, B, Bmax)
-                    A.activation_forward(code, pre, act, slopes, p0)
-                A.activation_backward(code, pre, act, d, slopes, p0, d, dslopes)
+                    A.activation_forward(ints, floats, i, pre, act, slopes)
+                A.activation_backward(ints, floats, i, pre, act, d, slopes, d, dslopes)
                 if bn == BN_BEFORE:
                     _batch_norm_backward(d, xhat, theta, grad, ints, uws, i, batch_stats, trainable)
         x = xb if i == 0 else block(ws, WS_OUT, ints, i - 1, B, Bmax)
@@ -586,11 +584,6 @@ def backward(ints, floats, theta, grad, xb, B, Bmax, ws, uws, lowest, mode):
                         gb[u] += d[b, u]
         if i > lowest:
             matmul_nt(d, W, block(ws, WS_DELTA, ints, i - 1, B, Bmax))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _needs_output(code):
-    return code == A.LOGISTIC or code == A.TANH or code == A.ELU or code == A.SELU
 
 
 @njit(cache=True, nogil=True)

@@ -11,8 +11,8 @@ lo, hi        only indices lo <= i < hi are read and written, so frozen
               layers are skipped by calling the kernel on ranges.
 step          int, 1-based number of this update (bias corrections).
 lr            float, the learning rate of this step.
-hyper         (8,) float64 hyperparameters; hyper[0] is reserved for the
-              coefficient a 1cycle schedule may cycle (momentum or beta_1).
+hyper         (HYPER_SIZE,) float64 hyperparameters in the named columns
+              ``H_*`` below; a column an optimizer does not use stays 0.
 
 The Python classes in :mod:`engine.catalog.optimizers` own the equations' prose,
 validation and defaults; the formulas follow torch.optim (Keras for FTRL).
@@ -34,7 +34,24 @@ ADAM = 4
 ADAMAX = 5
 FTRL = 6
 
-HYPER_SIZE = 8
+# Columns of ``hyper``.  One name per meaning, shared by every optimizer that
+# has it, so a kernel reads ``hyper[H_EPSILON]`` wherever epsilon is; the
+# classes in engine.catalog.optimizers map their hyperparameters to these
+# columns (``hyper_slots``).  Plain module-level ints: Numba folds them.
+H_MOMENTUM = 0        # momentum coefficient: Momentum's and RMSProp's momentum, Adam's and AdaMax's beta_1;
+#                       the coefficient a 1cycle schedule cycles (the training loop overwrites this column)
+H_SQUARE_DECAY = 1    # decay rate of the running squared-gradient statistic: RMSProp's rho, Adam's and
+#                       AdaMax's beta_2
+H_EPSILON = 2         # added to the denominator against division by zero
+H_NESTEROV = 3        # flag, nonzero = Nesterov look-ahead (Nesterov momentum, Nadam)
+H_WEIGHT_DECAY = 4    # decoupled weight decay (AdamW)
+H_CENTERED = 5        # flag, nonzero = RMSProp divides by the gradient's variance
+H_LR_POWER = 6        # FTRL: learning_rate_power (<= 0)
+H_L1 = 7              # FTRL: L1 strength
+H_L2 = 8              # FTRL: L2 strength
+H_FTRL_BETA = 9       # FTRL: the paper's beta
+H_L2_SHRINKAGE = 10   # FTRL: L2 shrinkage
+HYPER_SIZE = 11
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -52,16 +69,16 @@ def momentum_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
     """Heavy-ball / Nesterov momentum in torch.optim.SGD form (dampening 0).
 
     slots (1, n): [0] velocity buffer b.
-    hyper: [0] momentum mu, [1] nesterov flag (nonzero = on).
+    hyper: H_MOMENTUM mu, H_NESTEROV flag.
         b = mu*b + g;  theta -= lr * (g + mu*b if nesterov else b)
     """
     dt = theta.dtype.type
-    mu = dt(hyper[0])
+    mu = dt(hyper[H_MOMENTUM])
     a = dt(lr)
     t = theta[lo:hi]
     g = grad[lo:hi]
     buf = slots[0, lo:hi]
-    if hyper[1] != 0.0:
+    if hyper[H_NESTEROV] != 0.0:
         for i in range(t.size):
             b = mu * buf[i] + g[i]
             buf[i] = b
@@ -78,11 +95,11 @@ def adagrad_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
     """AdaGrad, epsilon outside the square root (torch).
 
     slots (1, n): [0] sum of squared gradients s.
-    hyper: [1] epsilon.
+    hyper: H_EPSILON.
         s += g*g;  theta -= lr * g / (sqrt(s) + eps)
     """
     dt = theta.dtype.type
-    eps = dt(hyper[1])
+    eps = dt(hyper[H_EPSILON])
     a = dt(lr)
     t = theta[lo:hi]
     g = grad[lo:hi]
@@ -100,7 +117,7 @@ def rmsprop_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
 
     slots (3, n): [0] mean square s, [1] momentum buffer b, [2] mean gradient m
     (rows 1 and 2 stay untouched when momentum is 0 / not centered).
-    hyper: [0] momentum mu, [1] rho, [2] epsilon, [3] centered flag.
+    hyper: H_MOMENTUM mu, H_SQUARE_DECAY rho, H_EPSILON, H_CENTERED flag.
         s = rho*s + (1-rho)*g*g
         m = rho*m + (1-rho)*g                 (centered only)
         d = sqrt(s - m*m) + eps  (centered)   or   sqrt(s) + eps
@@ -108,12 +125,12 @@ def rmsprop_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
     """
     dt = theta.dtype.type
     zero = dt(0.0)
-    mu = dt(hyper[0])
-    rho = dt(hyper[1])
-    one_minus_rho = dt(1.0 - hyper[1])
-    eps = dt(hyper[2])
-    centered = hyper[3] != 0.0
-    use_momentum = hyper[0] > 0.0
+    mu = dt(hyper[H_MOMENTUM])
+    rho = dt(hyper[H_SQUARE_DECAY])
+    one_minus_rho = dt(1.0 - hyper[H_SQUARE_DECAY])
+    eps = dt(hyper[H_EPSILON])
+    centered = hyper[H_CENTERED] != 0.0
+    use_momentum = hyper[H_MOMENTUM] > 0.0
     a = dt(lr)
     t = theta[lo:hi]
     g = grad[lo:hi]
@@ -144,8 +161,8 @@ def adam_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
     """Adam family: Adam, Nadam (nesterov flag) and AdamW (decoupled decay).
 
     slots (2, n): [0] first moment m, [1] second moment v.
-    hyper: [0] beta_1, [1] beta_2, [2] epsilon, [3] nesterov flag,
-    [4] decoupled weight decay wd.  With t = step:
+    hyper: H_MOMENTUM beta_1, H_SQUARE_DECAY beta_2, H_EPSILON, H_NESTEROV flag,
+    H_WEIGHT_DECAY decoupled weight decay wd.  With t = step:
         theta *= 1 - lr*wd                         (only if wd > 0)
         m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
         d = sqrt(v) / sqrt(1 - b2^t) + eps
@@ -153,19 +170,19 @@ def adam_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
         Nadam: theta -= lr * (b1*m/(1 - b1^(t+1)) + (1-b1)*g/(1 - b1^t)) / d
     """
     dt = theta.dtype.type
-    b1 = hyper[0]
-    b2 = hyper[1]
+    b1 = hyper[H_MOMENTUM]
+    b2 = hyper[H_SQUARE_DECAY]
     bc1 = 1.0 - b1 ** step
     bc2_sqrt = math.sqrt(1.0 - b2 ** step)
     beta1 = dt(b1)
     beta2 = dt(b2)
     one_minus_b1 = dt(1.0 - b1)
     one_minus_b2 = dt(1.0 - b2)
-    eps = dt(hyper[2])
+    eps = dt(hyper[H_EPSILON])
     inv_bc2_sqrt = dt(1.0 / bc2_sqrt)
-    nesterov = hyper[3] != 0.0
-    decay = dt(1.0 - lr * hyper[4])
-    use_decay = hyper[4] != 0.0
+    nesterov = hyper[H_NESTEROV] != 0.0
+    decay = dt(1.0 - lr * hyper[H_WEIGHT_DECAY])
+    use_decay = hyper[H_WEIGHT_DECAY] != 0.0
     step_size = dt(lr / bc1)
     coef_m = dt(lr * b1 / (1.0 - b1 ** (step + 1)))
     coef_g = dt(lr * (1.0 - b1) / bc1)
@@ -193,16 +210,16 @@ def adamax_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
     """AdaMax (Adam with the infinity norm), torch.optim.Adamax form.
 
     slots (2, n): [0] first moment m, [1] infinity norm u.
-    hyper: [0] beta_1, [1] beta_2, [2] epsilon.
+    hyper: H_MOMENTUM beta_1, H_SQUARE_DECAY beta_2, H_EPSILON.
         m = b1*m + (1-b1)*g;  u = max(b2*u, |g| + eps)
         theta -= lr/(1 - b1^step) * m / u
     """
     dt = theta.dtype.type
-    b1 = hyper[0]
+    b1 = hyper[H_MOMENTUM]
     beta1 = dt(b1)
     one_minus_b1 = dt(1.0 - b1)
-    beta2 = dt(hyper[1])
-    eps = dt(hyper[2])
+    beta2 = dt(hyper[H_SQUARE_DECAY])
+    eps = dt(hyper[H_EPSILON])
     clr = dt(lr / (1.0 - b1 ** step))
     t = theta[lo:hi]
     g = grad[lo:hi]
@@ -223,20 +240,20 @@ def ftrl_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
 
     slots (2, n): [0] accumulator n (starts at initial_accumulator_value),
     [1] linear term z.
-    hyper: [1] learning_rate_power p (<= 0), [2] l1, [3] l2, [4] beta,
-    [5] l2_shrinkage.  With w = theta before the step:
+    hyper: H_LR_POWER p (<= 0), H_L1, H_L2, H_FTRL_BETA beta,
+    H_L2_SHRINKAGE.  With w = theta before the step:
         n' = n + g*g
         z += g + 2*l2_shrinkage*w - (n'^-p - n^-p) / lr * w
         w  = (clip(z, -l1, l1) - z) / (n'^-p / lr + 2*l2 + beta/lr)
     """
     dt = theta.dtype.type
-    power = -hyper[1]
+    power = -hyper[H_LR_POWER]
     sqrt_power = power == 0.5
     p = dt(power)
-    l1 = dt(hyper[2])
+    l1 = dt(hyper[H_L1])
     inv_lr = dt(1.0 / lr)
-    quad_extra = dt(2.0 * hyper[3] + hyper[4] / lr)
-    shrink = dt(2.0 * hyper[5])
+    quad_extra = dt(2.0 * hyper[H_L2] + hyper[H_FTRL_BETA] / lr)
+    shrink = dt(2.0 * hyper[H_L2_SHRINKAGE])
     t = theta[lo:hi]
     g = grad[lo:hi]
     acc = slots[0, lo:hi]

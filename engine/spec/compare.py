@@ -11,26 +11,21 @@ import math
 from typing import Any
 
 from engine.errors import ExperimentError, nearest
+from engine.params import Param
+from engine.spec.lr_finder import resolve_lr_finder
 from engine.spec.overrides import OVERRIDABLE, apply_overrides
+from engine.spec.sections import check_unknown
+from engine.spec.seeds import COMPARE_SEEDS, seed_list
 
 SECTION_KEYS = ("variants", "seeds", "target", "metric")
 VARIANT_KEYS = ("name", "overrides", "lr_finder", "zero_weights_below")
 TARGET_METRICS = ("val_accuracy", "val_loss")
 VERDICT_METRICS = ("auto", "val_accuracy", "val_loss")
 MAX_VARIANTS = 24
-MAX_SEEDS = 50
-DEFAULT_SEEDS = 3
 
-
-def _zero_param():
-    from engine.params import Param
-
-    return Param(None, "after training, set kernel weights with |w| below this to exactly 0 and measure the "
-                       "validation and test metrics again (the variant reports those)", low=0.0, low_open=True,
-                 high=1e3, optional=True)
-
-
-ZERO_PARAM = _zero_param()
+ZERO_PARAM = Param(None, "after training, set kernel weights with |w| below this to exactly 0 and measure the "
+                         "validation and test metrics again (the variant reports those)", low=0.0, low_open=True,
+                   high=1e3, optional=True)
 
 # The section's keys, documented (presets/README.md is generated from this table by
 # tools/gen_schema_doc.py): (key, type, default, allowed values, meaning).
@@ -47,7 +42,8 @@ SECTION_DOC = (
     ("variants[].zero_weights_below", "number or null", "null", "> 0",
      "after training, set kernel weights with |w| below this to exactly 0 and report the metrics measured "
      "afterwards (zeroed.json in the run folder has both)"),
-    ("seeds", "integer or list of integers", str(DEFAULT_SEEDS), f"a count 1..{MAX_SEEDS} (seed, seed + 1, ...) "
+    ("seeds", "integer or list of integers", str(COMPARE_SEEDS.default_count),
+     f"a count 1..{COMPARE_SEEDS.most} (seed, seed + 1, ...) "
      "or distinct integers 0..2^32-1", "every variant runs once per seed"),
     ("target", "object or null", "null", "{\"metric\": ..., \"value\": ...}",
      "optional: report the steps each run needed to reach it (checked at epoch ends)"),
@@ -60,42 +56,6 @@ SECTION_DOC = (
 )
 
 
-
-def seed_list(value: Any, base_seed: int) -> list[int]:
-    """compare.seeds (a count or a list) as the list of seeds, validated."""
-    if value is None:
-        value = DEFAULT_SEEDS
-    if isinstance(value, bool):
-        raise ExperimentError(f"compare.seeds must be a count or a list of seeds, got {value!r}")
-    if isinstance(value, int):
-        if not 1 <= value <= MAX_SEEDS:
-            raise ExperimentError(f"compare.seeds must be from 1 to {MAX_SEEDS} seeds, got {value}")
-        return [(base_seed + i) % 2**32 for i in range(value)]
-    if not isinstance(value, list) or not 1 <= len(value) <= MAX_SEEDS:
-        raise ExperimentError(f"compare.seeds must be a count (1..{MAX_SEEDS}) or a non-empty list of at most "
-                              f"{MAX_SEEDS} seeds, got {value!r:.60}")
-    for i, s in enumerate(value):
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32:
-            raise ExperimentError(f"compare.seeds[{i}] must be an integer from 0 to 2^32 - 1, got {s!r}")
-    if len(set(value)) != len(value):
-        raise ExperimentError(f"compare.seeds must not repeat a seed, got {value}")
-    return list(value)
-
-
-def _lr_finder_cfg(value: Any, where: str) -> dict | None:
-    from engine.training.lr_finder import FINDER_PARAMS
-    from engine.params import check_params
-
-    if value is None or value is False:
-        return None
-    if value is True:
-        value = {}
-    if not isinstance(value, dict):
-        raise ExperimentError(f"{where} must be true, false or an object with "
-                              f"{', '.join(FINDER_PARAMS)}, got {value!r:.60}")
-    return check_params(FINDER_PARAMS, value, where)
-
-
 def resolve_compare(section: Any, experiment: dict) -> dict:
     """Validate the ``compare`` section against the resolved base experiment.
 
@@ -106,10 +66,7 @@ def resolve_compare(section: Any, experiment: dict) -> dict:
     """
     if not isinstance(section, dict):
         raise ExperimentError(f"compare must be an object with {', '.join(SECTION_KEYS)}, got {section!r:.60}")
-    for key in section:
-        if key not in SECTION_KEYS:
-            raise ExperimentError(f"unknown key compare.{key}{nearest(key, SECTION_KEYS)}; "
-                                  f"allowed: {', '.join(SECTION_KEYS)}")
+    check_unknown(section, SECTION_KEYS, "compare")
     raw_variants = section.get("variants")
     if not isinstance(raw_variants, list) or not 1 <= len(raw_variants) <= MAX_VARIANTS:
         raise ExperimentError(f"compare.variants must be a list of 1 to {MAX_VARIANTS} variants "
@@ -119,10 +76,7 @@ def resolve_compare(section: Any, experiment: dict) -> dict:
         where = f"compare.variants[{i}]"
         if not isinstance(raw, dict):
             raise ExperimentError(f"{where} must be an object with a name and overrides, got {raw!r:.60}")
-        for key in raw:
-            if key not in VARIANT_KEYS:
-                raise ExperimentError(f"unknown key {where}.{key}{nearest(key, VARIANT_KEYS)}; "
-                                      f"allowed: {', '.join(VARIANT_KEYS)}")
+        check_unknown(raw, VARIANT_KEYS, where)
         name = raw.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 60:
             raise ExperimentError(f"{where}.name must be a non-empty string of at most 60 characters, got {name!r}")
@@ -134,7 +88,7 @@ def resolve_compare(section: Any, experiment: dict) -> dict:
             overrides = {}
         if not isinstance(overrides, dict):
             raise ExperimentError(f"{where}.overrides must be an object, got {overrides!r:.60}")
-        finder = _lr_finder_cfg(raw.get("lr_finder"), f"{where}.lr_finder")
+        finder = resolve_lr_finder(raw.get("lr_finder"), f"{where}.lr_finder")
         zero = ZERO_PARAM.check(raw.get("zero_weights_below"), f"{where}.zero_weights_below")
         try:
             apply_overrides(experiment, overrides)
@@ -142,16 +96,13 @@ def resolve_compare(section: Any, experiment: dict) -> dict:
             raise ExperimentError(f"{where} ({name}): {exc}") from None
         variants.append({"name": name, "overrides": copy.deepcopy(overrides), "lr_finder": finder,
                          "zero_weights_below": zero})
-    seeds = seed_list(section.get("seeds"), experiment["seed"])
+    seeds = seed_list(section.get("seeds"), experiment["seed"], COMPARE_SEEDS)
     target = section.get("target")
     if target is not None:
         if not isinstance(target, dict):
             raise ExperimentError(f"compare.target must be null or {{\"metric\": ..., \"value\": ...}}, "
                                   f"got {target!r:.60}")
-        for key in target:
-            if key not in ("metric", "value"):
-                raise ExperimentError(f"unknown key compare.target.{key}{nearest(key, ('metric', 'value'))}; "
-                                      f"allowed: metric, value")
+        check_unknown(target, ("metric", "value"), "compare.target")
         metric = target.get("metric", "val_accuracy")
         if metric not in TARGET_METRICS:
             raise ExperimentError(f"compare.target.metric must be one of {', '.join(TARGET_METRICS)}, got "
@@ -167,15 +118,3 @@ def resolve_compare(section: Any, experiment: dict) -> dict:
         raise ExperimentError(f"compare.metric must be one of {', '.join(VERDICT_METRICS)}, got "
                               f"{metric!r}{nearest(metric, VERDICT_METRICS)}")
     return {"variants": variants, "seeds": seeds, "target": target, "metric": metric}
-
-
-def parse_seeds_option(text: str | None) -> list[int] | int | None:
-    """``--seeds 5`` (a count) or ``--seeds 1,2,3`` (a list)."""
-    if text is None:
-        return None
-    try:
-        if "," in text:
-            return [int(t) for t in text.split(",") if t.strip()]
-        return int(text)
-    except ValueError:
-        raise ExperimentError(f"--seeds must be a count (5) or a list (1,2,3), got {text!r}") from None

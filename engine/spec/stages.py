@@ -30,16 +30,16 @@ The section
 
 A bare list is accepted as ``{"list": [...]}``.
 
-Every stage inherits the experiment's top-level sections and overrides what
-it names:
-
-* ``data`` is merged key by key over the top-level ``data`` (give ``name``
-  to switch to another data set: the section is then replaced);
-* ``optimizer`` and ``training`` are merged the same way (an optimizer with
-  another ``name`` replaces it); ``schedule`` and ``loss`` replace;
-* ``model`` replaces the top-level model.  With ``reuse`` it describes only
-  what goes *on top of* the reused layers: ``layers`` (new hidden layers,
-  default none) and ``output`` (the new output layer).
+Every stage is the top-level experiment with the sections it names
+(``data``, ``model``, ``loss``, ``optimizer``, ``schedule``, ``training``)
+merged in by the one rule of :func:`engine.spec.overrides.merge_overrides`,
+the rule of a comparison's variants: objects merge key by key; another
+``name`` (data set, optimizer, schedule) replaces the section;
+``model.layers`` given as a list replaces the hidden layers and
+``model.output`` merges into the output layer.  With ``reuse``, ``model``
+describes only what goes *on top of* the reused layers: ``layers`` (new
+hidden layers, default none) and ``output`` (the new output layer, merged
+over the top-level output like any override).
 
 ``reuse`` = ``{"from": <earlier stage>, "layers": k | "all_but_output" |
 "all_but_top_N", "freeze": true, "standardize_like_source": true}``: the new
@@ -59,9 +59,11 @@ one network into parts with their own settings:
   that are frozen during this phase (default: the first phase freezes the
   reused layers when ``reuse.freeze``, later phases keep the previous
   phase's choice);
-* ``epochs``, ``learning_rate`` or ``learning_rate_factor`` (times the
-  stage's learning rate; the book divides it by 10 when unfreezing),
-  ``optimizer``/``training`` (merged), ``schedule`` (replaces);
+* ``optimizer``, ``schedule``, ``training``: merged into the stage's by
+  the same rule; ``epochs`` and ``learning_rate`` are short for
+  ``training.epochs`` and ``optimizer.learning_rate``, and
+  ``learning_rate_factor`` sets the stage's learning rate times the factor
+  (the book divides it by 10 when unfreezing);
 * ``cache``: train this phase on the cached outputs of the frozen bottom
   layers (:mod:`engine.training.transfer`); refused with a message naming the layer
   when dropout, alpha dropout or RReLU sit below the cut;
@@ -134,7 +136,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ExperimentError, nearest
-from engine.training import transfer as T
+from engine.spec.overrides import merge_overrides
+from engine.spec.reuse import ALL_BUT_OUTPUT, check_compatible, resolve_layer_count, reused_model_config
+from engine.spec.sections import check_unknown, require_mapping, resolve_single
+from engine.spec.seeds import STAGE_SEEDS, seed_list
 
 STAGE_KEYS = ("name", "title", "data", "model", "reuse", "loss", "optimizer", "schedule", "training", "phases")
 REUSE_KEYS = ("from", "layers", "freeze", "standardize_like_source")
@@ -146,7 +151,6 @@ METRICS = {"test_accuracy": True, "best_val_accuracy": True, "final_val_accuracy
            "test_loss": False, "final_val_loss": False}
 MAX_STAGES = 50
 MAX_PHASES = 20
-MAX_SEEDS = 100
 PHASE_SEED_STRIDE = 7919
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}$")
 
@@ -190,50 +194,6 @@ class StagesFinished:
 
 # ====================================================================== resolving
 
-def _obj(value: Any, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise ExperimentError(f"{where} must be an object ({{...}}), got {type(value).__name__}")
-    return value
-
-
-def _unknown(values: dict, allowed, where: str) -> None:
-    for key in values:
-        if key not in allowed:
-            raise ExperimentError(f"unknown key {where}.{key}{nearest(key, allowed)}; allowed: {', '.join(allowed)}")
-
-
-def _merge(base: dict, over: dict | None, by_name: bool = True) -> dict:
-    """``over`` merged key by key over ``base``; a different ``name`` replaces."""
-    if over is None:
-        return copy.deepcopy(base)
-    if by_name and "name" in over and over["name"] != base.get("name"):
-        return copy.deepcopy(over)
-    out = copy.deepcopy(base)
-    out.update(copy.deepcopy(over))
-    return out
-
-
-def _seeds(value: Any, default: int) -> list:
-    where = "stages.seeds"
-    if value is None:
-        return [default]
-    if isinstance(value, bool):
-        raise ExperimentError(f"{where} must be a count (1..{MAX_SEEDS}) or a list of seeds, got {value!r}")
-    if isinstance(value, int):
-        if not 1 <= value <= MAX_SEEDS:
-            raise ExperimentError(f"{where} must be from 1 to {MAX_SEEDS} seeds, got {value}")
-        return [(default + i) % 2**32 for i in range(value)]
-    if not isinstance(value, list) or not value or len(value) > MAX_SEEDS:
-        raise ExperimentError(f"{where} must be a count or a non-empty list of at most {MAX_SEEDS} seeds, "
-                              f"got {value!r:.80}")
-    for i, s in enumerate(value):
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32:
-            raise ExperimentError(f"{where}[{i}] must be an integer from 0 to 2^32 - 1, got {s!r}")
-    if len(set(value)) != len(value):
-        raise ExperimentError(f"{where} repeats a seed: {value}")
-    return list(value)
-
-
 def _freeze_list(spec: Any, n_hidden: int, k_reused: int, where: str) -> list:
     """A phase's ``freeze`` value -> sorted list of frozen layer indices."""
     if spec == "reused":
@@ -257,23 +217,28 @@ def _freeze_list(spec: Any, n_hidden: int, k_reused: int, where: str) -> list:
                           f"list of layer indices, got {spec!r}")
 
 
-def _single(top: dict, stage: dict, model: dict, where: str) -> dict:
+def _single(experiment: dict, where: str) -> dict:
     """Resolve one stage (or phase) as an ordinary experiment; errors get a prefix."""
-    from engine.spec.experiment import resolve_experiment
-
-    exp = {"format_version": top["format_version"], "name": stage["name"], "seed": top["seed"],
-           "data": stage["data"], "model": model, "loss": stage["loss"], "optimizer": stage["optimizer"],
-           "schedule": stage["schedule"], "training": stage["training"]}
     try:
-        return resolve_experiment(exp)
+        return resolve_single(experiment)
     except ExperimentError as exc:
         raise ExperimentError(f"{where}: {exc}") from None
 
 
+def _section_overrides(raw: dict, keys, where: str) -> dict:
+    """The sections of ``keys`` that ``raw`` names, as overrides (objects checked here, so
+    the error names the stage or phase)."""
+    out = {}
+    for key in keys:
+        if key in raw:
+            out[key] = raw[key] if key == "loss" else require_mapping(raw[key], f"{where}.{key}")
+    return out
+
+
 def _resolve_stage(raw: Any, i: int, top: dict, done: dict) -> dict:
     where = f"stages.list[{i}]"
-    raw = _obj(raw, where)
-    _unknown(raw, STAGE_KEYS, where)
+    raw = require_mapping(raw, where)
+    check_unknown(raw, STAGE_KEYS, where)
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ExperimentError(f"{where}.name must be 1-40 letters, digits, '_', '-' or '.', got {name!r}")
@@ -284,43 +249,41 @@ def _resolve_stage(raw: Any, i: int, top: dict, done: dict) -> dict:
     if not isinstance(title, str) or len(title) > 2000:
         raise ExperimentError(f"{where}.title must be a string of at most 2,000 characters")
     stage = {"name": name, "title": title}
-    stage["data"] = _merge(top["data"], _obj(raw["data"], f"{where}.data") if "data" in raw else None)
-    stage["optimizer"] = _merge(top["optimizer"], _obj(raw["optimizer"], f"{where}.optimizer")
-                                if "optimizer" in raw else None)
-    stage["training"] = _merge(top["training"], _obj(raw["training"], f"{where}.training")
-                               if "training" in raw else None, by_name=False)
-    stage["schedule"] = copy.deepcopy(raw.get("schedule", top["schedule"]))
-    stage["loss"] = raw.get("loss", top["loss"])
+    overrides = _section_overrides(raw, ("data", "loss", "optimizer", "schedule", "training"), where)
 
     reuse = None
     k = 0
     if raw.get("reuse") is not None:
-        r = _obj(raw["reuse"], f"{where}.reuse")
-        _unknown(r, REUSE_KEYS, f"{where}.reuse")
+        r = require_mapping(raw["reuse"], f"{where}.reuse")
+        check_unknown(r, REUSE_KEYS, f"{where}.reuse")
         src = r.get("from")
         if src not in done:
             raise ExperimentError(f"{where}.reuse.from must name an earlier stage "
                                   f"({', '.join(done) or 'there is none'}), got {src!r}{nearest(src, done)}")
         src_layers = done[src]["resolved"]["model"]["layers"]
-        k = T.resolve_layer_count(r.get("layers", T.ALL_BUT_OUTPUT), len(src_layers), f"{where}.reuse.layers")
+        k = resolve_layer_count(r.get("layers", ALL_BUT_OUTPUT), len(src_layers), f"{where}.reuse.layers")
         for key in ("freeze", "standardize_like_source"):
             if not isinstance(r.get(key, True), bool):
                 raise ExperimentError(f"{where}.reuse.{key} must be true or false, got {r[key]!r}")
-        reuse = {"from": src, "layers": r.get("layers", T.ALL_BUT_OUTPUT), "freeze": r.get("freeze", True),
+        reuse = {"from": src, "layers": r.get("layers", ALL_BUT_OUTPUT), "freeze": r.get("freeze", True),
                  "standardize_like_source": r.get("standardize_like_source", True)}
-        own = _obj(raw.get("model", {}), f"{where}.model")
-        _unknown(own, ("layers", "output"), f"{where}.model")
+        own = require_mapping(raw.get("model", {}), f"{where}.model")
+        check_unknown(own, ("layers", "output"), f"{where}.model")
         if not isinstance(own.get("layers", []), list):
             raise ExperimentError(f"{where}.model.layers must be a list of the new layers on top of the reused ones")
-        model = T.reused_model_config(src_layers, k, own.get("layers", []), own.get("output", {}), freeze=False)
-        src_data = done[src]["resolved"]["data"]
+        # the output merges over the top-level one like any override; the hidden layers are
+        # the reused ones plus the new ones, never the top-level model's
+        merged = merge_overrides(top, dict(overrides, model={"output": own.get("output", {})}))
+        merged["model"] = reused_model_config(src_layers, k, own.get("layers", []), merged["model"]["output"],
+                                              freeze=False)
     else:
-        model = copy.deepcopy(_obj(raw.get("model", top["model"]), f"{where}.model"))
-        src_data = None
-    resolved = _single(top, stage, model, where)
+        if "model" in raw:
+            overrides["model"] = require_mapping(raw["model"], f"{where}.model")
+        merged = merge_overrides(top, overrides)
+    resolved = _single(merged, where)
     layers = resolved["model"]["layers"]
     if reuse is not None:
-        T.check_compatible(done[reuse["from"]]["resolved"]["model"]["layers"], layers, k, f"{where}.reuse")
+        check_compatible(done[reuse["from"]]["resolved"]["model"]["layers"], layers, k, f"{where}.reuse")
         stage["model"] = {"layers": layers[k:], "output": resolved["model"]["output"]}
     else:
         stage["model"] = resolved["model"]
@@ -338,8 +301,8 @@ def _resolve_stage(raw: Any, i: int, top: dict, done: dict) -> dict:
     n_hidden = len(layers)
     for j, rp in enumerate(raw_phases):
         pw = f"{where}.phases[{j}]"
-        rp = _obj(rp, pw)
-        _unknown(rp, PHASE_KEYS, pw)
+        rp = require_mapping(rp, pw)
+        check_unknown(rp, PHASE_KEYS, pw)
         pname = rp.get("name", f"phase{j + 1}")
         if not isinstance(pname, str) or not _NAME.match(pname) or pname in names:
             raise ExperimentError(f"{pw}.name must be a unique name of 1-40 letters, digits, '_', '-' or '.', "
@@ -357,33 +320,28 @@ def _resolve_stage(raw: Any, i: int, top: dict, done: dict) -> dict:
         previous_freeze = frozen
         if len(frozen) == n_hidden + 1:
             raise ExperimentError(f"{pw}.freeze freezes every layer: nothing would train")
-        optimizer = _merge(stage["optimizer"], _obj(rp["optimizer"], f"{pw}.optimizer") if "optimizer" in rp
-                           else None)
+        overrides = _section_overrides(rp, ("optimizer", "schedule", "training"), pw)
         if "learning_rate" in rp and "learning_rate_factor" in rp:
             raise ExperimentError(f"{pw}: give learning_rate or learning_rate_factor, not both")
         if "learning_rate" in rp:
-            optimizer["learning_rate"] = rp["learning_rate"]
+            overrides["optimizer"] = dict(overrides.get("optimizer", {}), learning_rate=rp["learning_rate"])
         if "learning_rate_factor" in rp:
             f = rp["learning_rate_factor"]
             if isinstance(f, bool) or not isinstance(f, (int, float)) or not (0 < f <= 1e6) or not math.isfinite(f):
                 raise ExperimentError(f"{pw}.learning_rate_factor must be a number > 0 (0.1 divides the stage's "
                                       f"learning rate by 10), got {f!r}")
-            optimizer["learning_rate"] = stage["optimizer"]["learning_rate"] * f
-        training = _merge(stage["training"], _obj(rp["training"], f"{pw}.training") if "training" in rp
-                          else None, by_name=False)
+            overrides["optimizer"] = dict(overrides.get("optimizer", {}),
+                                          learning_rate=stage["optimizer"]["learning_rate"] * f)
         if "epochs" in rp:
-            training["epochs"] = rp["epochs"]
-        schedule = copy.deepcopy(rp.get("schedule", stage["schedule"]))
+            overrides["training"] = dict(overrides.get("training", {}), epochs=rp["epochs"])
         for key in ("cache", "measure_caching"):
             if not isinstance(rp.get(key, False), bool):
                 raise ExperimentError(f"{pw}.{key} must be true or false, got {rp[key]!r}")
-        phase = {"name": pname, "freeze": frozen, "optimizer": optimizer, "schedule": schedule,
-                 "training": training, "cache": rp.get("cache", False),
+        pexp = _single(merge_overrides(dict(resolved, model=_phase_model(layers, resolved["model"]["output"],
+                                                                         frozen)), overrides), pw)
+        phase = {"name": pname, "freeze": frozen, "optimizer": pexp["optimizer"], "schedule": pexp["schedule"],
+                 "training": pexp["training"], "cache": rp.get("cache", False),
                  "measure_caching": rp.get("measure_caching", False)}
-        pexp = _single(top, dict(stage, optimizer=optimizer, schedule=schedule, training=training),
-                       _phase_model(layers, resolved["model"]["output"], frozen), pw)
-        for key in ("optimizer", "schedule", "training"):
-            phase[key] = pexp[key]
         if phase["cache"] or phase["measure_caching"]:
             _check_cache_static(layers, frozen, pw)
         phases.append(phase)
@@ -421,8 +379,8 @@ def _check_cache_static(layers: list, frozen: list, where: str) -> None:
 
 def _resolve_report(raw: Any, stages: list) -> dict:
     names = [s["name"] for s in stages]
-    raw = {} if raw is None else _obj(raw, "stages.report")
-    _unknown(raw, REPORT_KEYS, "stages.report")
+    raw = {} if raw is None else require_mapping(raw, "stages.report")
+    check_unknown(raw, REPORT_KEYS, "stages.report")
     metric = raw.get("metric", "test_accuracy")
     if metric not in METRICS:
         raise ExperimentError(f"stages.report.metric must be one of {', '.join(METRICS)}, got {metric!r}"
@@ -457,8 +415,8 @@ def resolve_stages(section: Any, experiment: dict) -> dict:
     result resolves to itself)."""
     if isinstance(section, list):
         section = {"list": section}
-    section = _obj(section, "stages")
-    _unknown(section, SECTION_KEYS, "stages")
+    section = require_mapping(section, "stages")
+    check_unknown(section, SECTION_KEYS, "stages")
     if experiment.get("compare") is not None:
         raise ExperimentError("an experiment has either a compare section or a stages section, not both; "
                               "stages has its own seeds and report")
@@ -467,7 +425,7 @@ def resolve_stages(section: Any, experiment: dict) -> dict:
         raise ExperimentError(f"stages.list must be a list of 1 to {MAX_STAGES} stage objects")
     done: dict = {}
     stages = [_resolve_stage(raw, i, experiment, done) for i, raw in enumerate(raw_list)]
-    return {"seeds": _seeds(section.get("seeds"), experiment["seed"]), "list": stages,
+    return {"seeds": seed_list(section.get("seeds"), experiment["seed"], STAGE_SEEDS), "list": stages,
             "report": _resolve_report(section.get("report"), stages)}
 
 
@@ -479,15 +437,13 @@ def stage_model(stage: dict, staged: dict) -> tuple[dict, int]:
         return copy.deepcopy(stage["model"]), 0
     by_name = {s["name"]: s for s in staged["list"]}
     src_model, _ = stage_model(by_name[stage["reuse"]["from"]], staged)
-    k = T.resolve_layer_count(stage["reuse"]["layers"], len(src_model["layers"]))
-    return T.reused_model_config(src_model["layers"], k, stage["model"]["layers"], stage["model"]["output"],
-                                 freeze=False), k
+    k = resolve_layer_count(stage["reuse"]["layers"], len(src_model["layers"]))
+    return reused_model_config(src_model["layers"], k, stage["model"]["layers"], stage["model"]["output"],
+                               freeze=False), k
 
 
 def phase_experiment(experiment: dict, stage: dict, phase_index: int, seed: int) -> dict:
     """The ordinary (single-run) resolved experiment of one phase."""
-    from engine.spec.experiment import resolve_experiment
-
     staged = experiment["stages"]
     model, _ = stage_model(stage, staged)
     phase = stage["phases"][phase_index]
@@ -496,4 +452,4 @@ def phase_experiment(experiment: dict, stage: dict, phase_index: int, seed: int)
            "seed": (seed + PHASE_SEED_STRIDE * phase_index) % 2**32, "data": stage["data"],
            "model": _phase_model(model["layers"], model["output"], phase["freeze"]), "loss": stage["loss"],
            "optimizer": phase["optimizer"], "schedule": phase["schedule"], "training": phase["training"]}
-    return resolve_experiment(exp)
+    return resolve_single(exp)

@@ -45,7 +45,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from engine.errors import ExperimentError, nearest
-from engine.spec.compare import DEFAULT_SEEDS, MAX_SEEDS, VERDICT_METRICS, seed_list
+from engine.spec.compare import VERDICT_METRICS
+from engine.spec.seeds import SWEEP_SEEDS, seed_list
 from engine.spec.overrides import OVERRIDABLE, apply_overrides
 
 SECTION_KEYS = ("method", "parameters", "trials", "seeds", "metric", "sampler_seed")
@@ -73,7 +74,7 @@ SECTION_DOC = (
     ("trials", "integer or null", "null", f"random: 1..{MAX_TRIALS}; grid: null",
      "number of random draws; a grid runs every combination (at most "
      f"{MAX_TRIALS:,} trials)"),
-    ("seeds", "integer or list of integers", str(DEFAULT_SEEDS), f"a count 1..{MAX_SEEDS} (seed, seed + 1, ...) "
+    ("seeds", "integer or list of integers", str(SWEEP_SEEDS.default_count), f"a count 1..{SWEEP_SEEDS.most} (seed, seed + 1, ...) "
      f"or distinct integers 0..2^32-1; trials x seeds <= {MAX_RUNS:,}",
      "every trial runs once per seed, with the same data, initial weights and batches per seed as the other trials"),
     ("metric", "string", "auto", ", ".join(VERDICT_METRICS),
@@ -329,10 +330,7 @@ def resolve_sweep(section: Any, experiment: dict) -> dict:
         if isinstance(sampler_seed, bool) or not isinstance(sampler_seed, int) or not 0 <= sampler_seed < 2**32:
             raise ExperimentError(f"sweep.sampler_seed must be an integer from 0 to 2^32 - 1, got {sampler_seed!r:.40}")
         count = trials
-    try:
-        seeds = seed_list(section.get("seeds"), experiment["seed"])
-    except ExperimentError as exc:  # the seed rules are compare's; the key named is this section's
-        raise ExperimentError(str(exc).replace("compare.seeds", "sweep.seeds")) from None
+    seeds = seed_list(section.get("seeds"), experiment["seed"], SWEEP_SEEDS)
     if count * len(seeds) > MAX_RUNS:
         raise ExperimentError(f"sweep: {count:,} trials x {len(seeds)} seeds = {count * len(seeds):,} runs; at most "
                               f"{MAX_RUNS:,} are allowed (fewer trials or seeds)")

@@ -24,20 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.params import Param
 from engine.catalog.schedules import Schedule
-
-FINDER_PARAMS = {
-    "min_lr": Param(1e-6, "first learning rate of the sweep", low=0.0, low_open=True, high=1e3, log=True),
-    "max_lr": Param(10.0, "last learning rate of the sweep", low=0.0, low_open=True, high=1e6, log=True),
-    "steps": Param(None, "steps of the sweep; null = one epoch (at least 100 steps)", "int", 10, 1_000_000,
-                   optional=True),
-    "smoothing": Param(0.9, "exponential smoothing of the loss curve (0 = none)", low=0.0, high=1.0,
-                       high_open=True),
-    "stop_factor": Param(4.0, "stop once the smoothed loss exceeds this many times its minimum", low=1.0,
-                         low_open=True),
-}
-MIN_STEPS = 100
+from engine.spec.lr_finder import FINDER_PARAMS, MIN_STEPS
+from engine.spec.overrides import apply_overrides
+from engine.training.trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -73,14 +63,15 @@ def _smooth(losses: np.ndarray, beta: float) -> np.ndarray:
     return out
 
 
-def find_learning_rate(trainer_or_experiment, min_lr: float = 1e-6, max_lr: float = 10.0,
-                       steps: int | None = None, smoothing: float = 0.9,
-                       stop_factor: float = 4.0) -> LRFinderResult:
+def find_learning_rate(trainer_or_experiment, min_lr: float = FINDER_PARAMS["min_lr"].default,
+                       max_lr: float = FINDER_PARAMS["max_lr"].default,
+                       steps: int | None = FINDER_PARAMS["steps"].default,
+                       smoothing: float = FINDER_PARAMS["smoothing"].default,
+                       stop_factor: float = FINDER_PARAMS["stop_factor"].default) -> LRFinderResult:
     """Run the sweep on a :class:`~engine.training.trainer.Trainer` (or a resolved
     experiment, for which a fresh trainer is built) and restore it afterwards.
+    The defaults are those of :data:`engine.spec.lr_finder.FINDER_PARAMS`.
     """
-    from engine.training.trainer import Trainer
-
     trainer = trainer_or_experiment
     if isinstance(trainer_or_experiment, dict):
         trainer = Trainer(trainer_or_experiment)
@@ -169,8 +160,6 @@ def chosen_rate(experiment: dict, result: LRFinderResult) -> float:
 def apply_suggestion(experiment: dict, result: LRFinderResult) -> dict:
     """The experiment with the finder's rate put to use (see :func:`chosen_rate`):
     the peak rate of a 1cycle schedule, else the optimizer's learning rate."""
-    from engine.spec.overrides import apply_overrides
-
     lr = chosen_rate(experiment, result)
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"the learning-rate finder found no usable rate ({lr})")

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.catalog.activations import ACTIVATIONS
+from engine.catalog.activations import ACTIVATIONS, ActivationUse
 from engine.errors import ExperimentError, WeightsError
 from engine.events import LayerInfo
 from engine.catalog.initializers import INITIALIZERS
 from engine.kernels import layout as K
 from engine.kernels import network as NK
-from engine.kernels.activations import SOFTMAX, LOGISTIC, LINEAR
 from engine.kernels.inference import evaluate as _evaluate
 from engine.kernels.inference import predict as _predict
 from engine.kernels.inference import probe as _probe
@@ -27,7 +26,6 @@ from engine.kernels.rng import new_state
 
 BN_CODES = {"none": K.BN_NONE, "before": K.BN_BEFORE, "after": K.BN_AFTER}
 LOSS_CODES = {"cross_entropy": K.LOSS_SOFTMAX_CE, "binary_cross_entropy": K.LOSS_BINARY_CE, "mse": K.LOSS_MSE}
-OUTPUT_CODES = {"softmax": SOFTMAX, "logistic": LOGISTIC, "linear": LINEAR}
 HISTOGRAM_EDGES = np.linspace(-6.0, 6.0, 49)
 
 
@@ -53,27 +51,16 @@ def readonly(a: np.ndarray) -> np.ndarray:
 
 
 def output_spec(experiment: dict, task: str, n_classes: int, n_targets: int) -> tuple[str, int, str]:
-    """(output activation, output units, loss) that fit the data."""
-    activation = experiment["model"]["output"]["activation"]
-    if activation == "auto":
-        activation = "softmax" if task == "classification" else "linear"
-    if activation == "softmax":
-        if task != "classification":
-            raise ExperimentError(f"model.output.activation 'softmax' needs class labels, but the data are for "
-                                  f"{task}; use 'linear'")
-        units = n_classes
-    elif activation == "logistic":
-        if task != "classification" or n_classes != 2:
-            raise ExperimentError(f"model.output.activation 'logistic' needs exactly 2 classes; the data have "
-                                  f"{n_classes if task == 'classification' else 'no classes'}")
-        units = 1
-    else:
-        if task == "classification":
-            raise ExperimentError("model.output.activation 'linear' is for regression; class labels need "
-                                  "'softmax' or 'logistic'")
-        units = n_targets
-    loss = {"softmax": "cross_entropy", "logistic": "binary_cross_entropy", "linear": "mse"}[activation]
-    return activation, units, loss
+    """(output activation, output units, loss) that fit the data: "auto" is
+    the output activation whose entry is the task's default; the entry says
+    how many units the data need (or why they do not fit) and its loss."""
+    name = experiment["model"]["output"]["activation"]
+    if name == "auto":
+        name = next(n for n, a in ACTIVATIONS.items() if a.output and a.auto_for_task == task)
+    entry = ACTIVATIONS.get(name)
+    if not entry.output:
+        raise ExperimentError(f"model.output.activation {name!r} cannot be an output activation")
+    return name, entry.output_units(task, n_classes, n_targets), entry.loss
 
 
 @dataclass
@@ -117,6 +104,8 @@ class Network:
             row[K.TRAINABLE] = int(cfg["trainable"])
             row[K.UNIT_OFFSET] = unit_offset
             row[K.ALPHA_DROPOUT] = int(cfg.get("alpha_dropout", False))
+            row[K.ACT_USES_OUTPUT] = int(act.uses_output)
+            row[K.ACT_FORWARD], row[K.ACT_DERIVATIVE] = act.kernel_functions()
             trainable = bool(cfg["trainable"])
 
             def add(suffix, shape, store="theta", column=None, train=True):
@@ -146,9 +135,8 @@ class Network:
             f[K.DROPOUT] = cfg.get("dropout", 0.0)
             f[K.L1], f[K.L2] = cfg["l1"], cfg["l2"]
             f[K.MAX_NORM] = cfg["max_norm"] or 0.0
-            params = cfg.get("activation_params", {})
-            f[K.ACT_P0] = params.get("alpha", params.get("lower", 0.0))
-            f[K.ACT_P1] = params.get("upper", 0.0)
+            for column, value in act.kernel_params(cfg.get("activation_params", {})).items():
+                f[column] = value
             f[K.BN_MOMENTUM] = cfg.get("bn_momentum", 0.99)
             f[K.BN_EPSILON] = cfg.get("bn_epsilon", 1e-3)
             fan_in = units
@@ -185,7 +173,7 @@ class Network:
             elif t.name.endswith(("bn.gamma", "bn.moving_variance")):
                 view[...] = 1.0
             elif t.name.endswith("prelu.alpha"):
-                view[...] = cfg["activation_params"].get("alpha_initializer", 0.25)
+                view[...] = ACTIVATIONS.get(cfg["activation"]).initial_slope(cfg["activation_params"])
             else:
                 view[...] = 0.0
 
@@ -269,6 +257,13 @@ class Network:
         for t in self.tensors:
             if t.layer == layer and t.store == "theta":
                 t.trainable = trainable
+
+    def activation_use(self, i: int) -> ActivationUse:
+        """Layer i's activation with its parameters and learned slopes (what exporters need)."""
+        cfg = self.layer_configs[i]
+        slopes = f"layers.{i}.prelu.alpha"
+        return ActivationUse(cfg["activation"], i, cfg.get("activation_params", {}),
+                             self.tensor(slopes) if slopes in self.by_name else None)
 
     def layer_infos(self) -> tuple[LayerInfo, ...]:
         infos = []

@@ -16,6 +16,7 @@ import numpy as np
 
 from engine.control import RunControl
 from engine.data import Dataset, load_dataset, make_grid
+from engine.errors import WeightsError
 from engine.events import (Compiling, ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted,
                      StepMetrics, frozen_array)
 from engine.kernels import train as TK
@@ -170,8 +171,6 @@ class Trainer:
         """Continue from :meth:`checkpoint`'s output (same experiment and data);
         the next :meth:`run` picks up at the saved step, mid-epoch included,
         and ends with the same weights as a run that was never interrupted."""
-        from engine.errors import WeightsError
-
         tensors, state = checkpoint["tensors"], checkpoint["state"]
         for key, have in (("n_train", self.n_train), ("steps_per_epoch", self.steps_per_epoch),
                           ("n_params", self.net.n_params)):

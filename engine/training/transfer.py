@@ -3,9 +3,10 @@
 This module is the one implementation of layer reuse in Descent (the weight
 export code and the stages runner call it).  The pieces:
 
-* :func:`reused_model_config` and :func:`build_reused_network` make a new
-  network whose first ``k`` hidden layers have the architecture *and a copy*
-  of the weights of a trained one, with new layers and a new output on top.
+* :func:`build_reused_network` makes a new network whose first ``k`` hidden
+  layers have the architecture (its ``model`` section built by
+  :func:`engine.spec.reuse.reused_model_config`) *and a copy* of the weights
+  of a trained one, with new layers and a new output on top.
   Weights are copied, never shared: each :class:`~engine.training.network.Network` owns
   its ``theta``/``buffers`` vectors, so training the new network leaves the
   source exactly as it was (``tests/test_transfer.py`` checks it bit for bit).
@@ -40,65 +41,15 @@ import numpy as np
 
 from engine.catalog.activations import ACTIVATIONS
 from engine.errors import ExperimentError
+from engine.events import RunFinished
 from engine.kernels import layout as K
 from engine.kernels import network as NK
 from engine.kernels.rng import new_state
 from engine.training.network import Network
-
-ALL_BUT_OUTPUT = "all_but_output"
-
-# keys of a hidden layer that fix its tensors' shapes and meaning: a reused
-# layer takes these from the source; the rest (l1/l2, max_norm, dropout...)
-# may be changed by the new model.
-ARCHITECTURE_KEYS = ("units", "activation", "activation_params", "use_bias", "batch_norm", "bn_epsilon")
+from engine.training.trainer import Trainer
 
 
 # --------------------------------------------------------------------- building
-
-def resolve_layer_count(layers, n_hidden: int, where: str = "reuse.layers") -> int:
-    """``layers`` (an int k, "all_but_output", or "all_but_top_<n>") -> k.
-
-    "all_but_output" reuses every hidden layer; "all_but_top_1" drops the
-    topmost hidden layer as well (the book's advice: the upper layers are the
-    most task-specific)."""
-    if isinstance(layers, str):
-        if layers == ALL_BUT_OUTPUT:
-            return n_hidden
-        if layers.startswith("all_but_top_"):
-            tail = layers[len("all_but_top_"):]
-            if tail.isdigit() and 1 <= int(tail) <= n_hidden:
-                return n_hidden - int(tail)
-        raise ExperimentError(f"{where} must be a number of hidden layers (0..{n_hidden}), "
-                              f"'all_but_output' or 'all_but_top_N' with 1 <= N <= {n_hidden}, got {layers!r}")
-    if isinstance(layers, bool) or not isinstance(layers, int) or not 0 <= layers <= n_hidden:
-        raise ExperimentError(f"{where} must be a number of hidden layers from 0 to {n_hidden} (the source has "
-                              f"{n_hidden} hidden layers), 'all_but_output' or 'all_but_top_N', got {layers!r}")
-    return layers
-
-
-def reused_model_config(source_layers: list, k: int, new_layers: list, output: dict,
-                        freeze: bool = True) -> dict:
-    """The ``model`` section of a network that reuses the first ``k`` hidden
-    layers of a model whose resolved hidden layers are ``source_layers``:
-    those k layer configs (trainable = not freeze), then ``new_layers``, then
-    the new ``output``.  Everything else of the source (its output layer,
-    its upper layers) is dropped."""
-    reused = [dict(copy.deepcopy(cfg), trainable=not freeze) for cfg in source_layers[:k]]
-    return {"layers": reused + [copy.deepcopy(cfg) for cfg in new_layers], "output": copy.deepcopy(output)}
-
-
-def check_compatible(source_layers: list, target_layers: list, k: int, where: str = "reuse") -> None:
-    """The first k hidden layers must have the same architecture."""
-    if len(target_layers) < k:
-        raise ExperimentError(f"{where}: the new model has {len(target_layers)} hidden layers, "
-                              f"cannot reuse {k}")
-    for i in range(k):
-        for key in ARCHITECTURE_KEYS:
-            a, b = source_layers[i].get(key), target_layers[i].get(key)
-            if a != b:
-                raise ExperimentError(f"{where}: layer {i} of the new model has {key}={b!r} but the reused "
-                                      f"layer has {key}={a!r}; reused layers keep their architecture")
-
 
 def copy_layers(source_weights: dict, target: Network, k: int, source: str = "the source model") -> None:
     """Copy tensors ``layers.0`` .. ``layers.<k-1>`` (kernels, biases, BN
@@ -114,7 +65,8 @@ def build_reused_network(source_weights: dict, experiment: dict, n_inputs: int, 
                          n_classes: int = 0, n_targets: int = 1, k: int = 0, seed: int = 0,
                          freeze: bool = True, source: str = "the source model") -> Network:
     """A new network for ``experiment`` (whose first ``k`` hidden layers match
-    the source's architecture, e.g. built by :func:`reused_model_config`):
+    the source's architecture, e.g. built by
+    :func:`engine.spec.reuse.reused_model_config`):
     every layer initialized from ``seed``, then layers 0..k-1 overwritten with
     copies of ``source_weights`` and frozen if ``freeze``."""
     net = Network(experiment, n_inputs, task, n_classes, n_targets)
@@ -176,7 +128,7 @@ def caching_problems(net: Network, k: int) -> list[str]:
             kind = "alpha dropout" if cfg.get("alpha_dropout") else "dropout"
             problems.append(f"layer {i} has {kind} {cfg['dropout']:g}: it draws a new mask every step, "
                             f"so its outputs differ from epoch to epoch")
-        if ACTIVATIONS.get(cfg["activation"]).name == "rrelu":
+        if ACTIVATIONS.get(cfg["activation"]).random_in_training:
             problems.append(f"layer {i} uses RReLU: its slopes are drawn at random every step in training")
     return problems
 
@@ -284,7 +236,6 @@ def cached_phase(net: Network, experiment: dict, dataset, k: int | None = None):
 # ----------------------------------------------------------------- measuring
 
 def _train(trainer) -> tuple[float, dict]:
-    from engine.events import RunFinished
     t0 = time.perf_counter()
     summary = {}
     for event in trainer.run():
@@ -305,8 +256,6 @@ def measure_caching_speedup(net: Network, experiment: dict, dataset, k: int | No
     cached, what each further epoch gains), max_weight_difference (largest
     absolute difference between the two final weight sets; float rounding
     only), and both runs' test accuracy."""
-    from engine.training.trainer import Trainer
-
     k = check_cacheable(net, k)
     start = net.state_dict()
     if warmup:  # compile both code paths before timing either

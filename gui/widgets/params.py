@@ -25,16 +25,26 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QFileDial
 from engine.errors import ExperimentError
 from engine.params import Param
 
+from .stepping import log_scale, stepped
+
 _NUMBER_PREFIX = re.compile(r"[+-]?(\d*\.?\d*([eE][+-]?\d*)?)?")
 REFUSED_STYLE = "background: #ffd9d9;"
 # nicer labels for a few keys
 LABELS = {"trainable": "trainable (off = frozen)", "use_bias": "use bias", "n_samples": "points",
           "batch_size": "batch size", "learning_rate": "learning rate", "bn_momentum": "BN momentum",
-          "bn_epsilon": "BN epsilon", "l1": "l1", "l2": "l2", "max_norm": "max-norm"}
+          "bn_epsilon": "BN epsilon", "l1": "l1", "l2": "l2", "max_norm": "max-norm",
+          "clipvalue": "clip value", "clipnorm": "clip norm", "global_clipnorm": "global clip norm",
+          "angle": "angle (degrees)"}
 
 
 def label_for(key: str) -> str:
     return LABELS.get(key, key.replace("_", " "))
+
+
+def optimizer_params(optimizer_class) -> dict[str, Param]:
+    """The settings an optimizer form shows: its learning rate first, then its own
+    hyperparameters.  The Train tab and the arena's racers both edit this dict."""
+    return {"learning_rate": optimizer_class.learning_rate_param(), **optimizer_class.hyperparameters}
 
 
 def format_value(value: Any, kind: str = "float") -> str:
@@ -50,6 +60,16 @@ def format_value(value: Any, kind: str = "float") -> str:
         text = f"{value:.6g}"
         return text
     return str(value)
+
+
+_UNSET_MEANING = re.compile(r"(?:Empty:|Off:|null =)\s*([^.;]+)")
+
+
+def unset_meaning(param: Param) -> str | None:
+    """What leaving an optional value unset means, when the doc says so ("null = the
+    optimizer's learning rate", "Empty: all 10", "Off: as planned")."""
+    said = _UNSET_MEANING.search(param.doc)
+    return said.group(1).strip() if said else None
 
 
 def tooltip_for(param: Param, key: str = "") -> str:
@@ -106,8 +126,9 @@ class ParamEditor(QWidget):
 class NumberSpin(QAbstractSpinBox):
     """A spin box for "int"/"float" Params: typing is free, committing is checked.
 
-    Arrow keys and the wheel step by 1 (ints), in a 1-2-5 sequence (log-scale
-    floats such as learning rates) or by a tenth of the typical magnitude.
+    Arrow keys and the wheel follow :mod:`gui.widgets.stepping`, the one
+    rule of every tab (a 1-2-5 ladder for learning rates and other scales,
+    a fixed step otherwise).
     """
 
     committed = Signal(object)
@@ -183,58 +204,19 @@ class NumberSpin(QAbstractSpinBox):
         return QAbstractSpinBox.StepUpEnabled | QAbstractSpinBox.StepDownEnabled
 
     def stepBy(self, steps: int) -> None:
-        value = self._value
-        if value is None:
-            value = self.param.default if self.param.default is not None else (self.param.low or 0)
-        for _ in range(abs(steps)):
-            value = self._next(value, 1 if steps > 0 else -1)
-        try:
-            value = self.param.check(value, self.where)
-        except ExperimentError:
-            value = self._clamp(value)
-            if value is None:
-                return
-        self.try_set(value)
-
-    def _next(self, value, direction: int):
-        p = self.param
-        if p.kind == "int":
-            return int(value) + direction
-        if p.log and value > 0:
-            exponent = math.floor(math.log10(value) + 1e-9)
-            mantissa = value / 10 ** exponent
-            ladder = [1.0, 2.0, 5.0, 10.0]
-            if direction > 0:
-                nxt = next((m for m in ladder if m > mantissa * (1 + 1e-9)), 10.0)
-            else:
-                nxt = next((m for m in reversed([0.5] + ladder) if m < mantissa * (1 - 1e-9)), 0.5)
-            return float(f"{nxt * 10 ** exponent:.6g}")
-        span = (p.high - p.low) if p.low is not None and p.high is not None else max(1.0, abs(value))
-        step = 10 ** math.floor(math.log10(span)) / 100 if span > 0 else 0.01
-        step = max(step, 0.01) if span <= 1 else max(step * 10, 0.1)
-        return float(f"{value + direction * step:.10g}")
-
-    def _clamp(self, value):
-        p = self.param
-        for bound, is_open in ((p.low, p.low_open), (p.high, p.high_open)):
-            if bound is None:
-                continue
-            if (bound == p.low and value < bound) or (bound == p.high and value > bound):
-                if is_open:
-                    return None
-                return int(bound) if p.kind == "int" else float(bound)
-        return None
+        self.try_set(stepped(self.param, self._value, steps, self.where))
 
 
 SLIDER_STEPS = 200
 
 
 class NumberEditor(ParamEditor):
-    """int/float Param; optional ones get an on/off box (off = null).  With
-    ``slider`` and a bounded range, a slider sits next to the spin box (a log
-    slider for log-scale Params); it commits when released."""
+    """int/float Param; optional ones get an on/off box (off = null) and show
+    ``fallback`` (else the default, else a guess from the range) when ticked on.
+    With ``slider`` and a bounded range, a slider sits next to the spin box (a
+    log slider for log-scale Params); it commits when released."""
 
-    def __init__(self, param: Param, where: str, parent=None, slider: bool = False):
+    def __init__(self, param: Param, where: str, parent=None, slider: bool = False, fallback=None):
         super().__init__(param, where, parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -246,6 +228,8 @@ class NumberEditor(ParamEditor):
             layout.addWidget(self.enabled_box)
         self.spin = NumberSpin(param, where)
         self.spin.setToolTip(self.base_tooltip)
+        if param.optional:   # shown while off, in place of a greyed-out number that means nothing
+            self.spin.lineEdit().setPlaceholderText(unset_meaning(param) or "off")
         self.spin.committed.connect(self._committed)
         self.spin.refused.connect(lambda msg: self._refuse(self.spin, msg))
         layout.addWidget(self.spin, 1)
@@ -259,7 +243,7 @@ class NumberEditor(ParamEditor):
             self.slider.valueChanged.connect(self._slider_moved)
             layout.addWidget(self.slider, 1)
             self.spin.committed.connect(lambda _v: self._sync_slider())
-        self._fallback = param.default if param.default is not None else self._guess()
+        self._fallback = next(v for v in (fallback, param.default, self._guess()) if v is not None)
         self.set_value(param.default)
 
     # -- slider <-> value ---------------------------------------------------------------------------
@@ -267,7 +251,7 @@ class NumberEditor(ParamEditor):
     def _bounds(self):
         p = self.param
         lo, hi = float(p.low), float(p.high)
-        if p.log:
+        if log_scale(p):
             lo = max(lo, hi * 1e-6) if lo <= 0 else lo
             return math.log10(lo), math.log10(hi)
         return lo, hi
@@ -275,7 +259,7 @@ class NumberEditor(ParamEditor):
     def _from_slider(self, position: int):
         lo, hi = self._bounds()
         x = lo + (hi - lo) * position / SLIDER_STEPS
-        value = 10 ** x if self.param.log else x
+        value = 10 ** x if log_scale(self.param) else x
         if self.param.kind == "int":
             return int(round(value))
         return float(f"{value:.3g}")
@@ -285,7 +269,7 @@ class NumberEditor(ParamEditor):
         if self.slider is None or value is None:
             return
         lo, hi = self._bounds()
-        x = math.log10(value) if self.param.log and value > 0 else value
+        x = math.log10(value) if log_scale(self.param) and value > 0 else value
         self.slider.blockSignals(True)
         self.slider.setValue(int(round(SLIDER_STEPS * (x - lo) / (hi - lo))) if hi > lo else 0)
         self.slider.blockSignals(False)
@@ -328,15 +312,18 @@ class NumberEditor(ParamEditor):
             self.enabled_box.setChecked(value is not None)
             self.enabled_box.blockSignals(False)
             self.spin.setEnabled(value is not None)
-            if value is None:
+            if value is None:   # the spin keeps a number for when it is ticked on again
                 self.spin.set_value(self.spin.value() if self.spin.value() is not None else self._fallback)
+                self.spin.lineEdit().clear()
                 return
         self.spin.set_value(value)
 
     def _toggled(self, on: bool) -> None:
         self.spin.setEnabled(on)
-        if on and self.spin.value() is None:
-            self.spin.set_value(self._fallback)
+        if on:
+            self.spin.set_value(self.spin.value() if self.spin.value() is not None else self._fallback)
+        else:
+            self.spin.lineEdit().clear()
         self.changed.emit()
 
     def _committed(self, _value) -> None:
@@ -425,9 +412,9 @@ class TextEditor(ParamEditor):
         self.edit = QLineEdit()
         self.edit.setToolTip(self.base_tooltip)
         if param.optional or param.kind in ("ints", "floats"):
-            said = re.search(r"Empty: ([^.;]+)", param.doc)   # the doc says what empty means
-            self.edit.setPlaceholderText("empty: " + (said.group(1) if said else "none" if param.default is None
-                                                      else format_value(param.default, param.kind) or "[]"))
+            said = unset_meaning(param)
+            self.edit.setPlaceholderText("empty: " + (said or ("none" if param.default is None
+                                                               else format_value(param.default, param.kind) or "[]")))
         self.edit.editingFinished.connect(self._commit)
         layout.addWidget(self.edit, 1)
         self.file_filter = file_filter

@@ -1,0 +1,59 @@
+"""The names inside a run folder: its files and the columns of its CSVs.
+
+One definition shared by the writer (:mod:`engine.formats.runstore`) and the
+reader (:mod:`engine.formats.runfolder`), so a column the writer adds is a
+column the reader returns: the two cannot drift apart again.  Each column is
+named after the event field it records (:class:`engine.events.StepMetrics`
+for ``history.csv``, :class:`engine.events.EpochEnd` for ``epochs.csv``), and
+both sides go through ``getattr(event, name)`` / the same name, never a
+position.
+
+``history.csv`` holds the :data:`HISTORY_FIELDS` in this order, then one
+column per layer and per-layer field, ``<field>_<i>`` (layer ``i`` as in the
+weight names ``layers.<i>.*``), layer by layer::
+
+    step,epoch,...,elapsed,grad_norm_0,bias_grad_norm_0,...,saturated_0,grad_norm_1,...
+
+``epochs.csv`` holds the :data:`EPOCH_FIELDS` in this order.
+"""
+from __future__ import annotations
+
+import re
+
+# files
+EXPERIMENT_FILE = "experiment.json"   # the resolved experiment, written first
+SUMMARY_FILE = "summary.json"         # {"status": "running", "pid"} until the end, then the final metrics
+HISTORY_FILE = "history.csv"          # one row per logged step
+EPOCHS_FILE = "epochs.csv"            # one row per epoch
+WEIGHTS_SAFETENSORS = "weights.safetensors"   # final weights with the experiment, summary and data statistics
+WEIGHTS_NPZ = "weights.npz"                   # the same tensors and metadata as NPZ
+WEIGHTS_FILES = (WEIGHTS_SAFETENSORS, WEIGHTS_NPZ)   # in the order a reader prefers them
+CHECKPOINT_FILE = "checkpoint.npz"            # optimizer and RNG state for run --resume (engine.formats.checkpoint)
+
+# history.csv: StepMetrics scalars, one column each
+HISTORY_FIELDS = ("step", "epoch", "loss", "regularization", "learning_rate", "momentum", "steps_per_second",
+                  "elapsed")
+# history.csv: StepMetrics per-layer arrays, one column "<field>_<i>" per layer
+PER_LAYER_FIELDS = ("grad_norm", "bias_grad_norm", "update_ratio", "dead_fraction", "dead_count", "act_mean",
+                    "act_std", "saturated")
+# epochs.csv: EpochEnd fields
+EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
+                "wall_time", "sparsity")
+
+_PER_LAYER_RE = re.compile(r"^(" + "|".join(PER_LAYER_FIELDS) + r")_(\d+)$")
+
+
+def per_layer_column(field: str, layer: int) -> str:
+    """The history.csv column of ``field`` for layer ``layer``: ``grad_norm_0``."""
+    return f"{field}_{layer}"
+
+
+def history_header(n_layers: int) -> list[str]:
+    """history.csv's header for a network of ``n_layers`` dense layers (output layer included)."""
+    return list(HISTORY_FIELDS) + [per_layer_column(f, i) for i in range(n_layers) for f in PER_LAYER_FIELDS]
+
+
+def split_per_layer(column: str) -> tuple[str, int] | None:
+    """(field, layer) of a per-layer column name, None for any other column."""
+    m = _PER_LAYER_RE.match(column)
+    return (m.group(1), int(m.group(2))) if m else None
