@@ -11,9 +11,10 @@ from engine import cli
 from engine.control import RunControl
 from engine.errors import ExperimentError
 from engine.events import JobFinished, RunStarted, SubRun, SweepFinished, SweepRecord
-from engine.jobs.runner import RUN_KEYS, SECTION_KINDS, JobRequest, job_kind, plan_job, run_job
+from engine.jobs.runner import SECTION_KINDS, JobRequest, job_kind, plan_job, run_job
 from engine.jobs.sweep_report import read_sweep
-from engine.spec.experiment import TOP_KEYS, load_experiment, resolve_experiment
+from engine.spec.experiment import load_experiment, resolve_experiment
+from engine.spec.sections import REPEATING_KEYS
 
 from test_jobs import assert_same_weights, kinds, weights_of
 
@@ -137,16 +138,19 @@ def test_the_preset_plans_six_optimizers_by_nine_rates_by_three_seeds():
 # ----------------------------------------------------------------------------- what the runner refuses
 
 
-def test_every_key_of_the_schema_is_read_by_a_run_or_handled_as_a_section():
-    """A new top-level section must be taught to the runner (job_kind) instead of being skipped."""
-    assert set(TOP_KEYS) <= set(RUN_KEYS) | set(SECTION_KINDS)
-    assert set(SECTION_KINDS) == {"stages", "compare", "sweep"}
+def test_every_section_of_many_runs_has_a_kind_of_job():
+    """A new repeating section must be taught to the runner (job_kind) instead of being skipped."""
+    assert set(SECTION_KINDS) == set(REPEATING_KEYS) == {"stages", "compare", "sweep"}
 
 
-def test_a_section_the_runner_does_not_handle_is_an_error_not_silence():
+def test_a_section_the_runner_does_not_handle_is_an_error_not_silence(monkeypatch):
     exp = dict(resolve_experiment(SWEEP), grid_search={"lr": [1, 2]})
     with pytest.raises(ExperimentError, match="does not handle the experiment's 'grid_search' section"):
         job_kind(JobRequest(exp))
+    with monkeypatch.context() as m:    # the bug this replaces: a sweep trained as its base experiment
+        m.delitem(SECTION_KINDS, "sweep")
+        with pytest.raises(ExperimentError, match="does not handle the experiment's 'sweep' section"):
+            job_kind(JobRequest(resolve_experiment(SWEEP)))
     both_sections = dict(resolve_experiment(SWEEP), compare={"variants": [], "seeds": [1]})
     with pytest.raises(ExperimentError, match="compare and sweep"):
         job_kind(JobRequest(both_sections))

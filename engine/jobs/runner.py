@@ -57,13 +57,12 @@ from engine.jobs.runs import trainer_events, written
 from engine.jobs.stages import StagesWriter, run_stages, with_epochs
 from engine.jobs.sweep import sweep_events, sweep_runs
 from engine.spec.experiment import with_overrides
+from engine.spec.sections import REPEATING_KEYS, TOP_KEYS
 from engine.training.lr_finder import find_learning_rate
 from engine.training.trainer import Trainer
 
 AUTO = "auto"
 SECTION_KINDS = {"stages": "staged", "compare": "compared", "sweep": "sweep"}   # a section -> its kind of job
-RUN_KEYS = ("format_version", "name", "title", "description", "section", "look_at", "seed", "data", "model",
-            "loss", "optimizer", "schedule", "training")   # what one run reads (engine.training.trainer)
 
 
 @dataclass(frozen=True)
@@ -107,11 +106,12 @@ class JobPlan:
 
 
 def job_kind(request: JobRequest) -> str:
-    """The one place that tells a job's kind from the request.  An experiment key that is neither
-    read by a run nor a section this runner handles is an error: a new section must be taught
-    here, not trained as its base experiment while the section is skipped."""
-    unknown = [k for k, v in request.experiment.items() if v is not None and k not in RUN_KEYS
-               and k not in SECTION_KINDS]
+    """The one place that tells a job's kind from the request.  A section of the schema that makes
+    a job of many runs (engine.spec.sections.REPEATING_KEYS) and has no kind here, or a key the
+    schema does not know, is an error: a new section must be taught here, not trained as its base
+    experiment while the section is skipped."""
+    unknown = [k for k, v in request.experiment.items() if v is not None and
+               (k not in TOP_KEYS or (k in REPEATING_KEYS and k not in SECTION_KINDS))]
     if unknown:
         raise ExperimentError(f"the job runner does not handle the experiment's {', '.join(map(repr, unknown))} "
                               f"section; it runs {', '.join(SECTION_KINDS)} sections and single runs")
