@@ -22,7 +22,11 @@ norm before it, after it, and none (a Latin square over three models per
 framework, so each (activation, placement) pair appears once and the files
 stay a few KB); every output (softmax, sigmoid, linear, log-softmax); Keras
 Sequential and functional models, `.keras` archives and legacy `.h5` files;
-PyTorch ``nn.Sequential`` and a module with named attributes.  The refused
+PyTorch ``nn.Sequential`` and a module with named attributes.  A state_dict
+has no activations, so each PyTorch fixture comes with its architecture as a
+user would give it: ``torch/<name>.json`` (a Descent experiment, for models
+whose batch norm epsilon is not PyTorch's default) or an entry of
+``torch/activations.json`` (for ``--activations``).  The refused
 files (a Lambda layer, a custom layer, a convolution, a skip connection, a
 pickled PyTorch model) are made here too, by the same libraries.
 """
@@ -234,6 +238,23 @@ def torch_activation(nn, name: str, units: int, j: int):
             "gelu": lambda: nn.GELU(), "swish": lambda: nn.SiLU(), "rrelu": lambda: nn.RReLU(0.1, 0.3)}[name]()
 
 
+def descent_layer(units: int, name: str, placement: str, eps: float, bias: bool) -> dict:
+    """The Descent layer a PyTorch layer corresponds to: what a user writes in --experiment."""
+    params = {"leaky_relu": {"alpha": 0.2}, "elu": {"alpha": 0.7}, "rrelu": {"lower": 0.1, "upper": 0.3}}
+    layer = {"units": units, "activation": name, "activation_params": params.get(name, {}), "use_bias": bias,
+             "batch_norm": placement}
+    if placement != "none":
+        layer.update(bn_epsilon=eps, bn_momentum=0.9)   # PyTorch's momentum 0.1, in Descent's convention
+    return layer
+
+
+def write_experiment(path: Path, layers: list, output: str) -> None:
+    experiment = {"name": path.stem, "title": f"Architecture of {path.stem}.safetensors",
+                  "data": {"name": "npz", "path": "data.npz", "standardize": False},
+                  "model": {"layers": layers, "output": {"activation": output}}}
+    path.write_text(json.dumps(experiment, indent=2) + "\n")
+
+
 def randomize_torch(torch, model, seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -267,7 +288,7 @@ def make_torch() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     spec = {}
     for m in range(3):
-        modules, tokens, fan_in = [], [], N_INPUTS
+        modules, layers, fan_in = [], [], N_INPUTS
         for j, (name, placement) in enumerate(latin_square(TORCH_ACTIVATIONS, m)):
             units = 4 + (j + m) % 3
             eps = 1e-5 if j % 2 else 1e-3
@@ -277,7 +298,7 @@ def make_torch() -> None:
             modules += {"none": [act], "before": [bn, act], "after": [act, bn]}[placement]
             if j == 3:
                 modules.append(nn.Dropout(0.2))
-            tokens.append({"none": name, "before": f"bn+{name}", "after": f"{name}+bn"}[placement])
+            layers.append(descent_layer(units, name, placement, eps, placement != "before" or bool(j % 2)))
             fan_in = units
         modules += [nn.Linear(fan_in, 3), nn.Softmax(dim=1)]
         model = nn.Sequential(*modules)
@@ -285,7 +306,7 @@ def make_torch() -> None:
         x = inputs(200 + m)
         save_file(model.state_dict(), folder / f"square_{m}.safetensors")
         record(f"torch/square_{m}.safetensors", x, torch_predict(torch, model, x))
-        spec[f"square_{m}.safetensors"] = ",".join(tokens + ["softmax"])
+        write_experiment(folder / f"square_{m}.json", layers, "softmax")
 
     outputs = {"sigmoid": (1, nn.Sigmoid()), "linear": (2, None), "log_softmax": (3, nn.LogSoftmax(dim=1))}
     for name, (units, last) in outputs.items():
@@ -317,7 +338,17 @@ def make_torch() -> None:
     x = inputs(220)
     save_file(model.state_dict(), folder / "named.safetensors")
     record("torch/named.safetensors", x, torch_predict(torch, model, x))
-    spec["named.safetensors"] = "bn+relu,elu+bn,softmax"
+    elu = dict(descent_layer(6, "elu", "after", 1e-4, True), activation_params={"alpha": 1.0})  # F.elu's default
+    write_experiment(folder / "named.json", [descent_layer(6, "relu", "before", 1e-5, True), elu], "softmax")
+
+    # batch norm with PyTorch's defaults (eps 1e-5, momentum 0.1): --activations is enough
+    model = nn.Sequential(nn.Linear(N_INPUTS, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 5), nn.LeakyReLU(0.2),
+                          nn.BatchNorm1d(5), nn.Linear(5, 3), nn.Softmax(dim=1))
+    randomize_torch(torch, model, 40)
+    x = inputs(230)
+    save_file(model.state_dict(), folder / "bn_defaults.safetensors")
+    record("torch/bn_defaults.safetensors", x, torch_predict(torch, model, x))
+    spec["bn_defaults.safetensors"] = "bn+relu,leaky_relu:0.2+bn,softmax"
     (folder / "activations.json").write_text(json.dumps(spec, indent=2) + "\n")
 
     bad = folder / "bad"
