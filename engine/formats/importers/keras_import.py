@@ -272,8 +272,8 @@ def _activation_name(value, where: str, path: Path) -> tuple[str, dict]:
     """A Keras activation (a string, or Keras 3's serialized-function dict) -> Descent (name, params)."""
     if isinstance(value, dict):
         if not str(value.get("module", "keras")).startswith("keras") or value.get("class_name") != "function":
-            raise WeightsError(f"{path}: {where}: a custom activation ({value.get('config')!r}); Descent never runs "
-                               f"code from a model file")
+            raise WeightsError(f"{path}: {where}: its activation is Python code (a lambda or a custom function), "
+                               f"which Descent never runs; use one of Keras's named activations")
         value = value.get("config")
     if value not in ACTIVATIONS:
         raise WeightsError(f"{path}: {where}: activation {value!r} is not one of Descent's; supported: "

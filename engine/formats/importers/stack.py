@@ -136,6 +136,17 @@ class Stack:
                                f"representable; Descent supports {SUPPORTED}")
         return self.layers[-1]
 
+    def _step(self, where: str, what: str, taken) -> _Layer:
+        """The layer ``what`` joins: there must be one, without ``what`` yet (``taken``) and without dropout."""
+        layer = self._current(where, what)
+        if taken(layer):
+            raise WeightsError(f"{self.source}: {where}: a second {what} in the layer of {layer.where}; Descent's "
+                               f"layers have one activation and at most one batch normalization")
+        if layer.dropout or layer.alpha_dropout:
+            raise WeightsError(f"{self.source}: {where}: {what} after dropout is not representable; Descent "
+                               f"supports {SUPPORTED}")
+        return layer
+
     def dense(self, where: str, kernel, bias, kernel_name: str, bias_name: str | None = None,
               transposed: bool = False, note: str = "", trainable: bool = True) -> None:
         """A Dense layer; ``kernel`` is (fan_in, units) already (transposed by the caller if needed)."""
@@ -167,13 +178,7 @@ class Stack:
     def batch_norm(self, where: str, bn: BatchNorm, names: dict) -> None:
         """``names``: foreign name per part (gamma, beta, moving_mean, moving_variance; None = absent in
         the file, then 1 or 0 is used as the framework does)."""
-        layer = self._current(where, "batch normalization")
-        if layer.bn is not None:
-            raise WeightsError(f"{self.source}: {where}: a second batch normalization in the layer of "
-                               f"{layer.where}; Descent's layers have at most one")
-        if layer.dropout or layer.alpha_dropout:
-            raise WeightsError(f"{self.source}: {where}: batch normalization after dropout is not "
-                               f"representable; Descent supports {SUPPORTED}")
+        layer = self._step(where, "batch normalization", lambda lay: lay.bn is not None)
         units = layer.units
         i = len(self.layers) - 1
         parts = {}
@@ -197,13 +202,7 @@ class Stack:
     def activation(self, where: str, name: str, params: dict | None = None, slopes=None,
                    slope_name: str | None = None) -> None:
         """One activation (Descent's names; log_softmax is accepted for the output)."""
-        layer = self._current(where, f"the activation {name}")
-        if layer.activation is not None:
-            raise WeightsError(f"{self.source}: {where}: a second activation ({name}) after {layer.activation} in "
-                               f"the layer of {layer.where}; Descent's layers have one")
-        if layer.dropout or layer.alpha_dropout:
-            raise WeightsError(f"{self.source}: {where}: an activation after dropout is not representable; "
-                               f"Descent supports {SUPPORTED}")
+        layer = self._step(where, f"activation ({name})", lambda lay: lay.activation is not None)
         layer.activation = name
         layer.params = dict(params or {})
         if slopes is not None:
