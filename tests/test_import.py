@@ -518,3 +518,61 @@ def test_existing_folder_is_not_overwritten(tmp_path):
     (tmp_path / "taken" / "keep.txt").write_text("mine")
     assert main(["import", str(FIXTURES / "keras/out_linear.keras"), "--out", str(tmp_path / "taken")]) == 2
     assert sorted(p.name for p in (tmp_path / "taken").iterdir()) == ["keep.txt"]
+
+
+# ================================================================ a staged experiment's imported stage (preset 17)
+
+def test_preset_17_imports_the_pytorch_model_and_scores_what_pytorch_measured():
+    """presets/models/train_fashion8_torch.py printed PyTorch's test accuracy on the 8,000 test images
+    of task A: 0.918874979...; the imported stage measures the same images with Descent's kernels."""
+    from engine.jobs.stages import run_stages
+    from engine.spec.stages import StageFinished, StageStarted
+
+    exp = load_experiment("17-reuse-a-foreign-model")
+    assert Path(exp["stages"]["list"][0]["import"]).is_file()
+    raw = json.loads((Path(__file__).resolve().parent.parent / "presets/17-reuse-a-foreign-model.json").read_text())
+    raw["data"].update(per_class=20, val_per_class=10)           # A's test set stays whole
+    for stage in raw["stages"]["list"][1:]:
+        stage["data"].update(per_class=20, val_per_class=10, test_per_class=10)
+    from engine.spec.experiment import resolve_experiment
+
+    events = list(run_stages(resolve_experiment(raw), max_steps=2, seeds=[42]))
+    summaries = {e.stage: e.summary for e in events if isinstance(e, StageFinished)}
+    assert summaries["a"]["test_accuracy"] == pytest.approx(0.918875, abs=0.5 / 8000)
+    assert summaries["a"]["steps"] == 0 and summaries["a"]["imported_from"].endswith("fashion8-selu-torch.safetensors")
+    started = {e.stage: e for e in events if isinstance(e, StageStarted)}
+    assert started["b_on_a"].reuse == {"from": "a", "k": 3, "layers": "all_but_output"}
+    assert summaries["b_on_a"]["steps"] == 4                      # two phases of 2 steps
+
+
+def test_the_shipped_model_imports_from_the_command_line(tmp_path, capsys):
+    path = Path(__file__).resolve().parent.parent / "presets/models/fashion8-selu-torch.safetensors"
+    assert main(["import", str(path), "--activations", "selu,selu,selu,softmax", "--out", str(tmp_path / "a")]) == 0
+    assert "6.weight" in capsys.readouterr().out
+    exp = json.loads((tmp_path / "a" / "experiment.json").read_text())
+    assert [c["units"] for c in exp["model"]["layers"]] == [64, 32, 32]
+
+
+def test_imported_stages_are_checked(tmp_path):
+    from engine.jobs.stages import run_stages
+    from engine.spec.experiment import resolve_experiment
+    from engine.errors import ExperimentError
+
+    model = str(FIXTURES / "torch/out_sigmoid.safetensors")    # Linear(5, 6), Tanh, Linear(6, 1), Sigmoid
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).normal(size=(50, 5)), y=np.arange(50) % 2)
+    raw = {"data": {"name": "npz", "path": str(tmp_path / "d.npz"), "standardize": False},
+           "model": {"layers": [{"units": 6, "activation": "tanh"}], "output": {"activation": "logistic"}},
+           "stages": [{"name": "a", "import": model},
+                      {"name": "b", "reuse": {"from": "a", "layers": 1}, "model": {"output": {"activation": "logistic"}}}]}
+    exp = resolve_experiment(raw)
+    assert resolve_experiment(json.loads(json.dumps(exp))) == exp
+    events = list(run_stages(exp, max_steps=1))
+    assert events[-1].report["stages"]["a"]["steps"]["mean"] == 0
+    wrong = json.loads(json.dumps(raw))
+    wrong["model"]["layers"][0]["units"] = 7
+    with pytest.raises(WeightsError, match="units"):
+        list(run_stages(resolve_experiment(wrong), max_steps=1))
+    for stage, message in (({"name": "a", "import": 3}, "path of a model file"),
+                           ({"name": "a", "import": model, "phases": [{"name": "more", "epochs": 2}]}, "not trained")):
+        with pytest.raises(ExperimentError, match=message):
+            resolve_experiment(dict(raw, stages=[stage]))
