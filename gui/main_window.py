@@ -42,6 +42,7 @@ from .actions import FileActions
 from .builder import ModelBuilder
 from .compare import ComparisonView
 from .dashboard import Dashboard
+from .importing import initial_weights
 from .panels import DataPanel, OptimizerPanel, TrainingPanel
 from .records import RunFailed, RunRecord, SubRun, load_folder_curves
 from .runs import RunList
@@ -353,7 +354,7 @@ class MainWindow(FileActions, QMainWindow):
             self.statusBar().showMessage(f"Training its {len(exp['compare']['variants'])} variants one after "
                                          "another (first seed), overlaid in every plot; every seed with mean, "
                                          "spread and verdicts: the Compare tab", 15000)
-        self.worker.submit(RunJob(run_id, exp, folder, control))
+        self.worker.submit(RunJob(run_id, exp, folder, control, init_weights=initial_weights(self, exp)))
         self.update_controls()
         return record
 
