@@ -502,12 +502,12 @@ def test_refused_files_exit_2_with_one_message_and_write_nothing(tmp_path, capsy
 
 
 def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
-    import engine.formats.weights as W
+    import engine.formats.importers.assemble as A
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(W, "save_npz", broken)
+    monkeypatch.setattr(A, "save_npz", broken)
     with pytest.raises(Exception, match="No space left"):
         import_to_folder(FIXTURES / "keras/out_linear.keras", tmp_path / "runs" / "x")
     assert list((tmp_path / "runs").iterdir()) == []

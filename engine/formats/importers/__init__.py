@@ -28,6 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import WeightsError
+from engine.formats import weights_metadata
+from engine.formats.runstore import default_run_dir
+from engine.spec.experiment import load_experiment
+from engine.formats.importers.torch_import import PICKLED, read_torch, refuse_pickle
 from engine.formats.importers.assemble import (Imported, build_experiment, check_network, data_metadata,
                                                summary_dict, write_folder)
 from engine.formats.importers.mapping import report_text
@@ -58,8 +62,6 @@ class ImportResult:
 
 def read_model(path, *, experiment: dict | None = None, activations: str | None = None) -> Imported:
     """The foreign network in ``path``, in Descent's terms (format from the file name)."""
-    from engine.formats.importers.torch_import import PICKLED, read_torch, refuse_pickle
-
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in PICKLED:
@@ -74,11 +76,11 @@ def read_model(path, *, experiment: dict | None = None, activations: str | None 
         raise WeightsError(f"{path}: --activations is for PyTorch state_dicts; a {suffix} file names its "
                            f"activations itself")
     if suffix == ".onnx":
-        from engine.formats.importers.onnx_import import read_onnx
+        from engine.formats.importers.onnx_import import read_onnx  # deliberately lazy: loads onnx
 
         return read_onnx(path)
     if suffix in (".keras", ".h5", ".hdf5"):
-        from engine.formats.importers.keras_import import read_keras
+        from engine.formats.importers.keras_import import read_keras  # deliberately lazy: loads h5py
 
         return read_keras(path)
     return read_torch(path, experiment=experiment, activations=activations)
@@ -89,8 +91,6 @@ def import_model(path, *, experiment: dict | None = None, activations: str | Non
     """Read, lay out, resolve and rebuild -- everything but writing.  ``experiment`` (resolved)
     supplies the architecture of a PyTorch file and, for every format, the data, optimizer and
     training sections, and must agree with the file's layers."""
-    from engine.formats import weights_metadata
-
     imported = read_model(path, experiment=experiment, activations=activations)
     resolved = build_experiment(imported, experiment)
     summary = {"status": "imported", "reason": f"imported from {imported.path.name} ({imported.format})",
@@ -102,8 +102,6 @@ def import_model(path, *, experiment: dict | None = None, activations: str | Non
 
 def import_to_folder(path, out=None, **options) -> tuple[ImportResult, Path]:
     """:func:`import_model`, then the run-style folder (default ``runs/<stamp>-imported-<name>``)."""
-    from engine.formats.runstore import default_run_dir
-
     result = import_model(path, **options)
     folder = Path(out) if out is not None else default_run_dir(result.experiment["name"])
     result.metadata["summary"] = dict(result.metadata["summary"], n_params=int(result.network.n_params))
@@ -121,8 +119,6 @@ def cli_import(args) -> int:
     """``python main.py import FILE [--out DIR] [--experiment EXP] [--activations LIST]``."""
     experiment = None
     if args.experiment:
-        from engine.spec.experiment import load_experiment
-
         experiment = load_experiment(args.experiment)
     result, folder = import_to_folder(args.file, args.out, experiment=experiment, activations=args.activations,
                                       experiment_source=args.experiment)

@@ -32,7 +32,11 @@ import numpy as np
 
 from engine.errors import ExperimentError, WeightsError
 from engine.fileio import WriteError, write_json, write_text
+from engine.formats import save_weights
 from engine.formats.importers.mapping import REPORT_FORMAT, REPORT_VERSION, Report
+from engine.formats.models import network_from_weights
+from engine.formats.weights import save_npz
+from engine.spec.experiment import dumps_experiment, resolve_experiment
 
 STRUCTURAL = ("units", "activation", "batch_norm")      # change what the network computes
 TRAINING_KEYS = ("dropout", "alpha_dropout", "bn_momentum", "trainable")   # file's value unless the experiment has one
@@ -131,8 +135,6 @@ def _bias(imported: Imported, i: int, has: bool, wanted: bool, where: str) -> No
 
 def build_experiment(imported: Imported, experiment: dict | None = None) -> dict:
     """The resolved experiment of an import (see the module docstring)."""
-    from engine.spec.experiment import resolve_experiment
-
     source = imported.path.name
     if experiment is None:
         raw = {"name": f"imported-{_stem(imported.path)}",
@@ -180,8 +182,6 @@ def data_metadata(imported: Imported, experiment: dict) -> dict:
 
 def check_network(imported: Imported, metadata: dict):
     """Rebuild the Descent network from what will be written, as every reader will (and so prove it loads)."""
-    from engine.formats.models import network_from_weights
-
     return network_from_weights(dict(imported.weights), metadata, imported.path.name)
 
 
@@ -200,10 +200,6 @@ def summary_dict(imported: Imported, experiment: dict, net, experiment_source: s
 
 def write_folder(out: Path, experiment: dict, weights: dict, metadata: dict, summary: dict) -> Path:
     """Write the folder under a temporary name beside ``out``, then rename it (nothing is left on failure)."""
-    from engine.formats import save_weights
-    from engine.formats.weights import save_npz
-    from engine.spec.experiment import dumps_experiment
-
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise WriteError(f"{out} already exists; choose a new folder with --out")

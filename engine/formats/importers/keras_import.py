@@ -32,6 +32,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from engine.errors import WeightsError
@@ -65,14 +66,6 @@ def _json(text, path: Path, what: str) -> dict:
     return value
 
 
-def _h5py():
-    try:
-        import h5py
-    except ImportError:
-        raise WeightsError("reading Keras files needs the h5py package (pip install h5py)") from None
-    return h5py
-
-
 # ============================================================================ the two containers
 
 class _Archive:
@@ -80,7 +73,6 @@ class _Archive:
     format = "Keras 3 .keras"
 
     def __init__(self, path: Path):
-        h5py = _h5py()
         try:
             with zipfile.ZipFile(path) as z:
                 names = set(z.namelist())
@@ -131,7 +123,6 @@ class _LegacyH5:
     format = "Keras .h5 (full model)"
 
     def __init__(self, path: Path):
-        h5py = _h5py()
         try:
             self.h5 = h5py.File(path, "r")
         except OSError as exc:

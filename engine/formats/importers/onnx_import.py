@@ -34,6 +34,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import helper, numpy_helper
 
 from engine.errors import WeightsError
 from engine.formats.importers.assemble import Imported
@@ -59,8 +61,6 @@ def _candidates(z: np.ndarray) -> dict:
 
 
 def _load(path: Path):
-    import onnx
-
     if not path.is_file():
         raise WeightsError(f"model file {path} does not exist")
     if path.stat().st_size > MAX_BYTES:
@@ -85,8 +85,6 @@ def _load(path: Path):
 
 
 def _attrs(node) -> dict:
-    from onnx import helper
-
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -98,8 +96,6 @@ class _Walker:
     """Follows the graph's one chain from input to output (see the module docstring)."""
 
     def __init__(self, model, path: Path):
-        from onnx import numpy_helper
-
         self.path = path
         self.graph = model.graph
         self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=1)
@@ -124,8 +120,6 @@ class _Walker:
 
     def _fold_constant(self, node) -> bool:
         if node.op_type == "Constant":
-            from onnx import numpy_helper
-
             attrs = {a.name: a for a in node.attribute}
             if "value" in attrs:
                 value = numpy_helper.to_array(attrs["value"].t)

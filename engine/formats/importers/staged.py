@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from engine.errors import ExperimentError
+from engine.formats.importers import import_model
 
 PRESETS_DIR = Path(__file__).resolve().parents[3] / "presets"
 
@@ -30,8 +31,6 @@ def model_path(path: str) -> Path:
 def imported_stage(stage: dict, experiment: dict, data, seed: int) -> tuple:
     """(network, stage summary) of an imported stage; ``experiment`` is the stage's resolved
     (phase) experiment, ``data`` its loaded Dataset."""
-    from engine.formats.importers import import_model
-
     start = time.perf_counter()
     path = model_path(stage["import"])
     result = import_model(path, experiment=experiment, experiment_source=f"stage {stage['name']!r}")

@@ -35,6 +35,7 @@ from engine.catalog.activations import ACTIVATIONS, hidden_activation_names
 from engine.errors import WeightsError
 from engine.formats.importers.assemble import Imported
 from engine.formats.importers.stack import BatchNorm, Stack
+from engine.formats.safetensors_io import read_safetensors
 
 PICKLED = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar", ".mar")
 HOW_TO_SAVE = ("save the state_dict as safetensors instead (no pickle):\n"
@@ -193,8 +194,6 @@ def _order(linear: list, path: Path, report) -> list:
 
 def read_torch(path, experiment: dict | None = None, activations: str | None = None) -> Imported:
     """The network a PyTorch state_dict (safetensors) holds, laid out by ``experiment`` or ``activations``."""
-    from engine.formats.safetensors_io import read_safetensors
-
     path = Path(path)
     if path.suffix.lower() in PICKLED:
         refuse_pickle(path)
