@@ -20,6 +20,7 @@ import numpy as np
 from engine.training import transfer as T
 from engine.errors import ExperimentError
 from engine.formats import data_info
+from engine.formats.importers.staged import imported_stage   # stages trained elsewhere (issue 16)
 from engine.spec.stages import (METRICS, StageData, StageFinished, StageStarted, StagesFinished, phase_experiment,
                      stage_model)
 
@@ -130,8 +131,6 @@ def run_stages(experiment: dict, control=None, max_steps: int | None = None,
             exp0 = phase_experiment(experiment, stage, 0, seed)
             n_targets = data.y_train.shape[1] if data.y_train.ndim == 2 else 1
             if stage.get("import"):  # trained elsewhere (issue 16): imported and measured, not trained
-                from engine.formats.importers.staged import imported_stage
-
                 nets[stage["name"]], summary = imported_stage(stage, exp0, data, seed)
                 results[stage["name"]].append(summary)
                 yield StageFinished(run_id, seed, stage["name"], idx, summary)
