@@ -576,3 +576,28 @@ def test_imported_stages_are_checked(tmp_path):
                            ({"name": "a", "import": model, "phases": [{"name": "more", "epochs": 2}]}, "not trained")):
         with pytest.raises(ExperimentError, match=message):
             resolve_experiment(dict(raw, stages=[stage]))
+
+
+def test_an_agreeing_experiment_supplies_data_and_training_settings(tmp_path):
+    """out_sigmoid.keras is Dense(6, relu) -> Dense(1, sigmoid); the experiment agrees on what the network
+    computes and brings its own data, optimizer and dropout (a training setting the file has none of)."""
+    path = tmp_path / "exp.json"
+    path.write_text(json.dumps({"name": "mine", "data": {"name": "moons", "n_samples": 100},
+                                "model": {"layers": [{"units": 6, "activation": "relu", "dropout": 0.3}],
+                                          "output": {"activation": "auto"}},
+                                "optimizer": {"name": "adam", "learning_rate": 0.001}}))
+    result = import_model(FIXTURES / "keras/out_sigmoid.keras", experiment=load_experiment(str(path)))
+    exp = result.experiment
+    assert exp["name"] == "mine" and exp["data"]["name"] == "moons" and exp["optimizer"]["name"] == "adam"
+    assert exp["model"]["layers"][0]["dropout"] == 0.3 and exp["model"]["output"]["activation"] == "logistic"
+    assert any("dropout" in c for c in result.summary["conventions"])
+    name = "keras/out_sigmoid.keras"
+    assert np.max(np.abs(result.network.predict(REFERENCE[f"{name}.x"]) - REFERENCE[f"{name}.y"])) < TOLERANCE
+
+
+def test_loading_a_model_file_as_weights_points_to_import(tmp_path):
+    from engine.formats import load_any
+
+    for name in ("onnx/torch_opset17.onnx", "keras/square_0.keras", "keras/legacy_sequential.h5"):
+        with pytest.raises(WeightsError, match="main.py import"):
+            load_any(FIXTURES / name)
