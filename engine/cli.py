@@ -15,6 +15,7 @@ from engine import __version__
 from engine.errors import DescentError
 from engine.fileio import write_text
 from engine.formats import export_run
+from engine.formats.importers import cli_import
 from engine.formats.predict import predict_file
 from engine.formats.runstore import default_run_dir
 from engine.jobs.console import run_in_terminal
@@ -56,6 +57,10 @@ def _predict(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _import(args) -> int:
+    return cli_import(args)
 
 
 def _lr_find(args) -> int:
@@ -123,12 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
     finder.add_argument("--seed", type=int, help="override the experiment's seed")
     finder.add_argument("--out", help="write the sweep as CSV (learning_rate, loss, smoothed)")
     finder.set_defaults(func=_lr_find)
+    imp = sub.add_parser("import", help="import an ONNX, Keras or PyTorch network as a run folder")
+    imp.add_argument("file", metavar="FILE", help=".onnx, .keras, Keras .h5 or PyTorch state_dict .safetensors")
+    imp.add_argument("--out", help="run folder to write (default runs/<timestamp>-imported-<name>/)")
+    imp.add_argument("--experiment", help="experiment (preset name or JSON) whose model the file must match; "
+                     "gives a PyTorch file its architecture and the folder its data/optimizer/training")
+    imp.add_argument("--activations", help="PyTorch: one activation per Linear layer, e.g. bn+relu,relu,softmax")
+    imp.set_defaults(func=_import)
     presets = sub.add_parser("presets", help="list the shipped experiments")
     presets.set_defaults(func=_presets)
     return parser
 
 
-COMMANDS = ("run", "presets", "export", "predict", "lr-find")
+COMMANDS = ("run", "presets", "export", "predict", "lr-find", "import")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,7 +79,7 @@ class JobRequest:
     executor: str = AUTO              # comparisons: a name of engine.jobs.executors.EXECUTORS, or auto
     race: bool = False                # comparisons: every variant at the first seed, here, streamed
     resume: str | None = None         # single runs: continue this run folder's checkpoint
-    init_weights: str | None = None   # single runs: start from this weights file
+    init_weights: str | dict | None = None   # single runs: start from this weights file (or these tensors)
     checkpoint: bool = True           # single runs: write checkpoint.npz (for a later resume)
     lr_finder: Mapping | None = None  # run the learning-rate finder with these options instead of training
     run_id: int = 0                   # the run_id of a single run's events
@@ -201,7 +201,9 @@ def _single(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator
         trainer = resume_trainer(request.resume, plan.experiment, max_steps=request.max_steps,
                                  run_id=request.run_id)
     else:
-        init = load_any(request.init_weights)[0] if request.init_weights else None
+        init = request.init_weights
+        if isinstance(init, str):   # a file; the window passes an imported model's tensors directly
+            init = load_any(init)[0]
         trainer = Trainer(plan.experiment, init_weights=init, max_steps=request.max_steps, run_id=request.run_id)
     writer = None
     if plan.folder is not None:
