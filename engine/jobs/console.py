@@ -22,6 +22,7 @@ from engine.events import (ComparisonFinished, ComparisonRecord, Compiling, Epoc
                            LRFinderFinished, RunFinished, RunStarted, StepMetrics)
 from engine.jobs.compare_report import format_table
 from engine.jobs.runner import JobRequest, run_job
+from engine.jobs.runs import FAILED
 from engine.jobs.stages import format_report
 from engine.spec.stages import StagesFinished, StageStarted
 
@@ -131,6 +132,8 @@ class ConsolePrinter:
     @staticmethod
     def record_line(event: ComparisonRecord) -> str:
         r = event.record
+        if r["status"] == FAILED:
+            return f"[{event.done}/{event.total}] {r['variant']} seed {r['seed']}: failed, {r['reason']}"
         acc = r["final_val_accuracy"]
         metric = f"val_acc {acc:.4f}" if math.isfinite(acc) else f"val_loss {r['final_val_loss']:.4f}"
         extra = f", lr found {r['lr_found']:.3g}" if r.get("lr_found") else ""
