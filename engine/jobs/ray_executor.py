@@ -10,9 +10,9 @@ here is a scheduler.
 
 Nothing is assumed shared but Ray itself:
 
-* code: a cluster with other machines gets the ``engine`` package with the job (Ray's
-  ``py_modules``), so its nodes need only the Python packages (requirements.txt and
-  requirements-cluster.txt); a Ray on this machine imports this checkout.
+* code: a cluster joined by address gets the ``engine`` package with the job (:data:`CODE`,
+  Ray's ``py_modules``), so its machines need only the Python packages (requirements.txt and
+  requirements-cluster.txt); a Ray started here imports this checkout.
 * data: the driver reads each data source once (:func:`engine.data.data_sources`: the decoded
   Fashion-MNIST files, a CSV's text...) and puts it in Ray's object store; the runs that need it
   get a reference, and their worker loads inside :func:`engine.data.preloaded`, so the data
@@ -63,6 +63,9 @@ RETRIES = 1                 # a run whose worker process died is tried once more
 POLL_SECONDS = 0.2          # how often the driver checks the job's control while runs train
 IN_FLIGHT_PER_WORKER = 2    # runs handed to Ray per CPU training: one training, one ready to start
 ENGINE_DIR = Path(engine.__file__).resolve().parent
+# the engine package, shipped to a cluster's workers with the job (Ray allows local folders only
+# at the job level); a machine that has this checkout at the same path imports its own copy
+CODE = {"py_modules": [str(ENGINE_DIR)], "excludes": ["__pycache__", "*.pyc"]}
 
 
 def _ray():
@@ -110,17 +113,22 @@ def _connect(ray, cluster: str, workers: int) -> None:
             return
         if cluster != AUTO:
             _probe(cluster)
-        ray.init(address=cluster, **quiet)
+        ray.init(address=cluster, runtime_env=CODE, **quiet)
     except ClusterError:
         raise
-    except ConnectionError:
+    except ConnectionError as exc:
         if cluster != AUTO:
-            raise ClusterError(f"cannot join the Ray cluster at {cluster}: no Ray answers there") from None
+            raise ClusterError(f"cannot join the Ray cluster at {cluster}: {_first_line(exc)} (a cluster with token "
+                               f"authentication needs RAY_AUTH_MODE=token and its token here too; see 'Sweeps and "
+                               f"clusters' in the README)") from None
         raise ClusterError("--cluster auto: no Ray cluster runs on this machine (start one with `ray start --head`, "
                            "or train on a Ray of the job's own with --cluster local)") from None
     except Exception as exc:   # Ray reports a cluster it cannot join in several ways; all mean the same here
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ClusterError(f"cannot join the Ray cluster {cluster!r}: {reason}") from None
+        raise ClusterError(f"cannot join the Ray cluster {cluster!r}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 @contextmanager
@@ -156,27 +164,18 @@ def train_remotely(spec: RunSpec, write: bool, keys: tuple, *sources) -> tuple[d
     return record, files
 
 
-def _worker_env(ray) -> dict:
-    """The tasks' runtime environment: the driver's BLAS thread count (see the module docstring),
-    and the engine package when the cluster has machines other than this one."""
-    env = {}
+def _worker_env() -> dict:
+    """The tasks' runtime environment (merged with the job's, :data:`CODE`): the driver's BLAS
+    thread count (see the module docstring)."""
     threads = blas_threads()
-    if threads:
-        env["env_vars"] = {"OPENBLAS_NUM_THREADS": str(threads)}
-    here = ray.util.get_node_ip_address()
-    elsewhere = ray.util.client.ray.is_connected() or any(
-        node["Alive"] and node["NodeManagerAddress"] != here for node in ray.nodes())
-    if elsewhere:
-        env.update(py_modules=[str(ENGINE_DIR)], excludes=["__pycache__", "*.pyc"])
-    return env
+    return {"env_vars": {"OPENBLAS_NUM_THREADS": str(threads)}} if threads else {}
 
 
 def _reason(ray, exc: Exception) -> str:
     if isinstance(exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError)):
         return f"its worker process died, and again when retried ({RETRIES} retry): {type(exc).__name__}"
     cause = getattr(exc, "cause", None) or exc
-    text = (str(cause).strip().splitlines() or [""])[0]
-    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+    return f"{type(cause).__name__}: {_first_line(cause)}"
 
 
 class RayExecutor(Executor):
@@ -191,7 +190,7 @@ class RayExecutor(Executor):
             raise ClusterError("the Ray executor needs a connected Ray: run the job with a cluster (--cluster local)")
         super().__init__(control, root, workers, False)   # runs train elsewhere: records only
         self.task = self.ray.remote(self.work).options(num_cpus=1, max_retries=RETRIES, retry_exceptions=False,
-                                                       runtime_env=_worker_env(self.ray))
+                                                       runtime_env=_worker_env())
         self.waiting: collections.deque = collections.deque()   # (spec, its source keys), not handed to Ray yet
         self.running: dict = {}        # ObjectRef -> (spec, time handed over)
         self.shipped: dict = {}        # source key -> ObjectRef of what the driver read (once per job)
