@@ -4,6 +4,7 @@
 
     python bench/cluster.py                  # writes bench/results/cluster.json and bench/CLUSTER.md
     python bench/cluster.py --trials 20 --memory-trials 200 --rounds 1   # a quick look
+    python bench/cluster.py --table-only     # bench/CLUSTER.md again from the results file
 
 What is measured
 ----------------
@@ -149,15 +150,16 @@ def measure(args) -> dict:
     return out
 
 
-def realistic(scratch: Path, on_ray, seeds: int = 6) -> dict | None:
-    """Preset 16's base trial over ``seeds`` seeds on Ray: bytes returned, wall and driver time, and
-    what shipping its data costs (the decoded Fashion-MNIST files, put in the object store once)."""
+def realistic(scratch: Path, on_ray, few: int = 4, many: int = 16) -> dict | None:
+    """Preset 16's base trial on Ray, as a job of ``few`` and one of ``many`` seeds: bytes returned,
+    wall time, the driver's CPU time per extra trial (the difference of the two jobs over the
+    difference of their sizes: receiving and writing one trial, without the once-per-job costs),
+    and what shipping its data costs (the decoded Fashion-MNIST files, put in the store once)."""
     from engine.data import load_dataset
     from engine.errors import DataError
 
     exp = load_experiment(str(ROOT / "presets" / "16-learning-rate-sensitivity.json"))
-    base = dict(exp, sweep=None, compare={"variants": [{"name": "sgd-0.01"}], "seeds": seeds})
-    base = resolve_experiment(base)
+    base = resolve_experiment(dict(exp, sweep=None, compare={"variants": [{"name": "sgd-0.01"}], "seeds": many}))
     try:
         load_dataset(base["data"], base["seed"])
     except DataError:
@@ -171,10 +173,12 @@ def realistic(scratch: Path, on_ray, seeds: int = 6) -> dict | None:
     ref = ray.put(source)
     put_seconds = time.perf_counter() - start
     del ref
-    folder = scratch / "preset16"
     cpu = []
+    job(base, comparison_runs(base)[:few], on_ray(scratch / "preset16-few"), cpu)
+    folder = scratch / "preset16"
     wall, records = job(base, comparison_runs(base), on_ray(folder), cpu)
-    return {"runs": len(records), "wall_seconds": wall, "driver_cpu_seconds": cpu[0], "steps": records[0]["steps"],
+    return {"runs": len(records), "wall_seconds": wall, "driver_cpu_seconds": cpu[1],
+            "driver_cpu_per_extra_trial": (cpu[1] - cpu[0]) / (many - few), "steps": records[0]["steps"],
             "shipped_bytes": len(pickle.dumps(source, protocol=5)), "put_seconds": put_seconds,
             "bytes": returned_bytes(folder, records),
             "files": {p.name: p.stat().st_size for p in (folder / records[0]["folder"]).iterdir()}}
@@ -232,7 +236,8 @@ def markdown(r: dict) -> str:
         "",
         f"`python bench/cluster.py` on {m['date']}: {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']}, "
         f"Ray {m['ray']}; load average {m['load_average'][0]:.1f} at the start and "
-        f"{r['load_average_end'][0]:.1f} at the end (a shared machine). Generated from `bench/results/cluster.json`.",
+        f"{r['load_average_end'][0]:.1f} at the end (a shared machine). Generated from "
+        f"`bench/results/cluster.json` (not committed: bench/results/ is the scratch output of the benchmarks).",
         "",
         f"## Overhead per trial ({r['trials']} tiny trials per job, {r['cpus']} CPUs, median of {r['rounds']} jobs)",
         "",
@@ -268,7 +273,10 @@ def markdown(r: dict) -> str:
         lines += ["", "Preset 16 run folder: " + ", ".join(f"{k} {kib(v)}" for k, v in sorted(p["files"].items()))
                   + f"; {p['runs']} trials took {p['wall_seconds']:.1f} s on the local Ray, "
                     f"{1000 * p['driver_cpu_seconds'] / p['runs']:.0f} ms of driver CPU per trial (shipping the "
-                    f"data once, receiving and writing the files, the summary). Its data, shipped once per job: "
+                    f"data once, receiving and writing the files, the summary), "
+                    f"{1000 * p['driver_cpu_per_extra_trial']:.0f} ms per trial more in a larger job (receiving "
+                    f"and writing one trial: the driver's cost that grows with the sweep). Its data, shipped once "
+                    f"per job: "
                     f"{mib(p['shipped_bytes'])} (the decoded Fashion-MNIST files), put in the object store in "
                     f"{p['put_seconds']:.2f} s."]
     mem = r["memory"]
@@ -300,7 +308,11 @@ def main(argv=None) -> int:
                         help="skip the preset 16 trial (needs Fashion-MNIST)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--table", type=Path, default=TABLE)
+    parser.add_argument("--table-only", action="store_true", help="rewrite the table from the results file")
     args = parser.parse_args(argv)
+    if args.table_only:
+        args.table.write_text(markdown(json.loads(args.out.read_text())))
+        return 0
     result = {"machine": machine()}
     result.update(measure(args))
     result["load_average_end"] = os.getloadavg()
