@@ -34,7 +34,7 @@ def _run(args) -> int:
     folder = Path(args.out) if args.out else default_run_dir(experiment["name"])
     request = JobRequest(experiment, folder, seed=args.seed, seeds=seeds, epochs=args.epochs, max_steps=args.steps,
                          workers=args.workers, resume=args.resume, init_weights=args.init_weights,
-                         checkpoint=not args.no_checkpoint)
+                         checkpoint=not args.no_checkpoint, cluster=args.cluster)
     return run_in_terminal(request, quiet=args.quiet)
 
 
@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", help="comparisons and sweeps: a seed count (5) or list (1,2,3) instead of "
                      "compare.seeds or sweep.seeds")
     run.add_argument("--workers", type=int, help="comparisons and sweeps: processes training at once (default: 2)")
+    run.add_argument("--cluster", metavar="WHERE",
+                     help="comparisons and sweeps: train the runs on Ray: local (start Ray here with --workers CPUs, default "
+                          "every core), auto (the cluster 'ray start' runs on this machine), HOST:PORT or "
+                          "ray://HOST:PORT (join a cluster); needs requirements-cluster.txt")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint.npz "
                      "(same experiment; --epochs may extend it); writes a new run folder")
     run.add_argument("--no-checkpoint", action="store_true",
