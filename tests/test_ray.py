@@ -292,3 +292,25 @@ def test_the_compare_tab_runs_on_a_local_ray(local_ray, qtbot, tmp_path):
     fresh.run_on.setCurrentIndex(2)
     fresh._choose_run_on(2, "")                      # no address given: back to this machine
     assert fresh.run_on.currentIndex() == 0 and fresh.cluster() is None
+
+
+def test_a_sweep_on_ray_writes_the_weights_and_table_the_pool_writes(local_ray, tmp_path):
+    """Sweeps go through the same executors: a 2-trial x 2-seed grid on a local Ray equals the pool's."""
+    exp = comparison(wide_data(tmp_path), epochs=1)
+    exp = resolve_experiment(dict(exp, compare=None, sweep={
+        "parameters": {"optimizer.learning_rate": {"values": [0.01, 0.003]}}, "seeds": [1, 2]}))
+    events_of(JobRequest(exp, tmp_path / "pool", workers=2))
+    events_of(JobRequest(exp, tmp_path / "ray", cluster="local", workers=2))
+    weights = sorted(p.relative_to(tmp_path / "pool") for p in (tmp_path / "pool").rglob("weights.npz"))
+    assert len(weights) == 4
+    assert weights == sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("weights.npz"))
+    for name in weights:
+        ta, tb = tensors(tmp_path / "pool" / name), tensors(tmp_path / "ray" / name)
+        assert ta.keys() == tb.keys() and all(np.array_equal(ta[k], tb[k]) for k in ta), name
+
+    def untimed(path: Path) -> list:
+        table = rows(path)
+        keep = [i for i, h in enumerate(table[0]) if "seconds" not in h]
+        return [[r[i] for i in keep] for r in table]
+    assert untimed(tmp_path / "pool" / "sweep.csv") == untimed(tmp_path / "ray" / "sweep.csv")
+    assert len(rows(tmp_path / "pool" / "sweep.csv")) == 5    # header + 2 trials x 2 seeds
