@@ -34,7 +34,7 @@ def test_imported_model_is_in_the_builder_and_train_starts_from_its_weights(qtbo
     record = w.start_run()
     qtbot.waitUntil(lambda: record.finished, timeout=FIRST_RUN_TIMEOUT)
     assert record.status == "finished"
-    weights = submitted[0].init_weights
+    weights = submitted[0].request.init_weights
     assert set(weights) == set(result.weights)
     assert all(np.array_equal(weights[k], result.weights[k]) for k in weights)
     changed = w.current_experiment()

@@ -18,6 +18,7 @@ from engine.errors import ExperimentError, WeightsError
 from engine.events import LayerInfo
 from engine.catalog.initializers import INITIALIZERS
 from engine.kernels import layout as K
+from engine.kernels.activations import EXTENSION
 from engine.kernels import network as NK
 from engine.kernels.inference import evaluate as _evaluate
 from engine.kernels.inference import predict as _predict
@@ -293,9 +294,18 @@ class Network:
             raise ExperimentError(f"inputs must have shape (n, {self.n_inputs}), got {x.shape}")
         return readonly(x)
 
+    def _check_extensions(self) -> None:
+        """Refuse a layer table whose extension activation lost its compiled functions here, in
+        Python: the kernels check too, but an error raised inside compiled code skips the
+        restoring of the caller's flush-to-zero mode."""
+        for i in range(self.ints.shape[0]):
+            if self.ints[i, K.ACT] == EXTENSION and not (self.ints[i, K.ACT_FORWARD] and self.ints[i, K.ACT_DERIVATIVE]):
+                raise ValueError("an extension activation's compiled function is missing from the layer table")
+
     def predict(self, x: np.ndarray, batch: int = 1024, mc_samples: int = 0, seed: int = 0) -> np.ndarray:
         """Outputs (N, n_outputs): probabilities for classification.  With
         ``mc_samples`` > 0, the mean over that many passes with dropout on."""
+        self._check_extensions()
         x = self._as_input(x)
         ws, uws, xb = self.workspace(batch)
         out = np.zeros((x.shape[0], self.n_outputs), dtype=np.float64)

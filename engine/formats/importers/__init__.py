@@ -76,11 +76,11 @@ def read_model(path, *, experiment: dict | None = None, activations: str | None 
         raise WeightsError(f"{path}: --activations is for PyTorch state_dicts; a {suffix} file names its "
                            f"activations itself")
     if suffix == ".onnx":
-        from engine.formats.importers.onnx_import import read_onnx  # deliberately lazy: loads onnx
+        from engine.formats.importers.onnx_import import read_onnx  # lazy: loads onnx (large) only for ONNX files
 
         return read_onnx(path)
     if suffix in (".keras", ".h5", ".hdf5"):
-        from engine.formats.importers.keras_import import read_keras  # deliberately lazy: loads h5py
+        from engine.formats.importers.keras_import import read_keras  # lazy: loads h5py only for Keras files
 
         return read_keras(path)
     return read_torch(path, experiment=experiment, activations=activations)
