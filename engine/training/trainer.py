@@ -21,6 +21,7 @@ from engine.events import (Compiling, ConfusionReport, DecisionSurface, EpochEnd
                      StepMetrics, frozen_array)
 from engine.kernels import train as TK
 from engine.kernels.rng import new_state
+from engine.training.memory import check_training_memory
 from engine.training.network import HISTOGRAM_EDGES, Network, readonly
 from engine.catalog.optimizers import make_optimizer
 from engine.catalog.schedules import make_schedule
@@ -74,6 +75,7 @@ class Trainer:
         n_targets = d.y_train.shape[1] if d.y_train.ndim == 2 else 1
         self.net = network if network is not None else Network(experiment, d.x_train.shape[1], d.task,
                                                                d.n_classes, n_targets)
+        check_training_memory(self.net, experiment, len(d.x_train), len(d.x_val))   # before allocating any of it
         if network is None:
             self.net.initialize(self.seed)
         if init_weights is not None:
