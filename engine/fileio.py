@@ -6,6 +6,7 @@ under the final name; the previous version, if any, stays intact.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -66,10 +67,20 @@ def write_text(path, text: str) -> None:
 
 
 def write_json(path, data) -> None:
-    write_text(path, json.dumps(data, indent=2, allow_nan=True, default=_jsonable) + "\n")
+    """``data`` as strict JSON (NaN and infinities as ``null``, which every parser reads)."""
+    write_text(path, json.dumps(json_strict(data), indent=2, allow_nan=False) + "\n")
 
 
-def _jsonable(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+def json_strict(value):
+    """``value`` with every NaN or infinite float (NumPy scalars and arrays included) as None, so
+    ``json.dumps(..., allow_nan=False)`` writes strict JSON that JavaScript's ``JSON.parse`` or
+    ``jq`` read; Descent's readers take ``null`` back as NaN where a number belongs."""
+    if isinstance(value, dict):
+        return {k: json_strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_strict(v) for v in value]
+    if hasattr(value, "tolist"):           # NumPy arrays and scalars
+        return json_strict(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
