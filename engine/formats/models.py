@@ -10,7 +10,7 @@ import numpy as np
 
 from engine.data import load_dataset
 from engine.errors import ExperimentError, WeightsError
-from engine.formats.common import check_tensors, n_layers
+from engine.formats.common import check_data_metadata, check_tensors, n_layers
 from engine.formats.weights import load_any
 from engine.spec.experiment import resolve_experiment
 from engine.training.network import Network
@@ -18,7 +18,7 @@ from engine.training.transfer import copy_layers, freeze_layers
 
 
 def _infer_task(experiment: dict, metadata: dict, n_out: int) -> str:
-    data = metadata.get("data") or {}
+    data = metadata.get("data") if isinstance(metadata.get("data"), dict) else {}   # else refused right after
     if data.get("task") in ("classification", "regression", "reconstruction"):
         return data["task"]
     activation = experiment["model"]["output"]["activation"]
@@ -57,6 +57,7 @@ def network_from_weights(weights: dict, metadata: dict, source="weights") -> Net
     task = _infer_task(experiment, metadata, n_out)
     n_classes = (2 if experiment["model"]["output"]["activation"] == "logistic" else n_out) \
         if task == "classification" else 0
+    check_data_metadata(metadata, source, n_inputs, n_classes)
     try:
         net = Network(experiment, n_inputs, task, n_classes, n_out)
     except ExperimentError as exc:
