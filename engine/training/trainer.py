@@ -125,6 +125,7 @@ class Trainer:
         self._resume_losses: list = []
         self._shuffle_before = None        # shuffle generator state before the current epoch's order
         self._position = None              # snapshot where an epoch was left unfinished
+        self._live = None                  # (batch, epoch losses) at the record run() last yielded
         self.resumed_from_step = None
         self._grid = make_grid(d) if d.x_train.shape[1] == 2 and d.task == "classification" else None
 
@@ -158,6 +159,24 @@ class Trainer:
         if self.step != pos["epoch"] * self.steps_per_epoch + pos["batch"]:
             raise RuntimeError("checkpoint() is only valid once run() has ended (or before it starts), "
                                "not in the middle of an epoch")
+        return self._checkpoint_at(pos)
+
+    def checkpoint_in_epoch(self) -> dict | None:
+        """:meth:`checkpoint` of the run paused at the diagnostics record :meth:`run` just yielded
+        (what a periodic checkpoint saves, so a killed run can resume bit for bit); None where a
+        resumed run would not continue identically: the epoch's or the run's last batch is done,
+        and the epoch's end work (evaluation, schedule, early stopping) has not run yet."""
+        if self._live is None:
+            return None
+        batch, losses = self._live
+        if batch >= self.steps_per_epoch or self.step >= self.total_steps or \
+                self.step != self.epoch * self.steps_per_epoch + batch:
+            return None
+        return self._checkpoint_at({"epoch": self.epoch, "batch": batch, "shuffle": self._shuffle_before,
+                                    "schedule": self.schedule.state_dict(), "es": dict(self._es),
+                                    "best_weights": self._best_weights, "losses": list(losses)})
+
+    def _checkpoint_at(self, pos: dict) -> dict:
         tensors = self.net.state_dict()
         tensors["optimizer.slots"] = self.opt_state.slots.copy()
         for name, value in (pos["best_weights"] or {}).items():
@@ -361,6 +380,7 @@ class Trainer:
                     losses = np.concatenate([p[0] for p in pending])
                     regs = np.concatenate([p[1] for p in pending])
                     pending.clear()
+                    self._live = (batch, epoch_losses)
                     yield self._step_metrics(losses if len(losses) else np.array([math.nan]), regs if len(regs)
                                              else np.zeros(1), lrs[-1], moms[-1], getattr(self, "_rate", 0.0),
                                              self.epoch + batch / self.steps_per_epoch)
@@ -368,6 +388,7 @@ class Trainer:
                     if self._grid is not None and now - last_surface > SURFACE_SECONDS:
                         last_surface = now
                         yield self.decision_surface()
+            self._live = None
             self._position = None if batch >= self.steps_per_epoch else {
                 "epoch": self.epoch, "batch": batch, "shuffle": self._shuffle_before,
                 "schedule": self.schedule.state_dict(), "es": dict(self._es), "best_weights": best_weights,
