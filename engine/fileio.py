@@ -134,6 +134,22 @@ class LineFile:
 _write = os.write   # the one low-level write of LineFile (tests stand in a full disk here)
 
 
+def overwrite_in_place(path: str | os.PathLike, text: str) -> None:
+    """Rewrite a small file inside the blocks it already has: the text, padded with spaces to the
+    old length (harmless after JSON), written over the old bytes.  Not atomic, and only for a
+    disk too full for :func:`atomic_path`'s second copy (a failed run's summary)."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | NO_FOLLOW)
+        try:
+            data = text.encode("utf-8")
+            os.pwrite(fd, data.ljust(os.fstat(fd).st_size), 0)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise write_error(exc, path) from None
+
+
 def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -275,7 +275,8 @@ def finish(name: str, task: str, splits: Mapping[str, tuple], *, standardize: bo
     if prepared:
         mean, std = (np.asarray(s, dtype=np.float32) for s in stats)
     elif standardize:
-        mean64, std64 = column_stats(x_tr)
+        with np.errstate(over="ignore", invalid="ignore"):   # an overflow is refused just below, by column
+            mean64, std64 = column_stats(x_tr)
         _check_stats(name, x_tr, mean64, std64, feature_names)
         std64 = floor_std(std64, mean64, std_floor)
         mean, std = mean64.astype(np.float32), std64.astype(np.float32)

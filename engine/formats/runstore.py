@@ -24,13 +24,15 @@ folder is :func:`engine.formats.runfolder.read_run`.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
 from pathlib import Path
 
 from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
-from engine.fileio import LineFile, WriteError, ensure_dir, write_json, write_text
+from engine.fileio import (DiskFullError, LineFile, WriteError, ensure_dir, json_strict, overwrite_in_place,
+                           write_json, write_text)
 from engine.formats.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from engine.formats.common import data_info, weights_metadata
 from engine.formats.weights import save_npz, save_weights
@@ -172,7 +174,9 @@ class RunWriter:
 
     def _open(self, name: str, header: list[str]) -> LineFile:
         line = ",".join(header) + "\n"
-        keep = None if self.continue_at is None else kept_rows(self.folder / name, line, self.continue_at)
+        steps_per_epoch = None if self.trainer is None or name != EPOCHS_FILE else self.trainer.steps_per_epoch
+        keep = None if self.continue_at is None else kept_rows(self.folder / name, line, self.continue_at,
+                                                                steps_per_epoch)
         f = LineFile(self.folder / name, keep)
         if keep is None:
             f.write(line)
@@ -214,8 +218,13 @@ class RunWriter:
         self.summary = {"status": "failed", "reason": reason, "steps": self.last_step}
         try:
             write_json(self.folder / SUMMARY_FILE, self.summary)
+        except DiskFullError:   # no room for a second copy: rewrite the old one in the blocks it has
+            try:
+                overwrite_in_place(self.folder / SUMMARY_FILE, json.dumps(json_strict(self.summary)) + "\n")
+            except WriteError:
+                pass   # not even that: the summary stays "running" (read as interrupted)
         except WriteError:
-            pass   # a full disk may not take even that; the summary then stays "running" (read as interrupted)
+            pass
 
     def close(self) -> None:
         for f in (self._history, self._epochs):
@@ -223,10 +232,11 @@ class RunWriter:
                 f.close()
 
 
-def kept_rows(path: Path, header_line: str, last_step: int) -> int | None:
+def kept_rows(path: Path, header_line: str, last_step: int, steps_per_epoch: int | None = None) -> int | None:
     """Bytes of ``path`` to keep when a run resumes at ``last_step`` in its own folder: the header
-    and every complete row whose ``step`` is at most ``last_step`` (None: start the file afresh,
-    it is missing, a link, or another header)."""
+    and the complete rows up to ``last_step`` (None: start the file afresh, it is missing, a
+    link, or another header).  ``steps_per_epoch`` (epochs.csv): only rows of whole epochs are
+    kept; a step limit's row for a partial epoch is written again, whole, by the resumed run."""
     if path.is_symlink() or not path.is_file():
         return None
     with open(path, "rb") as f:
@@ -234,14 +244,16 @@ def kept_rows(path: Path, header_line: str, last_step: int) -> int | None:
     header = header_line.encode("utf-8")
     if not data.startswith(header):
         return None
-    column = header_line.rstrip("\n").split(",").index("step")
+    names = header_line.rstrip("\n").split(",")
+    column, epoch = names.index("step"), names.index("epoch")
     keep = len(header)
     for line in data[len(header):].split(b"\n")[:-1]:   # the last piece: "" or a line cut by a kill
         cells = line.split(b",")
         try:
-            if len(cells) <= column or float(cells[column]) > last_step:
+            step = float(cells[column])
+            if step > last_step or (steps_per_epoch is not None and step != float(cells[epoch]) * steps_per_epoch):
                 break
-        except ValueError:
+        except (ValueError, IndexError):
             break
         keep += len(line) + 1
     return keep
