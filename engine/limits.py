@@ -122,12 +122,15 @@ def _finite_float(text: str) -> float:
 
 
 def _position(text: str, pattern: str) -> str:
-    """', line L, column C' of the first match of ``pattern`` in ``text`` ('' if none)."""
+    """', line L, column C (key "k")' of the first match of ``pattern`` in ``text`` ('' if none)."""
     match = re.search(pattern, text)
     if match is None:
         return ""
-    line = text.count("\n", 0, match.start()) + 1
-    return f", line {line}, column {match.start() - (text.rfind(chr(10), 0, match.start()) + 1) + 1}"
+    start = match.start()
+    line = text.count("\n", 0, start) + 1
+    key = re.search(r'"([^"\\]{1,60})"\s*:\s*-?$', text[max(0, start - 200):start])
+    return (f", line {line}, column {start - (text.rfind(chr(10), 0, start) + 1) + 1}"
+            + (f" (key {key.group(1)!r})" if key else ""))
 
 
 _JSON_TOKENS = re.compile(r'\\.|["\[\]{}]', re.S)   # an escape, a quote or a bracket

@@ -206,7 +206,7 @@ DEEP = "[" * 100_000 + "]" * 100_000
 def _experiment_digits(tmp_path, _):
     path = tmp_path / "e.json"
     path.write_text(json.dumps(tiny()).replace('"seed": 1', f'"seed": {DIGITS}'))
-    return ["run", path, "--quiet"], ["e.json", "line 1", "5,000 digits"]
+    return ["run", path, "--quiet"], ["e.json", "line 1", "(key 'seed')", "5,000 digits"]
 
 
 def _safetensors_value(field, text):
@@ -278,7 +278,8 @@ def test_an_arena_preset_with_an_integer_of_5000_digits(tmp_path):
 
     path = tmp_path / "arena.json"
     path.write_text('{"surface": {"name": "bowl"}, "steps": ' + DIGITS + "}")
-    with pytest.raises(ExperimentError, match=r"arena\.json, line 1, column \d+: an integer of 5,000 digits"):
+    pattern = r"arena\.json, line 1, column \d+ \(key 'steps'\): an integer of 5,000 digits"
+    with pytest.raises(ExperimentError, match=pattern):
         load_arena_preset(path)
 
 
@@ -561,6 +562,17 @@ def test_a_run_too_large_for_memory_is_refused_before_allocating(tmp_path, monke
     message = str(err.value)
     assert f"would need about" in message and f"({largest} " in message
     assert f"limit of {limit / 1024:.1f} GiB" in message or f"limit of {limit:.1f} MiB" in message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("executor", ["inprocess", "pool"])
+def test_a_comparison_too_large_for_memory_leaves_no_folder(tmp_path, monkeypatch, executor):
+    make, limit, largest = MEMORY_CASES["batch x units workspace"]
+    monkeypatch.setenv("DESCENT_MEMORY_LIMIT_MB", str(limit))
+    exp = dict(make(tmp_path), compare={"variants": [{"name": "a"}, {"name": "b"}], "seeds": 1})
+    request = JobRequest(resolve_experiment(exp), tmp_path / "out", executor=executor, workers=1)
+    with pytest.raises(ExperimentError, match=largest):
+        list(run_job(request))
     assert not (tmp_path / "out").exists()
 
 

@@ -110,7 +110,8 @@ def _check_float32(x: np.ndarray, path, metadata: dict, what: str) -> None:
     if bad.any():
         i, j = (int(v) for v in np.argwhere(bad)[0])
         value = x[i, j]
-        problem = "NaN or infinite" if not np.isfinite(value) else f"{value:g}, beyond float32's range (±{FLOAT32_MAX:.3g})"
+        problem = ("NaN or infinite" if not np.isfinite(value)
+                   else f"{value:g}, beyond float32's range (±{FLOAT32_MAX:.3g})")
         raise DataError(f"{path}, row {i + 1}, {_column_name(j, metadata)}: {what} {problem}; "
                         f"fix or rescale that column")
 

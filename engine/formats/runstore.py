@@ -38,7 +38,7 @@ from engine.formats.common import data_info, weights_metadata
 from engine.formats.weights import save_npz, save_weights
 from engine.spec.experiment import dumps_experiment
 from engine.formats.runlayout import (EPOCH_FIELDS, EPOCHS_FILE, EXPERIMENT_FILE, HISTORY_FIELDS, HISTORY_FILE,
-                                      OUTPUT_FILES, PER_LAYER_FIELDS, SUMMARY_FILE, WEIGHTS_NPZ,
+                                      OUTPUT_FILES, PER_LAYER_FIELDS, STOP_FILE, SUMMARY_FILE, WEIGHTS_NPZ,
                                       WEIGHTS_SAFETENSORS, history_header)
 from engine.formats.runfolder import read_run_status  # noqa: F401  (re-exported: where callers look for it)
 
@@ -93,6 +93,17 @@ def prepare_out_folder(folder: str | os.PathLike | None, overwrite: bool = False
         raise WriteError(f"--out {folder} already holds {shown}; two runs never share a folder: choose a new "
                          f"one, or add --overwrite to delete what Descent wrote there first")
     _clear_output(folder)
+
+
+def discard_if_empty(folder: str | os.PathLike | None) -> None:
+    """Remove a job's folder that holds nothing but its stop file (a job that failed before any run
+    wrote a thing), so an input error leaves nothing behind."""
+    if folder is None or not Path(folder).is_dir() or Path(folder).is_symlink():
+        return
+    folder = Path(folder)
+    if {p.name for p in folder.iterdir()} <= {STOP_FILE}:
+        (folder / STOP_FILE).unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def _clear_output(folder: Path) -> bool:

@@ -42,12 +42,12 @@ from typing import Iterator, Mapping
 
 from engine import __version__
 from engine.control import RunControl
-from engine.errors import ExperimentError, nearest
+from engine.errors import DescentError, ExperimentError, nearest
 from engine.events import JobFinished, JobStarted, LRFinderFinished, frozen_array
 from engine.fileio import write_text
 from engine.formats.checkpoint import resume_trainer
 from engine.formats.models import load_init_weights
-from engine.formats.runstore import RunWriter, prepare_out_folder
+from engine.formats.runstore import RunWriter, discard_if_empty, prepare_out_folder
 from engine.jobs.compare import comparison_events, comparison_runs
 from engine.jobs.executors import EXECUTORS, default_workers
 from engine.jobs.runs import trainer_events, written
@@ -224,7 +224,11 @@ def _staged(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator
 
 def _compared(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
     executor = EXECUTORS[plan.executor](control, plan.folder, plan.workers, stream=request.race)
-    yield from comparison_events(plan.experiment, plan.runs, plan.folder, executor)
+    try:
+        yield from comparison_events(plan.experiment, plan.runs, plan.folder, executor)
+    except DescentError:   # an input error a run met (its data, its memory): leave no empty folder behind
+        discard_if_empty(plan.folder)
+        raise
 
 
 def _lr_find(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
