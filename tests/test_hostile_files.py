@@ -283,11 +283,14 @@ def test_an_arena_preset_with_an_integer_of_5000_digits(tmp_path):
         load_arena_preset(path)
 
 
-def _fashion_folder(folder: Path, images: bytes) -> Path:
-    """The four Fashion-MNIST files, the training images replaced by ``images`` (gzipped bytes)."""
+def _fashion_folder(folder: Path, images: bytes, labels: bytes | None) -> Path:
+    """The four Fashion-MNIST files, the training images (and labels, if given) replaced by these
+    gzipped bytes."""
     from test_datasets_fashion import write_idx
     write_idx(folder)
     (folder / "train-images-idx3-ubyte.gz").write_bytes(images)
+    if labels is not None:
+        (folder / "train-labels-idx1-ubyte.gz").write_bytes(labels)
     return folder
 
 
@@ -305,16 +308,19 @@ def idx3(n, rows, cols):
     return bytes([0, 0, 8, 3]) + b"".join(int(v).to_bytes(4, "big") for v in (n, rows, cols))
 
 
-@pytest.mark.parametrize("images, message", [
-    (_gzip_of(idx3(60, 4, 4), 300 << 20), "truncated or corrupt"),          # a bomb: 300 MB behind 960 bytes
-    (gzip.compress(idx3(2**31, 1 << 12, 1 << 12)), "memory limit"),       # a header claiming 2^55 pixels
-    (gzip.compress(idx3(0, 4, 4)), "0 images"),                           # nothing to reshape
-    (gzip.compress(idx3(60, 4, 0)), "0 pixels"),
+NO_LABELS = gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 0]))
+
+
+@pytest.mark.parametrize("images, labels, message", [
+    (_gzip_of(idx3(60, 4, 4), 300 << 20), None, "truncated or corrupt"),    # a bomb: 300 MB behind 960 bytes
+    (gzip.compress(idx3(2**31, 1 << 12, 1 << 12)), None, "memory limit"),  # a header claiming 2^55 pixels
+    (gzip.compress(idx3(0, 4, 4)), NO_LABELS, "holds 0 images"),          # nothing to reshape
+    (gzip.compress(idx3(60, 4, 0)), None, "0 pixels"),
 ], ids=["gzip bomb", "huge header", "no images", "no pixels"])
-def test_fashion_files_are_read_within_their_declared_size(tmp_path, images, message):
+def test_fashion_files_are_read_within_their_declared_size(tmp_path, images, labels, message):
     from engine.data import fashion, load_dataset
 
-    folder = _fashion_folder(tmp_path / "fm", images)
+    folder = _fashion_folder(tmp_path / "fm", images, labels)
     fashion.clear_cache()
     tracemalloc.start()
     try:
