@@ -527,7 +527,7 @@ def test_ctrl_c_while_loading_prints_no_traceback(tmp_path, delay):
     rng = np.random.default_rng(0)
     np.savetxt(big, np.column_stack([rng.normal(size=(60_000, 20)), np.arange(60_000) % 2]), delimiter=",",
                fmt="%.5f")
-    exp = write_json(tmp_path / "e.json", tiny(data={"name": "csv", "path": str(big)}, epochs=1))
+    exp = write_json(tmp_path / "e.json", tiny(data={"name": "csv", "path": str(big)}, epochs=100))  # outlasts 3 s
     proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "run", str(exp), "--quiet", "--out",
                              str(tmp_path / "out")], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     time.sleep(delay)
