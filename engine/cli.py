@@ -29,7 +29,7 @@ EXIT_INTERRUPTED = 130   # the shell's status for a process ended by Ctrl-C
 
 
 def _run(args) -> int:
-    """Every kind of experiment (single, staged, compared) goes through the one job runner."""
+    """Every kind of experiment (single, staged, compared, sweep) goes through the one job runner."""
     experiment = load_experiment(args.experiment)
     option = parse_seeds_option(args.seeds)
     seeds = None if option is None else tuple(seed_list(option, experiment["seed"]))
@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default runs/<timestamp>-<name>/)")
     run.add_argument("--init-weights", help="start from these weights (.npz or .safetensors)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
-    run.add_argument("--seeds", help="comparisons: a seed count (5) or list (1,2,3) instead of compare.seeds")
-    run.add_argument("--workers", type=int, help="comparisons: processes training at once (default: 2)")
+    run.add_argument("--seeds", help="comparisons and sweeps: a seed count (5) or list (1,2,3) instead of "
+                     "compare.seeds or sweep.seeds")
+    run.add_argument("--workers", type=int, help="comparisons and sweeps: processes training at once (default: 2)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint.npz "
                      "(same experiment; --epochs may extend it); writes a new run folder")
     run.add_argument("--no-checkpoint", action="store_true",

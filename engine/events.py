@@ -160,9 +160,11 @@ EVENT_TYPES = (RunStarted, Compiling, StepMetrics, EpochEnd, DecisionSurface,
 # events of its kind: a single run's events above; a staged run's stage events
 # (engine.spec.stages) around each phase's run events; a comparison's ComparisonRecord per
 # finished run and one ComparisonFinished (trained in this process as a race: SubRun, DataPoints
-# and each run's events before its record); an LR-finder sweep's LRFinderFinished.
+# and each run's events before its record); a sweep's SweepRecord per finished run and one
+# SweepFinished (as a race: SubRun and each run's events before its record, as for a comparison);
+# an LR-finder sweep's LRFinderFinished.
 
-JOB_KINDS = ("single", "staged", "compared", "lr_find")
+JOB_KINDS = ("single", "staged", "compared", "sweep", "lr_find")
 
 
 @dataclass(frozen=True)
@@ -205,24 +207,46 @@ class SubRun:
 
 
 @dataclass(frozen=True)
-class ComparisonRecord:
-    """One run of a comparison finished (in whatever order the executor finishes them).
+class RunDone:
+    """One run of a comparison or sweep finished (in whatever order the executor finishes them).
 
     ``record`` is the run's result as :func:`engine.jobs.runs.train_run` returns it (variant, seed,
     folder, status, final and best metrics, steps to target, timings, hashes of its start, its
     per-epoch ``curve`` and per-record ``history``).  The runner never changes it after yielding
-    it: consumers only read it."""
+    it: consumers only read it.  Consumers match the subclasses: a comparison's and a sweep's
+    records are summarized differently."""
     record: dict = field(repr=False)
     done: int                  # runs finished so far, this one included
     total: int
 
 
 @dataclass(frozen=True)
-class ComparisonFinished:
-    """Every run of a comparison is done (or stopped): the summary written to comparison.json
-    (:func:`engine.jobs.compare_report.summarize` plus ``total_wall_seconds`` and ``workers``)."""
+class ComparisonRecord(RunDone):
+    """One run of a comparison finished (see :class:`RunDone`)."""
+
+
+@dataclass(frozen=True)
+class SweepRecord(RunDone):
+    """One run of a sweep finished (see :class:`RunDone`; ``record["variant"]`` is the trial's name)."""
+    trial: int                 # the trial's index in the sweep (engine.spec.sweep.sweep_trials)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """Every run of a comparison or sweep is done (or stopped): the summary the job wrote, plus
+    ``total_wall_seconds`` and ``workers``; ``folder`` is where (None: nothing was written)."""
     summary: dict = field(repr=False)
     folder: str | None
+
+
+@dataclass(frozen=True)
+class ComparisonFinished(JobSummary):
+    """A comparison is done: the summary of comparison.json (:func:`engine.jobs.compare_report.summarize`)."""
+
+
+@dataclass(frozen=True)
+class SweepFinished(JobSummary):
+    """A sweep is done: the summary of sweep.json (:func:`engine.jobs.sweep_report.summarize_sweep`)."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ unless the paired gap is larger than the seed-to-seed spread).
 *Open comparison folder* shows a comparison run earlier, in the window or by
 ``python main.py run``; the newest one of the loaded experiment is shown
 when the tab is opened.
+
+An experiment with a ``sweep`` section runs here the same way (*Run sweep*)
+and is shown by :class:`gui.sweep_view.SweepView` instead: the metric against
+the swept hyperparameter, the trials' table, the runs behind a clicked point.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
-                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QStackedWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.control import RunControl
 from engine.errors import DescentError
@@ -42,6 +46,7 @@ from engine.formats.runstore import default_run_dir, folder_experiment_name, saf
 from engine.jobs.compare_report import (CURVE_METRICS, format_stat, format_steps_to_target, read_comparison,
                                         record_curves, summarize)
 from engine.jobs.runner import JobRequest
+from engine.jobs.sweep_report import read_sweep
 from engine.params import Param
 from engine.spec.compare import resolve_compare
 from engine.spec.seeds import COMPARE_SEEDS, seed_list
@@ -49,7 +54,9 @@ from engine.spec.sections import TRAINING_PARAMS
 
 from .compat import collect_garbage_on_gui_thread
 from .plots import RUN_COLORS, add_legend, setup_plot
+from .sweep_view import SweepSnapshot, SweepSnapshots, SweepView, describe_sweep, sweep_folder
 from .widgets.params import NumberEditor
+from .widgets.results import column, report_label, result_table, split
 from .worker import WorkerJob, WorkerThread
 
 METRIC_LABELS = {"val_accuracy": "validation accuracy (%)", "val_loss": "validation loss",
@@ -181,7 +188,7 @@ class ComparisonView(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
         self.open_button = QPushButton("Open comparison folder…")
-        self.open_button.setToolTip("Show a comparison run earlier (here or by 'python main.py run')")
+        self.open_button.setToolTip("Show a comparison or a sweep run earlier (here or by 'python main.py run')")
         self.open_button.clicked.connect(lambda: self.open_folder())
         self.progress = QProgressBar()
         self.progress.setFormat("%v/%m runs")
@@ -199,10 +206,10 @@ class ComparisonView(QWidget):
             controls.addWidget(w)
         controls.addWidget(self.status, 1)
 
-        self.metric = QComboBox()
+        self.metric_box = QComboBox()
         for key in CURVE_METRICS:
-            self.metric.addItem(METRIC_LABELS[key], key)
-        self.metric.currentIndexChanged.connect(lambda _i: self._draw_curves())
+            self.metric_box.addItem(METRIC_LABELS[key], key)
+        self.metric_box.currentIndexChanged.connect(lambda _i: self._draw_curves())
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
         setup_plot(self.plot, "step", METRIC_LABELS["val_accuracy"])
@@ -212,38 +219,19 @@ class ComparisonView(QWidget):
         self.plot_note.setStyleSheet("color: #666;")
         plot_head = QHBoxLayout()
         plot_head.addWidget(QLabel("<b>Each variant over its seeds</b>"))
-        plot_head.addWidget(self.metric)
+        plot_head.addWidget(self.metric_box)
         plot_head.addWidget(self.plot_note, 1)
-        plot_box = QWidget()
-        pl = QVBoxLayout(plot_box)
-        pl.setContentsMargins(0, 0, 0, 0)
-        pl.addLayout(plot_head)
-        pl.addWidget(self.plot_widget, 1)
-
-        self.table = QTableWidget(0, 0)
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.report = QLabel()
-        self.report.setWordWrap(True)
-        self.report.setTextFormat(Qt.RichText)
-        self.report.setStyleSheet("color: #333;")
-        table_box = QWidget()
-        tl = QVBoxLayout(table_box)
-        tl.setContentsMargins(0, 0, 0, 0)
-        tl.addWidget(self.table, 1)
-        tl.addWidget(self.report)
-
-        split = QSplitter(Qt.Vertical)
-        split.addWidget(plot_box)
-        split.addWidget(table_box)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        self.table = result_table()
+        self.report = report_label()
+        self.sweep_view = SweepView()       # a sweep's plot and table instead of the curves
+        self.pages = QStackedWidget()
+        self.pages.addWidget(split(column(plot_head, (self.plot_widget, 1)), column((self.table, 1), self.report)))
+        self.pages.addWidget(self.sweep_view)
+        self.running_sweep = False
         layout = QVBoxLayout(self)
         layout.addWidget(self.plan)
         layout.addLayout(controls)
-        layout.addWidget(split, 1)
+        layout.addWidget(self.pages, 1)
 
         self.worker: WorkerThread | None = None   # one per comparison: an idle tab holds no thread
         self.control: RunControl | None = None
@@ -268,11 +256,14 @@ class ComparisonView(QWidget):
         if exp is None:
             self.plan.setText("Load an experiment to compare.")
             return
-        if exp.get("compare") and self._plan_name != exp["name"]:
-            self.seeds.set_value(len(exp["compare"]["seeds"]))
+        section = exp.get("sweep") or exp.get("compare")
+        if section and self._plan_name != exp["name"]:
+            self.seeds.set_value(len(section["seeds"]))
         title = html.escape(exp.get("title") or exp["name"])
-        self.plan.setText(f"<b>{title}</b><br>{html.escape(describe_plan(exp, self.seeds.value()))}. "
+        plan = describe_sweep(exp, self.seeds.value()) if exp.get("sweep") else describe_plan(exp, self.seeds.value())
+        self.plan.setText(f"<b>{title}</b><br>{html.escape(plan)}. "
                           "A difference counts only when it is larger than the seed-to-seed spread.")
+        self.run_button.setText("Run sweep" if exp.get("sweep") else "Run comparison")
         if self._plan_name != exp["name"]:
             self._plan_name = exp["name"]
             if self.running_folder is None:
@@ -285,8 +276,9 @@ class ComparisonView(QWidget):
         if self.run_root is None or not Path(self.run_root).is_dir():
             return None
         safe = safe_name(name)
-        found = [p.parent for p in Path(self.run_root).glob("*/comparison.json")
-                 if folder_experiment_name(p.parent).startswith(safe)]   # <name> or <name>-compare
+        found = [p.parent for pattern in ("*/comparison.json", "*/sweep.json")
+                 for p in Path(self.run_root).glob(pattern)
+                 if folder_experiment_name(p.parent).startswith(safe)]   # <name>, <name>-compare or <name>-sweep
         return max(found, key=lambda p: p.name) if found else None
 
     # ------------------------------------------------------------------ running
@@ -299,28 +291,32 @@ class ComparisonView(QWidget):
             exp = self.current_experiment()
             if exp is None:
                 return None
-            if not exp.get("compare"):
+            section = exp.get("sweep") or exp.get("compare")
+            if not section:
                 exp = dict(exp, compare=resolve_compare({"variants": [{"name": exp["name"]}],
                                                          "seeds": self.seeds.value()}, exp))
                 seeds = None
             else:
                 seeds = tuple(seed_list(self.seeds.value(), exp["seed"])) \
-                    if self.seeds.value() != len(exp["compare"]["seeds"]) else None
+                    if self.seeds.value() != len(section["seeds"]) else None
         except DescentError as exc:
             self._set_status(f"cannot compare: {exc}", error=True)
             return None
         root = self.run_root if self.run_root is not None else Path(tempfile.mkdtemp(prefix="descent-compare-"))
-        folder = str(default_run_dir(f"{exp['name']}-compare", root))
+        sweep = bool(exp.get("sweep"))
+        folder = str(default_run_dir(f"{exp['name']}-{'sweep' if sweep else 'compare'}", root))
         request = JobRequest(exp, folder, seeds=seeds, max_steps=self.max_steps.value() or None,
                              workers=self.workers)
         self._end_thread()    # the previous comparison's thread, if its last batch came just now
         self.running_folder = folder
+        self.running_sweep = sweep
         self.snapshot = None
         self._update_buttons()
         self.control = RunControl()
         self.worker = WorkerThread(name="descent-comparison")
         self.worker.worker.batch.connect(self.on_batch)
-        self.worker.submit(WorkerJob(0, request, self.control, watchers=(ComparisonSnapshots(exp, folder),)))
+        watcher = SweepSnapshots(exp, folder) if sweep else ComparisonSnapshots(exp, folder)
+        self.worker.submit(WorkerJob(0, request, self.control, watchers=(watcher,)))
         return request
 
     def stop(self) -> None:
@@ -348,28 +344,36 @@ class ComparisonView(QWidget):
     def on_batch(self, _job_id: int, events) -> None:
         """The worker's batch: draw its snapshots; a job that failed ends with the reason."""
         for event in events:
-            if isinstance(event, ComparisonSnapshot):
+            if isinstance(event, (ComparisonSnapshot, SweepSnapshot)):
                 self.on_snapshot(event)
             elif isinstance(event, RunFailed) and self.running_folder is not None:
-                done = self.snapshot.done if self.snapshot is not None else 0
-                self.on_snapshot(ComparisonSnapshot(self.running_folder, done, 0, None, {}, event.message,
+                last = self.sweep_view.snapshot if self.running_sweep else self.snapshot
+                done = last.done if last is not None else 0
+                self.on_snapshot(SweepSnapshot(self.running_folder, done, 0, None, event.message, finished=True,
+                                               failed=True) if self.running_sweep else
+                                 ComparisonSnapshot(self.running_folder, done, 0, None, {}, event.message,
                                                     finished=True, failed=True))
 
-    def on_snapshot(self, snap: ComparisonSnapshot) -> None:
+    def on_snapshot(self, snap: ComparisonSnapshot | SweepSnapshot) -> None:
         if snap.folder != self.running_folder and self.running_folder is not None:
             return    # a snapshot of a comparison the tab no longer follows
         if snap.finished:
             self.running_folder = None
             self._end_thread()   # the worker's slot returns right after the job's last events
-        if snap.summary is None and self.snapshot is not None:   # a failure: keep what the runs so far showed
+        sweep = isinstance(snap, SweepSnapshot)
+        if not sweep and snap.summary is None and self.snapshot is not None:   # a failure: keep what the runs showed
             snap = dataclasses.replace(snap, summary=self.snapshot.summary, curves=self.snapshot.curves)
-        self.snapshot = snap
         self.progress.setVisible(not snap.finished and snap.total > 0)
         self.progress.setMaximum(max(1, snap.total))
         self.progress.setValue(snap.done)
         self._set_status(snap.message, error=snap.failed)
         self._update_buttons()
-        self._draw()
+        self.pages.setCurrentWidget(self.sweep_view if sweep else self.pages.widget(0))
+        if sweep:
+            self.sweep_view.show_snapshot(snap)
+        else:
+            self.snapshot = snap
+            self._draw()
         self.updated.emit(snap)
 
     def open_folder(self, folder: str | Path | None = None, quiet: bool = False) -> bool:
@@ -378,6 +382,8 @@ class ComparisonView(QWidget):
             folder = QFileDialog.getExistingDirectory(self, "Open a comparison folder", start)
             if not folder:
                 return False
+        if sweep_folder(folder):
+            return self._open_sweep(folder, quiet)
         try:
             summary, curves = read_comparison(folder)
         except DescentError as exc:
@@ -388,7 +394,21 @@ class ComparisonView(QWidget):
         self.snapshot = ComparisonSnapshot(str(folder), n, n, summary, _frozen(curves),
                                            f"shown: {folder}", finished=True)
         self._set_status(f"shown: {folder}")
+        self.pages.setCurrentIndex(0)
         self._draw()
+        return True
+
+    def _open_sweep(self, folder: str | Path, quiet: bool) -> bool:
+        try:
+            summary = read_sweep(folder)
+        except DescentError as exc:
+            if not quiet:
+                self._set_status(str(exc), error=True)
+            return False
+        n = sum(e["runs_done"] for e in summary["trials"])
+        self.pages.setCurrentWidget(self.sweep_view)
+        self.sweep_view.show_snapshot(SweepSnapshot(str(folder), n, n, summary, f"shown: {folder}", finished=True))
+        self._set_status(f"shown: {folder}")
         return True
 
     def _update_buttons(self) -> None:
@@ -414,11 +434,11 @@ class ComparisonView(QWidget):
             counts = [len(c["steps"]) for c in s.curves.get(metric, {}).values()]
             if counts and max(counts) < MIN_POINTS and s.curves.get("loss"):
                 metric = "loss"                # one point per run: the epoch curves would show nothing
-            index = self.metric.findData(metric)
-            if index >= 0 and index != self.metric.currentIndex():
-                self.metric.blockSignals(True)
-                self.metric.setCurrentIndex(index)
-                self.metric.blockSignals(False)
+            index = self.metric_box.findData(metric)
+            if index >= 0 and index != self.metric_box.currentIndex():
+                self.metric_box.blockSignals(True)
+                self.metric_box.setCurrentIndex(index)
+                self.metric_box.blockSignals(False)
         self._draw_curves()
         self._draw_table()
 
@@ -431,7 +451,7 @@ class ComparisonView(QWidget):
             self.plot.removeItem(item)
         self.items = []
         self.legend.clear()
-        metric = self.metric.currentData()
+        metric = self.metric_box.currentData()
         self.plot.setLabel("left", METRIC_LABELS[metric])
         s = self.snapshot
         curves = s.curves.get(metric, {}) if s is not None else {}

@@ -54,7 +54,7 @@ STATUS_SECONDS = 0.2    # status bar and run list refresh interval while trainin
 FRAME_MIN_RECORDS = 3   # see MainWindow._draw_if_due
 FRAME_MAX_SECONDS = 0.25
 META_KEYS = ("name", "title", "description", "section", "look_at", "loss")
-PASS_THROUGH = ("stages", "compare")   # sections the editors do not show but a run must keep
+PASS_THROUGH = ("stages", "compare", "sweep")   # sections the editors do not show but a run must keep
 try:
     from engine.spec.stages import StageFinished, StagesFinished, StageStarted
 except ImportError:  # pragma: no cover
@@ -411,8 +411,9 @@ class MainWindow(FileActions, QMainWindow):
             return  # a job the window no longer tracks
         chunk: list = []
         for event in events:
-            if isinstance(event, JobStarted) and event.kind == "compared":
-                self.statusBar().showMessage(f"Training its {len(event.variants)} variants one after another "
+            if isinstance(event, JobStarted) and event.kind in ("compared", "sweep"):
+                what = "variants" if event.kind == "compared" else "trials"
+                self.statusBar().showMessage(f"Training its {len(event.variants)} {what} one after another "
                                              "(first seed), overlaid in every plot; every seed with mean, spread "
                                              "and verdicts: the Compare tab", 15000)
             elif isinstance(event, (StageStarted, SubRun)):

@@ -6,7 +6,7 @@ what kind of job the request is and writes its files) and forwards the events
 to the GUI thread in batches: at most one ``batch`` signal every
 ``BATCH_SECONDS`` (about 30 per second), never one per step.  A batch goes
 out at once on a milestone (a job, run, stage or variant starts or ends,
-kernels compile, a comparison run finishes) and while the job is paused or
+kernels compile, a comparison's or sweep's run finishes) and while the job is paused or
 stepping (the generator then blocks inside ``RunControl``, so nothing may
 stay buffered).  Commands go the other way through the thread-safe
 ``RunControl`` (pause, resume, step, stop, learning rate), so they act at the
@@ -33,13 +33,14 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine.control import RunControl
 from engine.errors import DescentError
 from engine.events import (ComparisonFinished, ComparisonRecord, Compiling, JobFinished, JobStarted, LRFinderFinished,
-                           RunFailed, RunFinished, RunStarted, SubRun)
+                           RunFailed, RunFinished, RunStarted, SubRun, SweepFinished, SweepRecord)
 from engine.jobs.runner import JobRequest, run_job
 from engine.spec.stages import StageFinished, StagesFinished, StageStarted
 
 BATCH_SECONDS = 1 / 30
 URGENT = (JobStarted, JobFinished, RunStarted, Compiling, RunFinished, SubRun, StageStarted, StageFinished,
-          StagesFinished, ComparisonRecord, ComparisonFinished, LRFinderFinished)   # sent at once
+          StagesFinished, ComparisonRecord, ComparisonFinished, SweepRecord, SweepFinished,
+          LRFinderFinished)   # sent at once
 
 
 @dataclass

@@ -255,7 +255,7 @@ def test_seeds_and_workers_options_need_a_compare_section(tmp_path, capsys):
     path = tmp_path / "plain.json"
     path.write_text(json.dumps(base()))
     assert cli.main(["run", str(path), "--workers", "2", "--out", str(tmp_path / "o")]) == 2
-    assert "compare section" in capsys.readouterr().err
+    assert "compare or sweep section" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- curves

@@ -67,7 +67,7 @@ def test_a_comparison_trains_every_variant_and_seed_and_reports_like_the_headles
     bands = [i for i in view.items if type(i).__name__ == "FillBetweenItem"]
     assert len(bands) == 2
     # another metric redraws from the same snapshot
-    view.metric.setCurrentIndex(view.metric.findData("val_loss"))
+    view.metric_box.setCurrentIndex(view.metric_box.findData("val_loss"))
     assert all((y > 0).all() and (y < 10).all() for y in mean_lines(view).values())
     assert view.plot.getAxis("left").labelText == "validation loss"
     w.close()
@@ -147,7 +147,7 @@ def test_a_quick_look_shorter_than_an_epoch_plots_the_training_loss_of_every_rec
     view.start()
     qtbot.waitUntil(lambda: not view.running, timeout=FIRST_RUN_TIMEOUT)
     assert not view.snapshot.failed, view.snapshot.message
-    assert view.metric.currentData() == "loss"
+    assert view.metric_box.currentData() == "loss"
     lines = mean_lines(view)
     assert set(lines) == {"sgd (2 seeds)", "adam (2 seeds)"}
     assert all(len(y) == 5 and np.isfinite(y).all() for y in lines.values())

@@ -144,7 +144,7 @@ def test_the_kind_is_decided_once_from_the_request():
 
 
 @pytest.mark.parametrize("experiment,options,message", [
-    (TINY, {"workers": 2}, "--seeds and --workers apply to experiments with a compare section"),
+    (TINY, {"workers": 2}, "--seeds and --workers apply to experiments with a compare or sweep section"),
     (STAGED, {"seeds": (1, 2)}, "--seeds and --workers apply"),
     (STAGED, {"resume": "somewhere"}, "--resume does not apply to a staged experiment"),
     (RACE, {"init_weights": "w.npz"}, "do not apply to a comparison"),

@@ -9,6 +9,7 @@ import pytest
 from engine import cli
 from engine.jobs.compare import comparison_runs
 from engine.jobs.runs import train_to_record
+from engine.jobs.sweep import sweep_runs
 from engine.spec.overrides import apply_overrides
 from engine.events import RunFinished
 from engine.spec.experiment import SECTIONS, load_experiment, preset_menu, preset_paths
@@ -44,13 +45,16 @@ def test_every_preset_loads_explains_itself_and_runs_a_few_steps(name, tmp_path)
     assert exp["section"] in SECTIONS, exp["section"]
     if exp.get("stages"):
         pytest.skip("multi-stage presets are run by tests/test_stages.py")
-    if not exp.get("compare"):
+    if not exp.get("compare") and not exp.get("sweep"):
         last = list(Trainer(apply_overrides(exp, quick(exp))).run())[-1]
         assert isinstance(last, RunFinished) and last.status == "finished" and last.step == QUICK_STEPS
         return
-    seed = exp["compare"]["seeds"][0]
-    jobs = comparison_runs(exp, seeds=[seed])
-    assert len(jobs) == len(exp["compare"]["variants"])
+    if exp.get("sweep"):           # every trial at the first seed, as the runner plans them
+        trials, jobs = sweep_runs(exp, seeds=exp["sweep"]["seeds"][:1])
+        assert len(jobs) == len(trials)
+    else:
+        jobs = comparison_runs(exp, seeds=exp["compare"]["seeds"][:1])
+        assert len(jobs) == len(exp["compare"]["variants"])
     for job in jobs:
         small = apply_overrides(job.experiment, quick(job.experiment))
         finder = None if job.lr_finder is None else dict(job.lr_finder, steps=10)

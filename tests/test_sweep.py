@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from engine.errors import ExperimentError
-from engine.jobs.runs import RunSpec, train_to_record
 from engine.jobs.compare_report import distinguishable
+from engine.jobs.runs import RunSpec, train_to_record
 from engine.jobs.sweep_report import (format_sweep_table, read_sweep, runs_csv, summarize_sweep, sweep_json,
                                       sweep_plot_data, trials_csv, write_sweep)
 from engine.spec.experiment import load_experiment, resolve_experiment
@@ -369,7 +369,7 @@ def test_plot_data_scatter_for_random_draws_and_no_axis_for_names():
 
 
 def test_trials_run_like_comparison_variants_from_the_same_start(tmp_path):
-    """The runner's seam: trial_experiment + run_job give records the report reads, and every trial of a
+    """The runner's seam: trial_experiment + train_to_record give records the report reads, and every trial of a
     seed starts from the same kernels and batches."""
     exp = with_sweep({"optimizer.learning_rate": {"values": [0.05, 0.01]}}, seeds=[3, 4])
     trials = sweep_trials(exp)
@@ -377,7 +377,8 @@ def test_trials_run_like_comparison_variants_from_the_same_start(tmp_path):
     for seed in exp["sweep"]["seeds"]:
         for t in trials:
             run = apply_overrides(trial_experiment(exp, t, seed), {"training": {"max_steps": 5}})
-            records.append(train_to_record(RunSpec(len(records), t.name, seed, run, None, f"{t.name}-seed{seed}"), str(tmp_path)))
+            records.append(train_to_record(RunSpec(len(records), t.name, seed, run, None, f"{t.name}-seed{seed}"),
+                                           str(tmp_path)))
     s = summarize_sweep(records, trials, exp["sweep"])
     assert [e["same_initial_weights_as_first"] for e in s["trials"]] == [True, True]
     assert [e["same_data_and_batches_as_first"] for e in s["trials"]] == [True, True]

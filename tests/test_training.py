@@ -7,6 +7,7 @@ import pytest
 
 from engine.control import RunControl
 from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
+from engine.kernels.train import STAT_GRAD_KERNEL
 from engine.spec.experiment import resolve_experiment
 from engine.training.trainer import Trainer
 
@@ -169,7 +170,7 @@ def test_a_command_ends_a_long_compiled_chunk_after_the_step_in_progress():
     worker.join(timeout=30)
     assert 0 < result["done"] < n - 1 and not trainer.chunk_diverged
     # an interrupted chunk measured its last step (what the pause record shows)
-    assert np.isfinite(trainer.layer_stats).all() and (trainer.layer_stats[:, 0] > 0).all()
+    assert np.isfinite(trainer.layer_stats).all() and (trainer.layer_stats[:, STAT_GRAD_KERNEL] > 0).all()
 
 
 def test_interrupted_chunks_give_the_same_weights():
@@ -189,3 +190,18 @@ def test_interrupted_chunks_give_the_same_weights():
     assert interrupts > 20 and events[-1].status == "finished"
     for name in straight.weights:
         assert np.array_equal(events[-1].weights[name], straight.weights[name]), name
+
+
+def test_run_again_after_a_stop_continues_the_unfinished_epoch():
+    """A stopped trainer's next run() picks up at the batch it stopped at, with the same batch order."""
+    _, straight = run(small())
+    trainer = Trainer(small(training={"log_every": 1}))
+    control = RunControl()
+    for event in trainer.run(control):
+        if isinstance(event, StepMetrics) and event.step == 7:   # mid-epoch (19 steps per epoch)
+            control.stop()
+    assert event.status == "stopped" and trainer.step == 7 and trainer.epoch == 0
+    fin = list(trainer.run())[-1]
+    assert fin.status == "finished" and fin.step == straight.step
+    for name in straight.weights:
+        assert np.array_equal(fin.weights[name], straight.weights[name]), name

@@ -3,9 +3,10 @@
 ``checkpoint.npz`` in a run folder holds the tensors of
 :meth:`engine.training.trainer.Trainer.checkpoint` (the weights under their usual
 names, ``optimizer.slots`` (k, n_params) and, with early stopping,
-``early_stopping.best.<name>``) and, in its ``__metadata__`` JSON entry, the
-counters, RNG states, schedule state, the position inside the current epoch,
-the experiment and the run's status.  Plain NPZ, no pickle.
+``early_stopping.best.<name>``, see :mod:`engine.training.early_stopping`) and,
+in its ``__metadata__`` JSON entry, the counters, RNG states, schedule and
+early-stopping state (:meth:`~engine.training.early_stopping.EarlyStopping.state_dict`),
+the position inside the current epoch, the experiment and the run's status.  Plain NPZ, no pickle.
 
 ``python main.py run EXPERIMENT --resume RUN_DIR`` rebuilds the trainer for
 EXPERIMENT (which must agree with the checkpoint's on everything that shapes
@@ -26,6 +27,7 @@ from engine.formats.weights import load_npz, save_npz
 from engine.training.trainer import Trainer
 from engine.formats.runfolder import run_checkpoint_file
 from engine.formats.runlayout import CHECKPOINT_FILE
+from engine.training.early_stopping import BEST_WEIGHTS_PREFIX
 
 CHECKPOINT_NAME = CHECKPOINT_FILE   # where a run folder keeps it
 CHECKPOINT_FORMAT = "descent-checkpoint"
@@ -56,7 +58,7 @@ def load_checkpoint(path) -> tuple[dict, dict]:
     if "optimizer.slots" not in tensors:
         raise WeightsError(f"{path} has no optimizer.slots tensor; it cannot resume a run")
     for name, value in tensors.items():
-        weight = name[len("early_stopping.best."):] if name.startswith("early_stopping.best.") else name
+        weight = name[len(BEST_WEIGHTS_PREFIX):] if name.startswith(BEST_WEIGHTS_PREFIX) else name
         if name != "optimizer.slots" and not NAME_RE.match(weight):
             raise WeightsError(f"{path}: unexpected tensor {name!r} in a checkpoint")
         if not np.all(np.isfinite(value)):

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Generator, Iterator, Mapping, Sequence
 
 from engine.errors import ExperimentError
 from engine.events import ComparisonFinished, ComparisonRecord
@@ -79,32 +79,56 @@ def variant_experiment(experiment: dict, variant: Mapping, seed: int) -> dict:
     return exp
 
 
-def comparison_runs(experiment: dict, seeds: Sequence[int] | None = None,
-                    overrides: Mapping | None = None) -> list[RunSpec]:
-    """All runs of a comparison, seed-major (all variants of the first seed first).
-
-    ``seeds`` replaces the section's seeds; ``overrides`` (e.g. fewer steps
-    for a quick look) is applied to every variant after its own overrides.
-    """
-    cfg = experiment.get("compare")
-    if not cfg:
-        raise ExperimentError("this experiment has no compare section")
-    seeds = list(cfg["seeds"] if seeds is None else seeds)
+def variant_runs(experiment: dict, variants: Sequence[Mapping], seeds: Sequence[int],
+                 overrides: Mapping | None = None, target: Mapping | None = None) -> list[RunSpec]:
+    """One run per (variant, seed), seed-major (all variants of the first seed first, so every
+    variant has a result early); a sweep's trials are variants too (:meth:`Trial.as_variant
+    <engine.spec.sweep.Trial.as_variant>`).  ``overrides`` (e.g. fewer steps for a quick look) is
+    applied to every variant after its own overrides."""
     runs = []
     for seed in seeds:
-        for variant in cfg["variants"]:
+        for variant in variants:
             exp = variant_experiment(experiment, variant, seed)
             if overrides:
                 exp = apply_overrides(exp, overrides)
                 exp["seed"] = int(seed)
             runs.append(RunSpec(len(runs), variant["name"], int(seed), exp, variant["lr_finder"],
-                                f"{slug(variant['name'])}-seed{seed}", variant.get("zero_weights_below"),
-                                cfg["target"]))
+                                f"{slug(variant['name'])}-seed{seed}", variant.get("zero_weights_below"), target))
     folders = [r.folder.casefold() for r in runs]
     if len(set(folders)) != len(folders):   # variants of a sweep are named here, not by resolve_compare
         twice = next(f for f in folders if folders.count(f) > 1)
         raise ExperimentError(f"two variants would train into the same run folder {twice!r}; rename one")
     return runs
+
+
+def comparison_runs(experiment: dict, seeds: Sequence[int] | None = None,
+                    overrides: Mapping | None = None) -> list[RunSpec]:
+    """All runs of a comparison (:func:`variant_runs` of its variants); ``seeds`` replaces the
+    section's seeds."""
+    cfg = experiment.get("compare")
+    if not cfg:
+        raise ExperimentError("this experiment has no compare section")
+    return variant_runs(experiment, cfg["variants"], list(cfg["seeds"] if seeds is None else seeds), overrides,
+                        cfg["target"])
+
+
+def executed(runs: Sequence[RunSpec], executor: Executor,
+             record_event: Callable[[Finished, int, int], object]) -> Generator[object, None, list[dict]]:
+    """Train ``runs`` on ``executor``: yields ``record_event(finished, done, total)`` as each run
+    finishes (and whatever else the executor streams); returns the records in the order of ``runs``
+    (whatever order they finished in), so the files written from them do not depend on the executor."""
+    records: list[dict] = []
+    with executor:
+        for spec in runs:
+            executor.submit(spec)
+        for item in executor.results():
+            if isinstance(item, Finished):
+                records.append(item.record)
+                yield record_event(item, len(records), len(runs))
+            else:
+                yield item
+    order = {(r.variant, r.seed): r.index for r in runs}
+    return sorted(records, key=lambda r: order[(r["variant"], r["seed"])])
 
 
 def comparison_events(experiment: dict, runs: Sequence[RunSpec], out: Path | None,
@@ -116,18 +140,7 @@ def comparison_events(experiment: dict, runs: Sequence[RunSpec], out: Path | Non
         ensure_dir(out)
     cfg = experiment["compare"]
     start = time.perf_counter()
-    records: list[dict] = []
-    with executor:
-        for spec in runs:
-            executor.submit(spec)
-        for item in executor.results():
-            if isinstance(item, Finished):
-                records.append(item.record)
-                yield ComparisonRecord(item.record, len(records), len(runs))
-            else:
-                yield item
-    order = {(r.variant, r.seed): r.index for r in runs}
-    records.sort(key=lambda r: order[(r["variant"], r["seed"])])
+    records = yield from executed(runs, executor, lambda f, done, total: ComparisonRecord(f.record, done, total))
     summary = summarize(records, cfg, experiment, seeds=[r.seed for r in runs[::len(cfg["variants"])]])
     summary["total_wall_seconds"] = time.perf_counter() - start
     summary["workers"] = executor.workers

@@ -2,8 +2,8 @@
 from the command line (:func:`run_in_terminal`: Ctrl-C stops at the next step, a second one aborts).
 
 What goes where: progress (the status line of a training run, one line per
-stage, one line per finished run of a comparison) goes to stderr and is left
-out with ``quiet``; results (a comparison's table, a staged run's report, the
+stage, one line per finished run of a comparison or sweep) goes to stderr and is left
+out with ``quiet``; results (a comparison's or sweep's table, a staged run's report, the
 LR finder's sweep) go to stdout; "written to <folder>" closes every job, on
 stderr when quiet.
 """
@@ -18,9 +18,10 @@ from typing import TextIO
 import numpy as np
 
 from engine.control import RunControl, stop_on_interrupt
-from engine.events import (ComparisonFinished, ComparisonRecord, Compiling, EpochEnd, JobFinished, JobStarted,
-                           LRFinderFinished, RunFinished, RunStarted, StepMetrics)
+from engine.events import (ComparisonFinished, Compiling, EpochEnd, JobFinished, JobStarted, LRFinderFinished,
+                           RunDone, RunFinished, RunStarted, StepMetrics, SweepFinished)
 from engine.jobs.compare_report import format_table
+from engine.jobs.sweep_report import format_sweep_table
 from engine.jobs.runner import JobRequest, run_job
 from engine.jobs.stages import format_report
 from engine.spec.stages import StagesFinished, StageStarted
@@ -89,6 +90,7 @@ def format_sweep(result, rows: int = 16) -> str:
 WRITTEN = {"single": "run written to {}", "staged": "run written to {}",
            "compared": "comparison written to {} (comparison.csv, comparison.json, one run folder per variant "
                        "and seed)",
+           "sweep": "sweep written to {} (sweep.csv, sweep_trials.csv, sweep.json, one run folder per trial and seed)",
            "lr_find": "sweep written to {}"}
 
 
@@ -106,11 +108,19 @@ class ConsolePrinter:
             if event.kind == "compared" and not self.quiet:
                 print(f"comparing {len(event.variants)} variants x {len(event.seeds)} seeds = {event.runs} runs "
                       f"in {event.folder} (first run after install compiles the kernels)", file=self.stream)
-        elif isinstance(event, ComparisonRecord):
+            elif event.kind == "sweep" and not self.quiet:
+                print(f"sweeping {len(event.variants)} trials x {len(event.seeds)} seeds = {event.runs} runs on "
+                      f"{event.workers} process{'es' if event.workers > 1 else ''} in {event.folder}", file=self.stream)
+        elif isinstance(event, RunDone):                    # a comparison's or a sweep's run
             if not self.quiet:
                 print(self.record_line(event), file=self.stream)
         elif isinstance(event, ComparisonFinished):
             print(format_table(event.summary), file=self.out)
+        elif isinstance(event, SweepFinished):
+            print(format_sweep_table(event.summary), file=self.out)
+            s = event.summary
+            print(f"{s['n_trials']} trials x {s['n_seeds']} seeds in {s['total_wall_seconds']:.0f} s on {s['workers']} "
+                  f"process{'es' if s['workers'] > 1 else ''}", file=self.out)
         elif isinstance(event, StageStarted):
             if not self.quiet:
                 reuse = "" if event.reuse is None else \
@@ -129,7 +139,7 @@ class ConsolePrinter:
             self.progress.handle(event)
 
     @staticmethod
-    def record_line(event: ComparisonRecord) -> str:
+    def record_line(event: RunDone) -> str:
         r = event.record
         acc = r["final_val_accuracy"]
         metric = f"val_acc {acc:.4f}" if math.isfinite(acc) else f"val_loss {r['final_val_loss']:.4f}"

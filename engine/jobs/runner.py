@@ -8,7 +8,8 @@
 :func:`run_job` decides, in this one place, what kind of job a request is
 (:func:`job_kind`): a learning-rate finder sweep when ``lr_finder`` options
 are given, else a *staged* run (a ``stages`` section), a *comparison* (a
-``compare`` section) or a *single* run.  It checks the request's options
+``compare`` section), a *sweep* (a ``sweep`` section) or a *single* run; an
+experiment key it does not know is an error, never a section silently skipped.  It checks the request's options
 against that kind before anything is trained or written
 (:func:`plan_job`; a bad combination is an :class:`~engine.errors.ExperimentError`),
 then trains and writes the output itself: the run folder
@@ -24,6 +25,8 @@ files, the sweep's CSV.  Consumers only read the events, which are immutable
   with the summary; as a *race* (``race=True``: every variant at the first
   seed, one after another in this process, as the window's Train tab shows
   them) each run's ``SubRun``, ``DataPoints`` and run events come before its record;
+* sweep: a ``SweepRecord`` per finished run, then ``SweepFinished`` with the summary
+  (:mod:`engine.jobs.sweep`: the trials train as a comparison's variants, race included);
 * LR finder: ``LRFinderFinished``.
 
 The ``control`` is the job's (:class:`~engine.control.RunControl`): pause,
@@ -52,12 +55,15 @@ from engine.jobs.compare import comparison_events, comparison_runs
 from engine.jobs.executors import EXECUTORS, default_workers
 from engine.jobs.runs import trainer_events, written
 from engine.jobs.stages import StagesWriter, run_stages, with_epochs
+from engine.jobs.sweep import sweep_events, sweep_runs
 from engine.spec.experiment import with_overrides
+from engine.spec.sections import REPEATING_KEYS, TOP_KEYS
 from engine.training.lr_finder import find_learning_rate
 from engine.training.trainer import Trainer
 
 AUTO = "auto"
 DEFAULT_CHECKPOINT_MINUTES = 10.0     # a killed single run loses at most about this much training
+SECTION_KINDS = {"stages": "staged", "compare": "compared", "sweep": "sweep"}   # a section -> its kind of job
 
 
 @dataclass(frozen=True)
@@ -91,39 +97,49 @@ class JobPlan:
     folder: Path | None
     names: tuple = ()                 # variants or stages
     seeds: tuple = ()
-    runs: tuple = ()                  # comparisons: the RunSpecs
+    runs: tuple = ()                  # comparisons and sweeps: the RunSpecs
     executor: str = "inprocess"
     workers: int = 1
+    trials: tuple = ()                # sweeps: the engine.spec.sweep.Trials (names: theirs)
 
     @property
     def total_runs(self) -> int:
-        if self.kind == "compared":
+        if self.kind in ("compared", "sweep"):
             return len(self.runs)
         return len(self.names) * len(self.seeds) if self.kind == "staged" else int(self.kind == "single")
 
 
 def job_kind(request: JobRequest) -> str:
-    """The one place that tells a job's kind from the request."""
+    """The one place that tells a job's kind from the request.  A section of the schema that makes
+    a job of many runs (engine.spec.sections.REPEATING_KEYS) and has no kind here, or a key the
+    schema does not know, is an error: a new section must be taught here, not trained as its base
+    experiment while the section is skipped."""
+    unknown = [k for k, v in request.experiment.items() if v is not None and
+               (k not in TOP_KEYS or (k in REPEATING_KEYS and k not in SECTION_KINDS))]
+    if unknown:
+        raise ExperimentError(f"the job runner does not handle the experiment's {', '.join(map(repr, unknown))} "
+                              f"section; it runs {', '.join(SECTION_KINDS)} sections and single runs")
     if request.lr_finder is not None:
         return "lr_find"
-    if request.experiment.get("stages"):
-        return "staged"
-    if request.experiment.get("compare"):
-        return "compared"
-    return "single"
+    sections = [k for k in SECTION_KINDS if request.experiment.get(k)]
+    if len(sections) > 1:
+        raise ExperimentError(f"an experiment has one of the sections {', '.join(SECTION_KINDS)}, got "
+                              f"{' and '.join(sections)}")
+    return SECTION_KINDS[sections[0]] if sections else "single"
 
 
 def _check_options(kind: str, request: JobRequest) -> None:
     if kind in ("single", "staged") and (request.seeds is not None or request.workers is not None):
-        raise ExperimentError("--seeds and --workers apply to experiments with a compare section")
+        raise ExperimentError("--seeds and --workers apply to experiments with a compare or sweep section")
     if kind == "staged":
         for flag in ("init_weights", "resume"):
             if getattr(request, flag):
                 raise ExperimentError(f"--{flag.replace('_', '-')} does not apply to a staged experiment (each "
                                       f"stage builds its network from the stages section)")
-    elif kind == "compared" and (request.init_weights or request.resume):
-        raise ExperimentError("--init-weights and --resume do not apply to a comparison (every variant starts "
-                              "from the weights its seed gives, that is the point)")
+    elif kind in ("compared", "sweep") and (request.init_weights or request.resume):
+        what = ("comparison", "variant") if kind == "compared" else ("sweep", "trial")
+        raise ExperimentError(f"--init-weights and --resume do not apply to a {what[0]} (every {what[1]} starts "
+                              f"from the weights its seed gives, that is the point)")
     elif kind == "single" and request.init_weights and request.resume:
         raise ExperimentError("--init-weights and --resume exclude each other (a resumed run has its own weights)")
     if request.partial and not request.init_weights:
@@ -148,24 +164,30 @@ def plan_job(request: JobRequest) -> JobPlan:
     if request.seed is not None:
         exp = with_overrides(exp, seed=request.seed)
     if kind == "lr_find":
-        return JobPlan(kind, dict(exp, compare=None, stages=None), folder, seeds=(exp["seed"],))
+        return JobPlan(kind, dict(exp, compare=None, stages=None, sweep=None), folder, seeds=(exp["seed"],))
     if request.epochs is not None:
         exp = with_overrides(exp, training=dict(exp["training"], epochs=request.epochs))
     if kind == "single":
         return JobPlan(kind, exp, folder, (exp["name"],), (exp["seed"],))
+    section = exp["sweep" if kind == "sweep" else "compare"]
     seeds = [request.seed] if request.seed is not None else request.seeds
     if request.race and seeds is None:
-        seeds = exp["compare"]["seeds"][:1]
+        seeds = section["seeds"][:1]
     overrides = {"training": {"max_steps": request.max_steps}} if request.max_steps else None
-    runs = tuple(comparison_runs(exp, seeds, overrides))
+    if kind == "sweep":
+        trials, runs = sweep_runs(exp, seeds, overrides)
+    else:
+        trials, runs = [], comparison_runs(exp, seeds, overrides)
+    trials, runs = tuple(trials), tuple(runs)
     workers = max(1, min(request.workers or default_workers(), len(runs)))
     executor = request.executor
     if executor == AUTO:
         executor = "inprocess" if request.race or workers == 1 else "pool"
     if executor == "inprocess":
         workers = 1
-    names = tuple(v["name"] for v in exp["compare"]["variants"])
-    return JobPlan(kind, exp, folder, names, tuple(r.seed for r in runs[::len(names)]), runs, executor, workers)
+    names = tuple(t.name for t in trials) or tuple(v["name"] for v in section["variants"])
+    return JobPlan(kind, exp, folder, names, tuple(r.seed for r in runs[::len(names)]), runs, executor, workers,
+                   trials=trials)
 
 
 def run_job(request: JobRequest, control: RunControl | None = None) -> Iterator:
@@ -224,10 +246,22 @@ def _staged(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator
 
 def _compared(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
     executor = EXECUTORS[plan.executor](control, plan.folder, plan.workers, stream=request.race)
+    yield from _leaving_nothing(plan.folder, comparison_events(plan.experiment, plan.runs, plan.folder, executor))
+
+
+def _sweep(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
+    executor = EXECUTORS[plan.executor](control, plan.folder, plan.workers, stream=request.race)
+    yield from _leaving_nothing(plan.folder, sweep_events(plan.experiment, plan.trials, plan.runs, plan.folder,
+                                                          executor))
+
+
+def _leaving_nothing(folder: Path | None, events: Iterator) -> Iterator:
+    """``events``; an input error one of the job's runs met (its data, its memory) leaves no folder
+    behind that holds nothing but the executor's stop file."""
     try:
-        yield from comparison_events(plan.experiment, plan.runs, plan.folder, executor)
-    except DescentError:   # an input error a run met (its data, its memory): leave no empty folder behind
-        discard_if_empty(plan.folder)
+        yield from events
+    except DescentError:
+        discard_if_empty(folder)
         raise
 
 
@@ -242,4 +276,4 @@ def _lr_find(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterato
     yield LRFinderFinished(result, None if plan.folder is None else str(plan.folder))
 
 
-KINDS = {"single": _single, "staged": _staged, "compared": _compared, "lr_find": _lr_find}
+KINDS = {"single": _single, "staged": _staged, "compared": _compared, "sweep": _sweep, "lr_find": _lr_find}

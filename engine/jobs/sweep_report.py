@@ -1,7 +1,7 @@
 """Sweep statistics and reports: per-trial spread across seeds, the ranking, the verdicts against
 the best trial, the CSV/JSON files, the terminal table and the data of the window's plot.
 
-A sweep's runs are records of the shape :func:`engine.jobs.compare.run_job`
+A sweep's runs are records of the shape :func:`engine.jobs.runs.train_run`
 returns (``variant`` = the trial's name, ``seed``, ``status``,
 ``final_val_accuracy``, ``final_val_loss``, ``best_val_accuracy``,
 ``best_val_loss``, ``test_accuracy``, ``steps``, ``wall_seconds``,
@@ -33,10 +33,11 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from engine.errors import ExperimentError
+from engine.errors import DescentError, ExperimentError
 from engine.fileio import write_text
-from engine.jobs.compare_report import (RULE_TEXT, json_safe, verdict_text, distinguishable, format_stat,
-                                        nan_stats, spread)
+from engine.formats.runfolder import read_run
+from engine.jobs.compare_report import (RULE_TEXT, distinguishable, format_stat, json_safe, nan_stats, spread,
+                                        verdict_text)
 from engine.spec.sweep import CONTINUOUS_SPACES, LOG_SPACES, Trial, space_kind, space_points
 
 COMPLETE = ("finished", "early_stopped")     # statuses whose final metric is a result
@@ -225,7 +226,6 @@ def sweep_json(summary: Mapping) -> str:
 
 def write_sweep(folder: str | os.PathLike, summary: Mapping) -> None:
     """Write ``sweep.json``, ``sweep.csv`` (runs) and ``sweep_trials.csv`` (trials) into ``folder``."""
-
     folder = Path(folder)
     write_text(folder / "sweep.json", sweep_json(summary))
     write_text(folder / "sweep.csv", runs_csv(summary))
@@ -426,3 +426,24 @@ def _group_label(keys: Sequence[str], params: Mapping) -> str:
     """"adam" for a name key, "drop=0.2" otherwise; "all" when nothing else varies."""
     parts = [_short(params[k]) if k.endswith(".name") else f"{k.split('.')[-1]}={_short(params[k])}" for k in keys]
     return ", ".join(parts) or "all"
+
+
+def trial_curves(folder: str | os.PathLike, summary: Mapping, trial: int,
+                 metrics: Sequence[str] = ("val_accuracy", "val_loss", "loss")) -> dict:
+    """One trial's runs as curves, read from their run folders under ``folder``: ``{metric: {seed:
+    (steps, values)}}`` (columns of epochs.csv, or history.csv for ``loss``).  A run whose folder or
+    column is missing (a stopped sweep, a folder moved) is left out.  What the window shows when a
+    point of the sweep's plot is clicked: the runs behind one mean."""
+    out: dict = {m: {} for m in metrics}
+    for run in summary["trials"][trial]["runs"]:
+        if not run.get("folder"):
+            continue
+        try:
+            found = read_run(Path(folder) / str(run["folder"]))
+        except DescentError:
+            continue
+        for metric in metrics:
+            curve = found.curve(metric)
+            if curve is not None:
+                out[metric][run["seed"]] = curve
+    return out

@@ -10,6 +10,7 @@ The call runs with flush-to-zero / denormals-are-zero on the calling thread
 denormals, which would otherwise slow every later step down.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -19,12 +20,82 @@ from engine.kernels.layout import FAN_IN, KERNEL, BIAS, MAX_NORM, TRAINABLE, UNI
 from engine.kernels.network import MODE_TRAIN, loss_and_gradient
 from engine.kernels.optim import apply_update, clip_gradients
 
-# columns of layer_stats
-STAT_GRAD_KERNEL = 0
-STAT_GRAD_BIAS = 1
-STAT_UPDATE = 2
-STAT_WEIGHT = 3
+# columns of layer_stats (L, N_STATS), measured at the last step of a chunk
+STAT_GRAD_KERNEL = 0   # norm of the kernel's gradient (before clipping)
+STAT_GRAD_BIAS = 1     # norm of the bias's gradient, 0 without a bias
+STAT_UPDATE = 2        # norm of the kernel's change in that step
+STAT_WEIGHT = 3        # norm of the kernel after it
 N_STATS = 4
+
+# entries of clip (3,); <= 0 turns one off
+CLIP_VALUE = 0
+CLIP_NORM = 1
+CLIP_GLOBAL_NORM = 2
+N_CLIP = 3
+
+# entries of flags (2,) int64, shared with engine.control.RunControl.flags
+FLAG_INTERRUPT = 0     # set by another thread: end the chunk after the step in progress
+FLAG_DIVERGED = 1      # set here: a step had a non-finite loss or gradient
+
+
+# The arguments of train_steps, grouped by what they describe.  In compiled code
+# a tuple of arrays and scalars is a plain struct (reading a field costs
+# nothing; the step loop sees ordinary arrays), and cached compilations key on
+# the field types, so cache=True keeps working.  Keep each field's dtype,
+# layout and writability fixed: a different one compiles another copy.
+
+class NetArgs(NamedTuple):
+    """The network (engine.training.network.Network)."""
+    ints: np.ndarray       # (L, N_INT) int64 layer table, engine.kernels.layout
+    floats: np.ndarray     # (L, N_FLOAT) float64 layer table
+    theta: np.ndarray      # (P,) trainable parameters, updated in place
+    buffers: np.ndarray    # BN moving statistics, updated in place
+    loss_code: int         # LOSS_* of engine.kernels.layout
+    lowest: int            # lowest layer that needs gradients (L: none)
+
+
+class OptArgs(NamedTuple):
+    """The optimizer and its state."""
+    code: int              # kernel code of engine.kernels.optim
+    slots: np.ndarray      # (k, P) optimizer state, updated in place
+    first_step: int        # updates done before this call
+    hyper: np.ndarray      # (HYPER_SIZE,) hyperparameters; hyper[0] replaced by moms[s] when >= 0 (1cycle)
+    ranges: np.ndarray     # (R, 2) int64 [lo, hi) trainable index ranges of theta
+    tensor_bounds: np.ndarray  # (T+1,) tensor boundaries in theta, for per-tensor clipping
+    clip: np.ndarray       # (N_CLIP,) CLIP_VALUE, CLIP_NORM, CLIP_GLOBAL_NORM
+
+
+class DataArgs(NamedTuple):
+    """The training set (read-only)."""
+    x: np.ndarray          # (N, D) inputs
+    y_int: np.ndarray      # (N,) labels, or empty for regression
+    y_float: np.ndarray    # (N, K) targets, or empty for classification
+
+
+class ChunkArgs(NamedTuple):
+    """What this call runs: step s trains on rows order[starts[s]:starts[s+1]] at rate lrs[s]."""
+    order: np.ndarray      # row indices of the epoch
+    starts: np.ndarray     # (n+1,) batch boundaries in order
+    lrs: np.ndarray        # (n,) learning rates
+    moms: np.ndarray       # (n,) cycled momentum (1cycle), < 0: the optimizer's own
+
+
+class WorkArgs(NamedTuple):
+    """Scratch space and the random state the steps advance."""
+    grad: np.ndarray       # (P,) gradient
+    before: np.ndarray     # (P,) theta before the last step (its update's size)
+    ws: np.ndarray         # workspaces of engine.kernels.network
+    uws: np.ndarray
+    xb: np.ndarray         # (Bmax, D) the batch's inputs
+    rng: np.ndarray        # (2,) uint64: dropout masks, RReLU slopes
+
+
+class OutArgs(NamedTuple):
+    """What the call reports."""
+    losses: np.ndarray     # (n,) total loss (data + penalty) per step
+    regs: np.ndarray       # (n,) penalty per step
+    layer_stats: np.ndarray  # (L, N_STATS) of the last step run
+    flags: np.ndarray      # (2,) int64: FLAG_INTERRUPT (read once per step), FLAG_DIVERGED (written)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -78,84 +149,79 @@ def _apply_max_norm(ints, floats, theta):
                     W[r, u] *= scale
 
 
-@njit(cache=True, nogil=True)
-def train_steps(ints, floats, theta, grad, buffers, opt_code, slots, first_step, hyper, lrs, moms,
-                ranges, tensor_bounds, clip, x, y_int, y_float, loss_code, order, starts, rng,
-                ws, uws, xb, lowest, losses, regs, layer_stats, before, flags):
-    """Run ``n = lrs.size`` training steps in place.
-
-    theta, grad: (P,) parameters and gradient scratch; buffers: BN moving stats;
-    slots: (k, P) optimizer state; first_step: number of updates done before
-    this call; hyper: (8,) optimizer hyperparameters, hyper[0] replaced by
-    moms[s] when moms[s] >= 0 (1cycle); lrs, moms: (n,);
-    ranges: (R, 2) [lo, hi) trainable index ranges of theta;
-    tensor_bounds: (T+1,) tensor boundaries for per-tensor clipping;
-    clip: (3,) clipvalue, clipnorm, global_clipnorm (<= 0 off);
-    x: (N, D) inputs; y_int (N,) labels or y_float (N, K) targets;
-    order: row indices, batch s = order[starts[s]:starts[s+1]];
-    rng: (2,) uint64 state; ws/uws/xb: workspaces (see network.py), xb (Bmax, D);
-    lowest: lowest layer that needs gradients;
-    losses, regs: (n,) out: total loss (data + penalty) and penalty per step;
-    layer_stats: (L, N_STATS) out, measured at the last step run;
-    before: (P,) scratch to measure the last step's update;
-    flags: (2,) int64: flags[0] != 0 asks the chunk to end after the step in
-    progress (the window's Pause, Stop or a new learning rate, set from
-    another thread; read once per step), flags[1] is set to 1 here when a
-    step had a non-finite loss or gradient.
+def train_steps(net: NetArgs, opt: OptArgs, data: DataArgs, chunk: ChunkArgs, work: WorkArgs,
+                out: OutArgs) -> int:
+    """Run ``n = chunk.lrs.size`` training steps in place.
 
     Returns the number of steps applied: n, fewer when interrupted, or s
-    when step s diverged (flags[1] == 1) and was *not* applied, so theta still
-    holds the last finite weights.
+    when step s diverged (``out.flags[FLAG_DIVERGED] == 1``) and was *not* applied,
+    so theta still holds the last finite weights.  Runs in compiled code
+    without the GIL.
     """
-    n = lrs.size
+    # Numba types a named tuple argument in Python on every call (~0.2 us a field, 6 us for
+    # these 30: a one-step chunk of a tiny net took 45% longer), a plain tuple in C as fast as
+    # separate arguments.  So they travel as plain tuples and are named again inside.
+    return _train_steps(tuple(net), tuple(opt), tuple(data), tuple(chunk), tuple(work), tuple(out))
+
+
+@njit(cache=True, nogil=True)
+def _train_steps(net, opt, data, chunk, work, out):
+    """:func:`train_steps` compiled; each argument the plain tuple of its named tuple."""
+    net, opt, data = NetArgs(*net), OptArgs(*opt), DataArgs(*data)
+    chunk, work, out = ChunkArgs(*chunk), WorkArgs(*work), OutArgs(*out)
+    ints, theta, grad, clip = net.ints, net.theta, work.grad, opt.clip
+    layer_stats, flags = out.layer_stats, out.flags
+    n = chunk.lrs.size
     L = ints.shape[0]
-    h = hyper.copy()
-    clipping = clip[0] > 0.0 or clip[1] > 0.0 or clip[2] > 0.0
+    h = opt.hyper.copy()
+    clipping = clip[CLIP_VALUE] > 0.0 or clip[CLIP_NORM] > 0.0 or clip[CLIP_GLOBAL_NORM] > 0.0
     mode = np.int64(MODE_TRAIN)   # a run-time value: a literal would compile a second copy of the network code
     fp = fpu.enter()
     done = n
     for s in range(n):
-        rows = order[starts[s]:starts[s + 1]]
-        loss, reg = loss_and_gradient(ints, floats, theta, grad, buffers, x, y_int, y_float, loss_code, rows,
-                                      rng, ws, uws, xb, lowest, mode)
+        rows = chunk.order[chunk.starts[s]:chunk.starts[s + 1]]
+        loss, reg = loss_and_gradient(ints, net.floats, theta, grad, net.buffers, data.x, data.y_int, data.y_float,
+                                      net.loss_code, rows, work.rng, work.ws, work.uws, work.xb, net.lowest, mode)
         if not math.isfinite(loss + reg):
             done = s
-            flags[1] = 1
+            flags[FLAG_DIVERGED] = 1
             break
-        last = s == n - 1 or flags[0] != 0   # an interrupted chunk measures its last step too
+        last = s == n - 1 or flags[FLAG_INTERRUPT] != 0   # an interrupted chunk measures its last step too
         if last:
             for i in range(L):
                 fan_units = ints[i, FAN_IN] * ints[i, UNITS]
                 if ints[i, TRAINABLE] == 1:
-                    layer_stats[i, 0] = math.sqrt(_sum_squares(grad, ints[i, KERNEL], fan_units))
-                    layer_stats[i, 1] = math.sqrt(_sum_squares(grad, ints[i, BIAS], ints[i, UNITS])) \
+                    layer_stats[i, STAT_GRAD_KERNEL] = math.sqrt(_sum_squares(grad, ints[i, KERNEL], fan_units))
+                    layer_stats[i, STAT_GRAD_BIAS] = math.sqrt(_sum_squares(grad, ints[i, BIAS], ints[i, UNITS])) \
                         if ints[i, BIAS] >= 0 else 0.0
                 else:
-                    layer_stats[i, 0] = 0.0
-                    layer_stats[i, 1] = 0.0
-            before[:] = theta
+                    layer_stats[i, STAT_GRAD_KERNEL] = 0.0
+                    layer_stats[i, STAT_GRAD_BIAS] = 0.0
+            work.before[:] = theta
         if clipping:
-            if not math.isfinite(clip_gradients(grad, tensor_bounds, clip[0], clip[1], clip[2])):
+            if not math.isfinite(clip_gradients(grad, opt.tensor_bounds, clip[CLIP_VALUE], clip[CLIP_NORM],
+                                                clip[CLIP_GLOBAL_NORM])):
                 done = s
-                flags[1] = 1
+                flags[FLAG_DIVERGED] = 1
                 break
         elif not _all_finite(grad):
             done = s
-            flags[1] = 1
+            flags[FLAG_DIVERGED] = 1
             break
-        if moms[s] >= 0.0:
-            h[0] = moms[s]
-        for r in range(ranges.shape[0]):
-            apply_update(opt_code, theta, grad, slots, ranges[r, 0], ranges[r, 1], first_step + s + 1, lrs[s], h)
-        _apply_max_norm(ints, floats, theta)
-        losses[s] = loss + reg
-        regs[s] = reg
+        if chunk.moms[s] >= 0.0:
+            h[0] = chunk.moms[s]
+        for r in range(opt.ranges.shape[0]):
+            apply_update(opt.code, theta, grad, opt.slots, opt.ranges[r, 0], opt.ranges[r, 1],
+                         opt.first_step + s + 1, chunk.lrs[s], h)
+        _apply_max_norm(ints, net.floats, theta)
+        out.losses[s] = loss + reg
+        out.regs[s] = reg
         if last:
             for i in range(L):
                 k0 = ints[i, KERNEL]
                 fan_units = ints[i, FAN_IN] * ints[i, UNITS]
-                layer_stats[i, 2] = math.sqrt(_sum_squares(theta, k0, fan_units, before))
-                layer_stats[i, 3] = math.sqrt(_sum_squares(theta, k0, fan_units))
+                layer_stats[i, STAT_UPDATE] = math.sqrt(_sum_squares(theta, k0, fan_units, work.before))
+                layer_stats[i, STAT_WEIGHT] = math.sqrt(_sum_squares(theta, k0, fan_units))
             done = s + 1
             break
     fpu.leave(fp)

@@ -5,55 +5,68 @@ The Python loop owns the schedule, logging, early stopping and the control
 commands (pause, step, stop, learning rate); :func:`kernels.train.train_steps`
 owns the math and runs many steps per call.  Consumers (the CLI, the window's
 worker thread, the run writer) only read events.
+
+Around the loop: :mod:`.cadence` says when to report, :mod:`.diagnostics`
+makes the reports, :mod:`.early_stopping` decides when to stop early.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
 
 from engine.control import RunControl
-from engine.data import Dataset, load_dataset, make_grid
+from engine.data import Dataset, load_dataset
 from engine.errors import WeightsError
-from engine.events import (Compiling, ConfusionReport, DecisionSurface, EpochEnd, RunFinished, RunStarted,
-                     StepMetrics, frozen_array)
+from engine.events import Compiling, EpochEnd, RunFinished, RunStarted, frozen_array
 from engine.kernels import train as TK
 from engine.kernels.rng import new_state
+from engine.training.cadence import Cadence, default_log_every
+from engine.training.diagnostics import Diagnostics
+from engine.training.early_stopping import BEST_WEIGHTS_PREFIX, EarlyStopping
 from engine.training.memory import check_training_memory
 from engine.training.network import HISTOGRAM_EDGES, Network, readonly
 from engine.catalog.optimizers import make_optimizer
 from engine.catalog.schedules import make_schedule
 
-CHUNK_SECONDS = 0.1       # hand control back to Python at least this often (commands end a chunk at once)
-SURFACE_SECONDS = 0.25    # decision-boundary refresh interval for 2-D data
-TRAIN_EVAL_ROWS = 10_000  # training accuracy is measured on at most this many rows
 _compiled = False         # kernels compiled (or loaded from cache) in this process
 
 
-RECORD_MACS = 1_000_000    # fixed cost of a diagnostics record (~0.2 ms of Python), in multiply-adds
-STEP_MACS = 20_000         # fixed cost of a compiled step (a few us), in multiply-adds
-RECORD_SHARE = 0.05        # diagnostics may cost about this fraction of the training time
+@dataclass
+class UnfinishedEpoch:
+    """An epoch left before its end (stop, step limit): how far it got and
+    the state it began with.  The next :meth:`Trainer.run` continues it, and a
+    checkpoint saves it, so the resumed run repeats the epoch's batch order
+    from ``batch`` on.  The epoch-end work a step limit runs on a partial
+    epoch (schedule, early stopping) is not in it: the resumed run does that
+    work at the epoch's real end."""
+    epoch: int
+    batch: int
+    losses: list            # training losses of the epoch's steps so far
+    shuffle: dict           # batch-order generator state before the epoch's order was drawn
+    schedule: dict
+    early_stopping: EarlyStopping | None   # a copy
+    best_val_accuracy: float
 
 
-def default_log_every(steps_per_epoch: int, batch_size: int | None = None, n_weights: int | None = None,
-                      probe_rows: int = 256) -> int:
-    """About 20 diagnostics records per epoch, but (when the network's size is
-    given) no closer together than keeps their cost near 5% of training.
+@dataclass
+class _RunState:
+    """What one call of :meth:`Trainer.run` tracks besides the trainer's state."""
+    control: RunControl
+    status: str
+    reason: str
+    train_loss: float = math.nan
+    val: tuple = (math.nan, math.nan)         # (loss, accuracy) of the last evaluation
+    last_surface: float = 0.0                 # perf_counter of the last mid-epoch decision surface
+    epoch_started: float = 0.0
+    epoch_losses: list = field(default_factory=list)
 
-    A record runs a forward pass over the probe rows plus ~0.2 ms of Python,
-    while a step of a small network takes a few microseconds: 2-8-8-1 on
-    1,000 points at batch 10 would otherwise log every 5 steps and spend ten
-    times longer logging than training.  The costs are estimated from
-    multiply-adds (n_weights = sum of fan_in * units), not timed, so the
-    interval, and the history a run writes, is the same on every machine."""
-    per_epoch = max(1, math.ceil(steps_per_epoch / 20))
-    if batch_size is None or n_weights is None:
-        return per_epoch
-    step = 3 * batch_size * n_weights + STEP_MACS
-    record = probe_rows * n_weights + RECORD_MACS
-    return max(per_epoch, math.ceil(record / (RECORD_SHARE * step)))
+    def end(self, status: str, reason: str) -> None:
+        self.status, self.reason = status, reason
 
 
 class Trainer:
@@ -61,6 +74,12 @@ class Trainer:
 
     The network, optimizer state and schedule live here, so multi-stage
     workflows can keep training the same network with new settings.
+    Every attribute is made in ``__init__``; the public ones other code reads are the
+    network (``net``), the data (``data``; the training set as the kernels
+    read it: ``x``, ``y_int``, ``y_float``), the batch plan (``batch_size``,
+    ``steps_per_epoch``, ``shuffle_rng``), the optimizer, its state and the
+    schedule, the counters (``step``, ``epoch``, ``elapsed``) and the
+    random state of dropout masks and RReLU slopes (``rng``).
     """
 
     def __init__(self, experiment: dict, dataset: Dataset | None = None, run_id: int = 0,
@@ -68,22 +87,21 @@ class Trainer:
                  max_steps: int | None = None):
         self.experiment = experiment
         self.run_id = run_id
-        self.seed = int(experiment["seed"])
-        self.data = dataset if dataset is not None else load_dataset(experiment["data"], self.seed)
+        seed = int(experiment["seed"])
         cfg = experiment["training"]
-        d = self.data
-        n_targets = d.y_train.shape[1] if d.y_train.ndim == 2 else 1
-        self.net = network if network is not None else Network(experiment, d.x_train.shape[1], d.task,
-                                                               d.n_classes, n_targets)
-        check_training_memory(self.net, experiment, len(d.x_train), len(d.x_val))   # before allocating any of it
+        self.data = d = dataset if dataset is not None else load_dataset(experiment["data"], seed)
         if network is None:
-            self.net.initialize(self.seed)
+            n_targets = d.y_train.shape[1] if d.y_train.ndim == 2 else 1
+            network = Network(experiment, d.x_train.shape[1], d.task, d.n_classes, n_targets)
+            network.initialize(seed)
+        check_training_memory(network, experiment, len(d.x_train), len(d.x_val))   # before allocating the rest
+        self.net = network
         if init_weights is not None:
             self.net.load_state_dict(init_weights)
-        self.dtype = self.net.dtype
-        self.x = readonly(np.ascontiguousarray(d.x_train, dtype=self.dtype))
-        self.y_int, self.y_float = self.net.split_targets(d.y_train)
-        self.n_train = self.x.shape[0]
+        x = readonly(np.ascontiguousarray(d.x_train, dtype=self.net.dtype))
+        self._train_set = TK.DataArgs(x, *self.net.split_targets(d.y_train))
+
+        # how long, in steps
         self.batch_size = min(cfg["batch_size"], self.n_train)
         self.steps_per_epoch = math.ceil(self.n_train / self.batch_size)
         self.epochs = cfg["epochs"]
@@ -91,47 +109,80 @@ class Trainer:
         self.total_steps = self.epochs * self.steps_per_epoch
         if limit is not None:
             self.total_steps = min(self.total_steps, limit)
+
+        # what is reported, and when
         kernel_weights = sum(int(np.prod(t.shape)) for t in self.net.tensors if t.name.endswith(".kernel"))
-        self.log_every = cfg["log_every"] or default_log_every(self.steps_per_epoch, self.batch_size,
-                                                               kernel_weights, min(cfg["probe_size"], self.n_train))
+        probe_size = min(cfg["probe_size"], self.n_train)
+        self.cadence = Cadence(cfg["log_every"] or default_log_every(self.steps_per_epoch, self.batch_size,
+                                                                      kernel_weights, probe_size))
+        self.diagnostics = Diagnostics(self.net, d, x, seed, cfg["probe_size"], run_id)
+
+        # how the weights move
         opt_cfg = experiment["optimizer"]
         self.optimizer = make_optimizer(opt_cfg)
-        self.opt_state = self.optimizer.build(self.net.n_params, self.dtype)
-        self.base_lr = float(opt_cfg["learning_rate"])
-        self.clip = np.array([opt_cfg.get("clipvalue") or 0.0, opt_cfg.get("clipnorm") or 0.0,
-                              opt_cfg.get("global_clipnorm") or 0.0], dtype=np.float64)
+        self.opt_state = self.optimizer.build(self.net.n_params, self.net.dtype)
+        self._clip = np.zeros(TK.N_CLIP)
+        for column, key in ((TK.CLIP_VALUE, "clipvalue"), (TK.CLIP_NORM, "clipnorm"),
+                            (TK.CLIP_GLOBAL_NORM, "global_clipnorm")):
+            self._clip[column] = opt_cfg.get(key) or 0.0
         self.schedule = make_schedule(experiment["schedule"])
-        self.schedule.start(self.base_lr, self.total_steps, self.steps_per_epoch)
+        self.schedule.start(float(opt_cfg["learning_rate"]), self.total_steps, self.steps_per_epoch)
+        self.early_stopping = EarlyStopping.from_config(cfg["early_stopping"])
+
+        # where the run is
         self.step = 0            # updates done
         self.epoch = 0           # epochs completed
-        self.rng = new_state(self.seed * 7919 + 17)            # dropout masks, RReLU slopes
-        self.shuffle_rng = np.random.default_rng([self.seed, 1])  # batch order
-        probe_rows = np.random.default_rng([self.seed, 2]).permutation(self.n_train)[:cfg["probe_size"]]
-        self.x_probe = np.ascontiguousarray(self.x[np.sort(probe_rows)])
-        eval_rows = np.random.default_rng([self.seed, 3]).permutation(self.n_train)[:TRAIN_EVAL_ROWS]
-        self.x_train_eval = self.x[np.sort(eval_rows)]
-        self.y_train_eval = d.y_train[np.sort(eval_rows)]
-        self.grad = np.zeros_like(self.net.theta)
-        self.before = np.zeros_like(self.net.theta)
+        self.elapsed = 0.0       # seconds in compiled steps (compilation excluded)
+        self.steps_per_second = 0.0   # of the last chunk; 0 until measured
+        self.best_val_accuracy = -math.inf
+        self.chunk_diverged = False   # the last run_steps call stopped at a non-finite loss or gradient
+        self.shuffle_rng = np.random.default_rng([seed, 1])  # batch order
+        self._unfinished: UnfinishedEpoch | None = None   # an epoch left before its end (stop, step limit)
+        self._live: tuple | None = None   # (batch, epoch losses, shuffle state) at the record run() last yielded
+        self.resumed_from_step: int | None = None
+
+        # the kernel's scratch and outputs
+        self._work = TK.WorkArgs(np.zeros_like(self.net.theta), np.zeros_like(self.net.theta),
+                                 *self.net.workspace(self.batch_size), new_state(seed * 7919 + 17))
         self.layer_stats = np.zeros((self.net.n_layers, TK.N_STATS))
         self._flags = np.zeros(2, dtype=np.int64)   # the kernel's flags when no RunControl is given
-        self.chunk_diverged = False
-        self.history_best = None
-        self.elapsed = 0.0
-        # resumable run state (see checkpoint/restore)
-        self._es = {"best_value": math.inf, "best_epoch": 0, "wait": 0, "best_val_acc": -math.inf}
-        self._best_weights = None
-        self._resume_batch = 0             # first batch of the next epoch (resuming mid-epoch)
-        self._resume_losses: list = []
-        self._shuffle_before = None        # shuffle generator state before the current epoch's order
-        self._position = None              # snapshot where an epoch was left unfinished
-        self._live = None                  # (batch, epoch losses) at the record run() last yielded
-        self.resumed_from_step = None
-        self._grid = make_grid(d) if d.x_train.shape[1] == 2 and d.task == "classification" else None
 
-    # -- pieces -------------------------------------------------------------------------------
+    # -- the training set and the random state -------------------------------------------------
+
+    @property
+    def x(self) -> np.ndarray:
+        """(N, D) training inputs in the network's dtype, read-only."""
+        return self._train_set.x
+
+    @property
+    def y_int(self) -> np.ndarray:
+        return self._train_set.y_int
+
+    @property
+    def y_float(self) -> np.ndarray:
+        return self._train_set.y_float
+
+    @property
+    def n_train(self) -> int:
+        return self._train_set.x.shape[0]
+
+    @property
+    def rng(self) -> np.ndarray:
+        """(2,) uint64 state of dropout masks and RReLU slopes (change it in place)."""
+        return self._work.rng
+
+    @property
+    def log_every(self) -> int:
+        return self.cadence.log_every
+
+    @property
+    def x_probe(self) -> np.ndarray:
+        return self.diagnostics.x_probe
+
+    # -- steps ----------------------------------------------------------------------------------
 
     def _epoch_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(row order, batch starts) of the next epoch; draws from shuffle_rng."""
         if self.experiment["training"]["shuffle"]:
             order = self.shuffle_rng.permutation(self.n_train).astype(np.int64)
         else:
@@ -139,13 +190,195 @@ class Trainer:
         starts = np.minimum(np.arange(self.steps_per_epoch + 1, dtype=np.int64) * self.batch_size, self.n_train)
         return order, starts
 
-    def _begin_epoch(self):
-        """(order, starts, first batch, losses so far) of the epoch about to run."""
-        self._shuffle_before = self.shuffle_rng.bit_generator.state
+    def learning_rates(self, first: int, n: int, control: RunControl | None) -> np.ndarray:
+        override = control.learning_rate if control is not None else None
+        if override is not None:
+            return np.full(n, override, dtype=np.float64)
+        return np.asarray(self.schedule.learning_rates(first, n), dtype=np.float64)
+
+    def _momenta(self, first: int, n: int) -> np.ndarray:
+        moms = self.schedule.momenta(first, n)
+        return np.full(n, -1.0) if moms is None else np.asarray(moms, dtype=np.float64)
+
+    def run_steps(self, order, starts, first_batch, n, control=None):
+        """n compiled steps on batches first_batch.. of the epoch; returns
+        (steps applied, losses, penalties, learning rates, momenta)."""
+        lrs = self.learning_rates(self.step, n, control)
+        moms = self._momenta(self.step, n)
+        out = TK.OutArgs(np.zeros(n), np.zeros(n), self.layer_stats,
+                         control.flags if control is not None else self._flags)
+        out.flags[TK.FLAG_DIVERGED] = 0
+        net = self.net
+        done = TK.train_steps(
+            TK.NetArgs(net.ints, net.floats, net.theta, net.buffers, net.loss_code, net.lowest_trainable_layer()),
+            TK.OptArgs(self.optimizer.kernel_code, self.opt_state.slots, self.opt_state.step,
+                       self.optimizer.hyper_array(), net.trainable_ranges(), net.tensor_bounds(), self._clip),
+            self._train_set, TK.ChunkArgs(order, starts[first_batch:first_batch + n + 1], lrs, moms),
+            self._work, out)
+        self.chunk_diverged = bool(out.flags[TK.FLAG_DIVERGED])   # else done < n: a command ended the chunk early
+        self.opt_state.step += done
+        self.step += done
+        return done, out.losses[:done], out.regs[:done], lrs[:done], moms[:done]
+
+    def _timed_steps(self, order, starts, first_batch, n, control):
+        """:meth:`run_steps`, timed (a generator: announces the compilation of the first call in a process)."""
+        global _compiled
+        t0 = time.perf_counter()
+        result = self.run_steps(order, starts, first_batch, n, control)
+        dt = time.perf_counter() - t0
+        if not _compiled:
+            _compiled = True
+            yield Compiling(self.run_id, done=True)
+        else:
+            self.elapsed += dt
+            self.steps_per_second = result[0] / dt if dt > 0 else 0.0
+        return result
+
+    # -- reports --------------------------------------------------------------------------------
+
+    def evaluate_split(self, split: str) -> tuple[float, float]:
+        """(loss, accuracy) on "train" (at most 10,000 rows), "val" or "test"."""
+        return self.diagnostics.evaluate(split)
+
+    def decision_surface(self, mc_samples: int = 0):
+        return self.diagnostics.decision_surface(self.step, mc_samples)
+
+    def started_event(self, stage: str = "") -> RunStarted:
+        d = self.data
+        return RunStarted(self.run_id, self.experiment, self.net.layer_infos(), self.net.n_params,
+                          self.steps_per_epoch, self.total_steps, d.task, d.n_classes, tuple(d.class_names),
+                          d.x_train.shape[1], d.image_shape, frozen_array(HISTOGRAM_EDGES), stage)
+
+    def _record(self, pending: list, lr: float, mom: float, batch: int):
+        """The diagnostics record of the steps in ``pending`` ((losses, penalties)
+        of each chunk since the last record), which it empties."""
+        losses = np.concatenate([p[0] for p in pending])
+        regs = np.concatenate([p[1] for p in pending])
+        pending.clear()
+        return self.diagnostics.step_metrics(self.layer_stats, losses if len(losses) else np.array([math.nan]),
+                                             regs if len(regs) else np.zeros(1), lr, mom, self.step,
+                                             self.epoch + batch / self.steps_per_epoch, self.steps_per_second,
+                                             self.elapsed)
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def run(self, control: RunControl | None = None, stage: str = "") -> Iterator:
+        """Train to the end (or stop/divergence), yielding events; the last is RunFinished."""
+        run = _RunState(control or RunControl(), "finished", f"completed {self.epochs} epochs")
+        yield self.started_event(stage)
+        if not _compiled:
+            yield Compiling(self.run_id, done=False)
+        while self.step < self.total_steps and run.status == "finished":
+            if not (yield from self._train_epoch(run)):
+                break
+            yield from self._end_epoch(run)
+        yield from self._finish(run)
+
+    def _train_epoch(self, run: _RunState):
+        """The steps of one epoch (or of what is left of it) in compiled
+        chunks, with the records the cadence asks for.  Returns True when the
+        epoch's end work follows: the epoch ended, or the step limit did."""
+        order, starts, batch, shuffle = self._begin_epoch(run)
+        end = min(self.steps_per_epoch, batch + self.total_steps - self.step)
+        control = run.control
+        pending = []   # (losses, penalties) of the chunks run since the last record
+        while batch < end:
+            allowed = control.allowed_steps(end - batch)
+            if allowed <= 0:
+                run.end("stopped", f"stopped by the user at step {self.step}")
+                break
+            n = self.cadence.chunk_steps(self.step, allowed, self.steps_per_second)
+            done, losses, regs, lrs, moms = yield from self._timed_steps(order, starts, batch, n, control)
+            batch += done
+            control.consumed(done, batch >= end)
+            run.epoch_losses.extend(losses.tolist())
+            pending.append((losses, regs))   # every step's loss goes into the next record
+            if self.chunk_diverged:
+                run.end("diverged", f"the loss or gradient became NaN/infinite at step {self.step + 1}; "
+                                    f"try a lower learning rate, gradient clipping or batch normalization")
+                if done:  # record the finite steps before the blow-up: the loss climbing to it
+                    yield self._record(pending, lrs[-1], moms[-1], batch)
+                break
+            if self.cadence.record_due(self.step, batch >= end, control.paused):
+                self._live = (batch, run.epoch_losses, shuffle)   # what checkpoint_in_epoch saves
+                yield self._record(pending, lrs[-1], moms[-1], batch)
+                now = time.perf_counter()
+                if self.diagnostics.grid is not None and self.cadence.surface_due(now, run.last_surface):
+                    run.last_surface = now
+                    yield self.decision_surface()
+        self._live = None
+        self._unfinished = None if batch >= self.steps_per_epoch else self._snapshot(batch, run.epoch_losses, shuffle)
+        return run.status == "finished" and (batch >= self.steps_per_epoch or self.step >= self.total_steps)
+
+    def _begin_epoch(self, run: _RunState):
+        """(order, starts, first batch, shuffle state before the order) of the
+        epoch about to run: a fresh one, or the unfinished one continued."""
+        left, self._unfinished = self._unfinished, None
+        if left is not None:   # the same order again
+            self.shuffle_rng.bit_generator.state = left.shuffle
+        shuffle = self.shuffle_rng.bit_generator.state
         order, starts = self._epoch_order()
-        batch, self._resume_batch = self._resume_batch, 0
-        losses, self._resume_losses = self._resume_losses, []
-        return order, starts, batch, losses
+        run.epoch_started = time.perf_counter()
+        run.epoch_losses = list(left.losses) if left is not None else []
+        return order, starts, left.batch if left is not None else 0, shuffle
+
+    def _end_epoch(self, run: _RunState):
+        """Evaluate, report, let the schedule and early stopping see the epoch."""
+        self.epoch += 1
+        run.train_loss = float(np.mean(run.epoch_losses)) if run.epoch_losses else math.nan
+        _, train_acc = self.evaluate_split("train")
+        val_loss, val_acc = run.val = self.evaluate_split("val")
+        if not math.isnan(val_acc):
+            self.best_val_accuracy = max(self.best_val_accuracy, val_acc)
+        self.schedule.on_epoch_end(self.epoch, val_loss)
+        yield EpochEnd(self.run_id, self.epoch, self.step, run.train_loss, train_acc, val_loss, val_acc,
+                       float(self.learning_rates(self.step, 1, run.control)[0]),
+                       time.perf_counter() - run.epoch_started,
+                       self.net.sparsity(self.experiment["training"]["sparsity_threshold"]))
+        if self.diagnostics.grid is not None:
+            yield self.decision_surface()
+        report = self.diagnostics.confusion(self.epoch)
+        if report is not None:
+            yield report
+        if self.early_stopping is not None:
+            decision = self.early_stopping.update(self.epoch, {"val_loss": val_loss, "val_accuracy": val_acc},
+                                                  self.net.state_dict)
+            if decision.stop:
+                run.end("early_stopped", decision.reason)
+        if run.control.stopped:
+            run.end("stopped", f"stopped by the user at step {self.step}")
+
+    def _finish(self, run: _RunState):
+        """The last reports and RunFinished, with the best epoch's weights after early stopping."""
+        if run.status == "finished" and self.step < self.epochs * self.steps_per_epoch:
+            run.reason = f"reached the step limit ({self.total_steps} steps)"
+        es = self.early_stopping
+        if run.status == "early_stopped" and es.best_weights is not None:
+            self.net.load_state_dict(es.best_weights)
+            run.val = self.evaluate_split("val")
+        mc_samples = self.experiment["training"].get("mc_dropout_samples")
+        if self.diagnostics.grid is not None and mc_samples:  # the trained net's uncertainty map
+            yield self.decision_surface(mc_samples)
+        test_loss, test_acc = self.evaluate_split("test")
+        summary = {
+            "status": run.status, "reason": run.reason, "steps": self.step, "epochs": self.epoch,
+            "final_train_loss": run.train_loss, "final_val_loss": run.val[0], "final_val_accuracy": run.val[1],
+            "best_val_accuracy": self.best_val_accuracy if self.best_val_accuracy > -math.inf else math.nan,
+            "test_loss": test_loss, "test_accuracy": test_acc,
+            "steps_per_second": self.step / self.elapsed if self.elapsed > 0 else math.nan,
+            "train_seconds": self.elapsed, "n_params": self.net.n_params,
+        }
+        if self.resumed_from_step is not None:
+            summary["resumed_at_step"] = self.resumed_from_step
+        yield RunFinished(self.run_id, run.status, run.reason, self.step, self.epoch, summary,
+                          {k: frozen_array(v, v.dtype) for k, v in self.net.state_dict().items()})
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def _snapshot(self, batch: int, losses: list, shuffle: dict) -> UnfinishedEpoch:
+        """The resumable state now, ``batch`` batches into the current epoch."""
+        return UnfinishedEpoch(self.epoch, batch, list(losses), shuffle, self.schedule.state_dict(),
+                               copy.copy(self.early_stopping), self.best_val_accuracy)
 
     def checkpoint(self) -> dict:
         """Everything needed to continue this run exactly where it is:
@@ -153,10 +386,8 @@ class Trainer:
         "state": JSON-able counters, RNG states, schedule and early-stopping
         state, position in the epoch}.  Take it once :meth:`run` has ended
         (finished, stopped, step limit), or before it starts.  See :meth:`restore`."""
-        pos = self._position or {"epoch": self.epoch, "batch": 0, "shuffle": self.shuffle_rng.bit_generator.state,
-                                 "schedule": self.schedule.state_dict(), "es": dict(self._es),
-                                 "best_weights": self._best_weights, "losses": []}
-        if self.step != pos["epoch"] * self.steps_per_epoch + pos["batch"]:
+        pos = self._unfinished or self._snapshot(0, [], self.shuffle_rng.bit_generator.state)
+        if self.step != pos.epoch * self.steps_per_epoch + pos.batch:
             raise RuntimeError("checkpoint() is only valid once run() has ended (or before it starts), "
                                "not in the middle of an epoch")
         return self._checkpoint_at(pos)
@@ -168,23 +399,24 @@ class Trainer:
         and the epoch's end work (evaluation, schedule, early stopping) has not run yet."""
         if self._live is None:
             return None
-        batch, losses = self._live
+        batch, losses, shuffle = self._live
         if batch >= self.steps_per_epoch or self.step >= self.total_steps or \
                 self.step != self.epoch * self.steps_per_epoch + batch:
             return None
-        return self._checkpoint_at({"epoch": self.epoch, "batch": batch, "shuffle": self._shuffle_before,
-                                    "schedule": self.schedule.state_dict(), "es": dict(self._es),
-                                    "best_weights": self._best_weights, "losses": list(losses)})
+        return self._checkpoint_at(self._snapshot(batch, losses, shuffle))
 
-    def _checkpoint_at(self, pos: dict) -> dict:
+    def _checkpoint_at(self, pos: UnfinishedEpoch) -> dict:
         tensors = self.net.state_dict()
         tensors["optimizer.slots"] = self.opt_state.slots.copy()
-        for name, value in (pos["best_weights"] or {}).items():
-            tensors["early_stopping.best." + name] = np.array(value)
-        es = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in pos["es"].items()}
-        state = {"step": self.step, "epoch": pos["epoch"], "batch": pos["batch"], "optimizer_step": self.opt_state.step,
-                 "rng": [int(v) for v in self.rng], "shuffle_rng": pos["shuffle"], "schedule": pos["schedule"],
-                 "early_stopping": es, "epoch_losses": list(pos["losses"]), "elapsed": self.elapsed,
+        es = pos.early_stopping
+        for name, value in ((es.best_weights if es is not None else None) or {}).items():
+            tensors[BEST_WEIGHTS_PREFIX + name] = np.array(value)
+        best_acc = pos.best_val_accuracy
+        state = {"step": self.step, "epoch": pos.epoch, "batch": pos.batch, "optimizer_step": self.opt_state.step,
+                 "rng": [int(v) for v in self.rng], "shuffle_rng": pos.shuffle, "schedule": pos.schedule,
+                 "early_stopping": es.state_dict() if es is not None else None,
+                 "best_val_accuracy": None if math.isinf(best_acc) else best_acc,
+                 "epoch_losses": list(pos.losses), "elapsed": self.elapsed,
                  "steps_per_epoch": self.steps_per_epoch, "n_train": self.n_train, "n_params": self.net.n_params}
         return {"tensors": tensors, "state": state}
 
@@ -208,248 +440,20 @@ class Trainer:
         self.opt_state.slots[...] = slots
         self.opt_state.step = int(state["optimizer_step"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        self._resume_batch = int(state["batch"])
-        self._resume_losses = [float(v) for v in state["epoch_losses"]]
         self.rng[...] = np.array(state["rng"], dtype=np.uint64)
         self.shuffle_rng.bit_generator.state = state["shuffle_rng"]
         self.schedule.load_state_dict(state["schedule"])
-        es = state["early_stopping"]
-        self._es = {"best_value": math.inf if es["best_value"] is None else float(es["best_value"]),
-                    "best_epoch": int(es["best_epoch"]), "wait": int(es["wait"]),
-                    "best_val_acc": -math.inf if es["best_val_acc"] is None else float(es["best_val_acc"])}
-        prefix = "early_stopping.best."
-        best = {k[len(prefix):]: np.array(v) for k, v in tensors.items() if k.startswith(prefix)}
-        self._best_weights = best or None
+        es_state = state["early_stopping"]
+        # checkpoints before the early-stopping object kept the best validation accuracy among its counters
+        best_acc = state["best_val_accuracy"] if "best_val_accuracy" in state else es_state["best_val_acc"]
+        self.best_val_accuracy = -math.inf if best_acc is None else float(best_acc)
+        if self.early_stopping is not None and es_state is not None:
+            self.early_stopping.load_state_dict(es_state)
+            best = {k[len(BEST_WEIGHTS_PREFIX):]: np.array(v) for k, v in tensors.items()
+                    if k.startswith(BEST_WEIGHTS_PREFIX)}
+            self.early_stopping.best_weights = best or None
+        batch = int(state["batch"])
+        self._unfinished = self._snapshot(batch, [float(v) for v in state["epoch_losses"]],
+                                          state["shuffle_rng"]) if batch else None
         self.elapsed = float(state.get("elapsed", 0.0))
         self.resumed_from_step = self.step
-
-    def learning_rates(self, first: int, n: int, control: RunControl | None) -> np.ndarray:
-        override = control.learning_rate if control is not None else None
-        if override is not None:
-            return np.full(n, override, dtype=np.float64)
-        return np.asarray(self.schedule.learning_rates(first, n), dtype=np.float64)
-
-    def _momenta(self, first: int, n: int) -> np.ndarray:
-        moms = self.schedule.momenta(first, n)
-        return np.full(n, -1.0) if moms is None else np.asarray(moms, dtype=np.float64)
-
-    def run_steps(self, order, starts, first_batch, n, control=None):
-        """n compiled steps on batches first_batch.. of the epoch; returns
-        (steps applied, losses, penalties, learning rates)."""
-        lrs = self.learning_rates(self.step, n, control)
-        moms = self._momenta(self.step, n)
-        losses = np.zeros(n)
-        regs = np.zeros(n)
-        ws, uws, xb = self.net.workspace(self.batch_size)
-        net = self.net
-        flags = control.flags if control is not None else self._flags
-        flags[1] = 0
-        done = TK.train_steps(net.ints, net.floats, net.theta, self.grad, net.buffers,
-                              self.optimizer.kernel_code, self.opt_state.slots, self.opt_state.step,
-                              self.optimizer.hyper_array(), lrs, moms, net.trainable_ranges(),
-                              net.tensor_bounds(), self.clip, self.x, self.y_int, self.y_float, net.loss_code,
-                              order, starts[first_batch:first_batch + n + 1], self.rng, ws, uws, xb,
-                              net.lowest_trainable_layer(), losses, regs, self.layer_stats, self.before, flags)
-        self.chunk_diverged = bool(flags[1])   # else done < n: a command ended the chunk early
-        self.opt_state.step += done
-        self.step += done
-        return done, losses[:done], regs[:done], lrs[:done], moms[:done]
-
-    def _step_metrics(self, losses, regs, lr, mom, rate, epoch_float) -> StepMetrics:
-        stats = self.net.probe(self.x_probe)
-        infos = self.layer_infos
-        relu = np.array([li.relu_family for li in infos])
-        units = np.array([li.units for li in infos], dtype=float)
-        dead = np.where(relu, stats["dead"], np.nan)
-        sat = np.where([li.saturating for li in infos], stats["saturated"], np.nan)
-        ls = self.layer_stats
-        with np.errstate(invalid="ignore", over="ignore"):  # inf/inf on the way to divergence: NaN, no warning
-            ratio = np.divide(ls[:, TK.STAT_UPDATE], ls[:, TK.STAT_WEIGHT],
-                              out=np.full(len(infos), np.nan), where=ls[:, TK.STAT_WEIGHT] > 0)
-        return StepMetrics(
-            run_id=self.run_id, step=self.step, epoch=epoch_float, loss=float(np.mean(losses)),
-            losses=frozen_array(losses), regularization=float(regs[-1]), learning_rate=float(lr),
-            momentum=float(mom) if mom >= 0 else math.nan,
-            grad_norm=frozen_array(ls[:, TK.STAT_GRAD_KERNEL]), bias_grad_norm=frozen_array(ls[:, TK.STAT_GRAD_BIAS]),
-            update_ratio=frozen_array(ratio), dead_fraction=frozen_array(dead / units), dead_count=frozen_array(dead),
-            act_mean=frozen_array(stats["mean"]), act_std=frozen_array(stats["std"]), saturated=frozen_array(sat),
-            histograms=frozen_array(stats["histograms"]), steps_per_second=float(rate), elapsed=self.elapsed)
-
-    def decision_surface(self, mc_samples: int = 0) -> DecisionSurface | None:
-        if self._grid is None:
-            return None
-        xs, ys, grid = self._grid
-        probs = self.net.predict(grid).reshape(len(ys), len(xs), -1)
-        unc = None
-        if mc_samples > 0:
-            samples = self.net.mc_predict(grid, mc_samples, seed=self.step)
-            unc = frozen_array(samples.std(axis=0).max(axis=-1).reshape(len(ys), len(xs)))
-        return DecisionSurface(self.run_id, self.step, frozen_array(xs), frozen_array(ys), frozen_array(probs), unc)
-
-    def _confusion(self) -> ConfusionReport | None:
-        d = self.data
-        if d.image_shape is None or d.task != "classification" or len(d.x_val) == 0:
-            return None
-        probs = self.net.predict(d.x_val)
-        pred = (probs[:, 0] > 0.5).astype(int) if probs.shape[1] == 1 else probs.argmax(axis=1)
-        truth = np.asarray(d.y_val, dtype=int)
-        C = d.n_classes
-        matrix = np.zeros((C, C), dtype=np.int64)
-        np.add.at(matrix, (truth, pred), 1)
-        wrong = np.flatnonzero(pred != truth)[:16]
-        images = d.to_original(d.x_val[wrong]).reshape((-1, *d.image_shape))
-        return ConfusionReport(self.run_id, self.epoch, frozen_array(matrix, np.int64), frozen_array(images),
-                               frozen_array(truth[wrong], np.int64), frozen_array(pred[wrong], np.int64))
-
-    def evaluate_split(self, split: str) -> tuple[float, float]:
-        d = self.data
-        x, y = {"train": (self.x_train_eval, self.y_train_eval), "val": (d.x_val, d.y_val),
-                "test": (d.x_test, d.y_test)}[split]
-        if len(x) == 0:
-            return math.nan, math.nan
-        return self.net.evaluate(x, y)
-
-    @property
-    def layer_infos(self):
-        if not hasattr(self, "_infos"):
-            self._infos = self.net.layer_infos()
-        return self._infos
-
-    # -- the run ------------------------------------------------------------------------------
-
-    def started_event(self, stage: str = "") -> RunStarted:
-        d = self.data
-        return RunStarted(self.run_id, self.experiment, self.layer_infos, self.net.n_params, self.steps_per_epoch,
-                          self.total_steps, d.task, d.n_classes, tuple(d.class_names), d.x_train.shape[1],
-                          d.image_shape, frozen_array(HISTOGRAM_EDGES), stage)
-
-    def run(self, control: RunControl | None = None, stage: str = "") -> Iterator:
-        """Train to the end (or stop/divergence), yielding events; the last is RunFinished."""
-        global _compiled
-        control = control or RunControl()
-        cfg = self.experiment["training"]
-        es = cfg["early_stopping"]
-        monitor_sign = 1.0 if es is None or es["monitor"] == "val_loss" else -1.0
-        best_value, best_epoch, wait, best_val_acc = (self._es[k] for k in ("best_value", "best_epoch", "wait",
-                                                                             "best_val_acc"))
-        best_weights = self._best_weights
-        yield self.started_event(stage)
-        status, reason = "finished", f"completed {self.epochs} epochs"
-        last_surface = 0.0
-        final_val = (math.nan, math.nan)
-        train_loss = math.nan
-        if not _compiled:
-            yield Compiling(self.run_id, done=False)
-        pending = []   # (losses, penalties) of the chunks run since the last record
-        while self.step < self.total_steps and status == "finished":
-            order, starts, batch, epoch_losses = self._begin_epoch()
-            epoch_start = time.perf_counter()
-            steps_this_epoch = min(self.steps_per_epoch, batch + self.total_steps - self.step)
-            while batch < steps_this_epoch:
-                allowed = control.allowed_steps(steps_this_epoch - batch)
-                if allowed <= 0:
-                    status, reason = "stopped", f"stopped by the user at step {self.step}"
-                    break
-                to_log = self.log_every - (self.step % self.log_every)
-                n = min(allowed, to_log, steps_this_epoch - batch, self._chunk_limit())
-                t0 = time.perf_counter()
-                done, losses, regs, lrs, moms = self.run_steps(order, starts, batch, n, control)
-                dt = time.perf_counter() - t0
-                if not _compiled:
-                    _compiled = True
-                    yield Compiling(self.run_id, done=True)
-                else:
-                    self.elapsed += dt
-                    self._rate = done / dt if dt > 0 else 0.0
-                batch += done
-                control.consumed(done, batch >= steps_this_epoch)
-                epoch_losses.extend(losses.tolist())
-                pending.append((losses, regs))   # every step's loss goes into the next record
-                if self.chunk_diverged:
-                    status = "diverged"
-                    reason = (f"the loss or gradient became NaN/infinite at step {self.step + 1}; "
-                              f"try a lower learning rate, gradient clipping or batch normalization")
-                    if done:  # record the finite steps before the blow-up: the loss climbing to it
-                        yield self._step_metrics(np.concatenate([p[0] for p in pending]),
-                                                 np.concatenate([p[1] for p in pending]), lrs[-1], moms[-1],
-                                                 getattr(self, "_rate", 0.0), self.epoch + batch / self.steps_per_epoch)
-                        pending.clear()
-                    break
-                # paused (Pause, Step): record now, so the consumer sees the step it stopped at
-                if self.step % self.log_every == 0 or batch >= steps_this_epoch or control.paused:
-                    losses = np.concatenate([p[0] for p in pending])
-                    regs = np.concatenate([p[1] for p in pending])
-                    pending.clear()
-                    self._live = (batch, epoch_losses)
-                    yield self._step_metrics(losses if len(losses) else np.array([math.nan]), regs if len(regs)
-                                             else np.zeros(1), lrs[-1], moms[-1], getattr(self, "_rate", 0.0),
-                                             self.epoch + batch / self.steps_per_epoch)
-                    now = time.perf_counter()
-                    if self._grid is not None and now - last_surface > SURFACE_SECONDS:
-                        last_surface = now
-                        yield self.decision_surface()
-            self._live = None
-            self._position = None if batch >= self.steps_per_epoch else {
-                "epoch": self.epoch, "batch": batch, "shuffle": self._shuffle_before,
-                "schedule": self.schedule.state_dict(), "es": dict(self._es), "best_weights": best_weights,
-                "losses": list(epoch_losses)}
-            if status != "finished" or batch < self.steps_per_epoch and self.step < self.total_steps:
-                break
-            self.epoch += 1
-            train_loss = float(np.mean(epoch_losses)) if epoch_losses else math.nan
-            _, train_acc = self.evaluate_split("train")
-            val_loss, val_acc = self.evaluate_split("val")
-            final_val = (val_loss, val_acc)
-            if not math.isnan(val_acc):
-                best_val_acc = max(best_val_acc, val_acc)
-            self.schedule.on_epoch_end(self.epoch, val_loss)
-            yield EpochEnd(self.run_id, self.epoch, self.step, train_loss, train_acc, val_loss, val_acc,
-                           float(self.learning_rates(self.step, 1, control)[0]),
-                           time.perf_counter() - epoch_start, self.net.sparsity(cfg["sparsity_threshold"]))
-            if self._grid is not None:
-                yield self.decision_surface()
-            report = self._confusion()
-            if report is not None:
-                yield report
-            if es is not None:
-                value = monitor_sign * (val_loss if es["monitor"] == "val_loss" else val_acc)
-                if value < best_value - es["min_delta"]:
-                    best_value, best_epoch, wait = value, self.epoch, 0
-                    if es["restore_best"]:
-                        best_weights = self.net.state_dict()
-                else:
-                    wait += 1
-                    if wait > es["patience"]:
-                        status = "early_stopped"
-                        reason = (f"{es['monitor']} did not improve for {es['patience']} epochs "
-                                  f"(best at epoch {best_epoch})")
-            self._es = {"best_value": best_value, "best_epoch": best_epoch, "wait": wait, "best_val_acc": best_val_acc}
-            self._best_weights = best_weights
-            if control.stopped:
-                status, reason = "stopped", f"stopped by the user at step {self.step}"
-        if status == "finished" and self.step < self.epochs * self.steps_per_epoch:
-            reason = f"reached the step limit ({self.total_steps} steps)"
-        if status == "early_stopped" and best_weights is not None:
-            self.net.load_state_dict(best_weights)
-            final_val = self.evaluate_split("val")
-        if self._grid is not None and cfg.get("mc_dropout_samples"):  # the trained net's uncertainty map
-            yield self.decision_surface(cfg["mc_dropout_samples"])
-        test_loss, test_acc = self.evaluate_split("test")
-        summary = {
-            "status": status, "reason": reason, "steps": self.step, "epochs": self.epoch,
-            "final_train_loss": train_loss, "final_val_loss": final_val[0], "final_val_accuracy": final_val[1],
-            "best_val_accuracy": best_val_acc if best_val_acc > -math.inf else math.nan,
-            "test_loss": test_loss, "test_accuracy": test_acc,
-            "steps_per_second": self.step / self.elapsed if self.elapsed > 0 else math.nan,
-            "train_seconds": self.elapsed, "n_params": self.net.n_params,
-        }
-        if self.resumed_from_step is not None:
-            summary["resumed_at_step"] = self.resumed_from_step
-        yield RunFinished(self.run_id, status, reason, self.step, self.epoch, summary,
-                          {k: frozen_array(v, v.dtype) for k, v in self.net.state_dict().items()})
-
-    def _chunk_limit(self) -> int:
-        rate = getattr(self, "_rate", 0.0)
-        if rate <= 0:
-            return 1  # first call: compile and measure with one step
-        return max(1, int(rate * CHUNK_SECONDS))
