@@ -16,6 +16,7 @@ from engine import __version__
 from engine.errors import DescentError, ExperimentError
 from engine.fileio import write_text
 from engine.formats import export_format, export_run
+from engine.formats.importers import cli_import
 from engine.formats.predict import predict_file
 from engine.formats.runstore import default_run_dir
 from engine.jobs.console import run_in_terminal
@@ -37,7 +38,7 @@ def _run(args) -> int:
     request = JobRequest(experiment, folder, seed=args.seed, seeds=seeds, epochs=args.epochs, max_steps=args.steps,
                          workers=args.workers, resume=args.resume, init_weights=args.init_weights,
                          checkpoint=not args.no_checkpoint, checkpoint_minutes=args.checkpoint_every,
-                         partial=args.partial, overwrite=args.overwrite)
+                         partial=args.partial, overwrite=args.overwrite, cluster=args.cluster)
     return run_in_terminal(request, quiet=args.quiet)
 
 
@@ -61,6 +62,10 @@ def _predict(args) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _import(args) -> int:
+    return cli_import(args)
 
 
 def _lr_find(args) -> int:
@@ -106,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", help="comparisons and sweeps: a seed count (5) or list (1,2,3) instead of "
                      "compare.seeds or sweep.seeds")
     run.add_argument("--workers", type=int, help="comparisons and sweeps: processes training at once (default: 2)")
+    run.add_argument("--cluster", metavar="WHERE",
+                     help="comparisons and sweeps: train the runs on Ray: local (start Ray here with --workers CPUs, default "
+                          "every core), auto (the cluster 'ray start' runs on this machine), HOST:PORT or "
+                          "ray://HOST:PORT (join a cluster); needs requirements-cluster.txt")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint.npz "
                      "(same experiment; --epochs may extend it); writes a new run folder")
     run.add_argument("--no-checkpoint", action="store_true",
@@ -145,12 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     finder.add_argument("--seed", type=int, help="override the experiment's seed")
     finder.add_argument("--out", help="write the sweep as CSV (learning_rate, loss, smoothed)")
     finder.set_defaults(func=_lr_find)
+    imp = sub.add_parser("import", help="import an ONNX, Keras or PyTorch network as a run folder")
+    imp.add_argument("file", metavar="FILE", help=".onnx, .keras, Keras .h5 or PyTorch state_dict .safetensors")
+    imp.add_argument("--out", help="run folder to write (default runs/<timestamp>-imported-<name>/)")
+    imp.add_argument("--experiment", help="experiment (preset name or JSON) whose model the file must match; "
+                     "gives a PyTorch file its architecture and the folder its data/optimizer/training")
+    imp.add_argument("--activations", help="PyTorch: one activation per Linear layer, e.g. bn+relu,relu,softmax")
+    imp.set_defaults(func=_import)
     presets = sub.add_parser("presets", help="list the shipped experiments")
     presets.set_defaults(func=_presets)
     return parser
 
 
-COMMANDS = ("run", "presets", "export", "predict", "lr-find")
+COMMANDS = ("run", "presets", "export", "predict", "lr-find", "import")
 
 
 def main(argv: list[str] | None = None) -> int:

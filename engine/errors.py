@@ -26,6 +26,10 @@ class WeightsError(DescentError):
     """A weights file cannot be read or does not fit the network."""
 
 
+class ClusterError(DescentError):
+    """A cluster to train on cannot be reached or used (an address, a missing package)."""
+
+
 def nearest(name: str, allowed) -> str:
     """Return ' (did you mean 'x'?)' for the closest allowed name, or ''."""
     allowed = [str(a) for a in allowed]

@@ -167,6 +167,14 @@ def write_text(path, text: str) -> None:
             os.fsync(f.fileno())
 
 
+def write_bytes(path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
 def write_json(path, data) -> None:
     """``data`` as strict JSON (NaN and infinities as ``null``, which every parser reads)."""
     write_text(path, json.dumps(json_strict(data), indent=2, allow_nan=False) + "\n")

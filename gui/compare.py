@@ -3,7 +3,8 @@
 Press *Run comparison* and the experiment in the editors is trained once per
 variant of its ``compare`` section (or, without one, as it is) and per seed,
 by the engine's job runner (:func:`engine.jobs.runner.run_job`, the one the
-command line uses) in a process pool (both cores), driven by a
+command line uses) in a process pool (both cores) or on Ray (*Run on*: a local Ray or a
+cluster's address, as ``--cluster`` does), driven by a
 :class:`~gui.worker.TrainingWorker` on a thread of its own, as the Train tab's
 jobs are.  On that thread a :class:`ComparisonSnapshots` watcher turns every
 finished run into the summary so far (the same
@@ -36,8 +37,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
-                               QStackedWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QProgressBar,
+                               QPushButton, QStackedWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.control import RunControl
 from engine.errors import DescentError
@@ -45,6 +46,7 @@ from engine.events import ComparisonFinished, ComparisonRecord, JobStarted, RunF
 from engine.formats.runstore import default_run_dir, folder_experiment_name, safe_name
 from engine.jobs.compare_report import (CURVE_METRICS, format_stat, format_steps_to_target, read_comparison,
                                         record_curves, summarize)
+from engine.jobs.ray_executor import LOCAL, check_cluster
 from engine.jobs.runner import JobRequest
 from engine.jobs.sweep_report import read_sweep
 from engine.params import Param
@@ -74,6 +76,7 @@ QUICK_LOOK_PARAM = dataclasses.replace(
     TRAINING_PARAMS["max_steps"], doc="A quick look: stop every run after this many steps. Off: as planned "
                                       "(the experiment's epochs).")
 QUICK_LOOK_STEPS = 100   # shown when the quick look is ticked on
+ADDRESS = "address"   # the Run on entry that asks for a cluster's address
 
 
 def _frozen(curves: dict) -> dict:
@@ -187,6 +190,16 @@ class ComparisonView(QWidget):
         self.stop_button.setToolTip("Stop every run at its next step; the runs done so far are reported")
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
+        self.run_on = QComboBox()
+        self.run_on.addItem(f"this machine ({self.workers} processes)", None)
+        self.run_on.addItem("local Ray", LOCAL)
+        self.run_on.addItem("cluster address…", ADDRESS)
+        self.run_on.setToolTip("Where the runs train: a pool of processes here, a Ray started here, or a running Ray "
+                               "cluster (HOST:PORT, ray://HOST:PORT or auto; see 'Sweeps and clusters' in the "
+                               "README). The results are the same on each.")
+        self.cluster_address: str | None = None
+        self._run_on_index = 0
+        self.run_on.activated.connect(self._choose_run_on)
         self.open_button = QPushButton("Open comparison folder…")
         self.open_button.setToolTip("Show a comparison or a sweep run earlier (here or by 'python main.py run')")
         self.open_button.clicked.connect(lambda: self.open_folder())
@@ -202,6 +215,8 @@ class ComparisonView(QWidget):
             controls.addWidget(QLabel(text))
             controls.addWidget(widget)
         controls.addWidget(QLabel("steps per run"))
+        controls.addWidget(QLabel("run on"))
+        controls.addWidget(self.run_on)
         for w in (self.run_button, self.stop_button, self.open_button, self.progress):
             controls.addWidget(w)
         controls.addWidget(self.status, 1)
@@ -305,8 +320,9 @@ class ComparisonView(QWidget):
         root = self.run_root if self.run_root is not None else Path(tempfile.mkdtemp(prefix="descent-compare-"))
         sweep = bool(exp.get("sweep"))
         folder = str(default_run_dir(f"{exp['name']}-{'sweep' if sweep else 'compare'}", root))
+        cluster = self.cluster()
         request = JobRequest(exp, folder, seeds=seeds, max_steps=self.max_steps.value() or None,
-                             workers=self.workers)
+                             workers=self.workers if cluster in (None, LOCAL) else None, cluster=cluster)
         self._end_thread()    # the previous comparison's thread, if its last batch came just now
         self.running_folder = folder
         self.running_sweep = sweep
@@ -318,6 +334,30 @@ class ComparisonView(QWidget):
         watcher = SweepSnapshots(exp, folder) if sweep else ComparisonSnapshots(exp, folder)
         self.worker.submit(WorkerJob(0, request, self.control, watchers=(watcher,)))
         return request
+
+    def cluster(self) -> str | None:
+        """The request's cluster for the Run on choice (None: this machine's pool)."""
+        choice = self.run_on.currentData()
+        return self.cluster_address if choice == ADDRESS else choice
+
+    def _choose_run_on(self, index: int, address: str | None = None) -> None:
+        """Run on changed; the cluster entry asks for an address (``address`` answers instead, for scripts)."""
+        if self.run_on.itemData(index) == ADDRESS:
+            if address is None:
+                address, ok = QInputDialog.getText(self, "Ray cluster", "Address of a running Ray cluster "
+                                                   "(HOST:PORT, ray://HOST:PORT or auto):",
+                                                   text=self.cluster_address or "auto")
+                address = address.strip() if ok else ""
+            try:
+                self.cluster_address = check_cluster(address)
+            except DescentError as exc:
+                if address:
+                    self._set_status(str(exc), error=True)
+                if self.cluster_address is None:     # no address yet: back to the previous choice
+                    self.run_on.setCurrentIndex(self._run_on_index)
+                    return
+            self.run_on.setItemText(index, f"cluster {self.cluster_address}")
+        self._run_on_index = index
 
     def stop(self) -> None:
         if self.running_folder is not None and self.control is not None:
@@ -418,6 +458,7 @@ class ComparisonView(QWidget):
         self.open_button.setEnabled(not running)
         self.seeds.setEnabled(not running)
         self.max_steps.setEnabled(not running)
+        self.run_on.setEnabled(not running)
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status.setText(text)

@@ -43,6 +43,7 @@ from .actions import FileActions
 from .builder import ModelBuilder
 from .compare import ComparisonView
 from .dashboard import Dashboard
+from .importing import initial_weights
 from .panels import DataPanel, OptimizerPanel, TrainingPanel
 from .records import RunRecord, load_folder_curves
 from .runs import RunList
@@ -351,7 +352,7 @@ class MainWindow(FileActions, QMainWindow):
         if live_lr is not None and live_lr != exp["optimizer"]["learning_rate"]:
             self.lr_editor.set_value(exp["optimizer"]["learning_rate"])
         # a comparison trains as a race here: its variants at the first seed, one after another, overlaid
-        request = JobRequest(exp, folder, race=True, run_id=run_id)
+        request = JobRequest(exp, folder, race=True, run_id=run_id, init_weights=initial_weights(self, exp))
         self.worker.submit(WorkerJob(run_id, request, control, watchers=(Coach(),)))
         self.update_controls()
         return record

@@ -14,6 +14,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from engine.spec.experiment import default_experiment, preset_paths, resolve_experiment
 
+from .importing import import_model
+
 MAX_RECENT = 8
 RECENT_KEY = "recent_experiments"
 
@@ -91,6 +93,8 @@ def build_menus(window) -> None:
     add(file_menu, "&Open experiment…", window.open_experiment, QKeySequence.Open, "Load an experiment JSON file")
     add(file_menu, "&Save experiment as…", window.save_experiment_as, "Ctrl+S",
         "Write the editors' experiment as JSON")
+    add(file_menu, "&Import model…", lambda: import_model(window), None,
+        "A network trained in Keras, PyTorch or ONNX, into the builder with its weights (issue 16)")
     window.recent_menu = file_menu.addMenu("Recent")
     rebuild_recent(window)
     file_menu.addSeparator()

@@ -68,6 +68,18 @@ def small_plot(height: int = 120) -> pg.PlotWidget:
     return plot
 
 
+def picker_column(owner: QWidget, label: str, combo: QComboBox, widgets, margin: int = 0) -> QVBoxLayout:
+    """``owner``'s layout: a labelled picker on top, then ``widgets`` one under another."""
+    layout = QVBoxLayout(owner)
+    layout.setContentsMargins(margin, margin, margin, margin)
+    top = QFormLayout()
+    top.addRow(label, combo)
+    layout.addLayout(top)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return layout
+
+
 # ======================================================================= data
 
 @dataclass(frozen=True)
@@ -139,14 +151,7 @@ class DataPanel(QWidget):
         self.preview = small_plot(170)
         self.preview.setMaximumHeight(16777215)   # the preview takes the panel's spare height
         self.preview.setAspectLocked(False)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        top = QFormLayout()
-        top.addRow("data set", self.combo)
-        layout.addLayout(top)
-        layout.addWidget(self.doc)
-        layout.addWidget(self.form)
-        layout.addWidget(self.status)
+        layout = picker_column(self, "data set", self.combo, (self.doc, self.form, self.status), margin=4)
         layout.addWidget(self.preview, 1)
         self._dataset_changed()
 
@@ -311,22 +316,10 @@ class OptimizerPanel(QWidget):
         self.preview_curve = self.preview.plot(pen=pg.mkPen("#1f77b4", width=1.5))
 
         opt_box = QWidget()
-        opt_layout = QVBoxLayout(opt_box)
-        opt_layout.setContentsMargins(0, 0, 0, 0)
-        top = QFormLayout()
-        top.addRow("optimizer", self.combo)
-        opt_layout.addLayout(top)
-        opt_layout.addWidget(self.doc)
-        opt_layout.addWidget(self.form)
+        picker_column(opt_box, "optimizer", self.combo, (self.doc, self.form))
         sched_box = QWidget()
-        sched_layout = QVBoxLayout(sched_box)
-        sched_layout.setContentsMargins(0, 0, 0, 0)
-        top2 = QFormLayout()
-        top2.addRow("schedule", self.schedule_combo)
-        sched_layout.addLayout(top2)
-        sched_layout.addWidget(self.schedule_form)
-        sched_layout.addWidget(self.schedule_error)
-        sched_layout.addWidget(self.preview)
+        picker_column(sched_box, "schedule", self.schedule_combo,
+                      (self.schedule_form, self.schedule_error, self.preview))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(section_box("Optimizer", opt_box))

@@ -140,7 +140,7 @@ def test_the_kind_is_decided_once_from_the_request():
     assert plan_job(JobRequest(compared, workers=1)).executor == "inprocess"
     race = plan_job(JobRequest(compared, race=True, workers=2))
     assert race.executor == "inprocess" and race.workers == 1 and [r.seed for r in race.runs] == [3, 3]
-    assert set(EXECUTORS) == {"inprocess", "pool"} and all(issubclass(e, Executor) for e in EXECUTORS.values())
+    assert set(EXECUTORS) == {"inprocess", "pool", "ray"} and all(issubclass(e, Executor) for e in EXECUTORS.values())
 
 
 @pytest.mark.parametrize("experiment,options,message", [

@@ -310,6 +310,19 @@ class RMSProp(Optimizer):
     default_learning_rate = 0.001
 
 
+# Adam and AdaMax keep two running moments with the same hyperparameters and slots.
+TWO_MOMENT_SLOTS = {"beta_1": optim.H_MOMENTUM, "beta_2": optim.H_SQUARE_DECAY, "epsilon": optim.H_EPSILON}
+
+
+def _two_moments(second: str) -> dict:
+    """beta_1, beta_2 and epsilon of an Adam-family optimizer; ``second`` names its second moment."""
+    return {
+        "beta_1": _unit_interval(0.9, "Decay rate β1 of the running mean of gradients (momentum)."),
+        "beta_2": _unit_interval(0.999, f"Decay rate β2 of the running {second}."),
+        "epsilon": _epsilon(1e-8),
+    }
+
+
 @register_optimizer
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015; book Eq. 11-8), torch.optim.Adam form.
@@ -338,12 +351,8 @@ class Adam(Optimizer):
     kernel_code = optim.ADAM
     kernel = staticmethod(optim.adam_kernel)
     slot_names = ("m", "v")
-    hyperparameters = {
-        "beta_1": _unit_interval(0.9, "Decay rate β1 of the running mean of gradients (momentum)."),
-        "beta_2": _unit_interval(0.999, "Decay rate β2 of the running mean of squared gradients."),
-        "epsilon": _epsilon(1e-8),
-    }
-    hyper_slots = {"beta_1": optim.H_MOMENTUM, "beta_2": optim.H_SQUARE_DECAY, "epsilon": optim.H_EPSILON}
+    hyperparameters = _two_moments("mean of squared gradients")
+    hyper_slots = dict(TWO_MOMENT_SLOTS)
     default_learning_rate = 0.001
 
 
@@ -394,12 +403,8 @@ class AdaMax(Optimizer):
     kernel_code = optim.ADAMAX
     kernel = staticmethod(optim.adamax_kernel)
     slot_names = ("m", "u")
-    hyperparameters = {
-        "beta_1": _unit_interval(0.9, "Decay rate β1 of the running mean of gradients (momentum)."),
-        "beta_2": _unit_interval(0.999, "Decay rate β2 of the running infinity norm of gradients."),
-        "epsilon": _epsilon(1e-8),
-    }
-    hyper_slots = {"beta_1": optim.H_MOMENTUM, "beta_2": optim.H_SQUARE_DECAY, "epsilon": optim.H_EPSILON}
+    hyperparameters = _two_moments("infinity norm of gradients")
+    hyper_slots = dict(TWO_MOMENT_SLOTS)
     default_learning_rate = 0.002
 
 

@@ -2,6 +2,6 @@
 
 Importing this package registers every data set in :data:`DATASETS`.
 """
-from engine.data.core import (DATASETS, Dataset, DatasetSpec, load_dataset, make_grid,  # noqa: F401
-                   resolve_data_config)
+from engine.data.core import (DATASETS, Dataset, DatasetSpec, data_sources, load_dataset, make_grid,  # noqa: F401
+                              preloaded, resolve_data_config)
 from engine.data import synthetic, fashion, files, pairs  # noqa: F401,E402  (registration)

@@ -11,9 +11,11 @@ description.
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -85,7 +87,9 @@ class DatasetSpec:
 
     ``loader(params, seed) -> Dataset`` receives the resolved ``data`` dict
     (every key of ``params`` present).  ``check(params)`` is an optional
-    cross-key validation raising ExperimentError.
+    cross-key validation raising ExperimentError.  ``sources(params)`` (data
+    sets read from files only) maps each source key the loader reads through
+    :func:`read_source` to a function reading it from disk.
     """
 
     name: str
@@ -94,6 +98,7 @@ class DatasetSpec:
     doc: str
     loader: Callable[[dict, int], Dataset]
     check: Callable[[dict], None] | None = None
+    sources: Callable[[dict], dict[str, Callable[[], Any]]] | None = None
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -168,6 +173,52 @@ def load_dataset(config: Mapping, seed: int) -> Dataset:
         raise ExperimentError(f"seed must be an integer, got {seed!r}")
     values = resolve_data_config(config)
     return DATASETS.get(values["name"]).loader(values, int(seed))
+
+
+# ------------------------------------------------------------ shipped sources
+
+_SHIPPED: dict[str, Any] = {}
+_SHIPPED_LOCK = threading.Lock()
+
+
+def data_sources(config: Mapping) -> dict[str, Callable[[], Any]]:
+    """What loading ``config`` (the ``data`` section) reads from disk: source key -> a function
+    reading it here (nothing for generated data).  Keys depend on the section only, so the
+    driver of a job and its workers name a source alike."""
+    values = resolve_data_config(config)
+    spec = DATASETS.get(values["name"])
+    return {} if spec.sources is None else spec.sources(values)
+
+
+def read_source(key: str, read: Callable[[], Any]) -> Any:
+    """A loader's disk read: the source shipped under ``key`` when inside :func:`preloaded`,
+    else ``read()``."""
+    with _SHIPPED_LOCK:
+        if key in _SHIPPED:
+            return _SHIPPED[key]
+    return read()
+
+
+def load_source(sources: Callable[[dict], dict], params: dict) -> Any:
+    """The one source ``sources(params)`` names (a loader's ``DatasetSpec.sources``), shipped
+    or read here."""
+    [(key, read)] = sources(params).items()
+    return read_source(key, read)
+
+
+@contextmanager
+def preloaded(sources: Mapping[str, Any]) -> Iterator[None]:
+    """Inside: loaders take these sources (read by :func:`data_sources` on the job's driver)
+    instead of reading the disk.  Left on exit, so a worker reused by another job never
+    loads a stale copy."""
+    with _SHIPPED_LOCK:
+        _SHIPPED.update(sources)
+    try:
+        yield
+    finally:
+        with _SHIPPED_LOCK:
+            for key in sources:
+                _SHIPPED.pop(key, None)
 
 
 def rngs(seed: int, n: int) -> list:

@@ -35,12 +35,15 @@ import threading
 import zlib
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from engine.errors import DataError, ExperimentError
 from engine.limits import format_bytes, memory_limit
 from engine.params import Param
-from engine.data.core import DatasetSpec, common_params, finish, register, rngs, split_indices, user_path
+from engine.data.core import (DatasetSpec, common_params, finish, load_source, register, rngs, split_indices,
+                              user_path)
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -203,6 +206,40 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
+@dataclass(frozen=True)
+class FashionFiles:
+    """The four files decoded: what every Fashion-MNIST loader reads from disk, and what a job's
+    driver ships to workers that do not have the files (see :func:`engine.data.core.preloaded`)."""
+    names: dict            # role (FILES' keys) -> the file it was read from, for messages
+    train_x: np.ndarray    # (60000, 784) uint8, read-only
+    train_y: np.ndarray    # (60000,) uint8
+    test_x: np.ndarray
+    test_y: np.ndarray
+    shape: tuple           # (rows, cols) of an image
+
+
+def _read_files(path: str | None) -> FashionFiles:
+    files = locate(path)
+    tr_x, tr_y, shape = _load_pair(files["train_images"], files["train_labels"])
+    te_x, te_y, te_shape = _load_pair(files["test_images"], files["test_labels"])
+    if te_shape != shape:
+        raise DataError(f"{files['test_images']} has {te_shape} images but "
+                        f"{files['train_images']} has {shape}")
+    return FashionFiles({role: str(f) for role, f in files.items()}, tr_x, tr_y, te_x, te_y, shape)
+
+
+def files_source(params: dict) -> dict:
+    """The one source of the Fashion-MNIST data sets (``sources`` of their catalogue entries):
+    the files ``data.path`` names (or the standard locations)."""
+    path = params["path"]
+    return {f"fashion_mnist:{path or ''}": lambda: _read_files(path)}
+
+
+def fashion_files(params: dict) -> FashionFiles:
+    """The decoded files, shipped or read here (:func:`engine.data.core.read_source`)."""
+    return load_source(files_source, params)
+
+
 # ------------------------------------------------------------------ loading
 
 def _sample(idx_by_class: list, count, rng) -> list:
@@ -240,12 +277,9 @@ def _to_float(images: np.ndarray, idx: np.ndarray, scale: np.ndarray,
 
 
 def _load(p: dict, seed: int):
-    files = locate(p["path"])
-    tr_x, tr_y, shape = _load_pair(files["train_images"], files["train_labels"])
-    te_x, te_y, te_shape = _load_pair(files["test_images"], files["test_labels"])
-    if te_shape != shape:
-        raise DataError(f"{files['test_images']} has {te_shape} images but "
-                        f"{files['train_images']} has {shape}")
+    raw = fashion_files(p)
+    files = raw.names
+    tr_x, tr_y, shape, te_x, te_y = raw.train_x, raw.train_y, raw.shape, raw.test_x, raw.test_y
     classes = list(range(10)) if p["classes"] is None else p["classes"]
     g_pick, g_split, g_test = rngs(seed, 3)
 
@@ -352,4 +386,4 @@ register(DatasetSpec(
     },
     doc="Zalando's 28x28 grey clothing images, 10 classes, 60k training + 10k test images; "
         "pixels scaled to [0, 1].",
-    loader=_load, check=_check))
+    loader=_load, check=_check, sources=files_source))

@@ -18,7 +18,8 @@ import numpy as np
 from engine.errors import DataError, ExperimentError, nearest
 from engine.limits import check_npz
 from engine.params import Param
-from engine.data.core import DatasetSpec, common_params, finish, register, rngs, split_indices, take, user_path
+from engine.data.core import (DatasetSpec, common_params, finish, load_source, register, rngs, split_indices, take,
+                              user_path)
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 DELIMITERS = (",", ";", "\t", "|")
@@ -141,9 +142,14 @@ def _target_index(target, header, ncols, path) -> int:
     return header.index(target)
 
 
+def _csv_source(p: dict) -> dict:
+    """The CSV file's text (keyed by data.path as written, which the driver and workers share)."""
+    return {f"csv:{p['path']}": lambda: _read_text(user_path(p["path"]))}
+
+
 def _load_csv(p: dict, seed: int):
     path = user_path(p["path"])
-    text = _read_text(path)
+    text = load_source(_csv_source, p)
     delim = p["delimiter"] if p["delimiter"] is not None else _sniff(text)
     try:
         rows = _split_rows(text, delim)
@@ -270,7 +276,7 @@ register(DatasetSpec(
         **common_params(),
     },
     doc="A table of numbers, one example per row; one column is the target.",
-    loader=_load_csv, check=_check_csv))
+    loader=_load_csv, check=_check_csv, sources=_csv_source))
 
 
 # ------------------------------------------------------------------ NPZ
@@ -323,14 +329,26 @@ def _finite(a: np.ndarray, key: str, path: Path) -> None:
                             f"float32's range (at most ±{FLOAT32_MAX:.3g}); rescale it (Descent trains in float32)")
 
 
-def _load_npz(p: dict, seed: int):
-    path = user_path(p["path"])
+def _read_npz(path: Path) -> bytes:
     if not path.is_file():
         raise DataError(f"data file {path} does not exist" if not path.exists()
                         else f"data file {path} is not a file")
     check_npz(path, str(path), DataError)   # the shapes its headers claim, before NumPy allocates them
     try:
-        z = np.load(path, allow_pickle=False)
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _npz_source(p: dict) -> dict:
+    """The .npz file's bytes (keyed by data.path as written)."""
+    return {f"npz:{p['path']}": lambda: _read_npz(user_path(p["path"]))}
+
+
+def _load_npz(p: dict, seed: int):
+    path = user_path(p["path"])
+    try:
+        z = np.load(io.BytesIO(load_source(_npz_source, p)), allow_pickle=False)
     except ValueError as exc:
         raise DataError(f"{path} is not a .npz archive ({exc})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
@@ -454,4 +472,4 @@ register(DatasetSpec(
         **common_params(),
     },
     doc="NumPy arrays saved with np.savez; loaded without pickle, always.",
-    loader=_load_npz))
+    loader=_load_npz, sources=_npz_source))

@@ -31,7 +31,8 @@ import numpy as np
 from engine.errors import DataError, ExperimentError
 from engine.params import Param
 from engine.data.core import VALIDATION_SPLIT, DatasetSpec, finish, register, rngs
-from engine.data.fashion import CLASS_NAMES, ENV_VAR, PIXEL_STD_FLOOR, _load_pair, _pixel_stats, _to_float, locate
+from engine.data.fashion import (CLASS_NAMES, ENV_VAR, PIXEL_STD_FLOOR, _pixel_stats, _to_float, fashion_files,
+                                 files_source)
 
 
 def _pairs(pools: list, n: int, same_fraction: float, rng) -> tuple:
@@ -61,9 +62,9 @@ def _val_pairs(p: dict) -> int:
 
 
 def _load(p: dict, seed: int):
-    files = locate(p["path"])
-    tr_x, tr_y, shape = _load_pair(files["train_images"], files["train_labels"])
-    te_x, te_y, _ = _load_pair(files["test_images"], files["test_labels"])
+    raw = fashion_files(p)
+    files = raw.names
+    tr_x, tr_y, shape, te_x, te_y = raw.train_x, raw.train_y, raw.shape, raw.test_x, raw.test_y
     classes = list(range(10)) if p["classes"] is None else p["classes"]
     g_pool, g_train, g_val, g_test = rngs(seed, 4)
     train_pool, val_pool = [], []
@@ -145,4 +146,4 @@ register(DatasetSpec(
     },
     doc="Pairs of Fashion-MNIST images labelled 'same class' or 'different class': an auxiliary task "
         "for pretraining.",
-    loader=_load, check=_check))
+    loader=_load, check=_check, sources=files_source))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from typing import Mapping
 
 import numpy as np
 
@@ -123,14 +124,19 @@ def reuse_layers(weights, experiment: dict, k: int, *, dataset=None, freeze: boo
     return net
 
 
-def load_init_weights(net: Network, path, partial: bool = False) -> None:
-    """``run --init-weights FILE``: start ``net`` from a weights file (or a run folder's).  Every
-    tensor of the file must be one of the network's and every tensor of the network must be in
-    the file, with the same shape; otherwise the difference is named (nothing is copied).  With
-    ``partial`` only the tensors both have are copied (a subset on purpose; shapes must still
-    agree), the others keep their initialization."""
-    path = run_weights_file(path)
-    weights, _ = load_any(path)
+def load_init_weights(net: Network, source, partial: bool = False) -> None:
+    """``run --init-weights FILE``: start ``net`` from a weights file (or a run folder's, or tensors
+    already loaded: the window's imported model).  Every tensor of the file must be one of the
+    network's and every tensor of the network must be in the file, with the same shape;
+    otherwise the difference is named (nothing is copied).  With ``partial`` only the tensors
+    both have are copied (a subset on purpose; shapes must still agree), the others keep their
+    initialization."""
+    if isinstance(source, Mapping):
+        path = "the imported model"
+        weights = check_tensors(dict(source), path)
+    else:
+        path = run_weights_file(source)
+        weights, _ = load_any(path)
     extra = sorted(set(weights) - set(net.by_name))
     missing = sorted(set(net.by_name) - set(weights))
     if not partial and (extra or missing):

@@ -49,7 +49,10 @@ def load_any(path) -> tuple[dict, dict]:
         if not isinstance(metadata, dict):
             raise WeightsError(f"{path}: its metadata is not a JSON object")
         return check_tensors(tensors, path), metadata
-    if suffix in (".onnx", ".weights.h5", ".h5"):
+    if suffix in (".onnx", ".h5", ".keras"):  # other frameworks' models: engine.formats.importers
+        raise WeightsError(f"{path}: {suffix} model files are not read back as weights; import the model first "
+                           f"(python main.py import {path}) and use the run folder's weights.safetensors")
+    if suffix == ".weights.h5":
         raise WeightsError(f"{path}: {suffix} files are written for other tools and not read back; "
                            f"import the run's weights.safetensors or weights.npz instead")
     raise WeightsError(f"{path}: unsupported weights file type {suffix or '(none)'!r}; "

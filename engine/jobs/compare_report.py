@@ -90,10 +90,10 @@ def summarize(records: list[dict], cfg: dict, experiment: dict | None = None,
     variants = {}
     for name in names:
         runs = [by[(name, s)] for s in seeds if (name, s) in by]
-        same_init = [by[(name, s)]["init_hash"] == by[(first, s)]["init_hash"]
-                     for s in seeds if (name, s) in by and (first, s) in by]
-        same_data = [by[(name, s)]["data_hash"] == by[(first, s)]["data_hash"]
-                     for s in seeds if (name, s) in by and (first, s) in by]
+        started = [s for s in seeds if (name, s) in by and (first, s) in by    # a failed run has no hashes
+                   and by[(name, s)]["init_hash"] is not None and by[(first, s)]["init_hash"] is not None]
+        same_init = [by[(name, s)]["init_hash"] == by[(first, s)]["init_hash"] for s in started]
+        same_data = [by[(name, s)]["data_hash"] == by[(first, s)]["data_hash"] for s in started]
         statuses: dict[str, int] = {}
         for r in runs:
             statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -139,7 +139,7 @@ def summarize(records: list[dict], cfg: dict, experiment: dict | None = None,
             continue
         d = distinguishable(values[best], values[n]) if best is not None else distinguishable({}, {})
         text = verdict_text(d, metric, higher)
-        bad = {k: c for k, c in variants[n]["statuses"].items() if k in ("diverged", "stopped")}
+        bad = {k: c for k, c in variants[n]["statuses"].items() if k in ("diverged", "stopped", "failed")}
         if variants[n][final_key]["n"] == 0 and bad:
             text = "no result: " + ", ".join(f"{k} on {c} of {len(variants[n]['seeds'])} seeds"
                                              for k, c in bad.items())
@@ -297,16 +297,19 @@ def format_table(summary: dict) -> str:
             sp = v.get("sparsity", {}).get("mean", math.nan)
             row += f" {sp * 100:7.1f}%" if math.isfinite(sp) else f" {'-':>8s}"
         row += f" {v['wall_seconds']['mean']:7.1f}  {v['vs_best']['verdict']}"
-        if len(v["statuses"]) > 1 or "finished" not in v["statuses"] and "early_stopped" not in v["statuses"]:
+        if len(v["statuses"]) > 1 or v["statuses"] and "finished" not in v["statuses"] and \
+                "early_stopped" not in v["statuses"]:
             row += "  [" + ", ".join(f"{k}: {c}" for k, c in v["statuses"].items()) + "]"
         lines.append(row)
-    diff_init = [n for n in summary["variants_order"] if not summary["variants"][n]["same_initial_weights_as_first"]]
     first = summary["variants_order"][0]
+    started = [n for n in summary["variants_order"]      # runs that started (a failed one has no start to compare)
+               if any(r["status"] != "failed" for r in summary["variants"][n]["runs"])]
+    started = started if first in started else []
+    diff_init = [n for n in started if not summary["variants"][n]["same_initial_weights_as_first"]]
     if diff_init:
         lines.append(f"note: {', '.join(diff_init)} did not start from the same initial kernels as {first} "
                      f"(other layer sizes or initializers), so the comparison includes that difference.")
-    diff_data = [n for n in summary["variants_order"]
-                 if not summary["variants"][n]["same_data_and_batches_as_first"]]
+    diff_data = [n for n in started if not summary["variants"][n]["same_data_and_batches_as_first"]]
     if diff_data:
         lines.append(f"note: {', '.join(diff_data)} saw other data or batches than {first} "
                      f"(data or batch-size overrides).")

@@ -23,6 +23,7 @@ from engine.events import (ComparisonFinished, Compiling, EpochEnd, JobFinished,
 from engine.jobs.compare_report import format_table
 from engine.jobs.sweep_report import format_sweep_table
 from engine.jobs.runner import JobRequest, run_job
+from engine.jobs.runs import FAILED
 from engine.jobs.stages import format_report
 from engine.spec.stages import StagesFinished, StageStarted
 
@@ -141,6 +142,8 @@ class ConsolePrinter:
     @staticmethod
     def record_line(event: RunDone) -> str:
         r = event.record
+        if r["status"] == FAILED:
+            return f"[{event.done}/{event.total}] {r['variant']} seed {r['seed']}: failed, {r['reason']}"
         acc = r["final_val_accuracy"]
         metric = f"val_acc {acc:.4f}" if math.isfinite(acc) else f"val_loss {r['final_val_loss']:.4f}"
         extra = f", lr found {r['lr_found']:.3g}" if r.get("lr_found") else ""

@@ -1,4 +1,4 @@
-"""Where the runs of a job train: this process, or a local pool of processes.
+"""Where the runs of a job train: this process, a local pool of processes, or Ray.
 
 An :class:`Executor` is given the job's :class:`~engine.control.RunControl`
 and folder, is :meth:`~Executor.submit`-ted :class:`~engine.jobs.runs.RunSpec`
@@ -14,8 +14,9 @@ records come (an error, a second Ctrl-C, a consumer that gives up).
 
 Every executor trains a spec with the same code (:func:`~engine.jobs.runs.train_run`),
 so the records and the weights it writes are bit-identical whichever
-executor runs it.  A new place to train (a cluster) is one new subclass and
-one entry in :data:`EXECUTORS`.
+executor runs it.  A new place to train is one new subclass and one entry in
+:data:`EXECUTORS`; one that must be joined first (a cluster) opens its
+:meth:`~Executor.session` around the job (the Ray executor, :mod:`engine.jobs.ray_executor`).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +77,14 @@ class Executor(ABC):
 
     def close(self) -> None:
         """Release what the executor holds (after :meth:`results` or :meth:`cancel`)."""
+
+    @classmethod
+    @contextmanager
+    def session(cls, cluster: str | None, workers: int) -> Iterator[int]:
+        """Around a whole job, before anything is announced or written: join where the runs train
+        (an error here is the job's input error); yields how many runs train at once.  This
+        machine's executors have nothing to join."""
+        yield workers
 
     def __enter__(self) -> Executor:
         return self
@@ -174,3 +184,4 @@ def request_stop(folder: str | os.PathLike) -> None:
     """Ask the pool runs of the job writing ``folder`` to stop (another process may do this too)."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     Path(folder, STOP_FILE).touch()
+

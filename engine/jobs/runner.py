@@ -34,11 +34,13 @@ step and the live learning rate act on a run trained in this process; stop
 ends every run at its next step, and the job still writes and reports what
 it has.  Comparisons train on an executor (:mod:`engine.jobs.executors`):
 ``executor="auto"`` takes a local process pool for more than one worker and
-this process otherwise.
+this process otherwise; a ``cluster`` takes Ray (:mod:`engine.jobs.ray_executor`),
+joined before anything is announced or written.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -53,6 +55,7 @@ from engine.formats.models import load_init_weights
 from engine.formats.runstore import RunWriter, discard_if_empty, prepare_out_folder
 from engine.jobs.compare import comparison_events, comparison_runs
 from engine.jobs.executors import EXECUTORS, default_workers
+from engine.jobs.ray_executor import LOCAL, check_cluster  # also registers the "ray" executor
 from engine.jobs.runs import trainer_events, written
 from engine.jobs.stages import StagesWriter, run_stages, with_epochs
 from engine.jobs.sweep import sweep_events, sweep_runs
@@ -78,9 +81,10 @@ class JobRequest:
     max_steps: int | None = None      # stop every run after this many steps
     workers: int | None = None        # comparisons: processes training at once (default: up to 2)
     executor: str = AUTO              # comparisons: a name of engine.jobs.executors.EXECUTORS, or auto
+    cluster: str | None = None        # comparisons: train on Ray: local, auto, HOST:PORT or ray://HOST:PORT
     race: bool = False                # comparisons: every variant at the first seed, here, streamed
     resume: str | None = None         # single runs: continue this run folder's checkpoint
-    init_weights: str | None = None   # single runs: start from this weights file
+    init_weights: str | dict | None = None   # single runs: start from this weights file (or these tensors)
     checkpoint: bool = True           # single runs: write checkpoint.npz (for a later resume)
     checkpoint_minutes: float | None = DEFAULT_CHECKPOINT_MINUTES   # ... and on the way, this often (None: at the end)
     partial: bool = False             # --init-weights: load only the tensors file and network share
@@ -99,7 +103,8 @@ class JobPlan:
     seeds: tuple = ()
     runs: tuple = ()                  # comparisons and sweeps: the RunSpecs
     executor: str = "inprocess"
-    workers: int = 1
+    workers: int = 1                  # 0: every CPU of the cluster (known once joined)
+    cluster: str | None = None
     trials: tuple = ()                # sweeps: the engine.spec.sweep.Trials (names: theirs)
 
     @property
@@ -148,6 +153,13 @@ def _check_options(kind: str, request: JobRequest) -> None:
     if request.executor != AUTO and request.executor not in EXECUTORS:
         raise ExperimentError(f"executor must be {AUTO} or one of {', '.join(EXECUTORS)}, got "
                               f"{request.executor!r}{nearest(request.executor, EXECUTORS)}")
+    if request.cluster is not None:
+        if kind not in ("compared", "sweep") or request.race:
+            raise ExperimentError("--cluster applies to experiments with a compare or sweep section (their runs "
+                                  "train on the cluster)")
+        if request.executor not in (AUTO, "ray"):
+            raise ExperimentError(f"a cluster trains on the ray executor, not {request.executor!r}")
+        check_cluster(request.cluster)
 
 
 def plan_job(request: JobRequest) -> JobPlan:
@@ -185,9 +197,13 @@ def plan_job(request: JobRequest) -> JobPlan:
         executor = "inprocess" if request.race or workers == 1 else "pool"
     if executor == "inprocess":
         workers = 1
+    cluster = None
+    if request.cluster is not None or executor == "ray":   # Ray: --workers CPUs here, or the cluster's CPUs
+        executor, cluster = "ray", request.cluster or LOCAL
+        workers = request.workers or ((os.cpu_count() or 1) if cluster == LOCAL else 0)
     names = tuple(t.name for t in trials) or tuple(v["name"] for v in section["variants"])
     return JobPlan(kind, exp, folder, names, tuple(r.seed for r in runs[::len(names)]), runs, executor, workers,
-                   trials=trials)
+                   cluster, trials)
 
 
 def run_job(request: JobRequest, control: RunControl | None = None) -> Iterator:
@@ -199,10 +215,12 @@ def run_job(request: JobRequest, control: RunControl | None = None) -> Iterator:
     if plan.kind != "lr_find":   # its out is a CSV file, replaced atomically
         prepare_out_folder(plan.folder, request.overwrite, request.resume)
     folder = None if plan.folder is None else str(plan.folder)
-    yield JobStarted(plan.kind, plan.experiment["name"], folder, plan.total_runs, plan.names, plan.seeds,
-                     plan.workers)
-    yield from KINDS[plan.kind](plan, request, control)
-    yield JobFinished(plan.kind, folder, control.stopped)
+    with EXECUTORS[plan.executor].session(plan.cluster, plan.workers) as workers:   # joins a cluster, if any
+        plan = dataclasses.replace(plan, workers=workers)
+        yield JobStarted(plan.kind, plan.experiment["name"], folder, plan.total_runs, plan.names, plan.seeds,
+                         plan.workers)
+        yield from KINDS[plan.kind](plan, request, control)
+        yield JobFinished(plan.kind, folder, control.stopped)
 
 
 def _single(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:

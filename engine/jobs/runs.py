@@ -176,6 +176,23 @@ def train_run(spec: RunSpec, root: str | Path | None, control: RunControl) -> Ge
     }
 
 
+FAILED = "failed"    # the status of a run that never ended on its own (its process died, or it raised)
+
+
+def failed_record(spec: RunSpec, reason: str, wall_seconds: float = math.nan) -> dict:
+    """The record of a run that produced no result (an executor lost it): every metric NaN, no
+    hashes, no curve, status :data:`FAILED`, so the reports list it among the lost runs instead of
+    dropping it silently."""
+    nan = math.nan
+    return {
+        "variant": spec.variant, "seed": spec.seed, "folder": spec.folder, "status": FAILED, "reason": reason,
+        "steps": 0, "epochs": 0, "final_val_accuracy": nan, "final_val_loss": nan, "best_val_accuracy": nan,
+        "best_val_loss": nan, "final_train_loss": nan, "test_accuracy": nan, "steps_to_target": None,
+        "train_seconds": nan, "wall_seconds": wall_seconds, "init_hash": None, "data_hash": None, "lr_found": None,
+        "curve": [], "history": {"step": [], "loss": []}, "sparsity": nan, "zeroed": None,
+    }
+
+
 def train_to_record(spec: RunSpec, root: str | None, stop_file: str | None = None) -> dict:
     """:func:`train_run` to its end, for a worker process: its events stay in the worker; the run
     stops at its next diagnostics record once ``stop_file`` exists.  Returns the record."""

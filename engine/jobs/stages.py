@@ -30,6 +30,7 @@ from engine.formats import data_info
 from engine.formats.runstore import RunWriter
 from engine.jobs.compare_report import distinguishable, spread
 from engine.spec.experiment import dumps_experiment, resolve_experiment
+from engine.formats.importers.staged import imported_stage   # stages trained elsewhere (issue 16)
 from engine.spec.stages import (METRICS, StageData, StageFinished, StageStarted, StagesFinished, phase_experiment,
                                 stage_model)
 from engine.training import transfer as T
@@ -133,6 +134,11 @@ def run_stages(experiment: dict, control=None, max_steps: int | None = None,
             yield StageData(run_id, seed, stage["name"], data_info(data))
             exp0 = phase_experiment(experiment, stage, 0, seed)
             n_targets = data.y_train.shape[1] if data.y_train.ndim == 2 else 1
+            if stage.get("import"):  # trained elsewhere (issue 16): imported and measured, not trained
+                nets[stage["name"]], summary = imported_stage(stage, exp0, data, seed)
+                results[stage["name"]].append(summary)
+                yield StageFinished(run_id, seed, stage["name"], idx, summary)
+                continue
             if reuse is not None:
                 net = T.build_reused_network(nets[reuse["from"]].state_dict(), exp0, data.n_features, data.task,
                                              data.n_classes, n_targets, k=k, seed=seed, freeze=False,

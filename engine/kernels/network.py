@@ -154,6 +154,22 @@ def _blas_workers_flush_denormals():
 BLAS_WORKERS_FLUSH = _blas_workers_flush_denormals()
 
 
+def blas_threads() -> int | None:
+    """Threads in this process's OpenBLAS pool: how many a large product (:data:`PARALLEL_MNK`)
+    is split between.  Another count rounds those products differently, so a job whose runs
+    train in other processes (a cluster's workers, whose BLAS gets one thread by default) gives
+    them this count to get the same weights.  None for another BLAS library."""
+    lib = _blas_library()
+    for name in ("openblas_get_num_threads", "scipy_openblas_get_num_threads", "scipy_openblas_get_num_threads64_"):
+        try:
+            get = getattr(lib, name)
+        except AttributeError:
+            continue
+        get.restype = ctypes.c_int
+        return int(get())
+    return None
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _blas_threads_for(m, n, k):
     """Set the calling thread's BLAS thread count for an (m, k) x (k, n)

@@ -160,10 +160,14 @@ def load_experiment(name_or_path: str) -> dict:
         raise ExperimentError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     experiment = parse_experiment_text(text, str(path))
     experiment["data"] = _anchor_data_path(experiment["data"], path)
+    for stage in (experiment.get("stages") or {}).get("list", []):
+        if stage.get("import"):  # a stage's model file, like data.path: next to the experiment file
+            stage["import"] = _anchor_data_path({"path": stage["import"]}, path,
+                                                f"stages ({stage['name']}).import")["path"]
     return experiment
 
 
-def _anchor_data_path(data: dict, experiment_file: Path) -> dict:
+def _anchor_data_path(data: dict, experiment_file: Path, key: str = "data.path") -> dict:
     """A relative data path in a file means 'next to this file', and may not
     climb out of that folder: a shared experiment file cannot point the app
     at files elsewhere on the user's disk by way of ``..``.  Absolute paths
@@ -174,7 +178,7 @@ def _anchor_data_path(data: dict, experiment_file: Path) -> dict:
     folder = experiment_file.resolve().parent
     target = (folder / raw).resolve()
     if folder != target and folder not in target.parents:
-        raise ExperimentError(f"{experiment_file}: data.path {raw!r} leads outside the experiment's folder "
+        raise ExperimentError(f"{experiment_file}: {key} {raw!r} leads outside the experiment's folder "
                               f"{folder}; use a path inside it or an absolute path")
     return dict(data, path=str(target))
 

@@ -41,6 +41,13 @@ describes only what goes *on top of* the reused layers: ``layers`` (new
 hidden layers, default none) and ``output`` (the new output layer, merged
 over the top-level output like any override).
 
+``import`` = ``"models/x.safetensors"`` (or .onnx, .keras, .h5): the stage's
+network is not trained but read from that file by ``engine.formats.importers``
+(a PyTorch state_dict laid out by the stage's ``model``; every format must
+agree with it) and evaluated on the stage's data; later stages reuse it like
+any other.  The stage's data must be scaled as the model's training data
+were (``"standardize": false`` for raw inputs).
+
 ``reuse`` = ``{"from": <earlier stage>, "layers": k | "all_but_output" |
 "all_but_top_N", "freeze": true, "standardize_like_source": true}``: the new
 network starts with copies (never shared references) of the first k hidden
@@ -141,7 +148,8 @@ from engine.spec.reuse import ALL_BUT_OUTPUT, check_compatible, resolve_layer_co
 from engine.spec.sections import check_unknown, require_mapping, resolve_single
 from engine.spec.seeds import STAGE_SEEDS, seed_list
 
-STAGE_KEYS = ("name", "title", "data", "model", "reuse", "loss", "optimizer", "schedule", "training", "phases")
+STAGE_KEYS = ("name", "title", "data", "model", "reuse", "loss", "optimizer", "schedule", "training", "phases",
+              "import")
 REUSE_KEYS = ("from", "layers", "freeze", "standardize_like_source")
 PHASE_KEYS = ("name", "freeze", "epochs", "learning_rate", "learning_rate_factor", "optimizer", "schedule",
               "training", "cache", "measure_caching")
@@ -251,6 +259,7 @@ def _resolve_stage(raw: Any, i: int, top: dict, done: dict) -> dict:
     stage = {"name": name, "title": title}
     overrides = _section_overrides(raw, ("data", "loss", "optimizer", "schedule", "training"), where)
 
+    stage["import"] = _import_file(raw, where)   # a network trained elsewhere (issue 16)
     reuse = None
     k = 0
     if raw.get("reuse") is not None:
@@ -348,6 +357,25 @@ def _resolve_stage(raw: Any, i: int, top: dict, done: dict) -> dict:
     stage["phases"] = phases
     done[name] = {"resolved": resolved, "k": k}
     return stage
+
+
+def _import_file(raw: dict, where: str) -> str | None:
+    """``"import": "models/x.safetensors"``: the stage's network is read from that file (laid out by the
+    stage's ``model``) instead of trained; later stages reuse it like any other.  A relative path is relative
+    to the experiment file (``load_experiment``), else to the presets folder."""
+    path = raw.get("import")
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path.strip() or len(path) > 4096:
+        raise ExperimentError(f"{where}.import must be the path of a model file (.safetensors, .onnx, .keras or "
+                              f".h5), got {path!r:.80}")
+    phases = raw.get("phases")
+    if raw.get("reuse") is not None or (phases is not None and not (
+            isinstance(phases, list) and len(phases) == 1 and isinstance(phases[0], dict)
+            and phases[0].get("name") == "train")):
+        raise ExperimentError(f"{where}: an imported stage is not trained: it takes neither reuse nor phases "
+                              f"(train the network in a later stage that reuses it)")
+    return path
 
 
 def _phase_model(layers: list, output: dict, frozen: list) -> dict:
