@@ -9,10 +9,15 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    from engine.cli import COMMANDS, main as cli_main
+    if argv and argv[0] not in ("--preset",) and not argv[0].startswith("--preset="):
+        try:   # Ctrl-C while the engine loads (NumPy, Numba): one line, no traceback
+            from engine.cli import COMMANDS, main as cli_main
 
-    if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version")):
-        return cli_main(argv)
+            if argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"):
+                return cli_main(argv)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
     from gui.app import main as gui_main  # only the window needs Qt
 
     return gui_main(argv)

@@ -7,23 +7,26 @@ boundary and still writes its weights; a second Ctrl-C aborts.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
 from engine import __version__
-from engine.errors import DescentError
+from engine.errors import DescentError, ExperimentError
 from engine.fileio import write_text
-from engine.formats import export_run
+from engine.formats import export_format, export_run
 from engine.formats.importers import cli_import
 from engine.formats.predict import predict_file
 from engine.formats.runstore import default_run_dir
 from engine.jobs.console import run_in_terminal
-from engine.jobs.runner import JobRequest
+from engine.jobs.runner import DEFAULT_CHECKPOINT_MINUTES, JobRequest
 from engine.spec.seeds import parse_seeds_option, seed_list
 from engine.spec.experiment import load_experiment, preset_menu
+from engine.spec.lr_finder import FINDER_PARAMS
 
 EXIT_INPUT_ERROR = 2
+EXIT_INTERRUPTED = 130   # the shell's status for a process ended by Ctrl-C
 
 
 def _run(args) -> int:
@@ -34,15 +37,17 @@ def _run(args) -> int:
     folder = Path(args.out) if args.out else default_run_dir(experiment["name"])
     request = JobRequest(experiment, folder, seed=args.seed, seeds=seeds, epochs=args.epochs, max_steps=args.steps,
                          workers=args.workers, resume=args.resume, init_weights=args.init_weights,
-                         checkpoint=not args.no_checkpoint, cluster=args.cluster)
+                         checkpoint=not args.no_checkpoint, checkpoint_minutes=args.checkpoint_every,
+                         partial=args.partial, overwrite=args.overwrite, cluster=args.cluster)
     return run_in_terminal(request, quiet=args.quiet)
 
 
 def _export(args) -> int:
     start = time.perf_counter()
-    path = export_run(args.run_dir, args.format, args.out)
+    fmt = export_format(args.format, args.out)
+    path = export_run(args.run_dir, fmt, args.out)
     size = path.stat().st_size
-    print(f"wrote {path} ({size / 1024:,.1f} KiB, {args.format}) in {time.perf_counter() - start:.2f}s")
+    print(f"wrote {path} ({size / 1024:,.1f} KiB, {fmt}) in {time.perf_counter() - start:.2f}s")
     return 0
 
 
@@ -64,6 +69,14 @@ def _import(args) -> int:
 
 
 def _lr_find(args) -> int:
+    # the schema's bounds (engine.spec.lr_finder), as for a variant's lr_finder key: finite rates,
+    # at least 10 steps
+    for key in ("min_lr", "max_lr", "steps"):
+        try:
+            FINDER_PARAMS[key].check(getattr(args, key), f"--{key.replace('_', '-')}")
+        except ExperimentError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INPUT_ERROR
     if not 0 < args.min_lr < args.max_lr:
         print(f"error: need 0 < --min-lr < --max-lr, got {args.min_lr} and {args.max_lr}", file=sys.stderr)
         return EXIT_INPUT_ERROR
@@ -106,12 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
                      "(same experiment; --epochs may extend it); writes a new run folder")
     run.add_argument("--no-checkpoint", action="store_true",
                      help="do not write checkpoint.npz (optimizer state for --resume)")
+    run.add_argument("--checkpoint-every", type=float, metavar="MINUTES", default=DEFAULT_CHECKPOINT_MINUTES,
+                     help="also write checkpoint.npz this often while training, so a killed run can resume "
+                          f"from it (default {DEFAULT_CHECKPOINT_MINUTES:g}; the weights are the same either way)")
+    run.add_argument("--partial", action="store_true",
+                     help="with --init-weights: load only the tensors the file and the network share (by "
+                          "default every tensor must match)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="--out may hold an earlier run: delete what Descent wrote there first (without it, "
+                          "a folder that is not empty is refused; --resume into its own folder continues it)")
     run.set_defaults(func=_run)
     export = sub.add_parser("export", help="write a run's final weights in another format")
     export.add_argument("run_dir", help="run folder (or a .safetensors/.npz weights file)")
-    export.add_argument("--format", default="safetensors", choices=("safetensors", "npz", "onnx", "keras"),
-                        help="file format (default safetensors); keras writes model.weights.h5 and "
-                             "model_keras.py (needs h5py)")
+    export.add_argument("--format", choices=("safetensors", "npz", "onnx", "keras"),
+                        help="file format (default: the one --out's suffix names, else safetensors); keras "
+                             "writes model.weights.h5 and model_keras.py (needs h5py)")
     export.add_argument("--out", help="output file (default: weights.<ext>, model.onnx or model.weights.h5 in "
                         "the run folder)")
     export.set_defaults(func=_export)
@@ -158,8 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and value < 1:
             print(f"error: --{name} must be >= 1, got {value}", file=sys.stderr)
             return EXIT_INPUT_ERROR
+    minutes = getattr(args, "checkpoint_every", None)
+    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+        print(f"error: --checkpoint-every must be a positive number of minutes, got {minutes}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     try:
         return args.func(args)
     except DescentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:   # a second Ctrl-C, or one while loading (before the run could stop cleanly)
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

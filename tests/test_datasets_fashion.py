@@ -57,8 +57,8 @@ def test_fashion_full_shapes_labels_and_pixels(fashion_full):
 
 def test_fashion_is_cached_and_fast(fashion_full, monkeypatch):
     calls = []
-    real = fashion._read_bytes
-    monkeypatch.setattr(fashion, "_read_bytes", lambda p: calls.append(p) or real(p))
+    real = fashion._read_idx
+    monkeypatch.setattr(fashion, "_read_idx", lambda p, ndim: calls.append(p) or real(p, ndim))
     start = time.perf_counter()
     ds = load_dataset({"name": "fashion_mnist", "standardize": False}, 0)
     seconds = time.perf_counter() - start

@@ -206,3 +206,169 @@ def test_checkpoint_refuses_the_middle_of_an_epoch():
             break
     with pytest.raises(RuntimeError, match="middle of an epoch"):
         trainer.checkpoint()
+
+
+# ----------------------------------------------------------------------------- issue 13: budgets, folders, kills
+
+
+def _cli(tmp_path, *argv):
+    exp_path = tmp_path / "exp.json"
+    if not exp_path.exists():
+        exp_path.write_text(json.dumps(BASE))
+    return main(["run", str(exp_path), "--quiet", *map(str, argv)])
+
+
+def _one_error(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("budget", [["--steps", "5"], ["--steps", "14"], ["--epochs", "1"]])
+def test_resume_with_its_budget_used_up_is_an_input_error(tmp_path, capsys, budget):
+    assert _cli(tmp_path, "--out", tmp_path / "part", "--steps", "14") == 0
+    before = (tmp_path / "part" / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    for out in (tmp_path / "new", tmp_path / "part"):   # a new folder, and its own
+        assert _cli(tmp_path, "--resume", tmp_path / "part", "--out", out, *budget) == 2
+        line = _one_error(capsys)
+        assert "already trained 14 steps" in line and budget[0] in line.replace("training.epochs", "--epochs")
+    assert not (tmp_path / "new").exists()
+    assert (tmp_path / "part" / "checkpoint.npz").read_bytes() == before
+    assert json.loads((tmp_path / "part" / "summary.json").read_text())["status"] == "finished"
+
+
+def _comparison(tmp_path):
+    path = tmp_path / "cmp.json"
+    path.write_text(json.dumps(dict(BASE, compare={"variants": [{"name": "a"}, {"name": "b", "overrides": {
+        "optimizer": {"name": "sgd", "learning_rate": 0.05}}}], "seeds": 1})))
+    return path
+
+
+@pytest.mark.parametrize("holds", ["a run", "a comparison", "a file of the user's"])
+@pytest.mark.parametrize("job", ["single", "compared"])
+def test_out_onto_a_folder_that_holds_something(tmp_path, capsys, holds, job):
+    folder = tmp_path / "out"
+    if holds == "a run":
+        assert _cli(tmp_path, "--out", folder, "--steps", "3") == 0
+    elif holds == "a comparison":
+        assert main(["run", str(_comparison(tmp_path)), "--out", str(folder), "--quiet", "--steps", "3",
+                     "--workers", "1"]) == 0
+    else:
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine")
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    argv = ["run", str(tmp_path / "exp.json" if job == "single" else _comparison(tmp_path)), "--quiet",
+            "--out", str(folder), "--steps", "2"] + (["--workers", "1"] if job == "compared" else [])
+    (tmp_path / "exp.json").write_text(json.dumps(BASE))
+    capsys.readouterr()
+    assert main(argv) == 2
+    line = _one_error(capsys)
+    assert "already holds" in line and "--overwrite" in line
+    assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert main(argv + ["--overwrite"]) == 0   # what Descent wrote goes; the user's file stays
+    left = {p.name for p in folder.rglob("*")}
+    assert ("notes.txt" in left) == (holds == "a file of the user's")
+    if job == "single":
+        assert "checkpoint.npz" in left and not any(p.is_dir() for p in folder.iterdir())
+    else:
+        assert "checkpoint.npz" not in left and {"a-seed11", "b-seed11", "comparison.json"} <= left
+
+
+def test_overwrite_leaves_no_checkpoint_of_another_experiment(tmp_path):
+    folder = tmp_path / "out"
+    assert _cli(tmp_path, "--out", folder, "--steps", "3") == 0
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(dict(BASE, name="other", optimizer={"name": "sgd", "learning_rate": 0.1})))
+    assert main(["run", str(other), "--quiet", "--out", str(folder), "--overwrite", "--no-checkpoint",
+                 "--steps", "2"]) == 0
+    assert not (folder / "checkpoint.npz").exists()
+    assert json.loads((folder / "experiment.json").read_text())["name"] == "other"
+
+
+def _columns(folder, name, columns):
+    import csv
+    with open(folder / name, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [[row[c] for c in columns] for row in rows]
+
+
+@pytest.mark.parametrize("stop", [5, 14, 18, 27])   # 9 steps per epoch: mid-epoch and on boundaries
+def test_resume_into_its_own_folder_keeps_the_history(tmp_path, stop):
+    assert _cli(tmp_path, "--out", tmp_path / "full") == 0
+    assert _cli(tmp_path, "--out", tmp_path / "part", "--steps", stop) == 0
+    assert _cli(tmp_path, "--resume", tmp_path / "part", "--out", tmp_path / "part") == 0
+    for name, columns in (("history.csv", ["step", "epoch", "loss", "grad_norm_0"]),
+                          ("epochs.csv", ["epoch", "step", "train_loss", "val_loss", "val_accuracy"])):
+        assert _columns(tmp_path / "part", name, columns) == _columns(tmp_path / "full", name, columns), name
+    full, part = weights_of(tmp_path / "full"), weights_of(tmp_path / "part")
+    assert all(np.array_equal(full[k], part[k]) for k in full)
+
+
+def _periodic(exp, folder, keep_at=()):
+    """Train with a checkpoint at every diagnostics record; copies of it as it stood at the steps
+    ``keep_at``; the final event."""
+    from engine.jobs.runs import trainer_events
+
+    trainer = Trainer(exp)
+    writer = RunWriter(folder, "test")
+    writer.attach(trainer, every_minutes=1e-9)
+    kept = {}
+    for event in trainer_events(trainer, RunControl(), writer):
+        if isinstance(event, StepMetrics) and event.step in keep_at and (folder / "checkpoint.npz").exists():
+            meta = load_checkpoint(folder / "checkpoint.npz")[1]
+            if meta["state"]["step"] == event.step:
+                kept[event.step] = (folder / "checkpoint.npz").read_bytes()
+    return event, kept
+
+
+def test_periodic_checkpoints_resume_bit_for_bit(uninterrupted, tmp_path):
+    exp, full, _ = uninterrupted
+    stops = (1, 4, 8, 10, 13, 22, 35)   # 9 steps per epoch, 36 in all: the last of an epoch/run has none
+    final, kept = _periodic(exp, tmp_path / "run", stops)
+    assert sorted(kept) == [s for s in stops if s % 9 != 0 and s != 36]
+    for name, value in final.weights.items():   # checkpoints on the way do not change the weights
+        assert np.array_equal(value, full.net.state_dict()[name]), name
+    for step, data in kept.items():
+        path = tmp_path / f"ckpt-{step}.npz"
+        path.write_bytes(data)
+        resumed = resume_trainer(path, exp)
+        run(resumed)
+        assert_same_state(resumed, full)
+
+
+def test_a_killed_run_resumes_from_its_last_periodic_checkpoint(tmp_path):
+    import csv
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    long = dict(BASE, training=dict(BASE["training"], epochs=60))
+    (tmp_path / "exp.json").write_text(json.dumps(long))
+    assert _cli(tmp_path, "--out", tmp_path / "full") == 0
+    folder = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(root / "main.py"), "run", str(tmp_path / "exp.json"), "--quiet",
+                             "--out", str(folder), "--checkpoint-every", "0.0005"], cwd=root)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            rows = (folder / "history.csv").read_text().count("\n") if (folder / "history.csv").exists() else 0
+            if rows > 60 and (folder / "checkpoint.npz").exists():
+                break
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert json.loads((folder / "summary.json").read_text())["status"] == "running"   # killed mid-run
+    at = load_checkpoint(folder / "checkpoint.npz")[1]["state"]["step"]
+    assert 0 < at < 540
+    assert _cli(tmp_path, "--resume", folder, "--out", folder) == 0
+    full, resumed = weights_of(tmp_path / "full"), weights_of(folder)
+    assert all(np.array_equal(full[k], resumed[k]) for k in full)
+    with open(folder / "history.csv", newline="") as f:
+        steps = [int(float(r["step"])) for r in csv.DictReader(f)]
+    assert steps == list(range(1, 541))   # the rows after the checkpoint were written once, again
+    assert json.loads((folder / "summary.json").read_text())["resumed_at_step"] == at

@@ -15,7 +15,7 @@ from engine.cli import main
 from engine.control import RunControl
 from engine.errors import DescentError, ExperimentError
 from engine.events import EpochEnd, RunStarted, StepMetrics
-from engine.formats.runfolder import RunFolderError, read_run, read_run_status, run_weights_file
+from engine.formats.runfolder import RunFolderError, read_run, read_run_info, read_run_status, run_weights_file
 from engine.formats.runlayout import EPOCH_FIELDS, HISTORY_FIELDS, PER_LAYER_FIELDS
 from engine.formats.runstore import RunWriter
 from engine.spec.experiment import resolve_experiment
@@ -249,3 +249,180 @@ def test_comparison_curves_read_every_column_through_the_reader(written, tmp_pat
             read(folder)
     with pytest.raises(DescentError, match="no comparison.json here"):
         comparison_curves(tmp_path)
+
+
+# ----------------------------------------------------------------------------- issue 13: hostile disks
+
+
+LONG = dict(TINY, training=dict(TINY["training"], epochs=6, log_every=1))
+
+
+def _path_of(fd: int) -> str:
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+def fill_disk(monkeypatch, target: str, good: int):
+    """Writes to the file ``target`` (or its temporary copy) fail with ENOSPC after ``good`` of them
+    succeeded; a failing line write puts half its bytes on disk first, as a real full disk does."""
+    import errno
+
+    import engine.fileio as fileio
+    count = {"n": 0}
+
+    def full(fd):
+        if target not in os.path.basename(_path_of(fd)):
+            return False
+        count["n"] += 1
+        return count["n"] > good
+
+    real_write, real_fsync = fileio._write, os.fsync
+
+    def write(fd, data):   # a log's line (a run's CSVs)
+        if target.endswith(".csv") and full(fd):
+            real_write(fd, bytes(data[:len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    def fsync(fd):   # atomic writes: the temporary file's data do not fit
+        if not target.endswith(".csv") and full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(fileio, "_write", write)
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("target, good", [("history.csv", 6), ("history.csv", 40), ("epochs.csv", 2),
+                                          ("summary.json", 1), ("weights.safetensors", 0), ("experiment.json", 0)])
+def test_a_full_disk_ends_the_run_as_failed_with_complete_rows(tmp_path, capsys, monkeypatch, target, good):
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(LONG))
+    fill_disk(monkeypatch, target, good)
+    folder = tmp_path / "run"
+    capsys.readouterr()
+    assert main(["run", str(exp), "--out", str(folder), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: disk full while writing") and target in err[0], err
+    monkeypatch.undo()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["reason"].startswith("disk full")
+    if target != "experiment.json":
+        run = read_run(folder)   # every line complete: a failed run's reader accepts no cut line
+        rows = len(run.history["step"])
+        assert run.status == "failed" and (rows == good - 1 if target == "history.csv" else rows > 0)  # header: 1
+        for name in ("history.csv", "epochs.csv"):
+            assert (folder / name).read_text().endswith("\n")
+    if target == "summary.json":   # the weights were written before the disk filled: kept
+        assert {"weights.npz", "weights.safetensors"} <= {p.name for p in folder.iterdir()}
+
+
+def _unshare_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs unshare -m (root) to mount a small tmpfs")
+def test_a_real_full_disk(tmp_path):
+    """A 128 KiB tmpfs fills mid-run: status failed, complete rows, one line, exit 2."""
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(dict(LONG, training=dict(LONG["training"], epochs=200))))
+    mnt, kept = tmp_path / "mnt", tmp_path / "kept"
+    mnt.mkdir()
+    script = (f'mount -t tmpfs -o size=128k tmpfs "{mnt}" && "{sys.executable}" main.py run "{exp}" '
+              f'--out "{mnt}/run" --quiet; echo "status=$?" >&2; cp -r "{mnt}/run" "{kept}"')
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(__file__)), timeout=600)
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == "status=2" and len(lines) == 2 and lines[0].startswith("error: disk full"), result.stderr
+    summary = json.loads((kept / "summary.json").read_text())
+    assert summary["status"] == "failed" and "disk full" in summary["reason"]
+    run = read_run(kept)
+    assert len(run.history["step"]) > 50 and np.all(np.diff(run.history["step"]) > 0)
+
+
+LINKED = ("history.csv", "epochs.csv", "summary.json", "experiment.json", "weights.npz", "weights.safetensors",
+          "checkpoint.npz")
+
+
+@pytest.mark.parametrize("name", LINKED)
+def test_a_planted_link_is_never_written_through(tmp_path, capsys, name):
+    from engine.fileio import WriteError
+    from engine.jobs.runs import trainer_events
+
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / name).symlink_to(target)
+    trainer = Trainer(resolve_experiment(TINY))
+    writer = RunWriter(folder, "test")
+    writer.attach(trainer)
+    with pytest.raises(WriteError, match=f"{name} is a symbolic link"):
+        for _ in trainer_events(trainer, RunControl(), writer):
+            pass
+    assert target.read_text() == "keep me" and (folder / name).is_symlink()
+    # the command line: a folder holding anything is refused; --overwrite removes the link, not its target
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / name).symlink_to(target)
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(TINY))
+    capsys.readouterr()
+    assert main(["run", str(exp), "--out", str(folder), "--quiet"]) == 2
+    assert "already holds" in capsys.readouterr().err
+    assert main(["run", str(exp), "--out", str(folder), "--quiet", "--overwrite"]) == 0
+    assert target.read_text() == "keep me" and not (folder / name).is_symlink() and (folder / name).is_file()
+
+
+def _strict(text: str):
+    def refuse(token):
+        raise ValueError(f"{token} in strict JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def regression_run(tmp_path_factory):
+    """A regression run: its accuracy figures are NaN, the case strict JSON must write as null."""
+    folder = tmp_path_factory.mktemp("reg") / "run"
+    exp = dict(TINY, data={"name": "npz", "path": str(_regression_npz(folder.parent))})
+    trainer = Trainer(resolve_experiment(exp))
+    writer = RunWriter(folder, "test")
+    writer.attach(trainer)
+    for event in trainer.run(RunControl()):
+        writer.handle(event)
+    return folder
+
+
+def _regression_npz(folder):
+    x = np.random.default_rng(0).normal(size=(100, 2))
+    np.savez(folder / "reg.npz", x=x, y=x.sum(axis=1))
+    return folder / "reg.npz"
+
+
+def _metadata_texts(folder, name):
+    if name == "summary.json":
+        return [(folder / name).read_text()]
+    if name == "weights.safetensors":
+        from safetensors import safe_open
+        with safe_open(str(folder / name), framework="numpy") as f:
+            return list(f.metadata().values())
+    with np.load(folder / name, allow_pickle=False) as z:
+        return [str(z["__metadata__"])]
+
+
+@pytest.mark.parametrize("name", ["summary.json", "weights.safetensors", "weights.npz", "checkpoint.npz"])
+def test_written_json_is_strict(regression_run, name):
+    texts = _metadata_texts(regression_run, name)
+    assert [_strict(t) for t in texts if t[:1] in "[{"]   # every JSON text parses without NaN literals
+    if name != "checkpoint.npz":   # the checkpoint holds no accuracy
+        assert any('"final_val_accuracy": null' in t for t in texts)
+    assert np.isnan(read_run_info(regression_run).summary["final_val_accuracy"])   # null reads back as NaN
+
+
+def test_summaries_written_with_nan_still_read(written, tmp_path):
+    folder = copy_of(written, tmp_path / "old")
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps(dict(summary, test_accuracy=float("nan")), allow_nan=True))
+    assert np.isnan(read_run(folder).summary["test_accuracy"])

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engine.errors import ExperimentError, nearest
+from engine.limits import parse_json
 from engine.spec.sections import OPTIMIZER_CLIP_PARAMS
 from engine.fileio import write_text
 from engine.kernels.optim import clip_gradients
@@ -592,10 +592,6 @@ def parse_arena_preset(data: Any, name: str = "preset") -> ArenaPreset:
         raise ExperimentError(f"{name}: {exc}") from None
 
 
-def _reject_constant(token: str):
-    raise ExperimentError(f"{token} is not valid JSON; write a finite number")
-
-
 def arena_preset_paths() -> dict[str, Path]:
     """Shipped arena presets by name (file stem), in file-name order."""
     return {p.stem: p for p in sorted(ARENA_PRESETS_DIR.glob("*.json"))}
@@ -620,15 +616,7 @@ def load_arena_preset(name_or_path: str | Path) -> ArenaPreset:
         raise ExperimentError(f"cannot read arena preset {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ExperimentError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ExperimentError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
-                              f"{exc.msg}") from None
-    except ExperimentError as exc:
-        raise ExperimentError(f"{path}: {exc}") from None
-    except RecursionError:
-        raise ExperimentError(f"{path}: nested too deeply to be an arena preset") from None
+    data = parse_json(text, str(path), ExperimentError)   # bounded digits and nesting, BOM accepted
     return parse_arena_preset(data, str(path) if path.parent != ARENA_PRESETS_DIR else path.stem)
 
 

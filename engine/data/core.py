@@ -319,11 +319,16 @@ def finish(name: str, task: str, splits: Mapping[str, tuple], *, standardize: bo
     """
     x_tr = np.ascontiguousarray(splits["train"][0], dtype=np.float32)
     d = x_tr.shape[1]
+    if d == 0:
+        raise DataError(f"{name}: the inputs have 0 feature columns (shape {x_tr.shape}); a network needs at "
+                        f"least one input")
     prepared = stats is not None
     if prepared:
         mean, std = (np.asarray(s, dtype=np.float32) for s in stats)
     elif standardize:
-        mean64, std64 = column_stats(x_tr)
+        with np.errstate(over="ignore", invalid="ignore"):   # an overflow is refused just below, by column
+            mean64, std64 = column_stats(x_tr)
+        _check_stats(name, x_tr, mean64, std64, feature_names)
         std64 = floor_std(std64, mean64, std_floor)
         mean, std = mean64.astype(np.float32), std64.astype(np.float32)
     else:
@@ -337,6 +342,7 @@ def finish(name: str, task: str, splits: Mapping[str, tuple], *, standardize: bo
         if standardize and not prepared:
             x -= mean
             x /= std
+            _check_standardized(name, part, x, feature_names)
         x.setflags(write=False)
         if task == "classification":
             y = _frozen(np.asarray(y).reshape(-1), np.int64)
@@ -344,7 +350,7 @@ def finish(name: str, task: str, splits: Mapping[str, tuple], *, standardize: bo
             y = x
         else:
             y = np.asarray(y, dtype=np.float32)
-            y = _frozen(y.reshape(len(y), -1) if y.ndim != 2 else y, np.float32)
+            y = _frozen(y[:, None] if y.ndim == 1 else y, np.float32)   # (n,) -> (n, 1), n = 0 included
         out["x_" + part], out["y_" + part] = x, y
     if task != "classification":
         n_classes, class_names = 0, ()
@@ -353,6 +359,33 @@ def finish(name: str, task: str, splits: Mapping[str, tuple], *, standardize: bo
                    image_shape=None if image_shape is None else tuple(int(s) for s in image_shape),
                    feature_names=tuple(str(f) for f in feature_names),
                    mean=_frozen(mean, np.float32), std=_frozen(std, np.float32), **out)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _feature(j: int, feature_names) -> str:
+    names = list(feature_names)
+    return f"column {j + 1}" + (f" ({names[j]!r})" if j < len(names) and names[j] != f"column {j + 1}" else "")
+
+
+def _check_stats(name: str, x: np.ndarray, mean: np.ndarray, std: np.ndarray, feature_names) -> None:
+    """Training statistics that overflowed float32 (values near 1e38 sum past its range; values
+    past 1e19 square past it) would turn every input of the column into NaN: refuse, naming it."""
+    bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
+    if len(bad):
+        j = int(bad[0])
+        biggest = float(np.max(np.abs(x[:, j])))
+        raise DataError(f"{name}, {_feature(j, feature_names)}: values up to {biggest:.3g} overflow float32 when "
+                        f"standardized (the sum of the values or of their squares passes {FLOAT32_MAX:.3g}); "
+                        f"rescale that column, or set data.standardize to false")
+
+
+def _check_standardized(name: str, part: str, x: np.ndarray, feature_names) -> None:
+    bad = np.argwhere(~np.isfinite(x))
+    if len(bad):
+        raise DataError(f"{name}, {_feature(int(bad[0][1]), feature_names)}: a {part} value is beyond float32's "
+                        f"range once standardized; rescale that column")
 
 
 def take(x: np.ndarray, y, idx: np.ndarray) -> tuple:

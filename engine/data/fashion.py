@@ -28,10 +28,11 @@ it).  Pixels are scaled to [0, 1] before standardization.
 """
 from __future__ import annotations
 
+import gzip
+import math
 import os
 import threading
 import zlib
-import gzip
 from pathlib import Path
 
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import DataError, ExperimentError
+from engine.limits import format_bytes, memory_limit
 from engine.params import Param
 from engine.data.core import (DatasetSpec, common_params, finish, load_source, register, rngs, split_indices,
                               user_path)
@@ -123,27 +125,43 @@ _CACHE: dict = {}
 _LOCK = threading.Lock()
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An IDX ubyte file (gzipped or not) as an array, read within the size its header declares:
+    the header is read first, its size checked against the memory limit, then exactly that many
+    bytes are read (decompressed), so a file claiming or expanding to more (a gzip bomb) is
+    refused before it is held in memory."""
+    header_len = 4 + 4 * ndim
     try:
-        raw = path.read_bytes()
+        if path.stat().st_size > memory_limit():
+            raise DataError(f"{path} is {format_bytes(path.stat().st_size)}, more than the memory limit of "
+                            f"{format_bytes(memory_limit())}; not a Fashion-MNIST file")
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            head = f.read(header_len)
+            dims = _check_header(path, head, ndim)
+            size = math.prod(dims)
+            if size > memory_limit():
+                raise DataError(f"{path}: its header declares {' x '.join(map(str, dims))} = {format_bytes(size)} "
+                                f"of data, more than the memory limit of {format_bytes(memory_limit())}; the file is "
+                                f"damaged or not Fashion-MNIST")
+            body = f.read(size)
+            extra = len(f.read(1))
+    except DataError:
+        raise
+    except EOFError:
+        raise DataError(f"{path} is truncated (the gzip stream ends early); download it again") from None
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path} is not a valid gzip file ({exc}); download it again") from None
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not path.name.endswith(".gz"):
-        return raw
-    try:
-        dec = zlib.decompressobj(wbits=31)
-        out = dec.decompress(raw)
-        if not dec.eof:
-            raise DataError(f"{path} is truncated (the gzip stream ends early); "
-                            f"download it again")
-        if dec.unused_data:  # several gzip members: let gzip handle them
-            out = gzip.decompress(raw)
-    except (zlib.error, EOFError, gzip.BadGzipFile, OSError) as exc:
-        raise DataError(f"{path} is not a valid gzip file ({exc}); download it again") from None
-    return out
+    if len(body) != size or extra:
+        raise DataError(f"{path} is truncated or corrupt: header says {' x '.join(map(str, dims))} "
+                        f"= {size} bytes of data, the file has {'more' if extra else len(body)}")
+    return np.frombuffer(body, np.uint8).reshape(dims)
 
 
-def _decode_idx(path: Path, data: bytes, ndim: int) -> np.ndarray:
+def _check_header(path: Path, data: bytes, ndim: int) -> tuple:
+    """The dimensions an IDX header declares, after checking its magic number."""
     magic = 0x800 + ndim  # unsigned bytes, ndim dimensions
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -152,12 +170,7 @@ def _decode_idx(path: Path, data: bytes, ndim: int) -> np.ndarray:
     if got != magic:
         raise DataError(f"{path} is not an IDX{ndim} ubyte file: magic number 0x{got:08x}, "
                         f"expected 0x{magic:08x} (wrong or corrupt file)")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    size = int(np.prod(dims))
-    if len(data) - header != size:
-        raise DataError(f"{path} is truncated or corrupt: header says {' x '.join(map(str, dims))} "
-                        f"= {size} bytes of data, the file has {len(data) - header}")
-    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
+    return tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
 
 
 def _load_pair(images: Path, labels: Path) -> tuple:
@@ -171,14 +184,17 @@ def _load_pair(images: Path, labels: Path) -> tuple:
         hit = _CACHE.get(key)
         if hit is not None:
             return hit
-        x = _decode_idx(images, _read_bytes(images), 3)
-        y = _decode_idx(labels, _read_bytes(labels), 1)
+        x = _read_idx(images, 3)
+        y = _read_idx(labels, 1)
         if len(x) != len(y):
             raise DataError(f"{images} holds {len(x)} images but {labels} holds {len(y)} labels")
         if len(y) and int(y.max()) >= len(CLASS_NAMES):
             raise DataError(f"{labels} has label {int(y.max())}; Fashion-MNIST labels are 0..9")
         shape = x.shape[1:]
-        x = x.reshape(len(x), -1)
+        if len(x) == 0 or math.prod(shape) == 0:
+            raise DataError(f"{images} holds {len(x)} images of {' x '.join(map(str, shape))} pixels; "
+                            f"Fashion-MNIST needs images with pixels")
+        x = x.reshape(len(x), math.prod(shape))
         x.setflags(write=False)
         y.setflags(write=False)
         _CACHE[key] = hit = (x, y, shape)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from engine.errors import DataError, ExperimentError, nearest
+from engine.limits import check_npz
 from engine.params import Param
 from engine.data.core import (DatasetSpec, common_params, finish, load_source, register, rngs, split_indices, take,
                               user_path)
@@ -23,6 +25,7 @@ MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 DELIMITERS = (",", ";", "\t", "|")
 MAX_CLASSES = 1000
 AUTO_MAX_CLASSES = 20
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _is_number(cell: str) -> bool:
@@ -97,6 +100,9 @@ def _bad_cell(path, line, j, header, cell, what) -> DataError:
     elif what == "feature" and not _is_number(cell):
         problem = f"text {cell!r}"
         hint = "feature columns must be numbers (encode categories as numbers first)"
+    elif _is_number(cell) and np.isfinite(float(cell)):
+        problem = f"{cell!r}, beyond float32's range (at most ±{FLOAT32_MAX:.3g})"
+        hint = "rescale the column (Descent trains in float32)"
     else:
         problem = f"{cell!r}, not a finite number"
         hint = "fix the value"
@@ -110,7 +116,7 @@ def _numeric_column(path, rows, j, header, what) -> np.ndarray:
     except ValueError:
         col = None
     if col is not None:
-        bad = np.flatnonzero(~np.isfinite(col))
+        bad = np.flatnonzero(~np.isfinite(col) | (np.abs(col) > FLOAT32_MAX))
         if not len(bad):
             return col
         i = int(bad[0])
@@ -296,28 +302,38 @@ def _features(a: np.ndarray, key: str, path: Path) -> tuple:
         raise DataError(f"{path}: array {key!r} has dtype {a.dtype}; expected numbers")
     if a.ndim == 1:
         a = a[:, None]
-    if a.ndim not in (2, 3) or a.shape[0] == 0:
-        raise DataError(f"{path}: array {key!r} has shape {a.shape}; expected (n, d) with n > 0 "
+    if a.ndim not in (2, 3) or a.shape[0] == 0 or math.prod(a.shape[1:]) == 0:
+        raise DataError(f"{path}: array {key!r} has shape {a.shape}; expected (n, d) with n > 0 and d > 0 "
                         f"(or (n, h, w) images)")
     image = a.shape[1:] if a.ndim == 3 else None
-    a = a.reshape(len(a), -1).astype(np.float32)
+    a = a.reshape(len(a), math.prod(a.shape[1:]))
     _finite(a, key, path)
-    return a, image
+    return a.astype(np.float32), image
 
 
 def _finite(a: np.ndarray, key: str, path: Path) -> None:
-    if a.dtype.kind == "f":
-        bad = np.argwhere(~np.isfinite(a))
+    """Refuse NaN, infinities and values float32 (what Descent trains in) cannot hold, naming the
+    first one's index (its column for a table)."""
+    if a.dtype.kind in "fiu":
+        with np.errstate(invalid="ignore"):
+            bad = np.argwhere(~np.isfinite(a)) if a.dtype.kind == "f" else np.zeros((0, a.ndim), int)
+            big = np.argwhere(np.abs(a.astype(np.float64)) > FLOAT32_MAX) if not len(bad) else bad[:0]
         if len(bad):
             where = ", ".join(str(int(i)) for i in bad[0])
             raise DataError(f"{path}: array {key!r} has {len(bad)} NaN or infinite value(s), "
                             f"the first at index [{where}]")
+        if len(big):
+            where = ", ".join(str(int(i)) for i in big[0])
+            column = f", column {int(big[0][1])}" if a.ndim == 2 else ""
+            raise DataError(f"{path}: array {key!r}{column} holds {a[tuple(big[0])]:.3g} (index [{where}]), beyond "
+                            f"float32's range (at most ±{FLOAT32_MAX:.3g}); rescale it (Descent trains in float32)")
 
 
 def _read_npz(path: Path) -> bytes:
     if not path.is_file():
         raise DataError(f"data file {path} does not exist" if not path.exists()
                         else f"data file {path} is not a file")
+    check_npz(path, str(path), DataError)   # the shapes its headers claim, before NumPy allocates them
     try:
         return path.read_bytes()
     except OSError as exc:

@@ -52,14 +52,37 @@ def _run_source(run_dir: Path) -> tuple[dict, dict, Path]:
     return weights, metadata, run_dir
 
 
-def export_run(run_dir, fmt: str = DEFAULT_FORMAT, out=None, **options) -> Path:
-    """Write a run's final weights as ``fmt`` ("safetensors", "npz", "onnx" or
-    "keras") to ``out`` (default: the run folder's weights.safetensors /
-    weights.npz / model.onnx / model.weights.h5 plus model_keras.py); returns
-    the path written.  ``run_dir`` may also be a
-    weights file.  ``options`` go to the ONNX writer (opset, standardize)."""
-    if fmt not in FORMATS:
+def format_of(path) -> str | None:
+    """The export format a file name's suffix names (``model.weights.h5`` -> keras), or None."""
+    name = Path(path).name.lower()
+    return next((fmt for fmt, (suffix, _) in sorted(FORMATS.items(), key=lambda kv: -len(kv[1][0]))
+                 if name.endswith(suffix)), None)
+
+
+def export_format(fmt: str | None, out=None) -> str:
+    """The format to write: ``fmt`` if given, else the one ``out``'s suffix names, else the default.
+    A format and a file name that disagree (NPZ bytes under ``x.safetensors``, which nothing could
+    read back) are refused, naming both."""
+    if fmt is not None and fmt not in FORMATS:
         raise WeightsError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    named = None if out is None else format_of(out)
+    if out is not None and named is None:
+        raise WeightsError(f"--out {out}: the file name must end with the format's suffix "
+                           f"({', '.join(s for s, _ in FORMATS.values())})"
+                           + (f"; for {fmt}: {FORMATS[fmt][0]}" if fmt else ""))
+    if fmt is not None and named is not None and named != fmt:
+        raise WeightsError(f"--format {fmt} but --out {out} names a {named} file; make them agree (or leave "
+                           f"--format out to take it from the suffix)")
+    return fmt or named or DEFAULT_FORMAT
+
+
+def export_run(run_dir, fmt: str | None = DEFAULT_FORMAT, out=None, **options) -> Path:
+    """Write a run's final weights as ``fmt`` ("safetensors", "npz", "onnx" or
+    "keras"; None: the one ``out``'s suffix names) to ``out`` (default: the run folder's
+    weights.safetensors / weights.npz / model.onnx / model.weights.h5 plus model_keras.py);
+    returns the path written.  ``run_dir`` may also be a
+    weights file.  ``options`` go to the ONNX writer (opset, standardize)."""
+    fmt = export_format(fmt, out)
     weights, metadata, folder = _run_source(Path(run_dir))
     out = Path(out) if out is not None else folder / FORMATS[fmt][1]
     if fmt in ("onnx", "keras"):

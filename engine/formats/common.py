@@ -20,6 +20,7 @@ inputs in the original feature space.
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -114,3 +115,63 @@ def suffix_of(path) -> str:
         if name.endswith(ext):
             return ext
     return Path(path).suffix.lower()
+
+
+# ----------------------------------------------------------------------------- metadata read back
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _names(value, field: str, counts: tuple, source) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise WeightsError(f"{source}: metadata field data.{field} must be a list of strings, got "
+                           f"{type(value).__name__} {str(value)[:60]}")
+    if len(value) not in counts:
+        raise WeightsError(f"{source}: metadata field data.{field} has {len(value)} entries; this network needs "
+                           f"{' or '.join(str(c) for c in sorted(set(counts)))}")
+
+
+def _numbers(value, field: str, count: int, source, positive: bool = False) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              for v in value):
+        raise WeightsError(f"{source}: metadata field data.{field} must be a list of {count} numbers, got "
+                           f"{type(value).__name__} {str(value)[:60]}")
+    if len(value) != count:
+        raise WeightsError(f"{source}: metadata field data.{field} has {len(value)} numbers; the network has "
+                           f"{count} inputs")
+    bad = [i for i, v in enumerate(value) if not (math.isfinite(v) and abs(v) <= FLOAT32_MAX) or (positive and v <= 0)]
+    if bad:
+        allowed = "a positive finite float32" if positive else "a finite float32"
+        raise WeightsError(f"{source}: metadata field data.{field}[{bad[0]}] is {value[bad[0]]!r}; each entry must "
+                           f"be {allowed}")
+
+
+def check_data_metadata(metadata: dict, source, n_inputs: int, n_classes: int) -> None:
+    """Refuse a weights file whose ``data`` metadata (written by :func:`data_info`, read back by
+    ``predict`` and the exporters) has a field of the wrong type or length for the network its
+    tensors describe, naming the file and the field, instead of failing later on it."""
+    data = metadata.get("data")
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise WeightsError(f"{source}: metadata field data must be an object, got {type(data).__name__}")
+    if data.get("task") is not None and data["task"] not in ("classification", "regression", "reconstruction"):
+        raise WeightsError(f"{source}: metadata field data.task is {data['task']!r}; allowed: classification, "
+                           f"regression, reconstruction")
+    if data.get("class_names") is not None:
+        _names(data["class_names"], "class_names", (0, n_classes), source)
+    if data.get("feature_names") is not None:
+        _names(data["feature_names"], "feature_names", (0, n_inputs), source)
+    shape = data.get("image_shape")
+    if shape is not None and (not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                                       and s > 0 for s in shape)
+                              or math.prod(shape) != n_inputs):
+        raise WeightsError(f"{source}: metadata field data.image_shape is {str(shape)[:60]}; expected null or a "
+                           f"list of positive integers whose product is the network's {n_inputs} inputs")
+    for field, positive in (("mean", False), ("std", True)):
+        if data.get(field) is not None:
+            _numbers(data[field], field, n_inputs, source, positive)
+    if metadata.get("summary") is not None and not isinstance(metadata["summary"], dict):
+        raise WeightsError(f"{source}: metadata field summary must be an object, got "
+                           f"{type(metadata['summary']).__name__}")

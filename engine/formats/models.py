@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import math
 import os
+from typing import Mapping
 
 import numpy as np
 
 from engine.data import load_dataset
 from engine.errors import ExperimentError, WeightsError
-from engine.formats.common import check_tensors, n_layers
+from engine.formats.common import check_data_metadata, check_tensors, n_layers
+from engine.formats.runfolder import run_weights_file
 from engine.formats.weights import load_any
 from engine.spec.experiment import resolve_experiment
 from engine.training.network import Network
@@ -18,7 +20,7 @@ from engine.training.transfer import copy_layers, freeze_layers
 
 
 def _infer_task(experiment: dict, metadata: dict, n_out: int) -> str:
-    data = metadata.get("data") or {}
+    data = metadata.get("data") if isinstance(metadata.get("data"), dict) else {}   # else refused right after
     if data.get("task") in ("classification", "regression", "reconstruction"):
         return data["task"]
     activation = experiment["model"]["output"]["activation"]
@@ -57,6 +59,7 @@ def network_from_weights(weights: dict, metadata: dict, source="weights") -> Net
     task = _infer_task(experiment, metadata, n_out)
     n_classes = (2 if experiment["model"]["output"]["activation"] == "logistic" else n_out) \
         if task == "classification" else 0
+    check_data_metadata(metadata, source, n_inputs, n_classes)
     try:
         net = Network(experiment, n_inputs, task, n_classes, n_out)
     except ExperimentError as exc:
@@ -119,3 +122,42 @@ def reuse_layers(weights, experiment: dict, k: int, *, dataset=None, freeze: boo
     net.reused_layers = tuple(range(k))
     net.reused_from = source
     return net
+
+
+def load_init_weights(net: Network, source, partial: bool = False) -> None:
+    """``run --init-weights FILE``: start ``net`` from a weights file (or a run folder's, or tensors
+    already loaded: the window's imported model).  Every tensor of the file must be one of the
+    network's and every tensor of the network must be in the file, with the same shape;
+    otherwise the difference is named (nothing is copied).  With ``partial`` only the tensors
+    both have are copied (a subset on purpose; shapes must still agree), the others keep their
+    initialization."""
+    if isinstance(source, Mapping):
+        path = "the imported model"
+        weights = check_tensors(dict(source), path)
+    else:
+        path = run_weights_file(source)
+        weights, _ = load_any(path)
+    extra = sorted(set(weights) - set(net.by_name))
+    missing = sorted(set(net.by_name) - set(weights))
+    if not partial and (extra or missing):
+        what = []
+        if extra:
+            what.append(f"it has tensor(s) this network lacks: {_listed(extra)}")
+        if missing:
+            what.append(f"it lacks tensor(s) this network has: {_listed(missing)}")
+        raise WeightsError(f"--init-weights {path} does not fit this network: {'; '.join(what)}; give weights of the "
+                           f"same architecture, or add --partial to load only the tensors both have")
+    shared = [name for name in weights if name in net.by_name]
+    if not shared:
+        raise WeightsError(f"--init-weights {path} has no tensor of this network")
+    for name in shared:   # every shape checked before anything is copied
+        want = net.by_name[name].shape
+        if weights[name].shape != want:
+            raise WeightsError(f"--init-weights {path}: {name} has shape {weights[name].shape}, but this network's "
+                               f"layer {net.by_name[name].layer} needs {want}")
+    for name in shared:
+        net.tensor(name)[...] = weights[name]
+
+
+def _listed(names: list, shown: int = 6) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")

@@ -27,7 +27,7 @@ import numpy as np
 from engine.catalog.activations import ACTIVATIONS
 from engine import __version__
 from engine.errors import WeightsError
-from engine.fileio import atomic_path
+from engine.fileio import atomic_path, json_strict
 
 DEFAULT_OPSET = 17
 IR_VERSIONS = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
@@ -150,7 +150,7 @@ def build_onnx(net, metadata: dict | None = None, opset: int = DEFAULT_OPSET, st
     if data.get("class_names"):
         props["descent.class_names"] = json.dumps(data["class_names"])
     if (metadata or {}).get("summary"):
-        props["descent.summary"] = json.dumps(metadata["summary"], allow_nan=True)
+        props["descent.summary"] = json.dumps(json_strict(metadata["summary"]), allow_nan=False)
     helper.set_model_props(model, props)
     onnx.checker.check_model(model)
     return model

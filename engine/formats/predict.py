@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import zipfile
 from pathlib import Path
 
@@ -26,8 +27,12 @@ import numpy as np
 from engine.errors import DataError, WeightsError
 from engine.formats.models import load_network
 from engine.formats.runfolder import run_weights_file
+from engine.limits import check_npz
+from engine.training.memory import prediction_memory
 
 MAX_CSV_BYTES = 2 * 1024**3
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_MC_SAMPLES = 10_000   # Monte Carlo dropout passes (the book averages 100)
 
 
 def _is_number(cell: str) -> bool:
@@ -75,6 +80,7 @@ def _read_csv(path: Path, n_inputs: int, feature_names: list) -> np.ndarray:
 
 
 def _read_npz(path: Path) -> np.ndarray:
+    check_npz(path, str(path), DataError)   # shapes claimed in the headers, before NumPy allocates them
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.files)
@@ -87,14 +93,35 @@ def _read_npz(path: Path) -> np.ndarray:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise DataError(f"{path} is not a readable NPZ file of numbers ({exc})") from None
     if x.ndim < 2 or x.dtype.kind not in "fiu":
-        raise DataError(f"{path}: 'x' must be a numeric array (n, d) or (n, h, w), got {x.shape} {x.dtype}")
-    return x.reshape(len(x), -1)
+        raise DataError(f"{path}: array {key!r} must be a numeric array (n, d) or (n, h, w), got {x.shape} {x.dtype}")
+    if len(x) == 0:
+        raise DataError(f"{path}: array {key!r} has shape {x.shape}: no rows to predict")
+    return x.reshape(len(x), math.prod(x.shape[1:]))
+
+
+def _column_name(j: int, metadata: dict) -> str:
+    names = (metadata.get("data") or {}).get("feature_names") or []
+    return f"column {j + 1}" + (f" ({names[j]!r})" if j < len(names) else "")
+
+
+def _check_float32(x: np.ndarray, path, metadata: dict, what: str) -> None:
+    """Inputs the network (float32 at least) can hold: finite and within float32's range."""
+    bad = ~np.isfinite(x) | (np.abs(np.nan_to_num(x)) > FLOAT32_MAX)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        value = x[i, j]
+        problem = ("NaN or infinite" if not np.isfinite(value)
+                   else f"{value:g}, beyond float32's range (±{FLOAT32_MAX:.3g})")
+        raise DataError(f"{path}, row {i + 1}, {_column_name(j, metadata)}: {what} {problem}; "
+                        f"fix or rescale that column")
 
 
 def read_inputs(path, n_inputs: int, metadata: dict) -> np.ndarray:
     """Inputs (n, n_inputs) float64 in the original feature space."""
     path = Path(path)
     data = metadata.get("data") or {}
+    if path.is_dir():
+        raise DataError(f"data file {path} is a folder; give a CSV or NPZ file of inputs")
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
     if path.suffix.lower() == ".npz":
@@ -108,8 +135,7 @@ def read_inputs(path, n_inputs: int, metadata: dict) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.shape[1] != n_inputs:
         raise DataError(f"{path} has {x.shape[1]} features per row, the network takes {n_inputs}")
-    if not np.all(np.isfinite(x)):
-        raise DataError(f"{path} holds NaN or infinite inputs")
+    _check_float32(x, path, metadata, "input")
     return x
 
 
@@ -124,7 +150,8 @@ def standardize(x: np.ndarray, metadata: dict, source) -> np.ndarray:
                                f"or pass --raw with inputs already standardized")
         return x
     mean, std = np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32)
-    return (x.astype(np.float32) - mean) / std
+    with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported by the caller, per column
+        return (x.astype(np.float32) - mean) / std
 
 
 def predict_table(net, x: np.ndarray, metadata: dict, mc_samples: int = 0, seed: int = 0) -> tuple[list, list]:
@@ -159,10 +186,15 @@ def predict_file(weights_path, data_path, mc_samples: int = 0, raw: bool = False
     """The prediction CSV (text) for a data file, from a weights file alone (or the one in a run folder)."""
     if Path(weights_path).is_dir():
         weights_path = run_weights_file(weights_path)
+    if isinstance(mc_samples, bool) or not 0 <= mc_samples <= MAX_MC_SAMPLES:
+        raise DataError(f"--mc-dropout must be from 1 to {MAX_MC_SAMPLES:,} passes, got {mc_samples!r}")
     net, metadata = load_network(weights_path)
     x = read_inputs(data_path, net.n_inputs, metadata)
+    prediction_memory(net, len(x), mc_samples).check(f"predicting {len(x):,} rows of {data_path}"
+                                                     + (f" with {mc_samples:,} dropout passes" if mc_samples else ""))
     if not raw:
         x = standardize(x, metadata, weights_path)
+        _check_float32(x, data_path, metadata, "standardized, the input is")
     header, rows = predict_table(net, x, metadata, mc_samples, seed)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

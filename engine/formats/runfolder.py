@@ -22,7 +22,6 @@ writing when it died, the only one not ended by a newline, is left out.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import struct
@@ -39,9 +38,11 @@ from engine.formats.runlayout import (CHECKPOINT_FILE, EPOCH_FIELDS, EPOCHS_FILE
                                       split_per_layer)
 from engine.formats.safetensors_io import JSON_KEYS
 from engine.formats.weights import METADATA_KEY
+from engine.limits import check_npz, parse_json
 
 UNFINISHED = ("running", "interrupted")   # statuses of a run whose last CSV line may be cut
 MISSING_VALUES = ("", "None", "nan")      # cells read as NaN
+MAX_HEADER_BYTES = 100_000_000            # a safetensors header longer than this is not Descent's
 
 
 class RunFolderError(DescentError):
@@ -189,15 +190,16 @@ def _status(summary: Mapping) -> str:
 
 def _json_object(path: Path) -> dict:
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes()
     except FileNotFoundError:
         raise RunFolderError(f"{path} is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise RunFolderError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise RunFolderError(f"{path} is not valid JSON ({exc})") from None
+    value = parse_json(text, str(path), RunFolderError, allow_constants=True)   # NaN: written before 0.2
     if not isinstance(value, dict):
         raise RunFolderError(f"{path} holds a JSON {type(value).__name__}, not an object")
+    if path.name == SUMMARY_FILE:   # null is how a missing (NaN) figure is written: read it as NaN
+        value = {k: math.nan if v is None else v for k, v in value.items()}
     return value
 
 
@@ -290,22 +292,27 @@ def _weights_metadata(path: Path) -> dict:
     """The metadata of a weights file, read from its header alone (not the tensors)."""
     try:
         if path.suffix == ".npz":
+            check_npz(path, str(path), RunFolderError)   # the metadata member's claimed size, before loading it
             with np.load(path, allow_pickle=False) as z:
                 raw = str(z[METADATA_KEY]) if METADATA_KEY in z.files else "{}"
-            return _metadata_object(path, json.loads(raw))
+            return _metadata_object(path, parse_json(raw, f"{path}: metadata", RunFolderError, allow_constants=True))
         with open(path, "rb") as f:   # safetensors: an 8-byte little-endian length, then the JSON header
             size = struct.unpack("<Q", f.read(8))[0]
-            header = json.loads(f.read(size).decode("utf-8")) if size < 100_000_000 else None
+            header = f.read(size) if size < MAX_HEADER_BYTES else None
     except (OSError, ValueError, EOFError, struct.error) as exc:
         raise RunFolderError(f"cannot read the metadata of {path} ({type(exc).__name__}: {exc})") from None
+    header = None if header is None else parse_json(header, f"{path}: header", RunFolderError, allow_constants=True)
     if not isinstance(header, dict):
         raise RunFolderError(f"{path} has no safetensors header")
     raw = header.get("__metadata__") or {}
-    try:
-        json_keys = json.loads(raw.pop(JSON_KEYS, "[]"))
-        return _metadata_object(path, {k: json.loads(v) if k in json_keys else v for k, v in raw.items()})
-    except (json.JSONDecodeError, TypeError, AttributeError):
-        raise RunFolderError(f"{path}: its header metadata is not valid JSON where Descent wrote JSON") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise RunFolderError(f"{path}: its header's __metadata__ is not a mapping of strings")
+    json_keys = parse_json(raw.pop(JSON_KEYS, "[]"), f"{path}: metadata field {JSON_KEYS}", RunFolderError)
+    if not isinstance(json_keys, list):
+        raise RunFolderError(f"{path}: metadata field {JSON_KEYS} is not a list of names")
+    return _metadata_object(path, {k: parse_json(v, f"{path}: metadata field {k}", RunFolderError,
+                                                 allow_constants=True) if k in json_keys else v
+                                   for k, v in raw.items()})
 
 
 def _metadata_object(path: Path, value) -> dict:

@@ -57,3 +57,10 @@ def split_per_layer(column: str) -> tuple[str, int] | None:
     """(field, layer) of a per-layer column name, None for any other column."""
     m = _PER_LAYER_RE.match(column)
     return (m.group(1), int(m.group(2))) if m else None
+
+# every other file name a job writes into its folder (engine.jobs: comparisons, stages, sweeps; the
+# exporters' defaults; the stop file): what `run --overwrite` may delete, and nothing else
+STOP_FILE = "STOP"    # another process asks a job's runs to stop by creating it (engine.jobs.executors)
+JOB_FILES = ("zeroed.json", "comparison.json", "comparison.csv", "stages.csv", "sweep.json", "sweep.csv",
+             "sweep_trials.csv", "model.onnx", "model.weights.h5", "model_keras.py", STOP_FILE)
+OUTPUT_FILES = (EXPERIMENT_FILE, SUMMARY_FILE, HISTORY_FILE, EPOCHS_FILE, *WEIGHTS_FILES, CHECKPOINT_FILE, *JOB_FILES)

@@ -18,8 +18,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save as encode_safetensors  # tensors + header -> the file's bytes
 
 from engine.errors import WeightsError
-from engine.fileio import atomic_path
 from engine.formats.common import check_tensors
+from engine.fileio import atomic_path, json_strict
+from engine.limits import MEMORY_ENV, format_bytes, memory_limit, parse_json
 
 JSON_KEYS = "descent.json_keys"
 MAX_BYTES = 16 * 1024**3
@@ -33,7 +34,7 @@ def save_safetensors(path, weights: dict, metadata: dict | None = None) -> Path:
         if isinstance(value, str):
             header[key] = value
         else:
-            header[key] = json.dumps(value, allow_nan=True)
+            header[key] = json.dumps(json_strict(value), allow_nan=False)   # strict JSON: null, never NaN
             json_keys.append(key)
     header[JSON_KEYS] = json.dumps(json_keys)
     blob = encode_safetensors({name: np.ascontiguousarray(value) for name, value in weights.items()},
@@ -50,9 +51,13 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict]:
     """All tensors and the decoded metadata, without checking the names."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist")
+        raise WeightsError(f"weights file {path} is a folder, not a file" if path.is_dir()
+                           else f"weights file {path} does not exist")
     if path.stat().st_size > MAX_BYTES:
         raise WeightsError(f"{path} is larger than {MAX_BYTES // 1024**3} GiB; not a Descent weights file")
+    if path.stat().st_size > memory_limit():
+        raise WeightsError(f"{path} holds {format_bytes(path.stat().st_size)} of tensors, more than the memory "
+                           f"limit of {format_bytes(memory_limit())} ({MEMORY_ENV} changes it)")
     try:
         with safe_open(str(path), framework="numpy") as f:
             raw = f.metadata() or {}
@@ -62,11 +67,11 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict]:
                            f"written by another program") from None
     except (OSError, ValueError, TypeError) as exc:  # e.g. a dtype numpy lacks (bfloat16)
         raise WeightsError(f"{path}: cannot read its tensors ({exc})") from None
-    try:
-        json_keys = json.loads(raw.pop(JSON_KEYS, "[]"))
-        metadata = {key: json.loads(value) if key in json_keys else value for key, value in raw.items()}
-    except (json.JSONDecodeError, TypeError):
-        raise WeightsError(f"{path}: its header metadata is not valid JSON where Descent wrote JSON") from None
+    json_keys = parse_json(raw.pop(JSON_KEYS, "[]"), f"{path}: metadata field {JSON_KEYS}", WeightsError)
+    if not isinstance(json_keys, list):
+        raise WeightsError(f"{path}: metadata field {JSON_KEYS} is not a list of names")
+    metadata = {key: parse_json(value, f"{path}: metadata field {key}", WeightsError, allow_constants=True)
+                if key in json_keys else value for key, value in raw.items()}   # NaN: files written before 0.2
     return tensors, metadata
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import WeightsError
-from engine.fileio import atomic_path
+from engine.fileio import atomic_path, json_strict
 from engine.formats.common import check_tensors, suffix_of
 from engine.formats.safetensors_io import load_safetensors, save_safetensors
+from engine.limits import check_npz, parse_json
 
 METADATA_KEY = "__metadata__"
 READABLE = (".safetensors", ".npz")
@@ -71,7 +72,7 @@ def save_weights(path, weights: dict, metadata: dict | None = None) -> Path:
 def save_npz(path, weights: dict[str, np.ndarray], metadata: dict | None = None) -> Path:
     path = Path(path)
     arrays = {name: np.ascontiguousarray(value) for name, value in weights.items()}
-    arrays[METADATA_KEY] = np.array(json.dumps(metadata or {}, allow_nan=True))
+    arrays[METADATA_KEY] = np.array(json.dumps(json_strict(metadata or {}), allow_nan=False))   # null, never NaN
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -82,7 +83,9 @@ def load_npz(path) -> tuple[dict[str, np.ndarray], dict]:
     """(tensors by name, metadata) from a Descent NPZ file; clear errors otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist")
+        raise WeightsError(f"weights file {path} is a folder, not a file" if path.is_dir()
+                           else f"weights file {path} does not exist")
+    check_npz(path, str(path), WeightsError)   # the shapes its headers claim, before NumPy allocates them
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
@@ -91,10 +94,8 @@ def load_npz(path) -> tuple[dict[str, np.ndarray], dict]:
     except ValueError as exc:  # object arrays need pickle: refused
         raise WeightsError(f"{path} holds Python objects, which are never loaded (no pickle): {exc}") from None
     meta_raw = arrays.pop(METADATA_KEY, None)
-    try:
-        metadata = json.loads(str(meta_raw)) if meta_raw is not None else {}
-    except json.JSONDecodeError:
-        raise WeightsError(f"{path}: its {METADATA_KEY} entry is not valid JSON") from None
+    metadata = parse_json(str(meta_raw), f"{path}: its {METADATA_KEY} entry", WeightsError,
+                          allow_constants=True) if meta_raw is not None else {}   # NaN: files written before 0.2
     for name, value in arrays.items():
         if not np.issubdtype(value.dtype, np.floating):
             raise WeightsError(f"{path}: tensor {name!r} has dtype {value.dtype}, expected floats")

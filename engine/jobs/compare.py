@@ -56,7 +56,6 @@ and the mean/min-max curves are in :mod:`engine.jobs.compare_report`.
 """
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Callable, Generator, Iterator, Mapping, Sequence
@@ -67,11 +66,8 @@ from engine.fileio import ensure_dir
 from engine.jobs.compare_report import summarize, write_comparison
 from engine.jobs.executors import Executor, Finished
 from engine.jobs.runs import RunSpec
+from engine.spec.compare import slug
 from engine.spec.overrides import apply_overrides
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "variant"
 
 
 def variant_experiment(experiment: dict, variant: Mapping, seed: int) -> dict:
@@ -98,6 +94,10 @@ def variant_runs(experiment: dict, variants: Sequence[Mapping], seeds: Sequence[
                 exp["seed"] = int(seed)
             runs.append(RunSpec(len(runs), variant["name"], int(seed), exp, variant["lr_finder"],
                                 f"{slug(variant['name'])}-seed{seed}", variant.get("zero_weights_below"), target))
+    folders = [r.folder.casefold() for r in runs]
+    if len(set(folders)) != len(folders):   # variants of a sweep are named here, not by resolve_compare
+        twice = next(f for f in folders if folders.count(f) > 1)
+        raise ExperimentError(f"two variants would train into the same run folder {twice!r}; rename one")
     return runs
 
 

@@ -47,12 +47,12 @@ from typing import Iterator, Mapping
 
 from engine import __version__
 from engine.control import RunControl
-from engine.errors import ExperimentError, nearest
+from engine.errors import DescentError, ExperimentError, nearest
 from engine.events import JobFinished, JobStarted, LRFinderFinished, frozen_array
 from engine.fileio import write_text
 from engine.formats.checkpoint import resume_trainer
-from engine.formats.runstore import RunWriter
-from engine.formats.weights import load_any
+from engine.formats.models import load_init_weights
+from engine.formats.runstore import RunWriter, discard_if_empty, prepare_out_folder
 from engine.jobs.compare import comparison_events, comparison_runs
 from engine.jobs.executors import EXECUTORS, default_workers
 from engine.jobs.ray_executor import LOCAL, check_cluster  # also registers the "ray" executor
@@ -65,6 +65,7 @@ from engine.training.lr_finder import find_learning_rate
 from engine.training.trainer import Trainer
 
 AUTO = "auto"
+DEFAULT_CHECKPOINT_MINUTES = 10.0     # a killed single run loses at most about this much training
 SECTION_KINDS = {"stages": "staged", "compare": "compared", "sweep": "sweep"}   # a section -> its kind of job
 
 
@@ -85,6 +86,9 @@ class JobRequest:
     resume: str | None = None         # single runs: continue this run folder's checkpoint
     init_weights: str | dict | None = None   # single runs: start from this weights file (or these tensors)
     checkpoint: bool = True           # single runs: write checkpoint.npz (for a later resume)
+    checkpoint_minutes: float | None = DEFAULT_CHECKPOINT_MINUTES   # ... and on the way, this often (None: at the end)
+    partial: bool = False             # --init-weights: load only the tensors file and network share
+    overwrite: bool = False           # out may hold an earlier job's output: delete it first (else refused)
     lr_finder: Mapping | None = None  # run the learning-rate finder with these options instead of training
     run_id: int = 0                   # the run_id of a single run's events
 
@@ -143,6 +147,9 @@ def _check_options(kind: str, request: JobRequest) -> None:
                               f"from the weights its seed gives, that is the point)")
     elif kind == "single" and request.init_weights and request.resume:
         raise ExperimentError("--init-weights and --resume exclude each other (a resumed run has its own weights)")
+    if request.partial and not request.init_weights:
+        raise ExperimentError("--partial applies to --init-weights (load only the tensors the file and the "
+                              "network share)")
     if request.executor != AUTO and request.executor not in EXECUTORS:
         raise ExperimentError(f"executor must be {AUTO} or one of {', '.join(EXECUTORS)}, got "
                               f"{request.executor!r}{nearest(request.executor, EXECUTORS)}")
@@ -205,6 +212,8 @@ def run_job(request: JobRequest, control: RunControl | None = None) -> Iterator:
     written."""
     control = control or RunControl()
     plan = plan_job(request)
+    if plan.kind != "lr_find":   # its out is a CSV file, replaced atomically
+        prepare_out_folder(plan.folder, request.overwrite, request.resume)
     folder = None if plan.folder is None else str(plan.folder)
     with EXECUTORS[plan.executor].session(plan.cluster, plan.workers) as workers:   # joins a cluster, if any
         plan = dataclasses.replace(plan, workers=workers)
@@ -215,19 +224,36 @@ def run_job(request: JobRequest, control: RunControl | None = None) -> Iterator:
 
 
 def _single(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
+    continue_at = None
     if request.resume:
         trainer = resume_trainer(request.resume, plan.experiment, max_steps=request.max_steps,
                                  run_id=request.run_id)
+        _check_steps_left(trainer, request)
+        if plan.folder is not None and Path(request.resume).resolve() == plan.folder.resolve():
+            continue_at = trainer.step   # its own folder: keep the rows up to the checkpoint
     else:
-        init = request.init_weights
-        if isinstance(init, str):   # a file; the window passes an imported model's tensors directly
-            init = load_any(init)[0]
-        trainer = Trainer(plan.experiment, init_weights=init, max_steps=request.max_steps, run_id=request.run_id)
+        trainer = Trainer(plan.experiment, max_steps=request.max_steps, run_id=request.run_id)
+        if request.init_weights:
+            load_init_weights(trainer.net, request.init_weights, request.partial)
     writer = None
     if plan.folder is not None:
-        writer = RunWriter(plan.folder, __version__)
-        writer.attach(trainer, checkpoint=request.checkpoint)
+        writer = RunWriter(plan.folder, __version__, continue_at)
+        writer.attach(trainer, checkpoint=request.checkpoint, every_minutes=request.checkpoint_minutes)
     yield from trainer_events(trainer, control, writer)
+
+
+def _check_steps_left(trainer: Trainer, request: JobRequest) -> None:
+    """A resumed run must have steps left to train: a budget (--steps, --epochs) the checkpoint
+    already used up is an input error, said before anything is written."""
+    if trainer.total_steps > trainer.step:
+        return
+    done = f"{trainer.step:,} steps ({trainer.step / trainer.steps_per_epoch:.2f} epochs)"
+    if request.max_steps is not None and request.max_steps <= trainer.step:
+        budget = f"--steps {request.max_steps:,}"
+    else:
+        budget = f"training.epochs = {trainer.epochs:,} ({trainer.epochs * trainer.steps_per_epoch:,} steps)"
+    raise ExperimentError(f"--resume {request.resume}: its checkpoint has already trained {done}, and {budget} "
+                          f"leaves nothing to train; give more steps or epochs than that (--steps, --epochs)")
 
 
 def _staged(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
@@ -238,12 +264,23 @@ def _staged(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator
 
 def _compared(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
     executor = EXECUTORS[plan.executor](control, plan.folder, plan.workers, stream=request.race)
-    yield from comparison_events(plan.experiment, plan.runs, plan.folder, executor)
+    yield from _leaving_nothing(plan.folder, comparison_events(plan.experiment, plan.runs, plan.folder, executor))
 
 
 def _sweep(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
     executor = EXECUTORS[plan.executor](control, plan.folder, plan.workers, stream=request.race)
-    yield from sweep_events(plan.experiment, plan.trials, plan.runs, plan.folder, executor)
+    yield from _leaving_nothing(plan.folder, sweep_events(plan.experiment, plan.trials, plan.runs, plan.folder,
+                                                          executor))
+
+
+def _leaving_nothing(folder: Path | None, events: Iterator) -> Iterator:
+    """``events``; an input error one of the job's runs met (its data, its memory) leaves no folder
+    behind that holds nothing but the executor's stop file."""
+    try:
+        yield from events
+    except DescentError:
+        discard_if_empty(folder)
+        raise
 
 
 def _lr_find(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:

@@ -23,7 +23,7 @@ import numpy as np
 from engine import __version__
 from engine.control import RunControl
 from engine.events import DataPoints, EpochEnd, RunFinished, StepMetrics, frozen_array
-from engine.fileio import write_json
+from engine.fileio import WriteError, write_json
 from engine.formats.runstore import RunWriter
 from engine.jobs.compare_report import json_safe
 from engine.training.lr_finder import apply_suggestion, chosen_rate, find_learning_rate
@@ -57,11 +57,20 @@ def data_points(run_id: int, dataset) -> DataPoints | None:
 
 def written(events: Iterable, writer) -> Iterator:
     """``events`` passed on, each handed to ``writer`` first (so the folder holds it before anyone
-    else sees it; None writes nothing); the writer is closed at the end, however the events end."""
+    else sees it; None writes nothing); the writer is closed at the end, however the events end.
+    A write that fails (a full disk, a planted link) ends the run there: its events are closed
+    (the trainer stops), the writer records the failure (``fail``: status "failed" and the
+    reason, complete rows kept) and the :class:`~engine.fileio.WriteError` is raised, one line
+    for the command line and the window alike."""
     try:
         for event in events:
             if writer is not None:
-                writer.handle(event)
+                try:
+                    writer.handle(event)
+                except WriteError as exc:
+                    getattr(events, "close", lambda: None)()
+                    getattr(writer, "fail", lambda error: None)(exc)
+                    raise
             yield event
     finally:
         if writer is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from typing import Any
 
 from engine.errors import ExperimentError, nearest
@@ -56,6 +57,13 @@ SECTION_DOC = (
 )
 
 
+def slug(text: str) -> str:
+    """A variant's name as it names its run folders (``<slug>-seed<s>``): letters, digits, '.', '_'
+    and '-', at most 60 characters.  Two variants whose slugs agree (``a/b`` and ``a-b``) are refused
+    by :func:`resolve_compare`, or they would train into one folder."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "variant"
+
+
 def resolve_compare(section: Any, experiment: dict) -> dict:
     """Validate the ``compare`` section against the resolved base experiment.
 
@@ -71,7 +79,7 @@ def resolve_compare(section: Any, experiment: dict) -> dict:
     if not isinstance(raw_variants, list) or not 1 <= len(raw_variants) <= MAX_VARIANTS:
         raise ExperimentError(f"compare.variants must be a list of 1 to {MAX_VARIANTS} variants "
                               f"({{\"name\": ..., \"overrides\": {{...}}}}), got {raw_variants!r:.60}")
-    variants, names = [], set()
+    variants, names, folders = [], set(), {}
     for i, raw in enumerate(raw_variants):
         where = f"compare.variants[{i}]"
         if not isinstance(raw, dict):
@@ -83,6 +91,12 @@ def resolve_compare(section: Any, experiment: dict) -> dict:
         if name in names:
             raise ExperimentError(f"{where}.name {name!r} is used by another variant; names must be unique")
         names.add(name)
+        folder = slug(name).casefold()   # case too: macOS and Windows folders ignore it
+        if folder in folders:
+            raise ExperimentError(f"{where}.name {name!r} and variant {folders[folder]!r} would share the run "
+                                  f"folder {slug(name)}-seed<s> (names become letters, digits, '.', '_' and '-'); "
+                                  f"rename one")
+        folders[folder] = name
         overrides = raw.get("overrides", {})
         if overrides is None:
             overrides = {}

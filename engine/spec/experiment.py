@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ExperimentError, nearest
+from engine.limits import parse_json
 from engine.spec.compare import resolve_compare
 from engine.spec.sections import FORMAT_VERSION, require_mapping, resolve_single
 from engine.spec.stages import resolve_stages
@@ -70,21 +71,11 @@ def resolve_experiment(experiment: Any) -> dict:
     return out
 
 
-def _reject_constant(token: str):
-    raise ExperimentError(f"{token} is not valid JSON; write a finite number")
-
-
 def parse_experiment_text(text: str, source: str = "experiment") -> dict:
-    """JSON text -> resolved experiment; errors name the source and position."""
-    try:
-        raw = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ExperimentError(f"{source}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
-                              f"{exc.msg}") from None
-    except RecursionError:
-        raise ExperimentError(f"{source}: nested too deeply to be an experiment") from None
-    except ExperimentError as exc:  # NaN / Infinity literals
-        raise ExperimentError(f"{source}: {exc}") from None
+    """JSON text -> resolved experiment; errors name the source and position.  A UTF-8 BOM is
+    accepted (as in CSV files); NaN/Infinity, integers of thousands of digits and absurd nesting
+    are refused (:func:`engine.limits.parse_json`)."""
+    raw = parse_json(text, source, ExperimentError)
     try:
         return resolve_experiment(raw)
     except ExperimentError as exc:
@@ -122,7 +113,7 @@ def preset_menu() -> list[tuple[str, list[tuple[str, Path]]]]:
     groups: dict[str, list[tuple[str, Path]]] = {}
     for name, path in preset_paths().items():
         try:
-            section = json.loads(path.read_text(encoding="utf-8")).get("section") or "Other"
+            section = json.loads(path.read_text(encoding="utf-8-sig")).get("section") or "Other"
             if not isinstance(section, str):
                 section = "Other"
         except (OSError, ValueError, AttributeError):

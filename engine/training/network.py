@@ -8,7 +8,6 @@ are simply left out of the update ranges.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +23,7 @@ from engine.kernels.inference import evaluate as _evaluate
 from engine.kernels.inference import predict as _predict
 from engine.kernels.inference import probe as _probe
 from engine.kernels.rng import new_state
+from engine.limits import memory_limit
 
 BN_CODES = {"none": K.BN_NONE, "before": K.BN_BEFORE, "after": K.BN_AFTER}
 LOSS_CODES = {"cross_entropy": K.LOSS_SOFTMAX_CE, "binary_cross_entropy": K.LOSS_BINARY_CE, "mse": K.LOSS_MSE}
@@ -32,13 +32,7 @@ HISTOGRAM_EDGES = np.linspace(-6.0, 6.0, 49)
 
 def default_memory_limit() -> int:
     """Half of physical memory, in bytes (overridable with DESCENT_MEMORY_LIMIT_MB)."""
-    env = os.environ.get("DESCENT_MEMORY_LIMIT_MB")
-    if env:
-        return int(float(env) * 1024 * 1024)
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):
-        return 4 * 1024**3
+    return memory_limit()
 
 
 def readonly(a: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from engine.kernels.rng import new_state
 from engine.training.cadence import Cadence, default_log_every
 from engine.training.diagnostics import Diagnostics
 from engine.training.early_stopping import BEST_WEIGHTS_PREFIX, EarlyStopping
+from engine.training.memory import check_training_memory
 from engine.training.network import HISTOGRAM_EDGES, Network, readonly
 from engine.catalog.optimizers import make_optimizer
 from engine.catalog.schedules import make_schedule
@@ -93,6 +94,7 @@ class Trainer:
             n_targets = d.y_train.shape[1] if d.y_train.ndim == 2 else 1
             network = Network(experiment, d.x_train.shape[1], d.task, d.n_classes, n_targets)
             network.initialize(seed)
+        check_training_memory(network, experiment, len(d.x_train), len(d.x_val))   # before allocating the rest
         self.net = network
         if init_weights is not None:
             self.net.load_state_dict(init_weights)
@@ -136,6 +138,7 @@ class Trainer:
         self.chunk_diverged = False   # the last run_steps call stopped at a non-finite loss or gradient
         self.shuffle_rng = np.random.default_rng([seed, 1])  # batch order
         self._unfinished: UnfinishedEpoch | None = None   # an epoch left before its end (stop, step limit)
+        self._live: tuple | None = None   # (batch, epoch losses, shuffle state) at the record run() last yielded
         self.resumed_from_step: int | None = None
 
         # the kernel's scratch and outputs
@@ -297,11 +300,13 @@ class Trainer:
                     yield self._record(pending, lrs[-1], moms[-1], batch)
                 break
             if self.cadence.record_due(self.step, batch >= end, control.paused):
+                self._live = (batch, run.epoch_losses, shuffle)   # what checkpoint_in_epoch saves
                 yield self._record(pending, lrs[-1], moms[-1], batch)
                 now = time.perf_counter()
                 if self.diagnostics.grid is not None and self.cadence.surface_due(now, run.last_surface):
                     run.last_surface = now
                     yield self.decision_surface()
+        self._live = None
         self._unfinished = None if batch >= self.steps_per_epoch else self._snapshot(batch, run.epoch_losses, shuffle)
         return run.status == "finished" and (batch >= self.steps_per_epoch or self.step >= self.total_steps)
 
@@ -385,6 +390,22 @@ class Trainer:
         if self.step != pos.epoch * self.steps_per_epoch + pos.batch:
             raise RuntimeError("checkpoint() is only valid once run() has ended (or before it starts), "
                                "not in the middle of an epoch")
+        return self._checkpoint_at(pos)
+
+    def checkpoint_in_epoch(self) -> dict | None:
+        """:meth:`checkpoint` of the run paused at the diagnostics record :meth:`run` just yielded
+        (what a periodic checkpoint saves, so a killed run can resume bit for bit); None where a
+        resumed run would not continue identically: the epoch's or the run's last batch is done,
+        and the epoch's end work (evaluation, schedule, early stopping) has not run yet."""
+        if self._live is None:
+            return None
+        batch, losses, shuffle = self._live
+        if batch >= self.steps_per_epoch or self.step >= self.total_steps or \
+                self.step != self.epoch * self.steps_per_epoch + batch:
+            return None
+        return self._checkpoint_at(self._snapshot(batch, losses, shuffle))
+
+    def _checkpoint_at(self, pos: UnfinishedEpoch) -> dict:
         tensors = self.net.state_dict()
         tensors["optimizer.slots"] = self.opt_state.slots.copy()
         es = pos.early_stopping

@@ -45,6 +45,8 @@ from engine.events import RunFinished
 from engine.kernels import layout as K
 from engine.kernels import network as NK
 from engine.kernels.rng import new_state
+from engine.limits import MemoryEstimate
+from engine.training.memory import feature_cache_memory, training_memory
 from engine.training.network import Network
 from engine.training.trainer import Trainer
 
@@ -229,6 +231,11 @@ def cached_phase(net: Network, experiment: dict, dataset, k: int | None = None):
     exp = copy.deepcopy(experiment)
     exp["model"] = copy.deepcopy(upper.experiment["model"])
     upper.experiment = exp
+    rows = sum(len(getattr(dataset, "x_" + part)) for part in ("train", "val", "test"))
+    cache = feature_cache_memory(rows, int(net.ints[k - 1, K.UNITS]), net.dtype)
+    MemoryEstimate(cache.parts + training_memory(upper, exp, len(dataset.x_train), len(dataset.x_val)).parts).check(
+        f"the cached phase of {experiment.get('name') or 'this experiment'!r} ({rows:,} examples through {k} frozen "
+        f"layer(s))")   # before the cache is computed
     features, seconds = cache_features(net, dataset, k)
     return k, upper, exp, features, seconds
 
