@@ -21,6 +21,7 @@ import numpy as np
 from engine.errors import DescentError, ExperimentError
 from engine.fileio import write_text
 from engine.formats.runfolder import read_run
+from engine.limits import parse_json
 
 
 def spread(values: Iterable) -> dict:
@@ -399,16 +400,26 @@ def comparison_curves(folder: str | os.PathLike, metric: str = "val_accuracy",
     return aggregate_curves(_run_curves(folder, summary, (metric,), strict=True)[metric], n_points)
 
 
+def read_summary(path: Path, what: str, missing: str) -> dict:
+    """A job folder's summary JSON (comparison.json, sweep.json) read back with the bounded parser,
+    nulls in the statistics turned back into NaN; one clear error when it is missing or damaged."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ExperimentError(f"{path.parent}: no {path.name} here; {missing}") from None
+    except OSError as exc:
+        raise ExperimentError(f"{path}: not a {what} ({type(exc).__name__}: {exc})") from None
+    try:   # older files hold NaN literals, so constants are allowed here
+        return nan_stats(parse_json(text, str(path), ExperimentError, allow_constants=True))
+    except ExperimentError as exc:
+        raise ExperimentError(f"{path}: not a {what} ({exc})") from None
+
+
 def _comparison_summary(folder: Path) -> dict:
     """comparison.json with its nulls turned back into NaN; a clear error when it is not there."""
     path = folder / "comparison.json"
-    try:
-        summary = nan_stats(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise ExperimentError(f"{folder}: no comparison.json here; a comparison folder is what "
-                              f"'python main.py run' writes for an experiment with a compare section") from None
-    except (OSError, ValueError) as exc:
-        raise ExperimentError(f"{path}: not a comparison summary ({type(exc).__name__}: {exc})") from None
+    summary = read_summary(path, "comparison summary", "a comparison folder is what 'python main.py run' "
+                                                       "writes for an experiment with a compare section")
     _run_folders(summary, path)   # checked here, so a damaged summary is named before any run is read
     return summary
 

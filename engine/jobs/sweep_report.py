@@ -36,7 +36,7 @@ from typing import Any, Mapping, Sequence
 from engine.errors import DescentError, ExperimentError
 from engine.fileio import write_text
 from engine.formats.runfolder import read_run
-from engine.jobs.compare_report import (RULE_TEXT, distinguishable, format_stat, json_safe, nan_stats, spread,
+from engine.jobs.compare_report import (read_summary, RULE_TEXT, distinguishable, format_stat, json_safe, nan_stats, spread,
                                         verdict_text)
 from engine.spec.sweep import CONTINUOUS_SPACES, LOG_SPACES, Trial, space_kind, space_points
 
@@ -235,13 +235,8 @@ def write_sweep(folder: str | os.PathLike, summary: Mapping) -> None:
 def read_sweep(folder: str | os.PathLike) -> dict:
     """A sweep folder's ``sweep.json`` read back, nulls in the statistics turned back into NaN."""
     path = Path(folder) / "sweep.json"
-    try:
-        summary = nan_stats(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise ExperimentError(f"{folder}: no sweep.json here; a sweep folder is what running an experiment "
-                              f"with a sweep section writes") from None
-    except (OSError, ValueError) as exc:
-        raise ExperimentError(f"{path}: not a sweep summary ({type(exc).__name__}: {exc})") from None
+    summary = read_summary(path, "sweep summary", "a sweep folder is what running an experiment with a sweep "
+                                                  "section writes")
     if not isinstance(summary, dict) or summary.get("kind") != "sweep":
         raise ExperimentError(f"{path}: not a sweep summary (no \"kind\": \"sweep\")")
     return summary
