@@ -61,7 +61,11 @@ def resolved_experiments() -> dict[str, dict]:
 
 
 def canonical(experiment: dict) -> str:
-    return json.dumps(experiment, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    """Sorted keys, no whitespace, and paths inside the checkout written relative
+    to it (a preset's model file resolves to an absolute path, which differs
+    from one clone to another; CI runs in a fresh clone)."""
+    text = json.dumps(experiment, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return text.replace(json.dumps(str(ROOT))[1:-1] + "/", "<checkout>/")
 
 
 def preset_hashes() -> dict[str, str]:
