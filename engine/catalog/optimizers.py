@@ -421,6 +421,12 @@ class Ftrl(Optimizer):
 
     The weights are recomputed from z and n every step, so l1 sets weights
     exactly to zero while |z| <= l1: that is what makes the model sparse.
+
+    Departure from Keras: where the denominator is 0 (initial_accumulator_value
+    0, no gradient seen yet, l2 = beta = 0) the weight is 0, as in McMahan et
+    al.'s Algorithm 1 (a coordinate without history has weight 0); Keras
+    computes 0/0 there, so an input feature that is always 0 turned its
+    weights into NaN on the first step.
     """
 
     name = "ftrl"

@@ -245,8 +245,12 @@ def ftrl_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
         n' = n + g*g
         z += g + 2*l2_shrinkage*w - (n'^-p - n^-p) / lr * w
         w  = (clip(z, -l1, l1) - z) / (n'^-p / lr + 2*l2 + beta/lr)
+    and w = 0 where that denominator is 0 (n' = 0: no gradient seen yet, and
+    l2 = beta = 0), as in McMahan et al.'s Algorithm 1, where a coordinate
+    without history has weight 0; Keras divides 0 by 0 there (NaN).
     """
     dt = theta.dtype.type
+    zero = dt(0.0)
     power = -hyper[H_LR_POWER]
     sqrt_power = power == 0.5
     p = dt(power)
@@ -272,7 +276,8 @@ def ftrl_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
         z = lin[i] + gi + shrink * w - (root_new - root_old) * inv_lr * w
         lin[i] = z
         acc[i] = n_new
-        t[i] = (min(max(z, -l1), l1) - z) / (root_new * inv_lr + quad_extra)
+        denominator = root_new * inv_lr + quad_extra
+        t[i] = (min(max(z, -l1), l1) - z) / denominator if denominator != zero else zero
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
