@@ -90,3 +90,52 @@ def test_a_constant_zero_input_feature_trains_without_nan(dtype):
     assert all(np.all(np.isfinite(w)) for w in last.weights.values())
     assert kernel.shape[0] == 3 and np.all(kernel[2] == 0.0)      # the feature never seen: weight 0
     assert np.any(kernel[:2] != 0.0)                              # the others did learn
+
+
+# ---------------------------------------------------------------- the restart of the first step
+
+def _one_step(theta0, grad, **hyper):
+    opt = make_optimizer({"name": "ftrl", "learning_rate": 0.1, **hyper})   # initial accumulator 0.1
+    theta, state = theta0.copy(), opt.build(theta0.size)
+    opt.update_step(theta, grad.copy(), state)
+    return theta
+
+
+def test_the_first_step_forgets_the_initial_weights_unless_told_to_keep_them():
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(0.0, 0.05, 2000)         # He-like initial weights
+    g = rng.normal(0.0, 1e-3, 2000)          # small gradients: g*g << initial_accumulator_value
+    restarted, from_zero = _one_step(w0, g), _one_step(np.zeros_like(w0), g)
+    norm = np.linalg.norm
+    assert norm(restarted) < 0.05 * norm(w0)                            # the kernel norm collapses...
+    assert norm(restarted - from_zero) < 1e-2 * norm(from_zero)         # ...to where a zero start goes
+    n1 = 0.1 + g * g
+    np.testing.assert_allclose(restarted, w0 * (1 - np.sqrt(0.1 / n1)) - 0.1 * g / np.sqrt(n1), rtol=1e-9)
+    kept = _one_step(w0, g, keep_initial_weights=True)
+    np.testing.assert_allclose(kept, w0 - 0.1 * g / np.sqrt(n1), rtol=1e-12)   # a plain first step from w0
+    assert abs(norm(kept) / norm(w0) - 1) < 0.01
+    # nothing to forget from a zero start: the flag changes nothing there
+    assert np.array_equal(_one_step(np.zeros_like(w0), g, keep_initial_weights=True), from_zero)
+
+
+def _kernel_norms_after(steps, **hyper):
+    exp = resolve_experiment({"seed": 5, "data": {"name": "moons", "n_samples": 400},
+                              "model": {"layers": [{"units": 64, "activation": "elu", "initializer": "he_normal"},
+                                                   {"units": 64, "activation": "elu", "initializer": "he_normal"}]},
+                              "optimizer": {"name": "ftrl", "learning_rate": 0.1, **hyper},
+                              "training": {"epochs": 1, "batch_size": 32, "max_steps": steps}})
+    trainer = Trainer(exp)
+    before = {t.name: np.linalg.norm(trainer.net.tensor(t.name)) for t in trainer.net.tensors
+              if t.name.endswith(".kernel")}
+    last = list(trainer.run())[-1]
+    return {name: (value, np.linalg.norm(last.weights[name])) for name, value in before.items()}
+
+
+def test_one_training_step_of_ftrl_restarts_a_deep_net_from_near_zero():
+    restarted = _kernel_norms_after(1)
+    kept = _kernel_norms_after(1, keep_initial_weights=True)
+    for name, (initial, after) in restarted.items():
+        # the hidden kernels, whose gradients are small, keep under a fifth of their norm; the
+        # output kernel, with larger gradients, about half
+        assert after < (0.6 if name == "layers.2.kernel" else 0.2) * initial, (name, initial, after)
+        assert 0.9 * initial < kept[name][1] < 1.1 * initial, (name, kept[name])

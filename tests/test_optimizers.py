@@ -88,15 +88,23 @@ def ref_rmsprop(c):
 
 def _ref_adam_family(c, nesterov, weight_decay):
     lr, b1, b2 = c["learning_rate"], c.get("beta_1", 0.9), c.get("beta_2", 0.999)
-    eps = c.get("epsilon", 1e-8)
+    eps, psi = c.get("epsilon", 1e-8), c.get("momentum_decay", 0.0)
     w, m, v, out = list(THETA0), [0.0] * 3, [0.0] * 3, []
+    product = 1.0   # Dozat's product of the momentum schedule's coefficients so far
+
+    def mu(t):
+        return b1 * (1 - 0.5 * 0.96 ** (t * psi))
+
     for t, g in enumerate(GRADS, start=1):
+        product *= mu(t)
         for i in range(3):
             w[i] -= lr * weight_decay * w[i]
             m[i] = b1 * m[i] + (1 - b1) * g[i]
             v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
             v_hat = v[i] / (1 - b2 ** t)
-            if nesterov:  # Dozat: look-ahead mix of next momentum and current gradient
+            if nesterov and psi > 0:  # Dozat's Algorithm 2: the momentum coefficient warms up
+                m_hat = mu(t + 1) * m[i] / (1 - product * mu(t + 1)) + (1 - mu(t)) * g[i] / (1 - product)
+            elif nesterov:  # no schedule: look-ahead mix of next momentum and current gradient
                 m_hat = b1 * m[i] / (1 - b1 ** (t + 1)) + (1 - b1) * g[i] / (1 - b1 ** t)
             else:
                 m_hat = m[i] / (1 - b1 ** t)
@@ -125,6 +133,8 @@ def ref_ftrl(c):
     shrink = c.get("l2_shrinkage", 0.0)
     n = [c.get("initial_accumulator_value", 0.1)] * 3
     w, z, out = list(THETA0), [0.0] * 3, []
+    if c.get("keep_initial_weights"):   # the initial proximal term centred on the initial weights
+        z = [-(ni ** p) / lr * wi for ni, wi in zip(n, w)]
     for g in GRADS:
         for i in range(3):
             n_new = n[i] + g[i] ** 2
@@ -163,12 +173,14 @@ GOLDEN_CASES = {
                 {"learning_rate": 0.01, "momentum": 0.5, "centered": True, "rho": 0.8},
                 {"learning_rate": 0.01, "centered": True, "epsilon": 1e-3}],
     "adam": [{"learning_rate": 0.01}, ADAM_VARIANT],
-    "nadam": [{"learning_rate": 0.01}, ADAM_VARIANT],
+    "nadam": [{"learning_rate": 0.01}, ADAM_VARIANT, {"learning_rate": 0.01, "momentum_decay": 0.004},
+              {**ADAM_VARIANT, "momentum_decay": 1.0}],
     "adamw": [{"learning_rate": 0.01}, {**ADAM_VARIANT, "weight_decay": 0.2}],
     "adamax": [{"learning_rate": 0.01}, ADAM_VARIANT],
     "ftrl": [{"learning_rate": 0.1}, {"learning_rate": 0.5, "learning_rate_power": -0.3},
              {"learning_rate": 0.5, "l1": 0.3, "l2": 0.1, "beta": 0.5, "l2_shrinkage": 0.2,
-              "initial_accumulator_value": 0.3}],
+              "initial_accumulator_value": 0.3},
+             {"learning_rate": 0.5, "l1": 0.3, "l2": 0.1, "l2_shrinkage": 0.2, "keep_initial_weights": True}],
 }
 
 
@@ -219,9 +231,9 @@ def _torch_optimizer(torch, name, params, c):
         return o.AdamW(params, lr=lr, betas=betas, eps=eps or 1e-8,
                        weight_decay=c.get("weight_decay", 0.01), foreach=False)
     if name == "nadam":
-        # an enormous momentum_decay makes torch's mu_t equal beta_1 at every step
-        return o.NAdam(params, lr=lr, betas=betas, eps=eps or 1e-8, momentum_decay=1e12,
-                       foreach=False)
+        # momentum_decay 0 here is no schedule; an enormous one makes torch's mu_t equal beta_1 too
+        return o.NAdam(params, lr=lr, betas=betas, eps=eps or 1e-8,
+                       momentum_decay=c.get("momentum_decay") or 1e12, foreach=False)
     if name == "adamax":
         return o.Adamax(params, lr=lr, betas=betas, eps=eps or 1e-8, foreach=False)
     return None
@@ -254,6 +266,68 @@ def _compare_with_torch(torch, name, cfg):
         reference.step()
         opt.update_step(theta, g.copy(), state)
         np.testing.assert_allclose(theta, p.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cfg", [{"learning_rate": 0.01, "momentum_decay": 0.004},
+                                 {"learning_rate": 0.003, "beta_1": 0.99, "momentum_decay": 0.004}])
+def test_nadam_with_dozats_schedule_matches_torch_over_a_long_run(cfg):
+    # long enough for the momentum product to drop below NEGLIGIBLE_PRODUCT, where the kernel stops
+    # multiplying: torch's 1 - product must already be exactly 1.0 there
+    torch = pytest.importorskip("torch")
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        rng = np.random.default_rng(8)
+        theta0, grads = rng.normal(size=6), rng.normal(size=(600, 6))
+        p = torch.nn.Parameter(torch.tensor(theta0))
+        reference = _torch_optimizer(torch, "nadam", [p], cfg)
+        opt = make_optimizer({"name": "nadam", **cfg})
+        theta, state = theta0.copy(), opt.build(6)
+        for step, g in enumerate(grads, start=1):
+            p.grad = torch.tensor(g)
+            reference.step()
+            opt.update_step(theta, g.copy(), state)
+            np.testing.assert_allclose(theta, p.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=f"step {step}")
+        assert reference.state[p]["mu_product"] < optim.NEGLIGIBLE_PRODUCT
+    finally:
+        torch.set_default_dtype(previous)
+
+
+KERAS_NADAM = """
+import json, os, sys
+os.environ.setdefault("KERAS_BACKEND", "torch")
+import numpy as np, keras
+keras.config.set_floatx("float64")
+c = json.loads(sys.stdin.read())
+var = keras.Variable(np.array(c["theta0"]), dtype="float64")
+opt = keras.optimizers.Nadam(learning_rate=c["lr"], beta_1=c["beta_1"], beta_2=c["beta_2"], epsilon=c["epsilon"])
+out = []
+for g in c["grads"]:
+    opt.apply_gradients([(keras.ops.convert_to_tensor(np.array(g), dtype="float64"), var)])
+    out.append(keras.ops.convert_to_numpy(var).tolist())
+print(json.dumps(out))
+"""
+
+
+def test_nadam_with_momentum_decay_1_is_keras_nadam():
+    """Keras 3's Nadam warms its momentum up as b1 * (1 - 0.5 * 0.96^t): momentum_decay 1."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras is not installed")
+    rng = np.random.default_rng(9)
+    theta0, grads = rng.normal(size=4), rng.normal(size=(40, 4))
+    c = {"lr": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+    done = subprocess.run([sys.executable, "-c", KERAS_NADAM], capture_output=True, text=True, check=True,
+                          input=json.dumps({**c, "theta0": theta0.tolist(), "grads": grads.tolist()}))
+    expected = json.loads(done.stdout.strip().splitlines()[-1])
+    opt = make_optimizer({"name": "nadam", "learning_rate": c["lr"], "epsilon": c["epsilon"], "momentum_decay": 1.0})
+    theta, state = theta0.copy(), opt.build(4)
+    for g, want in zip(grads, expected):
+        opt.update_step(theta, g.copy(), state)
+        np.testing.assert_allclose(theta, want, rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------- behaviour

@@ -335,15 +335,7 @@ class Adam(Optimizer):
     the square root of the bias-corrected v, as torch does (the book puts it
     inside).  The book's m has the opposite sign; the trajectory is the same.
 
-    Nadam (the "nadam" entry, Nesterov flag set; Dozat 2016) replaces m by
-    a look-ahead mix of the next momentum and the current gradient:
-
-        theta <- theta - lr * (b1 * m / (1 - b1^(t+1)) + (1 - b1) * g / (1 - b1^t))
-                        / (sqrt(v) / sqrt(1 - b2^t) + eps)
-
-    This is torch.optim.NAdam without its momentum-decay schedule (mu_t =
-    b1 at every step; torch's momentum_decay -> infinity) and optax's
-    ``adam(nesterov=True)``.
+    Nadam is the "nadam" entry (:class:`Nadam`, Nesterov flag set).
     """
 
     name = "adam"
@@ -358,12 +350,47 @@ class Adam(Optimizer):
 
 @register_optimizer
 class Nadam(Adam):
-    """Nadam: :class:`Adam` with the Nesterov flag (update in Adam's docstring)."""
+    """Nadam: :class:`Adam` with a Nesterov look-ahead (the Nesterov flag), m and v as in Adam.
+
+    Dozat (2016, "Incorporating Nesterov Momentum into Adam") lets the momentum
+    coefficient warm up over training, mu_t = b1 * (1 - 0.5 * 0.96^(t * psi))
+    with psi = 1/250, and mixes the next momentum with the current gradient:
+
+        P_t = mu_1 * mu_2 * ... * mu_t
+        theta <- theta - lr * (mu_{t+1} * m / (1 - P_t * mu_{t+1}) + (1 - mu_t) * g / (1 - P_t))
+                        / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    ``momentum_decay`` is psi.  The variants, and what each library calls Nadam:
+
+    * momentum_decay 0 (the default here, and what presets without the key
+      run): no schedule, mu_t = b1 at every step, so the update reads
+      theta <- theta - lr * (b1 * m / (1 - b1^(t+1)) + (1 - b1) * g / (1 - b1^t)) / d.
+      This is optax's ``nadam`` (``adam(nesterov=True)``) and torch's NAdam in
+      the limit of a huge momentum_decay.  Note: torch's momentum_decay=0
+      means something else (mu_t = b1/2 at every step); here 0 switches the
+      schedule off.
+    * momentum_decay 0.004: Dozat's schedule as published, and the default
+      of torch.optim.NAdam (its momentum_decay).
+    * momentum_decay 1: keras.optimizers.Nadam (Keras 3), which uses
+      mu_t = b1 * (1 - 0.5 * 0.96^t): the warm-up is over within ~100 steps
+      (Keras's epsilon default is 1e-7; it is 1e-8 here, as in torch).
+
+    The product P_t is recomputed from t with the current b1, so the state is
+    Adam's; under a 1cycle schedule that cycles b1 this uses this step's b1 for
+    the past steps too, where torch multiplies the values it actually used.
+    """
 
     name = "nadam"
     title = "Nadam"
     fixed_hyper = {optim.H_NESTEROV: 1.0}
     default_learning_rate = 0.002
+    hyperparameters = {
+        **Adam.hyperparameters,
+        "momentum_decay": _non_negative(0.0, "Dozat's momentum schedule ψ: β1 warms up as "
+                                             "β1·(1 − 0.5·0.96^(t·ψ)); 0 = no schedule (optax), 0.004 = "
+                                             "Dozat and torch, 1 = Keras."),
+    }
+    hyper_slots = {**Adam.hyper_slots, "momentum_decay": optim.H_MOMENTUM_DECAY}
 
 
 @register_optimizer
@@ -422,6 +449,19 @@ class Ftrl(Optimizer):
     The weights are recomputed from z and n every step, so l1 sets weights
     exactly to zero while |z| <= l1: that is what makes the model sparse.
 
+    The restart (Keras's behaviour, kept by default): each step recomputes
+    the weights from z and n alone, and z starts at 0, so the first step gives
+
+        w_1 = w_0 * (1 - (n_0 / n_1)^p) - (g + ...) / (n_1^p / lr + ...)
+
+    which forgets most of the initial weights w_0 wherever g * g is small
+    next to initial_accumulator_value n_0: the initial accumulator's proximal
+    term is centred on 0, not on w_0.  On a deep net that means FTRL starts
+    over from weights near zero, and part of its sparsity comes from there.
+    ``keep_initial_weights`` centres that term on w_0 instead (z starts at
+    -n_0^p / lr * w_0), so the first step is w_1 = w_0 - lr * g / n_1^p when
+    l1 = l2 = beta = shrinkage = 0: McMahan's algorithm started at w_0.
+
     Departure from Keras: where the denominator is 0 (initial_accumulator_value
     0, no gradient seen yet, l2 = beta = 0) the weight is 0, as in McMahan et
     al.'s Algorithm 1 (a coordinate without history has weight 0); Keras
@@ -442,9 +482,13 @@ class Ftrl(Optimizer):
         "l2": _non_negative(0.0, "L2 regularization strength (stabilization penalty)."),
         "l2_shrinkage": _non_negative(0.0, "L2 shrinkage: an L2 penalty added to the loss's gradient."),
         "beta": _non_negative(0.0, "The paper's β, added to the per-weight step size denominator."),
+        "keep_initial_weights": Param(False, "Continue from the starting weights: the first step "
+                                             "moves them instead of restarting near zero (Keras: false).",
+                                      kind="bool"),
     }
     hyper_slots = {"learning_rate_power": optim.H_LR_POWER, "l1": optim.H_L1, "l2": optim.H_L2,
-                   "beta": optim.H_FTRL_BETA, "l2_shrinkage": optim.H_L2_SHRINKAGE}
+                   "beta": optim.H_FTRL_BETA, "l2_shrinkage": optim.H_L2_SHRINKAGE,
+                   "keep_initial_weights": optim.H_FTRL_KEEP_INITIAL}
     default_learning_rate = 0.001
 
     def _initialize_slots(self, slots):

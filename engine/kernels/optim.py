@@ -51,7 +51,13 @@ H_L1 = 7              # FTRL: L1 strength
 H_L2 = 8              # FTRL: L2 strength
 H_FTRL_BETA = 9       # FTRL: the paper's beta
 H_L2_SHRINKAGE = 10   # FTRL: L2 shrinkage
-HYPER_SIZE = 11
+H_MOMENTUM_DECAY = 11  # Nadam: rate psi of Dozat's momentum schedule (torch's momentum_decay); 0 = no schedule
+H_FTRL_KEEP_INITIAL = 12  # FTRL flag, nonzero = the first step continues from the initial weights
+HYPER_SIZE = 13
+
+# Below this, 1 - x rounds to exactly 1.0 in float64 (it does from 2**-54 on), so a product of
+# momentum factors smaller than this no longer changes a bias correction.
+NEGLIGIBLE_PRODUCT = 2.0 ** -60
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -157,17 +163,37 @@ def rmsprop_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def nadam_momentum_product(beta_1, psi, step):
+    """prod_{i=1..step} mu_i with Dozat's mu_i = beta_1 * (1 - 0.5 * 0.96^(i*psi)), multiplied in
+    step order as torch.optim.NAdam accumulates its ``mu_product``.  Once the product drops below
+    NEGLIGIBLE_PRODUCT it is returned as 0: every later 1 - product is 1.0 either way, and the loop
+    stays short (tens of steps at the usual beta_1)."""
+    product = 1.0
+    for i in range(1, step + 1):
+        product *= beta_1 * (1.0 - 0.5 * 0.96 ** (i * psi))
+        if product < NEGLIGIBLE_PRODUCT:
+            return 0.0
+    return product
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def adam_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
     """Adam family: Adam, Nadam (nesterov flag) and AdamW (decoupled decay).
 
     slots (2, n): [0] first moment m, [1] second moment v.
     hyper: H_MOMENTUM beta_1, H_SQUARE_DECAY beta_2, H_EPSILON, H_NESTEROV flag,
-    H_WEIGHT_DECAY decoupled weight decay wd.  With t = step:
+    H_WEIGHT_DECAY decoupled weight decay wd, H_MOMENTUM_DECAY psi (Nadam only).
+    With t = step:
         theta *= 1 - lr*wd                         (only if wd > 0)
         m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
         d = sqrt(v) / sqrt(1 - b2^t) + eps
         Adam:  theta -= lr/(1 - b1^t) * m / d
-        Nadam: theta -= lr * (b1*m/(1 - b1^(t+1)) + (1-b1)*g/(1 - b1^t)) / d
+        Nadam, psi = 0 (no momentum schedule):
+               theta -= lr * (b1*m/(1 - b1^(t+1)) + (1-b1)*g/(1 - b1^t)) / d
+        Nadam, psi > 0 (Dozat's schedule, torch.optim.NAdam):
+               mu_t = b1 * (1 - 0.5 * 0.96^(t*psi));  P_t = mu_1 * ... * mu_t
+               theta -= lr * (mu_{t+1}*m/(1 - P_t*mu_{t+1}) + (1-mu_t)*g/(1 - P_t)) / d
+    P_t is recomputed from t (nadam_momentum_product), so the slots are Adam's.
     """
     dt = theta.dtype.type
     b1 = hyper[H_MOMENTUM]
@@ -184,8 +210,16 @@ def adam_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
     decay = dt(1.0 - lr * hyper[H_WEIGHT_DECAY])
     use_decay = hyper[H_WEIGHT_DECAY] != 0.0
     step_size = dt(lr / bc1)
-    coef_m = dt(lr * b1 / (1.0 - b1 ** (step + 1)))
-    coef_g = dt(lr * (1.0 - b1) / bc1)
+    psi = hyper[H_MOMENTUM_DECAY]
+    if nesterov and psi > 0.0:
+        mu = b1 * (1.0 - 0.5 * 0.96 ** (step * psi))
+        mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
+        product = nadam_momentum_product(b1, psi, step)
+        coef_m = dt(lr * mu_next / (1.0 - product * mu_next))
+        coef_g = dt(lr * (1.0 - mu) / (1.0 - product))
+    else:
+        coef_m = dt(lr * b1 / (1.0 - b1 ** (step + 1)))
+        coef_g = dt(lr * (1.0 - b1) / bc1)
     t = theta[lo:hi]
     g = grad[lo:hi]
     m_row = slots[0, lo:hi]
@@ -241,9 +275,12 @@ def ftrl_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
     slots (2, n): [0] accumulator n (starts at initial_accumulator_value),
     [1] linear term z.
     hyper: H_LR_POWER p (<= 0), H_L1, H_L2, H_FTRL_BETA beta,
-    H_L2_SHRINKAGE.  With w = theta before the step:
+    H_L2_SHRINKAGE, H_FTRL_KEEP_INITIAL flag.  With w = theta before the step:
         n' = n + g*g
         z += g + 2*l2_shrinkage*w - (n'^-p - n^-p) / lr * w
+    (on step 1 with the flag set, n^-p is left out of that difference: the
+    initial accumulator's proximal term is centred on the initial weights,
+    as if z had started at -n^-p / lr * w, instead of on 0)
         w  = (clip(z, -l1, l1) - z) / (n'^-p / lr + 2*l2 + beta/lr)
     and w = 0 where that denominator is 0 (n' = 0: no gradient seen yet, and
     l2 = beta = 0), as in McMahan et al.'s Algorithm 1, where a coordinate
@@ -258,6 +295,7 @@ def ftrl_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
     inv_lr = dt(1.0 / lr)
     quad_extra = dt(2.0 * hyper[H_L2] + hyper[H_FTRL_BETA] / lr)
     shrink = dt(2.0 * hyper[H_L2_SHRINKAGE])
+    keep_initial = hyper[H_FTRL_KEEP_INITIAL] != 0.0 and step == 1
     t = theta[lo:hi]
     g = grad[lo:hi]
     acc = slots[0, lo:hi]
@@ -273,6 +311,8 @@ def ftrl_kernel(theta, grad, slots, lo, hi, step, lr, hyper):
         else:
             root_new = n_new ** p
             root_old = n_old ** p
+        if keep_initial:
+            root_old = zero
         z = lin[i] + gi + shrink * w - (root_new - root_old) * inv_lr * w
         lin[i] = z
         acc[i] = n_new
