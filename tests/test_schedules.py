@@ -237,3 +237,74 @@ def test_rates_need_start_and_onecycle_needs_steps():
         s.learning_rates(0, 3)
     with pytest.raises(ExperimentError, match="onecycle"):
         make_schedule({"name": "onecycle"}).start(0.1, 0, 10)
+
+
+# ---------------------------------------------------------------- 1cycle meets the optimizer
+
+def _trainer(optimizer, **schedule):
+    from engine.spec.experiment import resolve_experiment
+    from engine.training.trainer import Trainer
+
+    return Trainer(resolve_experiment({
+        "seed": 6, "data": {"name": "moons", "n_samples": 120},
+        "model": {"layers": [{"units": 8, "activation": "tanh"}, {"units": 8, "activation": "elu"}]},
+        "optimizer": {"learning_rate": 0.05, **optimizer}, "schedule": {"name": "onecycle", **schedule},
+        "training": {"epochs": 3, "batch_size": 30, "shuffle": False}}))
+
+
+def _replay_by_hand(trainer, steps, momenta):
+    """The trainer's steps with its own gradient and update kernels called one by one: the
+    rate of the schedule, and ``momenta[s]`` (or the optimizer's own setting where None) as
+    the momentum column of the kernel's hyperparameters."""
+    from engine.kernels import optim
+    from engine.kernels.network import MODE_TRAIN, loss_and_gradient
+
+    net, work, data, opt = trainer.net, trainer._work, trainer._train_set, trainer.optimizer
+    order, starts = trainer._epoch_order()
+    lrs = trainer.schedule.learning_rates(0, steps)
+    for s in range(steps):
+        batch = s % trainer.steps_per_epoch
+        rows = order[starts[batch]:starts[batch + 1]]
+        loss_and_gradient(net.ints, net.floats, net.theta, work.grad, net.buffers, data.x, data.y_int,
+                          data.y_float, net.loss_code, rows, work.rng, work.ws, work.uws, work.xb,
+                          net.lowest_trainable_layer(), MODE_TRAIN)
+        hyper = opt.hyper_array()
+        if momenta is not None:
+            hyper[optim.H_MOMENTUM] = momenta[s]
+        for lo, hi in net.trainable_ranges():
+            opt.kernel(net.theta, work.grad, trainer.opt_state.slots, lo, hi, s + 1, lrs[s], hyper)
+    return net.theta.copy()
+
+
+CYCLING = [({"name": "momentum", "momentum": 0.9}, True), ({"name": "nesterov", "momentum": 0.9}, True),
+           ({"name": "rmsprop", "momentum": 0.5}, True), ({"name": "adam"}, True), ({"name": "adamax"}, True),
+           ({"name": "rmsprop"}, False), ({"name": "momentum", "momentum": 0.0}, False),
+           ({"name": "adam", "beta_1": 0.0}, False), ({"name": "sgd"}, False), ({"name": "adagrad"}, False)]
+
+
+@pytest.mark.parametrize("optimizer,cycles", CYCLING, ids=lambda v: str(v))
+def test_1cycle_cycles_a_momentum_only_where_one_is_on(optimizer, cycles):
+    steps = 10   # 4 batches an epoch, 12 steps in all: the cycle's peak (step 5) lies inside
+    trained = _trainer(optimizer)
+    moms = np.concatenate([trained.run_steps(*trained._epoch_order(), 0, n)[4] for n in (4, 4, 2)])
+    assert trained.optimizer.momentum_on == cycles
+    cycled = trained.schedule.momenta(0, steps)
+    if cycles:   # the cycled value reached the kernel, step by step
+        np.testing.assert_array_equal(moms, cycled)
+        assert np.array_equal(trained.net.theta, _replay_by_hand(_trainer(optimizer), steps, cycled))
+        assert not np.array_equal(trained.net.theta, _replay_by_hand(_trainer(optimizer), steps, None))
+    else:        # the optimizer's own setting (0 for RMSProp) at every step, bit for bit
+        assert np.all(moms < 0)   # "not cycled" as the training loop encodes it
+        assert np.array_equal(trained.net.theta, _replay_by_hand(_trainer(optimizer), steps, None))
+        untouched = _trainer(optimizer, cycle_momentum=False)
+        for n in (4, 4, 2):
+            untouched.run_steps(*untouched._epoch_order(), 0, n)
+        assert np.array_equal(trained.net.theta, untouched.net.theta)
+
+
+def test_cycle_momentum_false_leaves_even_sgd_momentum_alone():
+    s = make_schedule({"name": "onecycle", "cycle_momentum": False})
+    s.start(0.1, 100, 10)
+    assert s.momenta(0, 5) is None and s.learning_rates(45, 1)[0] == pytest.approx(0.1)
+    trainer = _trainer({"name": "momentum", "momentum": 0.9}, cycle_momentum=False)
+    assert np.all(trainer.run_steps(*trainer._epoch_order(), 0, 4)[4] < 0)

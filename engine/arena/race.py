@@ -247,7 +247,7 @@ class Racer:
                 i0 = self._n
                 chunk = min(n - taken, self._steps_per_epoch - i0 % self._steps_per_epoch)
                 lrs = self.schedule.learning_rates(i0, chunk)
-                momenta = self.schedule.momenta(i0, chunk) if optimizer.cycled else None
+                momenta = self.schedule.momenta(i0, chunk) if optimizer.momentum_on else None
                 for k in range(chunk):
                     if noise is not None:
                         grad += noise[taken]
@@ -377,7 +377,7 @@ class Racer:
         start = np.zeros(2) if at_origin else self.theta
         theta = start.copy()
         state = OptimizerState(self.state.slots.copy(), self.state.step)
-        momenta = self.schedule.momenta(self._n, 1) if self.optimizer.cycled else None
+        momenta = self.schedule.momenta(self._n, 1) if self.optimizer.momentum_on else None
         with np.errstate(all="ignore"):
             self.optimizer.update_step(theta, np.ascontiguousarray(grad, dtype=np.float64), state,
                                        lr=self.next_learning_rate(),

@@ -75,7 +75,9 @@ class Optimizer:
     Hyperparameters without a slot are used here, not by the kernel
     (initial accumulator values).  ``cycled``, the hyperparameter a 1cycle
     schedule may replace step by step, is whichever one sits in the
-    H_MOMENTUM column, because that is the column the training loop writes.
+    H_MOMENTUM column, because that is the column the training loop writes;
+    the schedule replaces it only where :attr:`momentum_on` (see
+    :class:`engine.catalog.schedules.OneCycle`).
     """
 
     name: ClassVar[str]
@@ -104,6 +106,13 @@ class Optimizer:
             self._hyper[column] = float(self.hyper[key])
         for column, value in self.fixed_hyper.items():
             self._hyper[column] = float(value)
+
+    @property
+    def momentum_on(self) -> bool:
+        """Whether this optimizer has a momentum term (``cycled``: momentum, or the Adam family's
+        beta_1) and it is switched on (> 0).  Only then does a 1cycle schedule cycle it: writing
+        0.85-0.95 into RMSProp's momentum 0 would add a momentum the user did not ask for."""
+        return self.cycled is not None and float(self.hyper[self.cycled]) > 0.0
 
     @classmethod
     def learning_rate_param(cls) -> Param:

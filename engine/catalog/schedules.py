@@ -6,7 +6,7 @@ for chunks of rates with ``learning_rates(first_step, n)`` (0-based global
 step numbers), and reports each epoch's validation loss through
 ``on_epoch_end``.  ``momenta`` returns the per-step value of the optimizer's
 cycled hyperparameter (momentum or beta_1) for schedules that cycle it, else
-None.  ``state_dict``/``load_state_dict`` carry whatever a resumed run needs
+None; the caller applies it only where ``optimizer.momentum_on``.  ``state_dict``/``load_state_dict`` carry whatever a resumed run needs
 beyond the step number (only the performance schedule has any).
 
 Throughout, t is the 0-based global step number (optimizer updates so far).
@@ -230,9 +230,21 @@ class OneCycle(Schedule):
       H <= t < C:  it falls linearly back to max_lr / div_factor;
       C <= t < T:  it anneals linearly to max_lr / div_factor / final_div_factor,
                    reached exactly at the last step t = T - 1, and stays there.
-    The momentum (the optimizer's cycled hyperparameter: momentum or beta_1)
-    moves the opposite way: max_momentum -> min_momentum at H -> max_momentum
-    at C, and stays at max_momentum during the final anneal.
+    The momentum moves the opposite way: max_momentum -> min_momentum at H ->
+    max_momentum at C, and stays at max_momentum during the final anneal.
+
+    Which momentum is cycled: the optimizer's momentum term, only where it has
+    one and it is on (``Optimizer.momentum_on``): momentum and Nesterov with
+    momentum > 0, RMSProp with momentum > 0, and beta_1 of Adam, Nadam, AdamW
+    and AdaMax when beta_1 > 0 (their running mean of gradients is a momentum
+    term, and torch.optim.lr_scheduler.OneCycleLR and fastai's fit_one_cycle
+    both cycle beta_1).  SGD, AdaGrad, FTRL, and RMSProp or momentum at 0 keep
+    their settings: a term the user switched off is not switched on.  This is
+    fastai's behaviour (its SGD and RMSProp with mom=0 build no momentum step,
+    so the cycled value is never read); torch's OneCycleLR instead writes the
+    cycle into any optimizer that has a momentum setting, even at 0, which for
+    RMSProp turns on a momentum of 0.85-0.95.  Keras ships no 1cycle
+    schedule.  ``cycle_momentum`` false leaves the momentum alone everywhere.
     """
 
     name = "onecycle"
@@ -249,6 +261,9 @@ class OneCycle(Schedule):
                               low=0.0, high=1.0, high_open=True),
         "min_momentum": Param(0.85, "Momentum at the peak learning rate; default 0.85.",
                               low=0.0, high=1.0, high_open=True),
+        "cycle_momentum": Param(True, "Cycle the optimizer's momentum (Adam family: β1) against the rate, "
+                                      "only where it has one that is on (> 0); false = leave it alone.",
+                                kind="bool"),
     }
 
     def _validate(self):
@@ -286,6 +301,8 @@ class OneCycle(Schedule):
         return np.where(annealing, low + (final - low) * anneal, rates)
 
     def momenta(self, first_step, n):
+        if not self.params["cycle_momentum"]:
+            return None
         steps = self._steps(first_step, n)
         hi, lo = self.params["max_momentum"], self.params["min_momentum"]
         rising, falling, _, up, down, _ = self._phases(steps)

@@ -197,7 +197,7 @@ class Trainer:
         return np.asarray(self.schedule.learning_rates(first, n), dtype=np.float64)
 
     def _momenta(self, first: int, n: int) -> np.ndarray:
-        moms = self.schedule.momenta(first, n)
+        moms = self.schedule.momenta(first, n) if self.optimizer.momentum_on else None
         return np.full(n, -1.0) if moms is None else np.asarray(moms, dtype=np.float64)
 
     def run_steps(self, order, starts, first_batch, n, control=None):
