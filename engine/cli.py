@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--raw", action="store_true", help="inputs are already standardized")
     predict.add_argument("--out", help="write the CSV here instead of printing it")
     predict.set_defaults(func=_predict)
-    finder = sub.add_parser("lr-find", help="learning-rate finder: exponential sweep, loss vs rate, suggestion")
+    finder = sub.add_parser("lr-find", help="learning-rate finder: exponential sweep, loss vs rate, turning "
+                                            "point and suggestion (turning point / 10)")
     finder.add_argument("experiment", help="preset name or path to an experiment JSON file")
     finder.add_argument("--min-lr", type=float, default=1e-6, help="first rate of the sweep (default 1e-6)")
     finder.add_argument("--max-lr", type=float, default=10.0, help="last rate of the sweep (default 10)")

@@ -75,18 +75,26 @@ def test_the_sweep_grows_exponentially_stops_at_the_blow_up_and_suggests_a_sane_
     assert np.allclose(ratios, ratios[0])                       # exponential: constant ratio per step
     assert math.isclose(r.lrs[0], 1e-5)
     assert r.stopped_early and r.lrs[-1] < 100.0               # the loss blew up before 100
-    assert math.isclose(r.suggested_lr, r.lr_at_min_loss / 10)
-    assert 1e-4 < r.suggested_lr < 1.0 and r.steepest_lr <= r.lr_at_min_loss
     i = int(np.argmin(r.smoothed))
     assert r.smoothed[i] < 0.8 * r.smoothed[0]                 # the loss did fall somewhere in the sweep
+    # the book's rule: the turning point is where the smoothed loss stops falling and climbs;
+    # the suggestion is ten times lower
+    assert r.turning_lr == r.lrs[i] and np.all(r.smoothed[i + 1:] > r.smoothed[i])
+    assert math.isclose(r.suggested_lr, r.turning_lr / 10) and "turning point / 10" in r.rule
+    assert 1e-5 < r.suggested_lr < 1.0 and r.steepest_lr <= r.turning_lr
+    markers = r.markers()                                      # what a plot marks, labelled
+    assert list(markers) == ["turning point", "suggested (turning point / 10)"]
+    assert markers["turning point"] == (r.turning_lr, r.smoothed[i])
+    lr, loss = markers["suggested (turning point / 10)"]
+    j = int(np.searchsorted(r.lrs, lr))                        # on the curve, between two sweep points
+    assert lr == r.suggested_lr and min(r.smoothed[j - 1:j + 1]) <= loss <= max(r.smoothed[j - 1:j + 1])
 
 
 def test_the_suggestion_feeds_a_1cycle_schedule_or_the_learning_rate():
     r = find_learning_rate(experiment(), steps=200)
     one = apply_suggestion(experiment(schedule={"name": "onecycle"}), r)
-    # the cycle peaks at the turning point and starts 10x lower, at the constant-rate suggestion
-    assert one["schedule"]["max_lr"] == r.lr_at_min_loss and one["optimizer"]["learning_rate"] == 0.05
-    assert math.isclose(one["schedule"]["max_lr"] / one["schedule"]["div_factor"], r.suggested_lr)
+    # the book picks 1cycle's peak like a good constant rate: ten times below the turning point
+    assert one["schedule"]["max_lr"] == r.suggested_lr < r.turning_lr and one["optimizer"]["learning_rate"] == 0.05
     plain = apply_suggestion(experiment(), r)
     assert plain["optimizer"]["learning_rate"] == r.suggested_lr
     with pytest.raises(ValueError):
@@ -114,7 +122,8 @@ def test_the_cli_prints_the_sweep_and_writes_it(tmp_path, capsys):
     out = tmp_path / "sweep.csv"
     assert cli.main(["lr-find", str(path), "--steps", "120", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "suggested learning rate:" in text
+    assert "suggested learning rate:" in text and "10x below the turning point" in text
+    assert "turning point (lowest smoothed loss, where the loss starts to climb)" in text
     lines = out.read_text().splitlines()
     assert lines[0] == "learning_rate,loss,smoothed" and 10 < len(lines) <= 121
     assert cli.main(["lr-find", str(path), "--min-lr", "1", "--max-lr", "0.1"]) == 2

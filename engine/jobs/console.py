@@ -81,10 +81,11 @@ def format_sweep(result, rows: int = 16) -> str:
     if result.lrs.size:
         for i in np.unique(np.linspace(0, result.lrs.size - 1, min(rows, result.lrs.size)).astype(int)):
             lines.append(f"{result.lrs[i]:14.3g} {result.losses[i]:10.4f} {result.smoothed[i]:10.4f}")
-    lines.append(f"lowest smoothed loss at lr {result.lr_at_min_loss:.3g}; steepest descent at "
-                 f"{result.steepest_lr:.3g}" + ("; the loss blew up after that" if result.stopped_early else ""))
-    lines.append(f"suggested learning rate: {result.suggested_lr:.3g} (10x below the lowest-loss rate; "
-                 f"a constant rate; a 1cycle schedule would peak at {result.lr_at_min_loss:.3g})")
+    lines.append(f"turning point (lowest smoothed loss, where the loss starts to climb) at lr "
+                 f"{result.turning_lr:.3g}; steepest descent at {result.steepest_lr:.3g}"
+                 + ("; the loss blew up after that" if result.stopped_early else ""))
+    lines.append(f"suggested learning rate: {result.suggested_lr:.3g} (the book's rule: 10x below the turning "
+                 f"point; used as the constant rate, or as a 1cycle schedule's peak)")
     return "\n".join(lines)
 
 

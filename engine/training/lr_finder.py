@@ -9,12 +9,15 @@ its lowest value (or becomes NaN).  Afterwards everything is put back as it
 was: weights, BN statistics, optimizer state, step counters and random
 streams, so the finder can be run on a fresh or a half-trained network.
 
-The suggestion follows the usual rule of thumb: a good rate is about ten
-times lower than the rate at which the loss is lowest, i.e. just before it
-starts to climb (``suggested_lr = lr_at_min_loss / 10``), a sensible constant
-rate.  A 1cycle schedule (:func:`apply_suggestion`) peaks at the turning point
-itself and starts ten times lower, at about that suggestion.  The rate where
-the smoothed loss falls fastest (``steepest_lr``) is reported too.
+The suggestion follows the book (chapter 11, "Learning Rate Scheduling"): the
+loss falls, then turns and climbs; a good learning rate lies well below that
+turning point, about ten times lower.  Here the turning point (``turning_lr``)
+is the rate of the lowest smoothed loss, the last rate before the loss climbs,
+and the suggestion is ``suggested_lr = turning_lr / 10`` (:data:`RULE`).  The
+suggestion is what the finder hands on (:func:`apply_suggestion`): as the
+optimizer's constant rate, or as a 1cycle schedule's peak rate, which the book
+picks the same way (the cycle then starts div_factor times lower).  The rate
+where the smoothed loss falls fastest (``steepest_lr``) is reported too.
 """
 from __future__ import annotations
 
@@ -30,15 +33,29 @@ from engine.spec.overrides import apply_overrides
 from engine.training.trainer import Trainer
 
 
+RULE = "suggested rate = turning point / 10 (turning point: the lowest smoothed loss, where the loss starts to climb)"
+
+
 @dataclass(frozen=True)
 class LRFinderResult:
     lrs: np.ndarray            # (k,) learning rate of each step of the sweep
     losses: np.ndarray         # (k,) training loss of each step
     smoothed: np.ndarray       # (k,) bias-corrected exponential moving average of the losses
-    suggested_lr: float        # lr_at_min_loss / 10
-    lr_at_min_loss: float      # where the smoothed loss is lowest
+    suggested_lr: float        # turning_lr / 10: the rate the finder hands on (RULE)
+    turning_lr: float          # where the smoothed loss is lowest, just before it climbs
     steepest_lr: float         # where the smoothed loss falls fastest per log-step of lr
     stopped_early: bool        # the loss blew up (or became NaN) before max_lr
+    rule: str = RULE           # how suggested_lr follows from the sweep, in words
+
+    def markers(self) -> dict[str, tuple[float, float]]:
+        """The two points a plot of smoothed loss against rate marks, by label: (rate, smoothed
+        loss there, read off the curve on a log-rate axis).  Empty when the sweep found none."""
+        if not (math.isfinite(self.turning_lr) and self.lrs.size):
+            return {}
+        log_lrs = np.log(self.lrs)
+        return {label: (lr, float(np.interp(math.log(lr), log_lrs, self.smoothed)))
+                for label, lr in (("turning point", self.turning_lr),
+                                  ("suggested (turning point / 10)", self.suggested_lr))}
 
 
 class _Sweep(Schedule):
@@ -135,31 +152,29 @@ def _result(lrs, losses, sm, stopped) -> LRFinderResult:
     if not finite.any():
         return LRFinderResult(lrs, losses, sm, math.nan, math.nan, math.nan, stopped)
     i_min = int(np.nanargmin(np.where(finite, sm, np.inf)))
-    lr_min = float(lrs[i_min])
+    turning = float(lrs[i_min])
     # steepest descent of the smoothed loss per unit of log(lr), before the minimum
     # (the first tenth of the sweep is skipped: the moving average is still settling there)
-    steepest = lr_min
+    steepest = turning
     skip = max(1, len(sm) // 10)
     if i_min - skip >= 2:
         part = slice(skip, i_min + 1)
         slope = np.gradient(sm[part], np.log(lrs[part]))
         steepest = float(lrs[part][int(np.argmin(slope))])
-    return LRFinderResult(lrs, losses, sm, lr_min / 10.0, lr_min, steepest, stopped)
+    return LRFinderResult(lrs, losses, sm, turning / 10.0, turning, steepest, stopped)
 
 
 def chosen_rate(experiment: dict, result: LRFinderResult) -> float:
-    """The rate :func:`apply_suggestion` uses: for a 1cycle schedule the peak is the
-    turning point itself (``lr_at_min_loss``: the largest rate that still lowers
-    the loss), so the cycle starts at max_lr / div_factor, about the constant-rate
-    suggestion; for any other schedule the constant-rate suggestion."""
-    if experiment["schedule"]["name"] == "onecycle":
-        return float(result.lr_at_min_loss)
+    """The rate :func:`apply_suggestion` uses: the suggestion, ten times below the
+    turning point, for any schedule (the book picks 1cycle's peak rate like a
+    constant rate; the peak used to be the turning point itself, which is the
+    rate where the loss is about to climb)."""
     return float(result.suggested_lr)
 
 
 def apply_suggestion(experiment: dict, result: LRFinderResult) -> dict:
-    """The experiment with the finder's rate put to use (see :func:`chosen_rate`):
-    the peak rate of a 1cycle schedule, else the optimizer's learning rate."""
+    """The experiment with the finder's suggestion put to use: as the peak rate of a
+    1cycle schedule, else as the optimizer's learning rate."""
     lr = chosen_rate(experiment, result)
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"the learning-rate finder found no usable rate ({lr})")
