@@ -38,8 +38,9 @@ SECTION_DOC = (
     ("variants[].overrides", "object", "{}", ", ".join(OVERRIDABLE),
      "a partial experiment merged into the base (rules below); {} = the base itself"),
     ("variants[].lr_finder", "boolean or object", "false", "true, false or an object of the finder keys below",
-     "run the learning-rate finder on this variant (same seed, weights restored); a 1cycle schedule peaks at "
-     "the rate where the finder's loss was lowest, other schedules start from its suggestion (10x lower)"),
+     "run the learning-rate finder on this variant (same seed, weights restored) and train with its "
+     "suggestion, 10x below the turning point where the loss starts to climb: a 1cycle schedule's peak "
+     "rate, else the optimizer's learning rate"),
     ("variants[].zero_weights_below", "number or null", "null", "> 0",
      "after training, set kernel weights with |w| below this to exactly 0 and report the metrics measured "
      "afterwards (zeroed.json in the run folder has both)"),
