@@ -278,8 +278,11 @@ def _replay_by_hand(trainer, steps, momenta):
 
 CYCLING = [({"name": "momentum", "momentum": 0.9}, True), ({"name": "nesterov", "momentum": 0.9}, True),
            ({"name": "rmsprop", "momentum": 0.5}, True), ({"name": "adam"}, True), ({"name": "adamax"}, True),
-           ({"name": "rmsprop"}, False), ({"name": "momentum", "momentum": 0.0}, False),
-           ({"name": "adam", "beta_1": 0.0}, False), ({"name": "sgd"}, False), ({"name": "adagrad"}, False)]
+           ({"name": "nadam", "momentum_decay": 0.004}, True), ({"name": "rmsprop"}, False), ({"name": "momentum", "momentum": 0.0}, False),
+           ({"name": "adam", "beta_1": 0.0}, False), ({"name": "sgd"}, False), ({"name": "adagrad"}, False),
+           ({"name": "ftrl", "keep_initial_weights": True, "initial_accumulator_value": 0.0}, False)]
+# (the Nadam and FTRL cases also check that the training loop hands the kernels Nadam's momentum_decay and FTRL's
+# flags, with the step numbered from 1)
 
 
 @pytest.mark.parametrize("optimizer,cycles", CYCLING, ids=lambda v: str(v))
