@@ -264,3 +264,26 @@ def test_predict_and_onnx_ignore_augmentation(images, tmp_path):
     assert np.array_equal(outputs[0], outputs[1])
     probs = np.array([[float(v) for v in line.split(",")[-3:]] for line in predicted.splitlines()[1:]])
     np.testing.assert_allclose(outputs[0], probs, atol=1e-5)
+
+
+def test_transfer_cache_is_turned_off_with_a_note(images):
+    """Features cached once from plain images would freeze the augmentation: the frozen phase
+    trains uncached instead, and the stage says why."""
+    from engine.jobs.stages import build_report, format_report, run_stages
+    from engine.spec.stages import StageFinished
+
+    data = {"name": "npz", "path": str(images), "augment": {"shift": 1.0, "flip": 0.5}}
+    exp = resolve_experiment({
+        "name": "augment-stages", "seed": 3, "data": data,
+        "model": {"layers": [{"units": 8, "activation": "relu"}]},
+        "training": {"epochs": 1, "batch_size": 16},
+        "stages": {"seeds": 1, "list": [
+            {"name": "a"},
+            {"name": "b", "reuse": {"from": "a", "layers": "all_but_output"},
+             "phases": [{"name": "frozen", "epochs": 1, "cache": True, "measure_caching": True}]}]}})
+    finished = [e for e in run_stages(exp) if isinstance(e, StageFinished)]
+    b = finished[-1].summary
+    assert b["phases"][0]["cached"] is False and "caching" not in b
+    assert "frozen-layer cache off: data augmentation: shift ±1 px, flip p=0.5" in b["notes"][0]
+    report = build_report(exp["stages"], {"a": [finished[0].summary], "b": [b]})
+    assert "frozen-layer cache off" in format_report(report)

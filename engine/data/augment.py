@@ -24,6 +24,11 @@ from engine.errors import ExperimentError
 from engine.kernels import augment as K
 from engine.params import Param, check_params
 
+AUGMENT_DOC = ("Optional; missing or null: no augmentation. Every training batch is transformed anew "
+               "(flip, rotation and zoom about the centre, shift, crop), then its pixels jittered "
+               "(contrast, brightness, noise), drawn from the seed, the epoch and the batch; validation "
+               "and test images are never changed. Not for the reconstruction task.")
+
 AUGMENT_PARAMS = {
     "shift": Param(0.0, "Largest random translation in pixels along each axis (uniform in [-shift, shift]; "
                         "fractions of a pixel are interpolated).", low=0.0, high=64.0),
