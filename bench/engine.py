@@ -415,79 +415,12 @@ def denormal_input_run(args) -> dict:
 
 # ---------------------------------------------------------------------------------- augmentation
 
-AUGMENT_SETTINGS = {"shift": 2.0, "rotation": 15.0, "flip": 0.5}   # issue 15's target: shift + rotation + flip
-
-
 def augment_run(args) -> dict:
-    """What data augmentation (engine.data.augment) costs per training step: 784-300-100-10 at batch
-    32 trained plain, augmented with the next chunk prepared on another thread (the default), and
-    augmented inline (the chunk made just before it trains); interleaved rounds, medians.  Also the
-    time to augment one batch with the compiled kernel and with scipy.ndimage.affine_transform (the
-    reference implementation, one call per image), which is why the kernel exists."""
-    import scipy.ndimage as ndimage
-    from engine.data.augment import Augmenter, config_vector, resolve_augment
-    from engine.kernels import augment as AK
-    from engine.kernels.rng import new_state
-    from engine.spec.experiment import resolve_experiment
+    """Data augmentation's cost per step on fmnist-b32-momentum (bench/augment_row.py)."""
+    from augment_row import augment_row
 
     cfg = next(c for c in configs() if c.key == "fmnist-b32-momentum")
-    data = random_data(cfg)
-    plain = descent_experiment(cfg)
-    augmented = resolve_experiment(dict(plain, data={"name": "fashion_mnist", "augment": AUGMENT_SETTINGS}))
-    runners = []
-    for name, exp, prefetch in (("plain", plain, None), ("augmented", augmented, True),
-                                ("inline", augmented, False)):
-        run = DescentRun(cfg, data, exp)
-        run.name = name
-        if prefetch is not None:
-            run.trainer.augmenter.prefetch = prefetch
-        runners.append(run)
-    res = measure(runners, args.rounds, args.round_seconds, args.warmup)
-    med = {name: statistics.median(v) for name, v in res["rates"].items()}
-    # the same, as CPU time of the training thread (plain against inline): what a busy machine's
-    # wall clock blurs; on an idle second core the prefetching run's cost tends to 0
-    cpu = {"plain": [], "inline": []}
-    for k in range(2 * args.rounds + 1):
-        for run in (runners[0], runners[2]) if k % 2 == 0 else (runners[2], runners[0]):
-            c0 = time.thread_time()
-            steps = run.advance(200)["steps"]
-            cpu[run.name].append(steps / max(time.thread_time() - c0, 1e-9))
-    cpu_cost = statistics.median(cpu["plain"]) / statistics.median(cpu["inline"]) - 1.0
-    # one batch of 32 images, kernel against scipy (same draws)
-    settings = resolve_augment(AUGMENT_SETTINGS, "fashion_mnist", "image", "classification")
-    aug = Augmenter(settings, (28, 28), np.zeros(784), np.ones(784), 0, 10)
-    x, y = data[0], data[1]
-    order, starts = np.arange(len(x), dtype=np.int64), np.array([0, cfg.batch], dtype=np.int64)
-    aug.rows(x, y, order, starts, 0, 0)   # compile / load
-    draws, state, cv = np.zeros((cfg.batch, AK.N_DRAW)), new_state(0), config_vector(settings)
-    for i in range(cfg.batch):
-        AK.draw_image(cv, True, 28, 28, state, draws[i])
-    images = x[:cfg.batch].reshape(-1, 28, 28).astype(np.float64)
-
-    def scipy_batch():
-        for i in range(cfg.batch):
-            ndimage.affine_transform(images[i], draws[i, :4].reshape(2, 2), offset=draws[i, 4:6], order=1,
-                                     mode="grid-constant", cval=0.0)
-
-    def best_of(fn, repeat=200):
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    kernel_s = best_of(lambda: aug.rows(x, y, order, starts, 0, 0))
-    scipy_s = best_of(scipy_batch)
-    cost = med["plain"] / med["augmented"] - 1.0
-    return {"config": "augment", "label": f"{cfg.label}, augmentation " + ", ".join(
-                f"{k} {v:g}" for k, v in AUGMENT_SETTINGS.items()),
-            "plain_steps_per_s": med["plain"], "augmented_steps_per_s": med["augmented"],
-            "inline_steps_per_s": med["inline"], "cost": cost, "inline_cost": med["plain"] / med["inline"] - 1.0,
-            "inline_cpu_cost": cpu_cost, "plain_steps_per_cpu_s": statistics.median(cpu["plain"]),
-            "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "kernel_batch_ms": kernel_s * 1e3, "scipy_batch_ms": scipy_s * 1e3,
-            "rounds": res["rates"], "met": bool(cost <= 0.25)}
+    return augment_row(cfg, random_data(cfg), descent_experiment(cfg), DescentRun, measure, args)
 
 
 # ---------------------------------------------------------------------------------- startup
@@ -644,14 +577,8 @@ def markdown(rows: list, extras: list, info: dict, args_desc: str) -> str:
                   f"{fmt_rate(d['normal_steps_per_s'])} on normal inputs ({d['cost']:.2f}x the time; at most 2x "
                   f"allowed: {'met' if d['met'] else '**not met**'})."]
     if "augment" in by:
-        d = by["augment"]
-        lines += [f"Data augmentation: {d['label']}: {fmt_rate(d['augmented_steps_per_s'])} steps/s against "
-                  f"{fmt_rate(d['plain_steps_per_s'])} plain, {100 * d['cost']:.0f}% more time per step (at most "
-                  f"25% allowed: {'met' if d['met'] else '**not met**'}); augmenting each chunk just before it "
-                  f"trains instead of on the second core costs {100 * d['inline_cost']:.0f}% "
-                  f"({100 * d['inline_cpu_cost']:.0f}% in CPU time of the training thread).  One batch of 32 "
-                  f"images takes {d['kernel_batch_ms']:.2f} ms in the compiled kernel and "
-                  f"{d['scipy_batch_ms']:.2f} ms through scipy.ndimage.affine_transform."]
+        from augment_row import augment_markdown
+        lines += augment_markdown(by["augment"])
     if "startup" in by:
         d = by["startup"]
         cold = (f"First run after install (empty kernel cache): first diagnostics record after "
