@@ -19,6 +19,7 @@ from engine.kernels.rng import new_state
 from engine.spec.experiment import resolve_experiment
 from engine.training.trainer import Trainer
 from tests.test_resume import assert_same_state, run
+from tests.test_resume import test_stop_and_resume_equals_uninterrupted as check_stop_and_resume
 
 H, W = 9, 7          # not square: rows and columns must not be swapped
 
@@ -160,17 +161,11 @@ def test_validation_and_test_are_never_augmented(images):
 
 @pytest.mark.parametrize("stop_at", [3, 8, 20])   # 8 steps per epoch: mid-epoch and on a boundary
 def test_resume_is_bit_exact_with_augmentation(images, stop_at):
+    """test_resume's check (stop, checkpoint, restore, finish = never interrupted) with augmentation on."""
     exp = image_experiment(images, AUG)
     full = Trainer(exp)
     _, full_losses = run(full)
-    first = Trainer(exp)
-    event, _ = run(first, stop_at)
-    assert event.status == "stopped" and first.step == stop_at
-    resumed = Trainer(exp)
-    resumed.restore(first.checkpoint())
-    _, losses = run(resumed)
-    assert_same_state(resumed, full)
-    assert all(losses[s] == full_losses[s] for s in losses)
+    check_stop_and_resume((exp, full, full_losses), stop_at)
 
 
 # ----------------------------------------------------------------------------- the schema
