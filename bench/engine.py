@@ -413,6 +413,16 @@ def denormal_input_run(args) -> dict:
             "cost": cost, "met": bool(cost <= 2.0)}
 
 
+# ---------------------------------------------------------------------------------- augmentation
+
+def augment_run(args) -> dict:
+    """Data augmentation's cost per step on fmnist-b32-momentum (bench/augment_row.py)."""
+    from augment_row import augment_row
+
+    cfg = next(c for c in configs() if c.key == "fmnist-b32-momentum")
+    return augment_row(cfg, random_data(cfg), descent_experiment(cfg), DescentRun, measure, args)
+
+
 # ---------------------------------------------------------------------------------- startup
 
 STARTUP_SCRIPT = """
@@ -566,6 +576,9 @@ def markdown(rows: list, extras: list, info: dict, args_desc: str) -> str:
         lines += [f"Denormal inputs: {d['label']}: {fmt_rate(d['denormal_steps_per_s'])} steps/s against "
                   f"{fmt_rate(d['normal_steps_per_s'])} on normal inputs ({d['cost']:.2f}x the time; at most 2x "
                   f"allowed: {'met' if d['met'] else '**not met**'})."]
+    if "augment" in by:
+        from augment_row import augment_markdown
+        lines += augment_markdown(by["augment"])
     if "startup" in by:
         d = by["startup"]
         cold = (f"First run after install (empty kernel cache): first diagnostics record after "
@@ -602,7 +615,7 @@ def main(argv=None) -> int:
         records = [json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()]
         info = next(r for r in records if r.get("config") == "machine")
         rows = [r for r in records if "descent_steps_per_s" in r]
-        extras = [r for r in records if r.get("config") in ("dead-relu", "denormal-input", "startup")]
+        extras = [r for r in records if r.get("config") in ("dead-relu", "denormal-input", "augment", "startup")]
         text = markdown(rows, extras, info, info.get("method", ""))
         print(text)
         if args.markdown:
@@ -636,8 +649,13 @@ def main(argv=None) -> int:
             out.write(json.dumps(row) + "\n")
             out.flush()
     extras = []
+    if args.only and any("augment".startswith(o) for o in args.only):   # --only augment: that row alone
+        extras.append(augment_run(args))
+        print(json.dumps(extras[-1]), flush=True)
+        if out:
+            out.write(json.dumps(extras[-1]) + "\n")
     if not args.no_extra and not args.only:
-        for fn in (dead_relu_run, denormal_input_run):
+        for fn in (dead_relu_run, denormal_input_run, augment_run):
             r = fn(args)
             extras.append(r)
             print(json.dumps(r), flush=True)

@@ -16,6 +16,7 @@ import time
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSizePolicy, QSplitter, QStackedWidget, QWidget
 
+from .augment_panel import augment_note
 from .coach_panel import CoachPanel
 from .panels import CLASS_COLORS
 from .layer_plots import ActivationPanel, DeadPanel, GradNormPanel, RatioPanel
@@ -163,6 +164,7 @@ class NotesPanel(QLabel):
         lines.append(f"step {record.step:,}{total} · epoch {record.epoch:.1f}{rate}")
         if record.n_params:
             lines.append(f"{record.n_params:,} trainable parameters")
+        lines += augment_note(exp)
         label, value = record.best_val()
         if not math.isnan(value):
             lines.append(f"best {label}: <b>{record.best_val_text()}</b>")

@@ -26,6 +26,7 @@ from engine.catalog.optimizers import OPTIMIZERS
 from engine.params import Param
 from engine.catalog.schedules import SCHEDULES
 
+from .augment_panel import AugmentPanel
 from .widgets.params import NumberEditor, ParamForm, optimizer_params
 
 CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -151,8 +152,11 @@ class DataPanel(QWidget):
         self.preview = small_plot(170)
         self.preview.setMaximumHeight(16777215)   # the preview takes the panel's spare height
         self.preview.setAspectLocked(False)
+        self.augment = AugmentPanel()   # data.augment: its own file, gui/augment_panel.py
+        self.augment.changed.connect(self.changed)
         layout = picker_column(self, "data set", self.combo, (self.doc, self.form, self.status), margin=4)
         layout.addWidget(self.preview, 1)
+        layout.addWidget(self.augment)
         self._dataset_changed()
 
     # -- config --------------------------------------------------------------------------------
@@ -162,7 +166,7 @@ class DataPanel(QWidget):
         return self.combo.currentData()
 
     def config(self) -> dict:
-        return {"name": self.name, **self.form.values()}
+        return {"name": self.name, **self.form.values(), **self.augment.config()}
 
     def set_config(self, config: dict) -> None:
         self.combo.blockSignals(True)
@@ -170,6 +174,7 @@ class DataPanel(QWidget):
         self.combo.blockSignals(False)
         self._build_form()
         self.form.set_values({k: v for k, v in config.items() if k != "name"})
+        self.augment.set_config(config.get("augment"))
         self.reload()
 
     def set_seed(self, seed: int) -> None:
@@ -212,6 +217,7 @@ class DataPanel(QWidget):
         self.info, self.dataset = None, None
         self.status.setText(f"<span style='color:#b00020'>{message}</span>")
         self.preview.clear()
+        self.augment.set_dataset(None)
         self.data_loaded.emit(None)
 
     def _on_loaded(self, ticket: int, payload) -> None:
@@ -230,6 +236,7 @@ class DataPanel(QWidget):
         self.status.setText(f"{len(d.x_train):,} training / {len(d.x_val):,} validation / {len(d.x_test):,} test "
                             f"examples · {d.n_features} input features · {what}")
         self._draw_preview(d)
+        self.augment.set_dataset(d)
         self.data_loaded.emit(self.info)
 
     def _draw_preview(self, d) -> None:

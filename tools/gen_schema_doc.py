@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 README = ROOT / "presets" / "README.md"
 
+from engine.data.augment import AUGMENT_DOC, AUGMENT_PARAMS  # noqa: E402
 from engine.catalog.activations import ACTIVATIONS  # noqa: E402
 from engine.coach import THRESHOLDS  # noqa: E402
 from engine.spec.compare import SECTION_DOC, ZERO_PARAM  # noqa: E402
@@ -140,6 +141,8 @@ def block_data() -> str:
     for name, spec in DATASETS.items():
         parts.append(f"#### `\"name\": \"{name}\"` ({spec.kind})\n\n{_cell(spec.doc)}\n\n"
                      + param_table(spec.params, "data."))
+    parts.append("#### `data.augment` (image data: fashion_mnist, npz files of (n, height, width) images)\n\n"
+                 + _cell(AUGMENT_DOC) + "\n\n" + param_table(AUGMENT_PARAMS, "data.augment."))
     return "\n\n".join(parts)
 
 

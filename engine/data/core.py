@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from engine.data.augment import resolve_augment
 from engine.errors import DataError, ExperimentError, nearest
 from engine.params import Param, check_params
 from engine.registry import Registry
@@ -154,7 +155,7 @@ def resolve_data_config(config: Mapping) -> dict:
         raise ExperimentError(f"data.name: unknown dataset {name!r}{nearest(name, DATASETS.names())}; "
                               f"allowed: {', '.join(DATASETS.names())}")
     spec = DATASETS.get(name)
-    values = check_params(spec.params, config, "data", ignore=("name",))
+    values = check_params(spec.params, config, "data", ignore=("name", "augment"))
     for key, param in spec.params.items():
         if values[key] is None and param.default is None and not param.optional:
             raise ExperimentError(f"data.{key} is required for dataset {name!r}: {param.doc}")
@@ -164,7 +165,9 @@ def resolve_data_config(config: Mapping) -> dict:
             f"got {values['validation_split']:g} + {values['test_split']:g}")
     if spec.check is not None:
         spec.check(values)
-    return {"name": name, **values}
+    augment = resolve_augment(config.get("augment"), name, spec.kind, values.get("task"))
+    # only when given: experiments without it resolve exactly as before augmentation existed
+    return {"name": name, **values, **({} if augment is None else {"augment": augment})}
 
 
 def load_dataset(config: Mapping, seed: int) -> Dataset:

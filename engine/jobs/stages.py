@@ -159,11 +159,15 @@ def run_stages(experiment: dict, control=None, max_steps: int | None = None,
                 for layer in range(net.n_layers):
                     net.set_trainable(layer, layer not in phase["freeze"])
                 label = stage["name"] if len(stage["phases"]) == 1 else f"{stage['name']}/{phase['name']}"
-                psum = {"phase": phase["name"], "frozen": list(phase["freeze"]), "cached": phase["cache"],
+                no_cache = T.augmentation_cache_note(pexp) if phase["cache"] or phase["measure_caching"] else None
+                psum = {"phase": phase["name"], "frozen": list(phase["freeze"]),
+                        "cached": phase["cache"] and no_cache is None,
                         "learning_rate": phase["optimizer"]["learning_rate"], "first_step": offset_step}
-                if phase["measure_caching"]:
+                if no_cache is not None:
+                    psum["cache_note"] = no_cache
+                if phase["measure_caching"] and no_cache is None:
                     psum["caching"] = T.measure_caching_speedup(net, pexp, data, max_steps=max_steps)
-                if phase["cache"]:
+                if psum["cached"]:
                     cut, upper, up_exp, feats, secs = T.cached_phase(net, pexp, data)
                     psum["cache_seconds"] = secs
                     psum["cut"] = cut
@@ -209,6 +213,9 @@ def run_stages(experiment: dict, control=None, max_steps: int | None = None,
             caching = [p["caching"] for p in summary["phases"] if "caching" in p]
             if caching:
                 summary["caching"] = caching[0]
+            notes = [f"phase {p['phase']}: {p['cache_note']}" for p in summary["phases"] if "cache_note" in p]
+            if notes:
+                summary["notes"] = notes
             results[stage["name"]].append(summary)
             yield StageFinished(run_id, seed, stage["name"], idx, summary)
         if control.stopped:
@@ -244,6 +251,9 @@ def build_report(staged: dict, results: dict) -> dict:
             entry["caching"] = {k: spread([c[k] for c in caching]) for k in
                                 ("speedup", "speedup_per_epoch", "uncached_seconds", "cached_seconds",
                                  "cache_seconds", "max_weight_difference")}
+        notes = sorted({note for r in runs for note in r.get("notes", ())})
+        if notes:
+            entry["notes"] = notes
         out["stages"][name] = entry
     base = rep["baseline"]
     for name in rep["compare"]:
@@ -313,6 +323,7 @@ def format_report(report: dict) -> str:
                          f"{c['cached_seconds']['mean']:.3f}s + {c['cache_seconds']['mean']:.3f}s to cache; "
                          f"speedup {c['speedup']['mean']:.1f}x overall, {c['speedup_per_epoch']['mean']:.1f}x per "
                          f"epoch; weights differ by at most {c['max_weight_difference']['max']:.1e}")
+        lines += [f"{'':24s} {note}" for note in e.get("notes", ())]
     for comp in report["comparisons"]:
         lines.append(comp["verdict"])
     return "\n".join(lines)

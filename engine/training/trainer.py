@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.control import RunControl
 from engine.data import Dataset, load_dataset
+from engine.data.augment import Augmenter
 from engine.errors import WeightsError
 from engine.events import Compiling, EpochEnd, RunFinished, RunStarted, frozen_array
 from engine.kernels import train as TK
@@ -100,6 +101,7 @@ class Trainer:
             self.net.load_state_dict(init_weights)
         x = readonly(np.ascontiguousarray(d.x_train, dtype=self.net.dtype))
         self._train_set = TK.DataArgs(x, *self.net.split_targets(d.y_train))
+        self.augmenter = Augmenter.for_dataset(experiment["data"].get("augment"), d, seed, self.net.dtype)
 
         # how long, in steps
         self.batch_size = min(cfg["batch_size"], self.n_train)
@@ -208,12 +210,14 @@ class Trainer:
         out = TK.OutArgs(np.zeros(n), np.zeros(n), self.layer_stats,
                          control.flags if control is not None else self._flags)
         out.flags[TK.FLAG_DIVERGED] = 0
-        net = self.net
+        net, data = self.net, self._train_set
+        if self.augmenter is not None:   # these batches augmented, as a training set of their own
+            data, order, starts, first_batch = self.augmenter.chunk(data, order, starts, first_batch, n, self.epoch)
         done = TK.train_steps(
             TK.NetArgs(net.ints, net.floats, net.theta, net.buffers, net.loss_code, net.lowest_trainable_layer()),
             TK.OptArgs(self.optimizer.kernel_code, self.opt_state.slots, self.opt_state.step,
                        self.optimizer.hyper_array(), net.trainable_ranges(), net.tensor_bounds(), self._clip),
-            self._train_set, TK.ChunkArgs(order, starts[first_batch:first_batch + n + 1], lrs, moms),
+            data, TK.ChunkArgs(order, starts[first_batch:first_batch + n + 1], lrs, moms),
             self._work, out)
         self.chunk_diverged = bool(out.flags[TK.FLAG_DIVERGED])   # else done < n: a command ended the chunk early
         self.opt_state.step += done

@@ -20,9 +20,10 @@ export code and the stages runner call it).  The pieces:
   as a network of their own (:func:`split_upper`) on the cached features and
   copied back (:func:`merge_upper`).  :func:`caching_problems` says when this
   would change what is learned (randomness below the cut: dropout, alpha
-  dropout, RReLU's random slopes; trainable BN; data augmentation, which the
-  engine does not do) and :func:`cached_phase` refuses those cases with a
-  message naming the layer.  :func:`measure_caching_speedup` trains the same
+  dropout, RReLU's random slopes; trainable BN) and :func:`cached_phase`
+  refuses those cases with a message naming the layer; with data augmentation
+  on, the stages runner trains uncached with a note
+  (:func:`augmentation_cache_note`).  :func:`measure_caching_speedup` trains the same
   phase both ways from the same weights and reports the times and how far
   apart the results ended (they should agree to float rounding).
 
@@ -40,6 +41,7 @@ from typing import Iterable
 import numpy as np
 
 from engine.catalog.activations import ACTIVATIONS
+from engine.data.augment import describe, is_active
 from engine.errors import ExperimentError
 from engine.events import RunFinished
 from engine.kernels import layout as K
@@ -114,8 +116,9 @@ def caching_problems(net: Network, k: int) -> list[str]:
     """Why the outputs of layers 0..k-1 cannot be cached for training, if
     any.  Caching is exact only when the frozen layers compute the same
     function of an example at every step: no randomness below the cut and
-    no statistics that move.  (Descent does not augment data, so a training
-    example is the same array every epoch.)"""
+    no statistics that move, and the same inputs every epoch (data
+    augmentation, which changes them, turns caching off instead:
+    :func:`augmentation_cache_note`)."""
     problems = []
     if k <= 0:
         return ["no frozen layer at the bottom of the network: there is nothing to cache"]
@@ -208,6 +211,17 @@ def cache_features(net: Network, dataset, k: int):
     out = dataclasses.replace(dataset, image_shape=None, feature_names=tuple(f"h{k - 1}_{u}" for u in range(d)),
                               mean=np.zeros(d, np.float32), std=np.ones(d, np.float32), **feats)
     return out, time.perf_counter() - t0
+
+
+def augmentation_cache_note(experiment: dict) -> str | None:
+    """Why a phase of ``experiment`` trains without the frozen-layer cache although asked to,
+    or None.  Cached features are computed once from the plain images; with data augmentation
+    on, every epoch shows other images, so caching would silently freeze the augmentation."""
+    augment = experiment["data"].get("augment")
+    if not is_active(augment):
+        return None
+    return (f"frozen-layer cache off: {describe(augment)} changes the inputs every batch, and features "
+            f"cached once would freeze them; the frozen layers are recomputed every step")
 
 
 def check_cacheable(net: Network, k: int | None = None, where: str = "cache") -> int:
