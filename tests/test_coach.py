@@ -163,7 +163,7 @@ def _step(step, losses, grads, run_id=7):
     L = len(grads)
     nan = np.full(L, np.nan)
     return StepMetrics(run_id, step, step / 10, float(np.mean(losses)), np.asarray(losses, float), 0.0, 0.01,
-                       math.nan, np.asarray(grads, float), np.zeros(L), np.full(L, 1e-3), nan, nan,
+                       math.nan, np.asarray(grads, float), np.zeros(L), np.full(L, 1e-3), nan, nan, nan, nan,
                        np.zeros(L), np.ones(L), nan, np.zeros((L, 48)), 100.0, 1.0)
 
 

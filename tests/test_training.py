@@ -73,6 +73,53 @@ def test_divergence_ends_the_run_and_keeps_the_last_finite_weights():
     assert fin.step < 3 * 19
 
 
+def _hand_set(exp, first_kernel: float):
+    """A trainer whose first kernel is ``first_kernel`` everywhere (the other weights as drawn)."""
+    trainer = Trainer(exp)
+    trainer.net.tensor("layers.0.kernel")[...] = first_kernel
+    return trainer
+
+
+def test_a_gradient_whose_norm_overflows_diverges_though_every_entry_is_finite():
+    # Kernel 1e155 makes the hidden outputs ~1e155: the loss (~1e155) and every gradient entry are
+    # finite in float64, but their squares are not, so the norm the record reports is infinite.
+    # Before the rule, such a run went on and ended "finished" with grad_norm = inf in every record.
+    exp = small(model={"layers": [{"units": 4, "activation": "relu"}]}, training={"dtype": "float64"},
+                optimizer={"name": "adam", "learning_rate": 0.001})
+    trainer = _hand_set(exp, 1e155)
+    before = trainer.net.state_dict()
+    fin = list(trainer.run())[-1]
+    assert fin.status == "diverged" and fin.step == 0
+    assert fin.reason.startswith("the gradient norm became infinite") and "step 1" in fin.reason
+    for name, value in fin.weights.items():
+        assert np.array_equal(value, before[name]), name
+
+
+def test_an_update_that_overflows_a_weight_diverges_and_is_undone():
+    # float32 weights: a kernel of 1e18 gives gradients ~1e18 (finite norm in float64), and SGD at
+    # rate 1e25 moves the weights by ~1e43, past float32's 3.4e38
+    exp = small(model={"layers": [{"units": 4, "activation": "relu"}]}, training={"dtype": "float32"},
+                optimizer={"name": "sgd", "learning_rate": 1e25})
+    trainer = _hand_set(exp, 1e18)
+    before = trainer.net.state_dict()
+    fin = list(trainer.run())[-1]
+    assert fin.status == "diverged" and fin.step == 0
+    assert fin.reason.startswith("the update made a weight NaN or infinite")
+    for name, value in fin.weights.items():
+        assert np.array_equal(value, before[name]), name
+
+
+def test_a_huge_but_finite_loss_is_not_divergence():
+    # the rule is about non-finite values: a loss of ~1e6 with finite gradients trains on
+    exp = small(model={"layers": [{"units": 4, "activation": "relu"}]}, training={"dtype": "float64", "epochs": 1},
+                optimizer={"name": "sgd", "learning_rate": 1e-12})
+    trainer = _hand_set(exp, 1e5)
+    events = list(trainer.run())
+    metrics = [e for e in events if isinstance(e, StepMetrics)]
+    assert events[-1].status == "finished"
+    assert metrics[0].loss > 1e3 and all(np.isfinite(m.grad_norm).all() for m in metrics)
+
+
 def test_early_stopping_restores_the_best_weights():
     exp = small(training={"epochs": 200, "early_stopping": {"patience": 2, "monitor": "val_loss"}},
                 optimizer={"name": "sgd", "learning_rate": 0.5})
