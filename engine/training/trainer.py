@@ -135,6 +135,8 @@ class Trainer:
         self.schedule = make_schedule(experiment["schedule"])
         self.schedule.start(float(opt_cfg["learning_rate"]), self.total_steps, self.steps_per_epoch)
         self.early_stopping = EarlyStopping.from_config(cfg["early_stopping"])
+        if self.early_stopping is not None:
+            self.early_stopping.check_watchable(len(d.x_val), d.task)
 
         # where the run is
         self.step = 0            # updates done
