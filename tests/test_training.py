@@ -252,3 +252,14 @@ def test_run_again_after_a_stop_continues_the_unfinished_epoch():
     assert fin.status == "finished" and fin.step == straight.step
     for name in straight.weights:
         assert np.array_equal(fin.weights[name], straight.weights[name]), name
+
+
+def test_without_validation_data_the_performance_schedule_watches_the_training_loss():
+    exp = small(data={"validation_split": 0.0}, optimizer={"name": "sgd", "learning_rate": 0.05},
+                schedule={"name": "performance", "patience": 1, "factor": 0.5},
+                model={"layers": [{"units": 16, "activation": "elu"}]}, training={"epochs": 6})
+    epochs = [e for e in run(exp)[0] if isinstance(e, EpochEnd)]
+    assert all(np.isnan(e.val_loss) for e in epochs)
+    losses = [e.train_loss for e in epochs]
+    assert all(b < a for a, b in zip(losses, losses[1:]))        # the training loss keeps falling ...
+    assert [e.learning_rate for e in epochs] == [0.05] * 6       # ... so the rate stays (it used to halve every epoch)

@@ -346,7 +346,10 @@ class Trainer:
         val_loss, val_acc = run.val = self.evaluate_split("val")
         if not math.isnan(val_acc):
             self.best_val_accuracy = max(self.best_val_accuracy, val_acc)
-        self.schedule.on_epoch_end(self.epoch, val_loss)
+        # the performance schedule watches the validation loss, or without validation data the
+        # training loss (the epoch's mean, as Keras logs "loss"): NaN would read as "no improvement"
+        # every epoch and cut the rate blindly
+        self.schedule.on_epoch_end(self.epoch, val_loss if len(self.data.x_val) else run.train_loss)
         yield EpochEnd(self.run_id, self.epoch, self.step, run.train_loss, train_acc, val_loss, val_acc,
                        float(self.learning_rates(self.step, 1, run.control)[0]),
                        time.perf_counter() - run.epoch_started,
