@@ -263,3 +263,45 @@ def test_without_validation_data_the_performance_schedule_watches_the_training_l
     losses = [e.train_loss for e in epochs]
     assert all(b < a for a, b in zip(losses, losses[1:]))        # the training loss keeps falling ...
     assert [e.learning_rate for e in epochs] == [0.05] * 6       # ... so the rate stays (it used to halve every epoch)
+
+
+# ----------------------------------------------------------------------------- dead and comatose units
+
+# Four units on three non-negative rows.  Pre-activations: unit 0 positive everywhere; unit 1
+# negative everywhere (a leaky unit still outputs something: comatose, not dead); unit 2 exactly
+# 0 everywhere (output 0 for every activation: dead, and comatose); unit 3 positive on one row.
+PROBE_ROWS = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+KERNEL = np.array([[1.0, -1.0, 0.0, 1.0],
+                   [1.0, -1.0, 0.0, -1.0]])
+
+
+def _probe_counts(activation, batch_norm="none", beta=0.0, alpha=0.1):
+    from tests.helpers import network
+    layer = {"units": 4, "activation": activation, "batch_norm": batch_norm, "use_bias": batch_norm == "none"}
+    if activation in ("leaky_relu", "elu"):
+        layer["activation_params"] = {"alpha": alpha}
+    net = network([layer], n_inputs=2)
+    net.tensor("layers.0.kernel")[...] = KERNEL
+    if batch_norm != "none":
+        net.tensor("layers.0.bn.beta")[...] = beta
+    stats = net.probe(PROBE_ROWS)
+    return int(stats["dead"][0]), int(stats["comatose"][0])
+
+
+@pytest.mark.parametrize("activation,expected", [("relu", (2, 2)), ("leaky_relu", (1, 2)), ("elu", (1, 2))])
+def test_dead_units_output_zero_comatose_units_have_no_positive_input(activation, expected):
+    assert _probe_counts(activation) == expected     # (dead, comatose)
+
+
+def test_with_batch_norm_after_the_activation_both_are_counted_on_the_activation_itself():
+    # BN after a ReLU with beta 0.5 turns each constant-0 column into 0.5: counted after BN, no
+    # unit would be dead.  BN standardizes unit 3's column (0, 1, 0) -> it stays awake.
+    assert _probe_counts("relu", "after", beta=0.5) == (2, 2)
+    assert _probe_counts("leaky_relu", "after", beta=0.5) == (1, 2)
+
+
+def test_with_batch_norm_before_the_activation_comatose_reads_the_normalized_input():
+    # BN before: the activation's input is beta + gamma * standardized z; beta = -10 pushes every
+    # unit below 0 on every row, so all four are comatose, and a ReLU's are all dead
+    assert _probe_counts("relu", "before", beta=-10.0) == (4, 4)
+    assert _probe_counts("leaky_relu", "before", beta=-10.0) == (0, 4)
