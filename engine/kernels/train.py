@@ -39,7 +39,8 @@ FLAG_DIVERGED = 1      # set here to one of the DIVERGED_* causes below (0: no d
 
 # what made a step diverge (the value written to flags[FLAG_DIVERGED]); the step is not applied
 DIVERGED_LOSS = 1      # the loss (data + penalty) is NaN or infinite
-DIVERGED_GRADIENT = 2  # the gradient's norm is not finite: a NaN/inf entry, or squares too large for float64
+DIVERGED_GRADIENT = 2  # the gradient's norm (as the records report it) is not finite: a NaN/inf entry, or
+#                        squares beyond the weights' float type (float32: an entry above ~1.8e19)
 DIVERGED_WEIGHTS = 3   # the update made a weight or a BN moving statistic NaN or infinite
 
 
@@ -195,8 +196,9 @@ def _train_steps(net, opt, data, chunk, work, out):
         if not math.isfinite(loss + reg):
             cause = DIVERGED_LOSS
         elif not math.isfinite(_sum_squares(grad, 0, grad.size)):
-            # every entry finite is not enough: entries of 1e160 square to inf, and the norm the
-            # record reports (and a clipping rule divides by) would be infinite
+            # every entry finite is not enough: their squares can overflow (in float32 above ~1.8e19,
+            # in float64 above ~1.3e154), and the norm the record reports (and a clipping rule
+            # divides by) would be infinite
             cause = DIVERGED_GRADIENT
         else:
             cause = 0
