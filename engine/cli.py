@@ -55,7 +55,8 @@ def _predict(args) -> int:
     if args.mc_dropout is not None and args.mc_dropout < 1:
         print(f"error: --mc-dropout must be >= 1, got {args.mc_dropout}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    text = predict_file(args.weights, args.data, mc_samples=args.mc_dropout or 0, raw=args.raw, seed=args.seed)
+    text = predict_file(args.weights, args.data, mc_samples=args.mc_dropout or 0, raw=args.raw, seed=args.seed,
+                        warn=lambda message: print(f"warning: {message}", file=sys.stderr))
     if args.out:
         write_text(args.out, text)
         print(f"predictions for {text.count(chr(10)) - 1:,} rows written to {args.out}", file=sys.stderr)
@@ -133,17 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", help="run folder (or a .safetensors/.npz weights file)")
     export.add_argument("--format", choices=("safetensors", "npz", "onnx", "keras"),
                         help="file format (default: the one --out's suffix names, else safetensors); keras "
-                             "writes model.weights.h5 and model_keras.py (needs h5py)")
+                             "writes model.weights.h5 and model_keras.py (needs h5py). The ONNX graph and the "
+                             "Keras script standardize their inputs but do not scale them: give them inputs as "
+                             "the data loader scaled them (Fashion-MNIST pixels / 255), where predict takes raw "
+                             "0-255 pixels")
     export.add_argument("--out", help="output file (default: weights.<ext>, model.onnx or model.weights.h5 in "
                         "the run folder)")
     export.set_defaults(func=_export)
     predict = sub.add_parser("predict", help="predict with a weights file, no training data needed")
     predict.add_argument("weights", metavar="WEIGHTS_FILE", help=".safetensors or .npz written by Descent")
-    predict.add_argument("data", metavar="DATA_FILE", help="CSV or NPZ (array x) of inputs in original units")
+    predict.add_argument("data", metavar="DATA_FILE", help="CSV or NPZ (array x) of inputs in original units "
+                                                           "(raw 0-255 pixels for images): the weights file's "
+                                                           "scaling and standardization are applied")
     predict.add_argument("--mc-dropout", type=int, metavar="K",
                          help="average K passes with dropout on (Monte Carlo dropout) and report the std")
     predict.add_argument("--seed", type=int, default=0, help="seed of the MC dropout masks")
-    predict.add_argument("--raw", action="store_true", help="inputs are already standardized")
+    predict.add_argument("--raw", action="store_true", help="inputs are already scaled and standardized "
+                                                              "(as the network sees them)")
     predict.add_argument("--out", help="write the CSV here instead of printing it")
     predict.set_defaults(func=_predict)
     finder = sub.add_parser("lr-find", help="learning-rate finder: exponential sweep, loss vs rate, turning "

@@ -2,7 +2,9 @@
 
 ``Coach().observe(event)`` takes every event of one or several runs (in any
 interleaving; runs are told apart by ``run_id``) and returns the *new*
-findings, usually none.  A :class:`Finding` says what the coach sees (with
+findings, usually none.  Layers are named as the model list names them: hidden
+layers from 1 (``layer 1`` is ``layers.0.*``), then "the output layer"; a
+finding's ``layers`` keeps the 0-based indices for code.  A :class:`Finding` says what the coach sees (with
 the numbers), what the book suggests, and offers a "try it" modification:
 ``try_it`` is a dict of overrides that :func:`engine.spec.overrides.apply_overrides`
 turns into the modified experiment (the window creates that variant with one
@@ -20,6 +22,12 @@ to tune them):
 * dead ReLUs: a ReLU-family hidden layer with at least ``dead_fraction`` of
   its units dead (zero on every example of the probe batch), on
   ``persist_records`` consecutive records;
+* comatose units: a leaky ReLU-family or ELU hidden layer (whose units cannot
+  output exactly 0) with at least ``comatose_fraction`` of its units comatose
+  (activation input <= 0 on every probe example), on ``persist_records``
+  consecutive records.  Unlike a dead ReLU, whose own weights get no gradient,
+  a comatose unit gets its slope's share of the gradient (alpha for leaky
+  units) and can wake up;
 * saturation: logistic/tanh hidden layers whose outputs are, on average, at
   least ``saturated_fraction`` saturated (within 1% of their bounds), on
   ``persist_records`` consecutive records;
@@ -67,6 +75,8 @@ THRESHOLDS: dict[str, Threshold] = {
     "exploding_growth": Threshold(100.0, "global gradient norm / its first recorded value: above this "
                                          "(and still rising) the gradients explode"),
     "dead_fraction": Threshold(0.3, "fraction of a ReLU-family layer's units that are dead"),
+    "comatose_fraction": Threshold(0.3, "fraction of a leaky ReLU-family or ELU layer's units that are comatose "
+                                        "(activation input <= 0 for every probe example)"),
     "saturated_fraction": Threshold(0.4, "mean fraction of logistic/tanh outputs within 1% of their bounds"),
     "block_fraction": Threshold(0.1, "the loss detectors average the per-step training loss over blocks of "
                                      "this fraction of an epoch (at least min_block_steps steps)"),
@@ -121,8 +131,8 @@ class Finding:
     severity: str = "warning"   # "warning" | "problem"
 
 
-DETECTORS = ("vanishing_gradients", "exploding_gradients", "dead_relus", "saturation", "flat_loss",
-             "learning_rate_too_high", "overfitting")
+DETECTORS = ("vanishing_gradients", "exploding_gradients", "dead_relus", "comatose_units", "saturation",
+             "flat_loss", "learning_rate_too_high", "overfitting")
 
 SATURATING = ("logistic", "tanh")
 
@@ -146,6 +156,11 @@ class _RunState:
 
 
 # ------------------------------------------------------------------------------ try-it builders
+
+
+def _numbered(indices) -> str:
+    """0-based layer indices as the model list counts them: "2, 3, 5"."""
+    return ", ".join(str(i + 1) for i in indices)
 
 
 def _lr(experiment: dict) -> float:
@@ -219,6 +234,7 @@ class Coach:
             return out
         dead = self._dead(state, e)
         out.append(dead)
+        out.append(self._comatose(state, e))
         out.append(None if dead is not None else self._vanishing(state, e, grads))
         out.append(self._exploding_growth(state, e, grads))
         out.append(self._saturation(state, e))
@@ -255,7 +271,7 @@ class Coach:
             label = "Use Table 11-1's initializer for each activation"
         return Finding(
             "vanishing_gradients", e.run_id, e.step, "Vanishing gradients",
-            f"the gradient reaching layer {trainable[0]} is {ratio:.1e} of the output layer's "
+            f"the gradient reaching layer {trainable[0] + 1} is {ratio:.1e} of the output layer's "
             f"({low:.2e} vs {top:.2e}) for {state.streaks['vanishing']} records: the lower layers barely move",
             "The book's cures, in order: an initialization that keeps the variance of each layer's outputs "
             "equal to its inputs' (Glorot for logistic/tanh, He for ReLU and its variants), a non-saturating "
@@ -303,12 +319,36 @@ class Coach:
             try_it, label = _lr_change(exp, 0.1), "Divide the learning rate by 10"
         return Finding(
             "dead_relus", e.run_id, e.step, "Dying ReLUs",
-            f"{value:.0%} of layer {worst}'s units output 0 for every probe example "
-            f"(layers with >= {threshold('dead_fraction'):.0%} dead: {', '.join(map(str, layers))})",
-            "A ReLU whose weighted input is negative for every example gets no gradient and never comes back, "
-            "which happens most with a large learning rate. The book suggests a leaky variant (leaky ReLU with "
-            "alpha 0.01-0.2, RReLU, PReLU) or ELU, whose slope for negative inputs is not zero, or a lower "
-            "learning rate.", try_it, label, layers)
+            f"{value:.0%} of layer {worst + 1}'s units output 0 for every probe example "
+            f"(layers with >= {threshold('dead_fraction'):.0%} dead: {_numbered(layers)})",
+            "A ReLU whose weighted input is negative for every example outputs 0 and its own weights get a zero "
+            "gradient: nothing it does can bring it back (only a change in the layers below can), which happens "
+            "most with a large learning rate. The book suggests a leaky variant (leaky ReLU with alpha "
+            "0.01-0.2, RReLU, PReLU) or ELU, whose slope for negative inputs is not zero, or a lower learning "
+            "rate.", try_it, label, layers)
+
+    def _comatose(self, state, e):
+        coma = np.asarray(e.comatose_fraction, dtype=np.float64)[:-1]
+        dead = np.nan_to_num(np.asarray(e.dead_fraction, dtype=np.float64)[:-1])
+        # a dead unit is comatose too: these are the layers whose comatose units still have a slope
+        leaky = np.where(np.isnan(coma) | (dead >= threshold("dead_fraction")), -1.0, coma)
+        worst = int(np.argmax(leaky)) if leaky.size else -1
+        value = leaky[worst] if worst >= 0 else 0.0
+        if not self._streak(state, "comatose", value >= threshold("comatose_fraction")):
+            return None
+        layers = tuple(int(i) for i in np.flatnonzero(leaky >= threshold("comatose_fraction")))
+        exp = state.experiment
+        return Finding(
+            "comatose_units", e.run_id, e.step, "Comatose units",
+            f"{value:.0%} of layer {worst + 1}'s units have a weighted input <= 0 for every probe example "
+            f"(layers with >= {threshold('comatose_fraction'):.0%} comatose: {_numbered(layers)}); they are "
+            f"not dead: their negative side still has a slope",
+            "These units sit on the flat side of their activation. A ReLU there would be dead (zero "
+            "gradient); a leaky ReLU, RReLU, PReLU or ELU unit still gets a small gradient (scaled by its "
+            "slope alpha, or ELU's shrinking one), so it can wake up, slowly. Many comatose units mean the "
+            "layer uses a fraction of its capacity: a lower learning rate, or batch normalization before the "
+            "activation, keeps more of them awake.", _lr_change(exp, 0.1),
+            f"Divide the learning rate by 10 ({_lr(exp):.3g} -> {_lr(exp) * 0.1:.3g})", layers)
 
     def _saturation(self, state, e):
         sat = np.asarray(e.saturated, dtype=np.float64)[:-1]
@@ -332,7 +372,7 @@ class Coach:
         return Finding(
             "saturation", e.run_id, e.step, "Saturated units",
             f"{mean:.0%} of the logistic/tanh outputs sit within 1% of their bounds, where the slope is "
-            f"almost zero" + (f" (layers {', '.join(map(str, idx))})" if idx else ""),
+            f"almost zero" + (f" (layers {_numbered(idx)})" if idx else ""),
             "Saturated units pass almost no gradient back, so learning stalls. Glorot and Bengio traced it to "
             "weights drawn with too large a variance (N(0, 1)) feeding a squashing function; the book suggests "
             "Glorot initialization, non-saturating activations (ELU, leaky ReLU) or batch normalization.",

@@ -81,8 +81,10 @@ class StepMetrics:
     grad_norm: np.ndarray      # (L,) L2 norm of the kernel gradient
     bias_grad_norm: np.ndarray # (L,)
     update_ratio: np.ndarray   # (L,) ||delta kernel|| / ||kernel||
-    dead_fraction: np.ndarray  # (L,) NaN for non-ReLU-family layers
+    dead_fraction: np.ndarray  # (L,) units whose output is 0 on every probe row; NaN for non-ReLU-family layers
     dead_count: np.ndarray     # (L,)
+    comatose_fraction: np.ndarray  # (L,) units whose activation input is <= 0 on every probe row (dead ReLUs, and
+    comatose_count: np.ndarray     # (L,)  leaky/ELU units left with only their small negative-side slope); NaN as dead
     act_mean: np.ndarray       # (L,) of the layer outputs on the probe batch
     act_std: np.ndarray        # (L,)
     saturated: np.ndarray      # (L,) NaN for non-saturating activations

@@ -26,8 +26,9 @@ from .records import distinguishing_labels
 
 STATUS_COLORS = {"running": "#1f4e99", "starting": "#1f4e99", "finished": "#1b7a2a", "early_stopped": "#1b7a2a",
                  "stopped": "#555555", "diverged": "#d00000", "interrupted": "#b86e00", "failed": "#d00000"}
-DIVERGED_HINT = ("The loss became NaN or infinite: the steps were too large. Try a lower learning rate "
-                 "(÷10), gradient clipping (clipnorm 1.0) or batch normalization, then train again.")
+DIVERGED_HINT = ("The loss, a gradient norm or a weight became NaN or infinite: the steps were too large. Try a "
+                 "lower learning rate (÷10), gradient clipping (clipnorm 1.0) or batch normalization, then train "
+                 "again. (A loss that is huge but finite is not divergence: such a run goes on.)")
 
 
 class OutputPanel(PlotPanel):

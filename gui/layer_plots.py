@@ -73,22 +73,26 @@ class DeadPanel(LayerPanel):
     def __init__(self, parent=None):
         super().__init__("4 · Dead (ReLU) and saturated (logistic/tanh) units",
                          "Solid: % of a ReLU-family layer's units that output 0 for every example of a fixed "
-                         "probe batch (dead units never recover). Dashed: % of logistic/tanh outputs within 1% "
-                         "of their bounds (saturated: their gradient is nearly 0).")
+                         "probe batch (dead: their own weights get no gradient). Dotted: % whose input is <= 0 "
+                         "for every probe example (comatose; drawn where it differs from dead: leaky/ELU units "
+                         "keep a small gradient there and can wake up). Dashed: % of logistic/tanh outputs "
+                         "within 1% of their bounds (saturated: their gradient is nearly 0).")
         self._labels_at = 0.0
 
     def draw(self, r, multi, color):
         steps = r.log_step.data
         dead = r.per_layer["dead_fraction"].data
         sat = r.per_layer["saturated"].data
+        coma = r.per_layer["comatose_fraction"].data
         if dead.ndim != 2 or not len(dead):
             return
         colors = layer_colors(dead.shape[1], color)
         for i in range(dead.shape[1]):
-            for key, values, style in (("dead", dead, Qt.SolidLine), ("sat", sat, Qt.DashLine)):
+            for key, values, style in (("dead", dead, Qt.SolidLine), ("sat", sat, Qt.DashLine),
+                                       ("coma", coma, Qt.DotLine)):
                 column = values[:, i]
-                if not np.isfinite(column).any():
-                    continue
+                if not np.isfinite(column).any() or (key == "coma" and np.array_equal(column, dead[:, i])):
+                    continue   # (a ReLU's comatose units are its dead ones: one line)
                 name = self.layer_name(r, i, multi) if not multi or i == 0 else None
                 self.light(self.plot, (r.run_id, key, i), name, colors[i], style=style).set_points(steps, 100 * column)
         self.diverged_marker(self.plot, r)
@@ -108,7 +112,9 @@ class DeadPanel(LayerPanel):
             _, kind, i = key
             layer = r.layers[i] if i < len(r.layers) else None
             base = f"{layer.name} ({layer.activation})" if layer else f"layer {i + 1}"
-            if kind == "dead":
+            if kind == "coma":
+                text = f"{base}: {100 * r.per_layer['comatose_fraction'].data[-1, i]:.0f}% comatose"
+            elif kind == "dead":
                 units = f"/{layer.units}" if layer and layer.units else ""
                 count = counts[-1, i]
                 text = f"{base}: {int(count) if math.isfinite(count) else 0}{units} dead"

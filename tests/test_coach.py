@@ -84,6 +84,7 @@ def test_vanishing_gradients_in_a_deep_logistic_net_with_glorot_init():
     found = watch(exp, max_steps=40)
     f = next(f for f in found if f.detector == "vanishing_gradients")
     assert f.layers == (0,) and f.severity == "problem" and "of the output layer's" in f.seen
+    assert f.seen.startswith("the gradient reaching layer 1 is")   # counted as the model list counts
     changed = check_try_it(f, exp)
     assert {l["activation"] for l in changed["model"]["layers"]} == {"elu"}
     assert {l["initializer"] for l in changed["model"]["layers"]} == {"he_normal"}
@@ -104,9 +105,25 @@ def test_dying_relus_at_a_high_learning_rate():
     found = watch(exp)
     f = next(f for f in found if f.detector == "dead_relus")
     assert f.layers and "output 0 for every probe example" in f.seen
+    assert "comatose_units" not in detectors(found)   # a dead ReLU is comatose too: the dead finding says it
+    worst = int(f.seen.split("of layer ")[1].split("'")[0])
+    assert f"dead: {', '.join(str(i + 1) for i in f.layers)})" in f.seen and worst - 1 in f.layers
     changed = check_try_it(f, exp)
     assert all(l["activation"] == "leaky_relu" and l["activation_params"]["alpha"] == 0.2
                for l in changed["model"]["layers"])
+
+
+def test_comatose_leaky_units_are_told_apart_from_dead_ones():
+    # the same net and rate as the dying ReLUs above, with leaky ReLUs: no unit can output 0, but
+    # many sit on the negative side for every probe example
+    exp = experiment(dict(FASHION, per_class=200), layers(8, 100, "leaky_relu"),
+                     {"name": "adam", "learning_rate": 0.02})
+    found = watch(exp)
+    assert "dead_relus" not in detectors(found)
+    f = next(f for f in found if f.detector == "comatose_units")
+    assert f.layers and 0 not in f.layers and "not dead" in f.seen and "can wake up" in f.advice
+    assert f"comatose: {', '.join(str(i + 1) for i in f.layers)})" in f.seen
+    assert check_try_it(f, exp)["optimizer"]["learning_rate"] == pytest.approx(0.002)
 
 
 def test_flat_loss_with_a_tiny_learning_rate():
@@ -163,7 +180,7 @@ def _step(step, losses, grads, run_id=7):
     L = len(grads)
     nan = np.full(L, np.nan)
     return StepMetrics(run_id, step, step / 10, float(np.mean(losses)), np.asarray(losses, float), 0.0, 0.01,
-                       math.nan, np.asarray(grads, float), np.zeros(L), np.full(L, 1e-3), nan, nan,
+                       math.nan, np.asarray(grads, float), np.zeros(L), np.full(L, 1e-3), nan, nan, nan, nan,
                        np.zeros(L), np.ones(L), nan, np.zeros((L, 48)), 100.0, 1.0)
 
 

@@ -423,6 +423,40 @@ def test_cli_predict_csv_npz_and_mc_dropout(run_dir, tmp_path, capsys):
     assert "3 columns" in capsys.readouterr().err
 
 
+def test_predict_takes_raw_fashion_pixels_and_warns_about_far_or_prescaled_inputs(tmp_path, capsys):
+    # the IDX files hold 0-255 pixels; training divided them by 255 and standardized them.  The
+    # weights file records both, so raw pixels (float or uint8) get the network's own predictions;
+    # before, float 0-255 pixels were standardized as if they were on the [0, 1] scale.
+    exp = resolve_experiment({"seed": 3, "data": {"name": "fashion_mnist", "per_class": 30, "val_per_class": 10,
+                                                  "test_per_class": 5},
+                              "model": {"layers": [{"units": 32, "activation": "elu"}]},
+                              "training": {"epochs": 2}})
+    trainer = Trainer(exp)
+    writer = RunWriter(tmp_path / "run", "test")
+    writer.attach(trainer)
+    for event in trainer.run(RunControl()):
+        writer.handle(event)
+    d = trainer.data
+    pixels = np.rint(d.to_original(d.x_test[:16]) * 255.0)          # raw 0-255 pixels
+    expected = trainer.net.predict(d.x_test[:16]).argmax(axis=1)
+    weights = str(tmp_path / "run" / "weights.safetensors")
+    for name, x in (("float", pixels), ("uint8", pixels.astype(np.uint8))):
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, x=x.reshape(-1, 28, 28))
+        assert main(["predict", weights, str(path)]) == 0
+        captured = capsys.readouterr()
+        assert [int(r.split(",")[1]) for r in captured.out.strip().splitlines()[1:]] == list(expected), name
+        assert "warning" not in captured.err
+    # pixels already divided by 255: predicted, with a warning saying what the network takes
+    np.savez(tmp_path / "scaled.npz", x=pixels / 255.0)
+    assert main(["predict", weights, str(tmp_path / "scaled.npz")]) == 0
+    assert "within [0, 1]" in capsys.readouterr().err
+    # inputs 100 times too large are far outside the training data
+    np.savez(tmp_path / "far.npz", x=pixels * 100.0)
+    assert main(["predict", weights, str(tmp_path / "far.npz")]) == 0
+    assert "16 of 16 rows" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- transfer learning
 
 def test_reuse_layers_copies_and_freezes(run_dir):

@@ -73,6 +73,46 @@ def test_divergence_ends_the_run_and_keeps_the_last_finite_weights():
     assert fin.step < 3 * 19
 
 
+def _hand_set(exp, first_kernel: float):
+    """A trainer whose first kernel is ``first_kernel`` everywhere (the other weights as drawn)."""
+    trainer = Trainer(exp)
+    trainer.net.tensor("layers.0.kernel")[...] = first_kernel
+    return trainer
+
+
+@pytest.mark.parametrize("dtype,kernel,optimizer,cause", [
+    # Kernel 1e155 makes the hidden outputs ~1e155: the loss (~1e155) and every gradient entry are
+    # finite in float64, but their squares are not, so the norm the record reports is infinite.
+    # Before the rule, such a run went on and ended "finished" with grad_norm = inf in every record.
+    ("float64", 1e155, {"name": "adam", "learning_rate": 0.001}, "the gradient norm became infinite"),
+    # float32: a kernel of 1e18 gives gradients ~1e18 (their squares still fit), and SGD at rate
+    # 1e25 moves the weights by ~1e43, past float32's 3.4e38; the overflowed update used to be kept
+    ("float32", 1e18, {"name": "sgd", "learning_rate": 1e25}, "the update made a weight NaN or infinite"),
+])
+def test_a_non_finite_gradient_norm_or_weight_diverges_at_once_and_keeps_the_weights(dtype, kernel, optimizer,
+                                                                                    cause):
+    exp = small(model={"layers": [{"units": 4, "activation": "relu"}]}, training={"dtype": dtype},
+                optimizer=optimizer)
+    trainer = _hand_set(exp, kernel)
+    before = trainer.net.state_dict()
+    fin = list(trainer.run())[-1]
+    assert fin.status == "diverged" and fin.step == 0
+    assert fin.reason.startswith(cause) and "step 1 " in fin.reason
+    for name, value in fin.weights.items():
+        assert np.array_equal(value, before[name]), name
+
+
+def test_a_huge_but_finite_loss_is_not_divergence():
+    # the rule is about non-finite values: a loss of ~1e6 with finite gradients trains on
+    exp = small(model={"layers": [{"units": 4, "activation": "relu"}]}, training={"dtype": "float64", "epochs": 1},
+                optimizer={"name": "sgd", "learning_rate": 1e-12})
+    trainer = _hand_set(exp, 1e5)
+    events = list(trainer.run())
+    metrics = [e for e in events if isinstance(e, StepMetrics)]
+    assert events[-1].status == "finished"
+    assert metrics[0].loss > 1e3 and all(np.isfinite(m.grad_norm).all() for m in metrics)
+
+
 def test_early_stopping_restores_the_best_weights():
     exp = small(training={"epochs": 200, "early_stopping": {"patience": 2, "monitor": "val_loss"}},
                 optimizer={"name": "sgd", "learning_rate": 0.5})
@@ -205,3 +245,56 @@ def test_run_again_after_a_stop_continues_the_unfinished_epoch():
     assert fin.status == "finished" and fin.step == straight.step
     for name in straight.weights:
         assert np.array_equal(fin.weights[name], straight.weights[name]), name
+
+
+def test_without_validation_data_the_performance_schedule_watches_the_training_loss():
+    exp = small(data={"validation_split": 0.0}, optimizer={"name": "sgd", "learning_rate": 0.05},
+                schedule={"name": "performance", "patience": 1, "factor": 0.5},
+                model={"layers": [{"units": 16, "activation": "elu"}]}, training={"epochs": 6})
+    epochs = [e for e in run(exp)[0] if isinstance(e, EpochEnd)]
+    assert all(np.isnan(e.val_loss) for e in epochs)
+    losses = [e.train_loss for e in epochs]
+    assert all(b < a for a, b in zip(losses, losses[1:]))        # the training loss keeps falling ...
+    assert [e.learning_rate for e in epochs] == [0.05] * 6       # ... so the rate stays (it used to halve every epoch)
+
+
+# ----------------------------------------------------------------------------- dead and comatose units
+
+# Four units on three non-negative rows.  Pre-activations: unit 0 positive everywhere; unit 1
+# negative everywhere (a leaky unit still outputs something: comatose, not dead); unit 2 exactly
+# 0 everywhere (output 0 for every activation: dead, and comatose); unit 3 positive on one row.
+PROBE_ROWS = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+KERNEL = np.array([[1.0, -1.0, 0.0, 1.0],
+                   [1.0, -1.0, 0.0, -1.0]])
+
+
+def _probe_counts(activation, batch_norm="none", beta=0.0, alpha=0.1):
+    from tests.helpers import network
+    layer = {"units": 4, "activation": activation, "batch_norm": batch_norm, "use_bias": batch_norm == "none"}
+    if activation in ("leaky_relu", "elu"):
+        layer["activation_params"] = {"alpha": alpha}
+    net = network([layer], n_inputs=2)
+    net.tensor("layers.0.kernel")[...] = KERNEL
+    if batch_norm != "none":
+        net.tensor("layers.0.bn.beta")[...] = beta
+    stats = net.probe(PROBE_ROWS)
+    return int(stats["dead"][0]), int(stats["comatose"][0])
+
+
+@pytest.mark.parametrize("activation,expected", [("relu", (2, 2)), ("leaky_relu", (1, 2)), ("elu", (1, 2))])
+def test_dead_units_output_zero_comatose_units_have_no_positive_input(activation, expected):
+    assert _probe_counts(activation) == expected     # (dead, comatose)
+
+
+def test_with_batch_norm_after_the_activation_both_are_counted_on_the_activation_itself():
+    # BN after a ReLU with beta 0.5 turns each constant-0 column into 0.5: counted after BN, no
+    # unit would be dead.  BN standardizes unit 3's column (0, 1, 0) -> it stays awake.
+    assert _probe_counts("relu", "after", beta=0.5) == (2, 2)
+    assert _probe_counts("leaky_relu", "after", beta=0.5) == (1, 2)
+
+
+def test_with_batch_norm_before_the_activation_comatose_reads_the_normalized_input():
+    # BN before: the activation's input is beta + gamma * standardized z; beta = -10 pushes every
+    # unit below 0 on every row, so all four are comatose, and a ReLU's are all dead
+    assert _probe_counts("relu", "before", beta=-10.0) == (4, 4)
+    assert _probe_counts("leaky_relu", "before", beta=-10.0) == (0, 4)

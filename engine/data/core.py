@@ -54,6 +54,9 @@ class Dataset:
     feature_names: tuple
     mean: np.ndarray
     std: np.ndarray
+    # the loader's fixed scaling before the statistics: (original units) * input_scale is what
+    # mean/std describe; 1/255 for images read as 0-255 pixels, 1 for everything else
+    input_scale: float = 1.0
 
     @property
     def n_features(self) -> int:
@@ -310,7 +313,7 @@ def _frozen(a: np.ndarray, dtype) -> np.ndarray:
 
 def finish(name: str, task: str, splits: Mapping[str, tuple], *, standardize: bool,
            n_classes: int = 0, class_names=(), image_shape=None, feature_names=(),
-           std_floor: float | None = None, stats: tuple | None = None) -> Dataset:
+           std_floor: float | None = None, stats: tuple | None = None, input_scale: float = 1.0) -> Dataset:
     """Standardize (training statistics only), cast and freeze.
 
     ``splits`` maps "train"/"val"/"test" to (x float32 (n, d), y); for the
@@ -319,6 +322,8 @@ def finish(name: str, task: str, splits: Mapping[str, tuple], *, standardize: bo
     in place, so pass fresh arrays (indexing with an index array makes one).
     ``stats=(mean, std)``: the loader already standardized every split with
     these training statistics (it could do it faster); they are recorded.
+    ``input_scale``: the factor the loader applied to the original units first (1/255 for pixels),
+    recorded so that ``predict`` can take inputs in those units.
     """
     x_tr = np.ascontiguousarray(splits["train"][0], dtype=np.float32)
     d = x_tr.shape[1]
@@ -361,7 +366,8 @@ def finish(name: str, task: str, splits: Mapping[str, tuple], *, standardize: bo
                    class_names=tuple(str(c) for c in class_names),
                    image_shape=None if image_shape is None else tuple(int(s) for s in image_shape),
                    feature_names=tuple(str(f) for f in feature_names),
-                   mean=_frozen(mean, np.float32), std=_frozen(std, np.float32), **out)
+                   mean=_frozen(mean, np.float32), std=_frozen(std, np.float32), input_scale=float(input_scale),
+                   **out)
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

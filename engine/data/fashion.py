@@ -344,7 +344,7 @@ def _load(p: dict, seed: int):
     rows, cols = shape
     return finish("fashion_mnist", p["task"], splits, standardize=p["standardize"],
                   n_classes=len(classes), class_names=[CLASS_NAMES[c] for c in classes],
-                  image_shape=shape, stats=(mean, std),
+                  image_shape=shape, stats=(mean, std), input_scale=1.0 / 255.0,
                   feature_names=[f"pixel_{r}_{c}" for r in range(rows) for c in range(cols)])
 
 

@@ -12,11 +12,15 @@ a metadata dictionary::
      "experiment": {... the fully resolved experiment ...},
      "summary": {... final metrics, status ...},
      "data": {"task", "n_inputs", "n_outputs", "n_classes", "class_names",
-              "feature_names", "image_shape", "standardize", "mean", "std"}}
+              "feature_names", "image_shape", "standardize", "mean", "std", "input_scale"}}
 
 ``data.mean``/``data.std`` are the training-set statistics the network's
-inputs were standardized with, so ``predict`` and the ONNX graph accept
-inputs in the original feature space.
+inputs were standardized with, after the loader multiplied the original
+units by ``data.input_scale`` (1/255 for Fashion-MNIST's 0-255 pixels, 1
+otherwise; absent in files written before it existed).  ``predict`` applies
+both, so it takes inputs in the original units (raw pixels); the ONNX graph
+and the Keras script apply the standardization only, so they take inputs
+times ``input_scale`` (pixels / 255).
 """
 from __future__ import annotations
 
@@ -95,6 +99,7 @@ def data_info(dataset) -> dict:
         "image_shape": None if dataset.image_shape is None else list(dataset.image_shape),
         "mean": np.asarray(dataset.mean, dtype=np.float32).tolist(),
         "std": np.asarray(dataset.std, dtype=np.float32).tolist(),
+        "input_scale": float(getattr(dataset, "input_scale", 1.0)),
     }
 
 
@@ -172,6 +177,11 @@ def check_data_metadata(metadata: dict, source, n_inputs: int, n_classes: int) -
     for field, positive in (("mean", False), ("std", True)):
         if data.get(field) is not None:
             _numbers(data[field], field, n_inputs, source, positive)
+    scale = data.get("input_scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))
+                              or not (math.isfinite(scale) and scale > 0)):
+        raise WeightsError(f"{source}: metadata field data.input_scale is {str(scale)[:60]}; expected a "
+                           f"positive number")
     if metadata.get("summary") is not None and not isinstance(metadata["summary"], dict):
         raise WeightsError(f"{source}: metadata field summary must be an object, got "
                            f"{type(metadata['summary']).__name__}")

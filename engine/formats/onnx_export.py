@@ -13,8 +13,10 @@ in ``Softmax``, ``Sigmoid`` or nothing (linear).
 The input is named ``input`` with shape (batch, n_inputs), the batch
 dimension dynamic; the output is named ``output``.  When the weights carry
 the training set's standardization statistics, the graph starts with
-``(input - mean) / std``, so it takes features in their original units,
-exactly like ``python main.py predict``; ``standardize=False`` leaves that out.
+``(input - mean) / std``, so it takes features in the units the data loader
+produced: the original units times ``data.input_scale`` (Fashion-MNIST
+pixels / 255, not raw 0-255 pixels, which ``python main.py predict`` takes
+and scales itself); ``standardize=False`` leaves the standardization out.
 """
 from __future__ import annotations
 

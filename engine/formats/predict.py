@@ -1,9 +1,14 @@
 """``python main.py predict WEIGHTS_FILE DATA_FILE``: an exported model on its own.
 
-DATA_FILE holds inputs in the original feature space (the units of the
-training data as loaded: Fashion-MNIST pixels / 255, or uint8 pixels, which
-are divided by 255); the run's standardization, stored in the weights'
-metadata, is applied before the network sees them.
+DATA_FILE holds inputs in the original units of the training data: raw
+0-255 pixels for Fashion-MNIST (as in its IDX files; float or uint8), the
+columns' own units for a table.  Every transformation training applied to
+them, stored in the weights' metadata, is applied before the network sees
+them: the loader's scaling (``data.input_scale``, 1/255 for pixels), then the
+standardization (``data.mean``/``data.std``).  Rows far from anything the
+network was trained on (on average more than :data:`FAR_STDS` training
+standard deviations from the training mean) are predicted, with a warning: a
+confident answer there means little.
 
 * CSV: a numeric table, with or without a header.  With a header naming the
   training features, those columns are picked (others, such as the target,
@@ -33,6 +38,7 @@ from engine.training.memory import prediction_memory
 MAX_CSV_BYTES = 2 * 1024**3
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_MC_SAMPLES = 10_000   # Monte Carlo dropout passes (the book averages 100)
+FAR_STDS = 10.0           # a row whose standardized inputs have an RMS above this is far from the training data
 
 
 def _is_number(cell: str) -> bool:
@@ -126,8 +132,8 @@ def read_inputs(path, n_inputs: int, metadata: dict) -> np.ndarray:
         raise DataError(f"data file {path} does not exist")
     if path.suffix.lower() == ".npz":
         x = _read_npz(path)
-        if x.dtype == np.uint8 and data.get("image_shape"):
-            x = x / 255.0  # raw pixels -> the [0, 1] scale the images were trained in
+        if x.dtype == np.uint8 and data.get("image_shape") and data.get("input_scale") is None:
+            x = x / 255.0  # a file written before input_scale: raw pixels -> the [0, 1] scale of training
     else:
         if path.stat().st_size > MAX_CSV_BYTES:
             raise DataError(f"{path} is too large for a CSV of inputs; use an NPZ file")
@@ -140,8 +146,10 @@ def read_inputs(path, n_inputs: int, metadata: dict) -> np.ndarray:
 
 
 def standardize(x: np.ndarray, metadata: dict, source) -> np.ndarray:
-    """Apply the run's standardization (as the data loaders do: float32)."""
+    """Apply the run's input transformations (as the data loaders do: float32): the loader's
+    scaling of the original units (``data.input_scale``), then the standardization."""
     data = metadata.get("data") or {}
+    x = x * float(data.get("input_scale") or 1.0)
     if data.get("mean") is None:
         experiment = metadata.get("experiment") or {}
         if (experiment.get("data") or {}).get("standardize", True):
@@ -152,6 +160,29 @@ def standardize(x: np.ndarray, metadata: dict, source) -> np.ndarray:
     mean, std = np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32)
     with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported by the caller, per column
         return (x.astype(np.float32) - mean) / std
+
+
+def input_warnings(x_original: np.ndarray, z: np.ndarray, metadata: dict) -> list[str]:
+    """Warnings about inputs unlike the training data: rows whose standardized inputs (``z``) have
+    an RMS above :data:`FAR_STDS`, and inputs that look already scaled when the network takes raw
+    units (every value within [0, 1] where training scaled by 1/255)."""
+    out = []
+    data = metadata.get("data") or {}
+    if data.get("mean") is not None:
+        rms = np.sqrt(np.mean(np.square(z, dtype=np.float64), axis=1))
+        far = np.flatnonzero(rms > FAR_STDS)
+        if far.size:
+            rows = ", ".join(str(int(i) + 1) for i in far[:5]) + (" ..." if far.size > 5 else "")
+            out.append(f"{far.size} of {len(z)} rows (rows {rows}) lie far outside the training data: their "
+                       f"inputs are on average {float(rms[far].max()):.3g} training standard deviations from the "
+                       f"training mean (more than {FAR_STDS:g}); check their units, the predictions there mean "
+                       f"little")
+    scale = float(data.get("input_scale") or 1.0)
+    if scale < 1.0 and x_original.size and 0.0 <= float(x_original.min()) and float(x_original.max()) <= 1.0:
+        out.append(f"every input is within [0, 1], but this network takes inputs in original units, which "
+                   f"training multiplied by {scale:.4g} (raw 0-{1 / scale:.0f} pixels); if they are already "
+                   f"scaled, multiply them by {1 / scale:.0f} first")
+    return out
 
 
 def predict_table(net, x: np.ndarray, metadata: dict, mc_samples: int = 0, seed: int = 0) -> tuple[list, list]:
@@ -182,8 +213,10 @@ def predict_table(net, x: np.ndarray, metadata: dict, mc_samples: int = 0, seed:
     return header, rows
 
 
-def predict_file(weights_path, data_path, mc_samples: int = 0, raw: bool = False, seed: int = 0) -> str:
-    """The prediction CSV (text) for a data file, from a weights file alone (or the one in a run folder)."""
+def predict_file(weights_path, data_path, mc_samples: int = 0, raw: bool = False, seed: int = 0,
+                 warn=None) -> str:
+    """The prediction CSV (text) for a data file, from a weights file alone (or the one in a run folder).
+    ``warn`` (a callable taking one message) hears about inputs unlike the training data."""
     if Path(weights_path).is_dir():
         weights_path = run_weights_file(weights_path)
     if isinstance(mc_samples, bool) or not 0 <= mc_samples <= MAX_MC_SAMPLES:
@@ -193,8 +226,11 @@ def predict_file(weights_path, data_path, mc_samples: int = 0, raw: bool = False
     prediction_memory(net, len(x), mc_samples).check(f"predicting {len(x):,} rows of {data_path}"
                                                      + (f" with {mc_samples:,} dropout passes" if mc_samples else ""))
     if not raw:
+        original = x
         x = standardize(x, metadata, weights_path)
         _check_float32(x, data_path, metadata, "standardized, the input is")
+        for message in input_warnings(original, x, metadata) if warn is not None else ():
+            warn(f"{data_path}: {message}")
     header, rows = predict_table(net, x, metadata, mc_samples, seed)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

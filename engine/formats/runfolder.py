@@ -34,8 +34,8 @@ import numpy as np
 
 from engine.errors import DescentError
 from engine.formats.runlayout import (CHECKPOINT_FILE, EPOCH_FIELDS, EPOCHS_FILE, EXPERIMENT_FILE, HISTORY_FIELDS,
-                                      HISTORY_FILE, PER_LAYER_FIELDS, SUMMARY_FILE, WEIGHTS_FILES, per_layer_column,
-                                      split_per_layer)
+                                      HISTORY_FILE, LATER_PER_LAYER_FIELDS, PER_LAYER_FIELDS, SUMMARY_FILE,
+                                      WEIGHTS_FILES, per_layer_column, split_per_layer)
 from engine.formats.safetensors_io import JSON_KEYS
 from engine.formats.weights import METADATA_KEY
 from engine.limits import check_npz, parse_json
@@ -279,6 +279,8 @@ def _split_history(path: Path, columns: dict) -> tuple[dict, dict]:
     per_layer = {}
     for name in PER_LAYER_FIELDS:
         found = layers.get(name, {})
+        if not found and name in LATER_PER_LAYER_FIELDS:   # a run written before the field existed
+            found = {i: np.full(len(columns["step"]), np.nan) for i in range(n)}
         if sorted(found) != list(range(n)):
             raise RunFolderError(f"{path}: per-layer columns {name}_<i> are for layers {sorted(found)}, expected "
                                  f"0 to {n - 1} like grad_norm_<i>")

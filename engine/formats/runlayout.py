@@ -34,8 +34,10 @@ CHECKPOINT_FILE = "checkpoint.npz"            # optimizer and RNG state for run 
 HISTORY_FIELDS = ("step", "epoch", "loss", "regularization", "learning_rate", "momentum", "steps_per_second",
                   "elapsed")
 # history.csv: StepMetrics per-layer arrays, one column "<field>_<i>" per layer
-PER_LAYER_FIELDS = ("grad_norm", "bias_grad_norm", "update_ratio", "dead_fraction", "dead_count", "act_mean",
-                    "act_std", "saturated")
+PER_LAYER_FIELDS = ("grad_norm", "bias_grad_norm", "update_ratio", "dead_fraction", "dead_count",
+                    "comatose_fraction", "comatose_count", "act_mean", "act_std", "saturated")
+# per-layer fields added after runs were already written: a history.csv without them reads them as NaN
+LATER_PER_LAYER_FIELDS = ("comatose_fraction", "comatose_count")
 # epochs.csv: EpochEnd fields
 EPOCH_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
                 "wall_time", "sparsity")

@@ -27,6 +27,7 @@ from engine.events import (ConfusionReport, DecisionSurface, EpochEnd, RunFinish
                            frozen_array)
 from engine.fileio import ensure_dir, write_json, write_text
 from engine.formats import data_info
+from engine.formats.runlayout import PER_LAYER_FIELDS
 from engine.formats.runstore import RunWriter
 from engine.jobs.compare_report import distinguishable, spread
 from engine.spec.experiment import dumps_experiment, resolve_experiment
@@ -78,9 +79,7 @@ class _Shift:
         if isinstance(ev, StepMetrics):
             ev = r(ev, step=ev.step + self.step, epoch=ev.epoch + self.epoch, elapsed=ev.elapsed + self.elapsed)
             if self.pad:
-                ev = r(ev, **{f: self._padded(getattr(ev, f)) for f in
-                              ("grad_norm", "bias_grad_norm", "update_ratio", "dead_fraction", "dead_count",
-                               "act_mean", "act_std", "saturated", "histograms")})
+                ev = r(ev, **{f: self._padded(getattr(ev, f)) for f in (*PER_LAYER_FIELDS, "histograms")})
             return ev
         if isinstance(ev, EpochEnd):
             return r(ev, epoch=ev.epoch + self.epoch, step=ev.step + self.step)

@@ -82,13 +82,17 @@ def predict(ints, floats, theta, buffers, x, ws, uws, xb, rng, mode, out):
 
 
 @njit(cache=True, nogil=True)
-def probe(ints, floats, theta, buffers, x, ws, uws, rng, edges, dead, mean, std, saturated, hist):
+def probe(ints, floats, theta, buffers, x, ws, uws, rng, edges, dead, comatose, mean, std, saturated, hist):
     """Activation statistics of every hidden layer on a fixed probe batch.
 
     x: (B, D) probe rows (B <= workspace rows); BN uses the probe batch's own
     statistics without touching the moving averages, dropout is off.
     Outputs per layer (L,): dead = units whose activation output is exactly 0
-    for every row; mean/std of the activation output; saturated = fraction of
+    for every row (a ReLU there has a zero gradient: it cannot recover);
+    comatose = units whose activation input is <= 0 for every row (every dead
+    ReLU, but also leaky/ELU units, which keep a small gradient there and can
+    wake up; with batch norm after the activation both are counted before
+    it, on the activation itself); mean/std of the activation output; saturated = fraction of
     logistic outputs within 0.01 of 0 or 1 and of tanh outputs within 0.02 of
     +-1 (1% of their range), NaN for other activations; hist (L, nbins)
     counts of the activation input over the uniform bins ``edges`` (nbins+1,),
@@ -114,15 +118,23 @@ def probe(ints, floats, theta, buffers, x, ws, uws, rng, edges, dead, mean, std,
             code = ints[i, ACT]
             act = block(ws, WS_H, ints, i, B, Bmax) if ints[i, BN] == BN_AFTER else block(ws, WS_OUT, ints, i, B, Bmax)
         n_dead = 0
+        n_comatose = 0
         for u in range(units):
             alive = False
+            awake = False
             for b in range(B):
                 if act[b, u] != 0.0:
                     alive = True
+                if pre[b, u] > 0.0:
+                    awake = True
+                if alive and awake:
                     break
             if not alive:
                 n_dead += 1
+            if not awake:
+                n_comatose += 1
         dead[i] = n_dead
+        comatose[i] = n_comatose
         s = 0.0
         ss = 0.0
         n_sat = 0

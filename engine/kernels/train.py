@@ -35,7 +35,13 @@ N_CLIP = 3
 
 # entries of flags (2,) int64, shared with engine.control.RunControl.flags
 FLAG_INTERRUPT = 0     # set by another thread: end the chunk after the step in progress
-FLAG_DIVERGED = 1      # set here: a step had a non-finite loss or gradient
+FLAG_DIVERGED = 1      # set here to one of the DIVERGED_* causes below (0: no divergence)
+
+# what made a step diverge (the value written to flags[FLAG_DIVERGED]); the step is not applied
+DIVERGED_LOSS = 1      # the loss (data + penalty) is NaN or infinite
+DIVERGED_GRADIENT = 2  # the gradient's norm (as the records report it) is not finite: a NaN/inf entry, or
+#                        squares beyond the weights' float type (float32: an entry above ~1.8e19)
+DIVERGED_WEIGHTS = 3   # the update made a weight or a BN moving statistic NaN or infinite
 
 
 # The arguments of train_steps, grouped by what they describe.  In compiled code
@@ -83,7 +89,8 @@ class ChunkArgs(NamedTuple):
 class WorkArgs(NamedTuple):
     """Scratch space and the random state the steps advance."""
     grad: np.ndarray       # (P,) gradient
-    before: np.ndarray     # (P,) theta before the last step (its update's size)
+    before: np.ndarray     # (P,) theta before the last step (its update's size; restored if it overflowed)
+    buffers_before: np.ndarray  # BN moving statistics before the last step (restored if it diverged)
     ws: np.ndarray         # workspaces of engine.kernels.network
     uws: np.ndarray
     xb: np.ndarray         # (Bmax, D) the batch's inputs
@@ -121,7 +128,7 @@ def _sum_squares(v, start, n, w=None):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _all_finite(v):
     """True when no entry of v is NaN or infinite (x - x is 0 exactly for finite x).
-    An integer OR-reduction, so it vectorizes, unlike a float sum of squares."""
+    An integer OR-reduction, so it vectorizes."""
     bad = 0
     for j in range(v.size):
         x = v[j]
@@ -154,8 +161,10 @@ def train_steps(net: NetArgs, opt: OptArgs, data: DataArgs, chunk: ChunkArgs, wo
     """Run ``n = chunk.lrs.size`` training steps in place.
 
     Returns the number of steps applied: n, fewer when interrupted, or s
-    when step s diverged (``out.flags[FLAG_DIVERGED] == 1``) and was *not* applied,
-    so theta still holds the last finite weights.  Runs in compiled code
+    when step s diverged (``out.flags[FLAG_DIVERGED]`` is one of the ``DIVERGED_*``
+    causes) and was *not* applied, so theta and the BN statistics still hold the
+    last finite values.  A step diverges when its loss, its gradient's norm or
+    the weights after its update are not finite.  Runs in compiled code
     without the GIL.
     """
     # Numba types a named tuple argument in Python on every call (~0.2 us a field, 6 us for
@@ -180,11 +189,23 @@ def _train_steps(net, opt, data, chunk, work, out):
     done = n
     for s in range(n):
         rows = chunk.order[chunk.starts[s]:chunk.starts[s + 1]]
+        work.before[:] = theta     # the last finite weights, should this step's update overflow
+        work.buffers_before[:] = net.buffers
         loss, reg = loss_and_gradient(ints, net.floats, theta, grad, net.buffers, data.x, data.y_int, data.y_float,
                                       net.loss_code, rows, work.rng, work.ws, work.uws, work.xb, net.lowest, mode)
         if not math.isfinite(loss + reg):
+            cause = DIVERGED_LOSS
+        elif not math.isfinite(_sum_squares(grad, 0, grad.size)):
+            # every entry finite is not enough: their squares can overflow (in float32 above ~1.8e19,
+            # in float64 above ~1.3e154), and the norm the record reports (and a clipping rule
+            # divides by) would be infinite
+            cause = DIVERGED_GRADIENT
+        else:
+            cause = 0
+        if cause != 0:
+            net.buffers[:] = work.buffers_before   # the forward pass moved the BN statistics
             done = s
-            flags[FLAG_DIVERGED] = 1
+            flags[FLAG_DIVERGED] = cause
             break
         last = s == n - 1 or flags[FLAG_INTERRUPT] != 0   # an interrupted chunk measures its last step too
         if last:
@@ -197,23 +218,20 @@ def _train_steps(net, opt, data, chunk, work, out):
                 else:
                     layer_stats[i, STAT_GRAD_KERNEL] = 0.0
                     layer_stats[i, STAT_GRAD_BIAS] = 0.0
-            work.before[:] = theta
         if clipping:
-            if not math.isfinite(clip_gradients(grad, opt.tensor_bounds, clip[CLIP_VALUE], clip[CLIP_NORM],
-                                                clip[CLIP_GLOBAL_NORM])):
-                done = s
-                flags[FLAG_DIVERGED] = 1
-                break
-        elif not _all_finite(grad):
-            done = s
-            flags[FLAG_DIVERGED] = 1
-            break
+            clip_gradients(grad, opt.tensor_bounds, clip[CLIP_VALUE], clip[CLIP_NORM], clip[CLIP_GLOBAL_NORM])
         if chunk.moms[s] >= 0.0:
             h[0] = chunk.moms[s]
         for r in range(opt.ranges.shape[0]):
             apply_update(opt.code, theta, grad, opt.slots, opt.ranges[r, 0], opt.ranges[r, 1],
                          opt.first_step + s + 1, chunk.lrs[s], h)
         _apply_max_norm(ints, net.floats, theta)
+        if not (_all_finite(theta) and _all_finite(net.buffers)):
+            theta[:] = work.before
+            net.buffers[:] = work.buffers_before
+            done = s
+            flags[FLAG_DIVERGED] = DIVERGED_WEIGHTS
+            break
         out.losses[s] = loss + reg
         out.regs[s] = reg
         if last:

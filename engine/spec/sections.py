@@ -74,8 +74,10 @@ LOSSES = ("auto", "cross_entropy", "binary_cross_entropy", "mse")
 
 EARLY_STOPPING_PARAMS = {
     "monitor": Param("val_loss", "metric watched", "choice", choices=("val_loss", "val_accuracy")),
-    "patience": Param(5, "epochs without improvement before stopping", "int", 0, 100_000),
-    "min_delta": Param(0.0, "smallest change that counts as an improvement", low=0.0),
+    "patience": Param(5, "stop at this many epochs in a row without improvement (Keras's rule; 0 acts as 1)",
+                      "int", 0, 100_000),
+    "min_delta": Param(0.0, "a loss must fall, an accuracy rise, by more than this to count as an improvement",
+                       low=0.0),
     "restore_best": Param(True, "end with the weights of the best epoch", "bool"),
 }
 

@@ -48,6 +48,7 @@ class Diagnostics:
         statistics of the probe batch now."""
         stats = self.net.probe(self.x_probe)
         dead = np.where(self._relu, stats["dead"], np.nan)
+        comatose = np.where(self._relu, stats["comatose"], np.nan)
         sat = np.where(self._saturating, stats["saturated"], np.nan)
         ls = layer_stats
         with np.errstate(invalid="ignore", over="ignore"):  # inf/inf on the way to divergence: NaN, no warning
@@ -59,7 +60,8 @@ class Diagnostics:
             momentum=float(mom) if mom >= 0 else math.nan,
             grad_norm=frozen_array(ls[:, STAT_GRAD_KERNEL]), bias_grad_norm=frozen_array(ls[:, STAT_GRAD_BIAS]),
             update_ratio=frozen_array(ratio), dead_fraction=frozen_array(dead / self._units),
-            dead_count=frozen_array(dead), act_mean=frozen_array(stats["mean"]), act_std=frozen_array(stats["std"]),
+            dead_count=frozen_array(dead), comatose_fraction=frozen_array(comatose / self._units),
+            comatose_count=frozen_array(comatose), act_mean=frozen_array(stats["mean"]), act_std=frozen_array(stats["std"]),
             saturated=frozen_array(sat), histograms=frozen_array(stats["histograms"]), steps_per_second=float(rate),
             elapsed=elapsed)
 

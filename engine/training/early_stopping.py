@@ -4,11 +4,17 @@ The rule, as the chapter's Keras ``EarlyStopping`` callback states it: after
 every epoch, compare the monitored metric with the best value so far; an
 epoch improves on it when it is better by more than ``min_delta``.  Each
 epoch without improvement adds one to a counter (``wait``), an improvement
-resets it.  Training stops when ``wait > patience``, i.e. after ``patience + 1``
-epochs in a row without improvement.  (Keras stops at ``wait >= patience``;
-this rule is kept as it is until that change is made on purpose, with the
-test that pins it, ``tests/test_early_stopping.py``.)  With ``restore_best``
-the run ends with the weights of the best epoch.
+resets it.  Training stops when ``wait >= patience``, i.e. at the
+``patience``-th epoch in a row without improvement, as Keras does (and as the
+performance schedule counts; patience 0 stops at the first epoch without
+improvement, like patience 1).  ``min_delta`` is a size, never negative: a
+loss must fall, an accuracy rise, by more than it.  A NaN value never improves
+(Keras takes a NaN first value as its best; here it counts as a miss).  With
+``restore_best`` the run ends with the weights of the best epoch.
+
+The metric must exist: watching the validation loss without validation data,
+or the validation accuracy of a regression, is refused before training
+(:func:`check_watchable`) instead of ending at "best at epoch 0".
 
 The state (best value, its epoch, the counter, the best weights) is what a
 checkpoint saves so a resumed run stops at the same epoch as one that was
@@ -24,8 +30,11 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from engine.errors import ExperimentError
+
 BEST_WEIGHTS_PREFIX = "early_stopping.best."   # checkpoint tensor names of the best epoch's weights
 HIGHER_IS_BETTER = {"val_loss": False, "val_accuracy": True}
+ACCURACY_TASKS = ("classification", "binary")   # the tasks whose evaluation has an accuracy
 
 
 @dataclass(frozen=True)
@@ -72,10 +81,22 @@ class EarlyStopping:
                 self.best_weights = weights()
             return Decision(True, False, "")
         self.wait += 1
-        if self.wait > self.patience:
-            return Decision(False, True, f"{self.monitor} did not improve for {self.patience} epochs "
-                                         f"(best at epoch {self.best_epoch})")
+        if self.wait >= self.patience:
+            return Decision(False, True, f"{self.monitor} did not improve for {self.wait} "
+                                         f"epoch{'s' if self.wait != 1 else ''} (best at epoch {self.best_epoch})")
         return Decision(False, False, "")
+
+    def check_watchable(self, n_val: int, task: str) -> None:
+        """Refuse a monitor the data cannot give: no validation rows, or an accuracy of a task
+        that has none (regression, reconstruction)."""
+        key = "training.early_stopping.monitor"
+        if n_val == 0:
+            raise ExperimentError(f"{key} = {self.monitor!r}, but the data have no validation set: early stopping "
+                                  f"would have nothing to watch; give the data a validation split or remove "
+                                  f"training.early_stopping")
+        if self.monitor == "val_accuracy" and task not in ACCURACY_TASKS:
+            raise ExperimentError(f"{key} = 'val_accuracy', but a {task} task has no accuracy; "
+                                  f"monitor 'val_loss' instead")
 
     def state_dict(self) -> dict:
         """The counters as JSON (an infinite best value as null); the best

@@ -345,17 +345,17 @@ class Network:
         return readonly(np.ascontiguousarray(y, dtype=np.int64)), readonly(np.zeros((0, 1), dtype=self.dtype))
 
     def probe(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Activation statistics on the probe rows x: dead, mean, std, saturated, histograms."""
+        """Activation statistics on the probe rows x: dead, comatose, mean, std, saturated, histograms."""
         # a writable copy: the probe kernel feeds x straight to the forward pass, which
         # training compiles for a writable batch (a read-only one would compile it again)
         x = np.array(self._as_input(x))
         ws, uws, _ = self.workspace(x.shape[0])
         L = self.n_layers
-        dead, mean, std, sat = (np.zeros(L) for _ in range(4))
+        dead, comatose, mean, std, sat = (np.zeros(L) for _ in range(5))
         hist = np.zeros((L, HISTOGRAM_EDGES.size - 1))
         _probe(self.ints, self.floats, self.theta, self.buffers, x, ws, uws, new_state(0),
-               HISTOGRAM_EDGES, dead, mean, std, sat, hist)
-        return {"dead": dead, "mean": mean, "std": std, "saturated": sat, "histograms": hist}
+               HISTOGRAM_EDGES, dead, comatose, mean, std, sat, hist)
+        return {"dead": dead, "comatose": comatose, "mean": mean, "std": std, "saturated": sat, "histograms": hist}
 
     def sparsity(self, threshold: float) -> float:
         """Fraction of kernel weights with |w| < threshold."""

@@ -36,6 +36,13 @@ from engine.catalog.schedules import make_schedule
 
 _compiled = False         # kernels compiled (or loaded from cache) in this process
 
+# the reason a diverged run gives, by the kernel's cause.  The rule: a run diverges at the first
+# step whose loss, gradient norm or updated weights are not finite.  A loss that is finite but
+# huge (a logistic net far off its targets) is not divergence: the run goes on.
+DIVERGED_WHAT = {TK.DIVERGED_LOSS: "the loss became NaN or infinite",
+                 TK.DIVERGED_GRADIENT: "the gradient norm became infinite (or NaN)",
+                 TK.DIVERGED_WEIGHTS: "the update made a weight NaN or infinite"}
+
 
 @dataclass
 class UnfinishedEpoch:
@@ -130,6 +137,8 @@ class Trainer:
         self.schedule = make_schedule(experiment["schedule"])
         self.schedule.start(float(opt_cfg["learning_rate"]), self.total_steps, self.steps_per_epoch)
         self.early_stopping = EarlyStopping.from_config(cfg["early_stopping"])
+        if self.early_stopping is not None:
+            self.early_stopping.check_watchable(len(d.x_val), d.task)
 
         # where the run is
         self.step = 0            # updates done
@@ -137,7 +146,8 @@ class Trainer:
         self.elapsed = 0.0       # seconds in compiled steps (compilation excluded)
         self.steps_per_second = 0.0   # of the last chunk; 0 until measured
         self.best_val_accuracy = -math.inf
-        self.chunk_diverged = False   # the last run_steps call stopped at a non-finite loss or gradient
+        self.chunk_diverged = False   # the last run_steps call stopped at a non-finite loss, gradient or weight
+        self.diverged_cause = 0       # which (a DIVERGED_* code of engine.kernels.train; 0: none)
         self.shuffle_rng = np.random.default_rng([seed, 1])  # batch order
         self._unfinished: UnfinishedEpoch | None = None   # an epoch left before its end (stop, step limit)
         self._live: tuple | None = None   # (batch, epoch losses, shuffle state) at the record run() last yielded
@@ -145,6 +155,7 @@ class Trainer:
 
         # the kernel's scratch and outputs
         self._work = TK.WorkArgs(np.zeros_like(self.net.theta), np.zeros_like(self.net.theta),
+                                 np.zeros_like(self.net.buffers),
                                  *self.net.workspace(self.batch_size), new_state(seed * 7919 + 17))
         self.layer_stats = np.zeros((self.net.n_layers, TK.N_STATS))
         self._flags = np.zeros(2, dtype=np.int64)   # the kernel's flags when no RunControl is given
@@ -219,7 +230,8 @@ class Trainer:
                        self.optimizer.hyper_array(), net.trainable_ranges(), net.tensor_bounds(), self._clip),
             data, TK.ChunkArgs(order, starts[first_batch:first_batch + n + 1], lrs, moms),
             self._work, out)
-        self.chunk_diverged = bool(out.flags[TK.FLAG_DIVERGED])   # else done < n: a command ended the chunk early
+        self.diverged_cause = int(out.flags[TK.FLAG_DIVERGED])
+        self.chunk_diverged = self.diverged_cause != 0   # else done < n: a command ended the chunk early
         self.opt_state.step += done
         self.step += done
         return done, out.losses[:done], out.regs[:done], lrs[:done], moms[:done]
@@ -286,6 +298,7 @@ class Trainer:
         end = min(self.steps_per_epoch, batch + self.total_steps - self.step)
         control = run.control
         pending = []   # (losses, penalties) of the chunks run since the last record
+        rate = (math.nan, -1.0)   # (learning rate, momentum) of the last step applied
         while batch < end:
             allowed = control.allowed_steps(end - batch)
             if allowed <= 0:
@@ -297,15 +310,18 @@ class Trainer:
             control.consumed(done, batch >= end)
             run.epoch_losses.extend(losses.tolist())
             pending.append((losses, regs))   # every step's loss goes into the next record
+            if done:
+                rate = (lrs[-1], moms[-1])
             if self.chunk_diverged:
-                run.end("diverged", f"the loss or gradient became NaN/infinite at step {self.step + 1}; "
-                                    f"try a lower learning rate, gradient clipping or batch normalization")
-                if done:  # record the finite steps before the blow-up: the loss climbing to it
-                    yield self._record(pending, lrs[-1], moms[-1], batch)
+                run.end("diverged", f"{DIVERGED_WHAT[self.diverged_cause]} at step {self.step + 1} (the weights "
+                                    f"after step {self.step} are kept); try a lower learning rate, gradient "
+                                    f"clipping or batch normalization")
+                if any(len(p[0]) for p in pending):  # record the finite steps before the blow-up: the loss climbing to it
+                    yield self._record(pending, *rate, batch)
                 break
             if self.cadence.record_due(self.step, batch >= end, control.paused):
                 self._live = (batch, run.epoch_losses, shuffle)   # what checkpoint_in_epoch saves
-                yield self._record(pending, lrs[-1], moms[-1], batch)
+                yield self._record(pending, *rate, batch)
                 now = time.perf_counter()
                 if self.diagnostics.grid is not None and self.cadence.surface_due(now, run.last_surface):
                     run.last_surface = now
@@ -334,7 +350,10 @@ class Trainer:
         val_loss, val_acc = run.val = self.evaluate_split("val")
         if not math.isnan(val_acc):
             self.best_val_accuracy = max(self.best_val_accuracy, val_acc)
-        self.schedule.on_epoch_end(self.epoch, val_loss)
+        # the performance schedule watches the validation loss, or without validation data the
+        # training loss (the epoch's mean, as Keras logs "loss"): NaN would read as "no improvement"
+        # every epoch and cut the rate blindly
+        self.schedule.on_epoch_end(self.epoch, val_loss if len(self.data.x_val) else run.train_loss)
         yield EpochEnd(self.run_id, self.epoch, self.step, run.train_loss, train_acc, val_loss, val_acc,
                        float(self.learning_rates(self.step, 1, run.control)[0]),
                        time.perf_counter() - run.epoch_started,
