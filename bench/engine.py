@@ -257,8 +257,8 @@ def main(argv=None) -> int:
         print(report.console_line(row), flush=True)
     if args.profile:
         from profile_steps import profile_all
-        for prof in profile_all([c for c in configs() if not args.only or any(c.key.startswith(o)
-                                                                             for o in args.only)], args):
+        chosen = [c for c in configs() if not args.only or any(c.key.startswith(o) for o in args.only)]
+        for prof in profile_all(chosen, args, {r["config"]: r for r in records if "descent_steps_per_s" in r}):
             emit(prof)
             print(report.profile_line(prof), flush=True)
     if not args.no_extra and not args.only:

@@ -369,7 +369,7 @@ def end_to_end(cfg: Config, data, loop_rate: float, seconds: float) -> dict:
         for k, epochs in enumerate((1, e1, e2)):   # the first run loads any kernel not used yet
             run_dir = folder / f"run{k}"
             t0 = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):   # "run written to ..."
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 code = cli_main(["run", str(exp_path), "--epochs", str(epochs), "--out", str(run_dir), "--quiet"])
             walls[k] = time.perf_counter() - t0
             if code != 0:
