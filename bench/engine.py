@@ -237,7 +237,8 @@ def main(argv=None) -> int:
     info["method"] = (f"median of {args.rounds} interleaved round{'s' * (args.rounds > 1)} of "
                       f"{args.round_seconds:g} s per runner")
     kernel = descent_blas(info["blas"])
-    print(f"# Descent engine benchmark {info['date']}: {info['nproc']} CPUs ({info['cpu']}), load {info['load_start']:.2f}; "
+    print(f"# Descent engine benchmark {info['date']}: {info['nproc']} CPUs ({info['cpu']}), "
+          f"load {info['load_start']:.2f}; "
           f"BLAS {kernel.get('internal_api')} {kernel.get('version')} {kernel.get('architecture')} "
           f"{kernel.get('num_threads')} threads; pin removed: {info['pin_removed'] or 'none was set'}", flush=True)
     out = open(args.json, "w") if args.json else None

@@ -21,7 +21,6 @@ Per step (microseconds):
 """
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
@@ -121,7 +120,8 @@ def _rep_finite(grad, n):
 
 
 def per_call(fn, *args, budget: float = 0.04) -> float:
-    """Seconds per repetition of ``fn(*args, n)`` (median of three timings of ~budget s)."""
+    """Seconds per repetition of ``fn(*args, n)``: the fastest of three timings of ~budget s (the
+    one least disturbed by other processes on a shared machine)."""
     fn(*args, 1)   # compile / load
     t0 = time.perf_counter()
     fn(*args, 3)
@@ -131,7 +131,7 @@ def per_call(fn, *args, budget: float = 0.04) -> float:
         t0 = time.perf_counter()
         fn(*args, n)
         times.append((time.perf_counter() - t0) / n)
-    return statistics.median(times)
+    return min(times)
 
 
 def compiled_parts(trainer) -> tuple[dict, list]:
@@ -204,7 +204,7 @@ def chunk_step_seconds(trainer, seconds: float = 0.3) -> float:
         t0 = time.perf_counter()
         done = trainer.run_steps(order, starts, 0, n)[0]
         best.append((time.perf_counter() - t0) / done)
-    return statistics.median(best)
+    return min(best)
 
 
 def profile(cfg, row: dict | None, args) -> dict:
@@ -215,7 +215,7 @@ def profile(cfg, row: dict | None, args) -> dict:
     for _ in range(3):
         res = run.advance(max(1, int((row["descent_steps_per_s"] if row else 1000) * args.round_seconds / 2)))
         rates.append(res["steps"] / res["seconds"])
-    loop_step = 1 / statistics.median(rates)
+    loop_step = 1 / max(rates)
     t = run.trainer
     parts, gemms = compiled_parts(t)
     chunk = chunk_step_seconds(t)

@@ -26,6 +26,14 @@ def ratio(v, loaded: bool = False) -> str:
     return f"{v:.2f}x" + (f" {LOADED_MARK}" if loaded else "")
 
 
+def md_row(cells: list) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def at_least(target) -> str:
+    return f">= {target:g}x" if target else "-"
+
+
 def pct(v) -> str:
     return "-" if v is None else f"{100 * v:.0f}%"
 
@@ -81,10 +89,8 @@ def loop_table(rows: list) -> str:
             cells.append(f"**{v}**" if name == best else v)
         bound = "-" if "bound_fraction" not in r else (
             pct(r["bound_fraction"]) + (f" (>= {pct(r['bound_target'])})" if r.get("bound_target") else ""))
-        target = f">= {r['target']:g}x" if r.get("target") else "-"
-        lines.append(f"| {r['label']} | {rate(r['descent_steps_per_s'])} | {' | '.join(cells)} "
-                     f"| {ratio(r.get('ratio'), r.get('loaded'))} | {target} | {bound} | {met_text(r)} "
-                     f"| {load_text(r)} |")
+        lines.append(md_row([r["label"], rate(r["descent_steps_per_s"]), *cells, ratio(r.get("ratio"), r.get("loaded")),
+                             at_least(r.get("target")), bound, met_text(r), load_text(r)]))
     return "\n".join(lines)
 
 
@@ -95,10 +101,10 @@ def e2e_table(rows: list) -> str:
     for r in rows:
         if "e2e_steps_per_s" not in r:
             continue
-        target = f">= {r['e2e_target']:g}x" if r.get("e2e_target") else "-"
-        lines.append(f"| {r['label']} | {rate(r['e2e_steps_per_s'])} | {pct(r['e2e_over_loop'])} "
-                     f"| {ratio(r.get('e2e_ratio'), r.get('loaded'))} | {target} | {r['e2e_fixed_seconds']:.2f} s "
-                     f"| {r['e2e_epochs'][1]} − {r['e2e_epochs'][0]} |")
+        epochs = r["e2e_epochs"]
+        lines.append(md_row([r["label"], rate(r["e2e_steps_per_s"]), pct(r["e2e_over_loop"]),
+                             ratio(r.get("e2e_ratio"), r.get("loaded")), at_least(r.get("e2e_target")),
+                             f"{r['e2e_fixed_seconds']:.2f} s", f"{epochs[1]} − {epochs[0]}"]))
     return "\n".join(lines)
 
 
@@ -169,7 +175,8 @@ def results_markdown(records: list) -> str:
     if profiles:
         lines += ["## Where a step's time goes", "",
                   "Microseconds per training step (share of the measured step), from `bench/profile_steps.py`: "
-                  "each kernel timed alone on the configuration's shapes in a loop, per-record and per-epoch "
+                  "each kernel timed alone on the configuration's shapes in a compiled loop (fastest of three timings, "
+                  "the least disturbed by other processes), per-record and per-epoch "
                   "costs spread over the steps between them.  \"Python between chunks\" is the measured step "
                   "minus the compiled chunk.", "", profile_table(profiles), ""]
         for p in profiles:
