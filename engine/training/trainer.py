@@ -116,6 +116,7 @@ class Trainer:
         self.cadence = Cadence(cfg["log_every"] or default_log_every(self.steps_per_epoch, self.batch_size,
                                                                       kernel_weights, probe_size))
         self.diagnostics = Diagnostics(self.net, d, x, seed, cfg["probe_size"], run_id)
+        self.pictures = True   # decision surfaces and confusion matrices; off where nothing draws them (headless)
 
         # how the weights move
         opt_cfg = experiment["optimizer"]
@@ -303,7 +304,8 @@ class Trainer:
                 self._live = (batch, run.epoch_losses, shuffle)   # what checkpoint_in_epoch saves
                 yield self._record(pending, lrs[-1], moms[-1], batch)
                 now = time.perf_counter()
-                if self.diagnostics.grid is not None and self.cadence.surface_due(now, run.last_surface):
+                if self.pictures and self.diagnostics.grid is not None and self.cadence.surface_due(now,
+                                                                                                     run.last_surface):
                     run.last_surface = now
                     yield self.decision_surface()
         self._live = None
@@ -335,9 +337,9 @@ class Trainer:
                        float(self.learning_rates(self.step, 1, run.control)[0]),
                        time.perf_counter() - run.epoch_started,
                        self.net.sparsity(self.experiment["training"]["sparsity_threshold"]))
-        if self.diagnostics.grid is not None:
+        if self.pictures and self.diagnostics.grid is not None:
             yield self.decision_surface()
-        report = self.diagnostics.confusion(self.epoch)
+        report = self.diagnostics.confusion(self.epoch) if self.pictures else None
         if report is not None:
             yield report
         if self.early_stopping is not None:
