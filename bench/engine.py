@@ -65,7 +65,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if str(Path(__file__).resolve().parent) not in sys.path:   # appended: this file's name must not hide the engine package
+    sys.path.append(str(Path(__file__).resolve().parent))
 from runners import (E2E_RATIO, Config, CpuWatch, DescentRun, PeakRun, blas_info, descent_blas,  # noqa: E402
                      end_to_end, loadavg, measure, median, random_data, torch_available, torch_variants)
 import report  # noqa: E402

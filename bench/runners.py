@@ -130,8 +130,8 @@ def descent_dataset(cfg: Config, data):
 
 
 class DescentRun:
-    """A live Trainer.run() generator, advanced a number of steps at a time.
-    Only the step loop is timed (compiled chunks, the Python between them, every
+    """A live Trainer.run() generator, advanced a number of steps at a time, without
+    decision surfaces and confusion matrices (as ``main.py run``).  Only the step loop is timed (compiled chunks, the Python between them, every
     diagnostics record and mid-epoch decision surface); epoch-end work is not."""
 
     name = "descent"
@@ -141,6 +141,7 @@ class DescentRun:
         from engine.training.trainer import Trainer
 
         self.trainer = Trainer(experiment or descent_experiment(cfg), dataset=descent_dataset(cfg, data))
+        self.trainer.pictures = False   # as main.py run drives it: nothing headless draws surfaces
         self.events = self.trainer.run(RunControl())
         self.last_metrics = None
 
@@ -308,15 +309,16 @@ def measure(runners: list, rounds: int, round_seconds: float, warmup_seconds: fl
     """Interleaved rounds (A B C, then C B A, ...); per-runner lists of steps/s."""
     rates = {r.name: [] for r in runners}
     per_round_steps = {}
-    for r in runners:   # warm up (load kernels, fill caches) and estimate the rate
+    for r in runners:   # warm up (load kernels, fill caches) and estimate the rate from a long enough call
         start = time.perf_counter()
-        steps, rate = 1, 1.0
+        steps, rate, calls = 1, 1.0, 0
         while True:
             res = r.advance(steps)
+            calls += 1
             if res["seconds"] > 0:
                 rate = res["steps"] / res["seconds"]
-            if time.perf_counter() - start >= warmup_seconds and res["seconds"] >= min(0.05, warmup_seconds / 4):
-                break
+            if calls >= 3 and time.perf_counter() - start >= warmup_seconds and res["seconds"] >= warmup_seconds / 4:
+                break   # (a slow first call, loading kernels, must not set the rate)
             if res["seconds"] < warmup_seconds / 4:
                 steps *= 2
         per_round_steps[r.name] = max(1, int(rate * round_seconds))
