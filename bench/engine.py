@@ -243,6 +243,8 @@ def main(argv=None) -> int:
           f"BLAS {kernel.get('internal_api')} {kernel.get('version')} {kernel.get('architecture')} "
           f"{kernel.get('num_threads')} threads; pin removed: {info['pin_removed'] or 'none was set'}", flush=True)
     out = open(args.json, "w") if args.json else None
+    if out:   # first, so an interrupted run's file can still be reported (--report); again at the end
+        out.write(json.dumps(info) + "\n")
     records = [info]
 
     def emit(record):

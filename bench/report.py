@@ -72,6 +72,11 @@ def profile_line(p: dict) -> str:
 
 # ---------------------------------------------------------------------------------- tables
 
+def machine_record(records: list) -> dict:
+    """The last machine record (a --json file has one at the start and, once finished, one at the end)."""
+    return [r for r in records if r.get("config") == "machine"][-1]
+
+
 def _rows(records):
     return [r for r in records if "descent_steps_per_s" in r]
 
@@ -146,7 +151,7 @@ def header(info: dict) -> list:
 
 
 def results_markdown(records: list) -> str:
-    info = next(r for r in records if r.get("config") == "machine")
+    info = machine_record(records)
     rows = _rows(records)
     profiles = [r for r in records if r.get("config", "").startswith("profile:")]
     by = {r["config"]: r for r in records}
@@ -214,7 +219,7 @@ def extras_text(by: dict) -> list:
 
 def readme_block(records: list) -> str:
     """The README's Speed figures: ratios of quiet rows only."""
-    info = next(r for r in records if r.get("config") == "machine")
+    info = machine_record(records)
     rows = _rows(records)
     lines = [BEGIN, "", f"Measured {info['date']} by `{info.get('command', 'python bench/engine.py')}` "
              f"({info['method']}; {info['nproc']} CPUs, {info['cpu']}; BLAS kernel "
