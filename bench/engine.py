@@ -135,8 +135,12 @@ def run_config(cfg: Config, args) -> dict:
                     "bound_fraction": achieved / peak, "bound_steps_per_s": peak / cfg.flops_per_step()})
     del runners, descent
     if cfg.e2e and args.e2e:
-        row.update(end_to_end(cfg, data, med["descent"], args.e2e_seconds))
-        if "best_torch_steps_per_s" in row:
+        try:
+            row.update(end_to_end(cfg, data, med["descent"], args.e2e_seconds))
+        except RuntimeError as exc:   # one row's failure must not lose a long run's other rows
+            row["e2e_error"] = str(exc)
+            print(f"{cfg.key}: end to end failed: {exc}", file=sys.stderr, flush=True)
+        if "e2e_steps_per_s" in row and "best_torch_steps_per_s" in row:
             row["e2e_ratio"] = row["e2e_steps_per_s"] / row["best_torch_steps_per_s"]
     row.update({"load_before": load_before, "load_after": loadavg(), "other_cores": watch.other_cores()})
     row["loaded"] = bool((load_before or 0) > LOAD_LIMIT or (row["other_cores"] or 0) > OTHER_CORES_LIMIT)

@@ -139,7 +139,7 @@ def blas_text(info: dict) -> str:
 def header(info: dict) -> list:
     pin = (f"OpenBLAS pin removed for this run ({info['pin_removed']})" if info.get("pin_removed") else
            ("OpenBLAS pin kept (--pinned: " + ", ".join(f"{k}={v}" for k, v in info["pin_kept"].items()) + ")"
-            if info.get("pin_kept") else "no OpenBLAS pin in the environment"))
+            if info.get("pin_kept") else "No OpenBLAS pin in the environment"))
     load_end = info.get("load_end")
     return [f"`{info.get('command', 'python bench/engine.py')}` on {info['date']}: {info['nproc']} CPUs "
             f"({info['cpu']}, {info.get('cpu_flags', '')}), Python {info['python']}, NumPy {info['numpy']}, "
@@ -173,8 +173,9 @@ def results_markdown(records: list) -> str:
     if any("e2e_steps_per_s" in r for r in rows):
         lines += ["## End to end", "",
                   "`main.py run` of the same experiment (the CLI's code in this process; data from a .npz file; "
-                  "every epoch's evaluation on up to 10,000 training rows and the validation split, confusion "
-                  "matrix, history rows, run-folder writes, checkpoint).  Steps/s from two runs of different "
+                  "every epoch's evaluation on up to 10,000 training rows and the validation split, history "
+                  "rows, run-folder writes, checkpoint; no decision surfaces or confusion matrices, which only "
+                  "the window draws).  Steps/s from two runs of different "
                   "lengths, so a run's fixed cost (reading the data, building the network, final files) is left "
                   "out and shown apart.", "", e2e_table(rows), ""]
     if profiles:
@@ -183,7 +184,8 @@ def results_markdown(records: list) -> str:
                   "each kernel timed alone on the configuration's shapes in a compiled loop (fastest of three timings, "
                   "the least disturbed by other processes), per-record and per-epoch "
                   "costs spread over the steps between them.  \"Python between chunks\" is the measured step "
-                  "minus the compiled chunk.", "", profile_table(profiles), ""]
+                  "minus the compiled chunk and the records; parts timed at different moments of a loaded "
+                  "machine can leave a negative residual.", "", profile_table(profiles), ""]
         for p in profiles:
             if p.get("notes"):
                 lines += [f"* {p['label']}: {p['notes']}"]

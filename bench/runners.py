@@ -338,7 +338,7 @@ def _write_npz(cfg: Config, data, folder: Path) -> Path:
     so the confusion-matrix work is included as for real images)."""
     x, y, xv, yv = data
     xs = np.concatenate([x, xv])
-    if cfg.image_shape is not None:
+    if cfg.image_shape is not None and len(cfg.image_shape) == 2:   # the .npz reader takes (n, h, w) images only
         xs = xs.reshape((len(xs), *cfg.image_shape))
     path = folder / f"{cfg.key}.npz"
     np.savez(path, x=xs, y=np.concatenate([y, yv]))
@@ -371,11 +371,12 @@ def end_to_end(cfg: Config, data, loop_rate: float, seconds: float) -> dict:
         for k, epochs in enumerate((1, e1, e2)):   # the first run loads any kernel not used yet
             run_dir = folder / f"run{k}"
             t0 = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            said = io.StringIO()
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(said):
                 code = cli_main(["run", str(exp_path), "--epochs", str(epochs), "--out", str(run_dir), "--quiet"])
             walls[k] = time.perf_counter() - t0
             if code != 0:
-                raise RuntimeError(f"main.py run exited with {code} for {cfg.key}")
+                raise RuntimeError(f"main.py run exited with {code} for {cfg.key}: {said.getvalue().strip()}")
             summary = json.loads((run_dir / "summary.json").read_text())
             if summary.get("steps") != epochs * steps_per_epoch:
                 raise RuntimeError(f"{cfg.key}: expected {epochs * steps_per_epoch} steps, summary says "
