@@ -38,7 +38,8 @@ def _run(args) -> int:
     request = JobRequest(experiment, folder, seed=args.seed, seeds=seeds, epochs=args.epochs, max_steps=args.steps,
                          workers=args.workers, resume=args.resume, init_weights=args.init_weights,
                          checkpoint=not args.no_checkpoint, checkpoint_minutes=args.checkpoint_every,
-                         partial=args.partial, overwrite=args.overwrite, cluster=args.cluster)
+                         partial=args.partial, overwrite=args.overwrite, cluster=args.cluster,
+                         pictures=False)   # nothing here draws them: an epoch's surface cost a tiny net 2x its steps
     return run_in_terminal(request, quiet=args.quiet)
 
 

@@ -11,7 +11,8 @@ import pytest
 from engine import cli
 from engine.control import RunControl
 from engine.errors import ExperimentError
-from engine.events import (ComparisonFinished, ComparisonRecord, DataPoints, JobFinished, JobStarted,
+from engine.events import (ComparisonFinished, ComparisonRecord, ConfusionReport, DataPoints, DecisionSurface,
+                           JobFinished, JobStarted,
                            LRFinderFinished, RunFinished, RunStarted, StepMetrics, SubRun)
 from engine.formats.weights import load_any
 from engine.jobs import console
@@ -63,6 +64,28 @@ def test_a_single_run_yields_the_trainers_events_between_job_events_and_writes_i
     assert events[-1] == JobFinished("single", str(tmp_path / "run"), stopped=False)
     for name in ("experiment.json", "history.csv", "epochs.csv", "summary.json", "weights.npz", "checkpoint.npz"):
         assert (tmp_path / "run" / name).is_file(), name
+
+
+def test_a_run_without_pictures_skips_surfaces_and_writes_the_same_folder(tmp_path):
+    """The command line asks for no pictures (nothing there draws them): same weights and rows, no surfaces."""
+    exp = resolve_experiment(TINY)
+    shown = list(run_job(JobRequest(exp, tmp_path / "shown")))
+    bare = list(run_job(JobRequest(exp, tmp_path / "bare", pictures=False)))
+    assert any(isinstance(e, DecisionSurface) for e in shown)
+    assert not any(isinstance(e, (DecisionSurface, ConfusionReport)) for e in bare)
+    assert_same_weights(weights_of(tmp_path / "shown"), weights_of(tmp_path / "bare"))
+    for name in ("history.csv", "epochs.csv"):   # the same rows (their timings differ)
+        assert len((tmp_path / "shown" / name).read_text().splitlines()) == \
+            len((tmp_path / "bare" / name).read_text().splitlines())
+
+
+def test_the_command_line_asks_for_no_pictures(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "run_in_terminal", lambda request, quiet: seen.append(request) or 0)
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    assert cli.main(["run", str(path), "--out", str(tmp_path / "run")]) == 0
+    assert seen and seen[0].pictures is False
 
 
 def test_nothing_is_written_without_a_folder(tmp_path, monkeypatch):

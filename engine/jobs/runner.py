@@ -91,6 +91,8 @@ class JobRequest:
     overwrite: bool = False           # out may hold an earlier job's output: delete it first (else refused)
     lr_finder: Mapping | None = None  # run the learning-rate finder with these options instead of training
     run_id: int = 0                   # the run_id of a single run's events
+    pictures: bool = True             # single runs: decision surfaces and confusion matrices (a window draws
+                                      # them; a run folder keeps neither, so the command line turns them off)
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,7 @@ def _single(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator
         trainer = Trainer(plan.experiment, max_steps=request.max_steps, run_id=request.run_id)
         if request.init_weights:
             load_init_weights(trainer.net, request.init_weights, request.partial)
+    trainer.pictures = request.pictures
     writer = None
     if plan.folder is not None:
         writer = RunWriter(plan.folder, __version__, continue_at)

@@ -125,6 +125,7 @@ class Trainer:
         self.cadence = Cadence(cfg["log_every"] or default_log_every(self.steps_per_epoch, self.batch_size,
                                                                       kernel_weights, probe_size))
         self.diagnostics = Diagnostics(self.net, d, x, seed, cfg["probe_size"], run_id)
+        self.pictures = True   # decision surfaces and confusion matrices; off where nothing draws them (headless)
 
         # how the weights move
         opt_cfg = experiment["optimizer"]
@@ -323,7 +324,8 @@ class Trainer:
                 self._live = (batch, run.epoch_losses, shuffle)   # what checkpoint_in_epoch saves
                 yield self._record(pending, *rate, batch)
                 now = time.perf_counter()
-                if self.diagnostics.grid is not None and self.cadence.surface_due(now, run.last_surface):
+                if self.pictures and self.diagnostics.grid is not None and self.cadence.surface_due(now,
+                                                                                                     run.last_surface):
                     run.last_surface = now
                     yield self.decision_surface()
         self._live = None
@@ -358,9 +360,9 @@ class Trainer:
                        float(self.learning_rates(self.step, 1, run.control)[0]),
                        time.perf_counter() - run.epoch_started,
                        self.net.sparsity(self.experiment["training"]["sparsity_threshold"]))
-        if self.diagnostics.grid is not None:
+        if self.pictures and self.diagnostics.grid is not None:
             yield self.decision_surface()
-        report = self.diagnostics.confusion(self.epoch)
+        report = self.diagnostics.confusion(self.epoch) if self.pictures else None
         if report is not None:
             yield report
         if self.early_stopping is not None:
