@@ -47,6 +47,7 @@ from .importing import initial_weights
 from .panels import DataPanel, OptimizerPanel, TrainingPanel
 from .records import RunRecord, load_folder_curves
 from .runs import RunList
+from .speed import SpeedControl
 from .widgets.params import NumberEditor
 from .worker import WorkerJob, WorkerThread
 
@@ -238,6 +239,9 @@ class MainWindow(FileActions, QMainWindow):
         self.lr_editor.setMaximumWidth(120)
         self.lr_editor.changed.connect(self._live_lr_changed)
         bar.addWidget(self.lr_editor)
+        bar.addSeparator()
+        self.speed = SpeedControl(self.settings, lambda: self.active.control if self.active is not None else None)
+        bar.addWidget(self.speed)
 
     def _build_statusbar(self) -> None:
         bar = self.statusBar()
@@ -339,6 +343,7 @@ class MainWindow(FileActions, QMainWindow):
         self._next_run_id += 1
         folder = default_run_dir(exp["name"], self.run_root) if self.run_root is not None else None
         control = self.control_factory(paused=paused)
+        control.set_pace(self.speed.pace())
         if steps:
             control.step(steps)
         if epoch:
