@@ -46,6 +46,7 @@ from .dashboard import Dashboard
 from .importing import initial_weights
 from .panels import DataPanel, OptimizerPanel, TrainingPanel
 from .records import RunRecord, load_folder_curves
+from . import output_prompt
 from .runs import RunList
 from .speed import SpeedControl
 from .widgets.params import NumberEditor
@@ -339,9 +340,12 @@ class MainWindow(FileActions, QMainWindow):
         except DescentError as exc:
             self.show_error("This experiment cannot run", str(exc))
             return None
+        output = output_prompt.ask(self, exp, sum(self.builder.counts or ()))   # a huge run folder: ask first
+        if output is None:
+            return None
         run_id = self._next_run_id
         self._next_run_id += 1
-        folder = default_run_dir(exp["name"], self.run_root) if self.run_root is not None else None
+        folder = default_run_dir(exp["name"], self.run_root) if self.run_root is not None and output.write else None
         control = self.control_factory(paused=paused)
         control.set_pace(self.speed.pace())
         if steps:
@@ -357,7 +361,9 @@ class MainWindow(FileActions, QMainWindow):
         if live_lr is not None and live_lr != exp["optimizer"]["learning_rate"]:
             self.lr_editor.set_value(exp["optimizer"]["learning_rate"])
         # a comparison trains as a race here: its variants at the first seed, one after another, overlaid
-        request = JobRequest(exp, folder, race=True, run_id=run_id, init_weights=initial_weights(self, exp))
+        request = JobRequest(exp, folder, race=True, run_id=run_id, init_weights=initial_weights(self, exp),
+                             weights_files=output.weights_files, checkpoint=output.checkpoint,
+                             write_limit=output.write_limit)
         self.worker.submit(WorkerJob(run_id, request, control, watchers=(Coach(),)))
         self.update_controls()
         return record
@@ -590,12 +596,14 @@ class MainWindow(FileActions, QMainWindow):
         elif record.status == "starting":
             state = "loading data…"
         elif control.stopped:
-            state = "stopping…"
+            state = f"stopped at step {max(record.step, control.steps_run):,}; finishing (evaluation, saving)…"
         elif control.paused:
             state = "paused"
         else:
             state = "training"
         self._set_label(self.state_label, state)
+        if self.active.stage_count == 0 and control.steps_run > record.step:   # a single run
+            record.step = control.steps_run   # its steps before the first diagnostics record (a huge net)
         self._show_progress(record, self.active.tick())
 
     def _show_progress(self, record: RunRecord, wall: float | None) -> None:
