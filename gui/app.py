@@ -8,6 +8,7 @@ engine is ready."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -63,4 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     launch.loaded.connect(open_main_window)
     start_loading(launch)
-    return app.exec()
+    code = app.exec()
+    if launch.thread is not None and launch.thread.isRunning():   # quit while compiling: Qt would abort
+        os._exit(code)
+    return code

@@ -18,6 +18,7 @@ numbers.  Tests give the loader their own steps (``steps=``), no compiling.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Sequence, TextIO
@@ -164,6 +165,14 @@ class LaunchWindow(QWidget):
             self.current.setText(f"just compiled: {name} ({seconds:.1f} s)")
         self._tick()
 
+    def closeEvent(self, event) -> None:
+        """Closed before the loader is done: quit at once.  A compile cannot be interrupted, and
+        Qt would abort on a thread still running at exit; what is compiled so far stays cached."""
+        if self.thread is not None and self.thread.isRunning():
+            print("descent: closed while starting; kernels compiled so far stay cached", file=self.stream, flush=True)
+            os._exit(0)
+        super().closeEvent(event)
+
     def on_finished(self) -> None:
         self._clock.stop()
         self.thread.quit()
@@ -184,6 +193,11 @@ class LaunchWindow(QWidget):
             if key in INNER_KERNELS and key not in self.done_groups:
                 done += share * min(0.95, self.inner / INNER_KERNELS[key])
         self.bar.setValue(round(1000 * done))
+        pending = [key for key, *_ in GROUPS if key not in self.done_groups]
+        for key, title, what, _ in GROUPS:   # the group in progress says so
+            if pending and key == pending[0]:
+                self.group_labels[key].setText(f"◔ <b>{title}</b>: <span style='color:#666'>{what}</span> "
+                                               f"<i>compiling…</i>")
         self.bar.setFormat(f"{done:.0%} · {elapsed:.0f} s so far")
         self.state.setText(f"compiling the kernels (once) · {len(self.done_groups)} of {len(GROUPS)} groups done")
 
