@@ -104,7 +104,7 @@ class LaunchWindow(QWidget):
         super().__init__()
         self.stream = stream if stream is not None else sys.stderr
         self.setWindowTitle("Descent — starting")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(660)
         layout = QVBoxLayout(self)
         self.title = QLabel("<b style='font-size:14pt'>Descent</b> · a playground for training deep networks")
         self.state = QLabel("starting…")
@@ -114,6 +114,7 @@ class LaunchWindow(QWidget):
         self.group_labels = {}
         for key, title, what, _ in GROUPS:
             label = QLabel(f"○ {title}: <span style='color:#666'>{what}</span>")
+            label.setWordWrap(True)
             label.hide()
             self.group_labels[key] = label
         self.bar = QProgressBar()
@@ -196,8 +197,8 @@ class LaunchWindow(QWidget):
         pending = [key for key, *_ in GROUPS if key not in self.done_groups]
         for key, title, what, _ in GROUPS:   # the group in progress says so
             if pending and key == pending[0]:
-                self.group_labels[key].setText(f"◔ <b>{title}</b>: <span style='color:#666'>{what}</span> "
-                                               f"<i>compiling…</i>")
+                self.group_labels[key].setText(f"◔ <b>{title}</b> <i>(compiling…)</i>: "
+                                               f"<span style='color:#666'>{what}</span>")
         self.bar.setFormat(f"{done:.0%} · {elapsed:.0f} s so far")
         self.state.setText(f"compiling the kernels (once) · {len(self.done_groups)} of {len(GROUPS)} groups done")
 

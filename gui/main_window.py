@@ -85,7 +85,7 @@ class ActiveRun:
             self.wall += now - self.last_tick
         self.last_tick = now
         self.samples = [(w, s) for w, s in getattr(self, "samples", []) if self.wall - w < 2.0]
-        self.samples.append((self.wall, self.record.step))
+        self.samples.append((self.wall, max(self.record.step, getattr(self.record, "steps_run", 0))))
         (w0, s0), (w1, s1) = self.samples[0], self.samples[-1]
         if w1 - w0 > 0.3 and s1 >= s0:
             self.record.rate = (s1 - s0) / (w1 - w0)
@@ -602,8 +602,8 @@ class MainWindow(FileActions, QMainWindow):
         else:
             state = "training"
         self._set_label(self.state_label, state)
-        if self.active.stage_count == 0 and control.steps_run > record.step:   # a single run
-            record.step = control.steps_run   # its steps before the first diagnostics record (a huge net)
+        if self.active.stage_count == 0:   # a single run: its steps before the first diagnostics record (a huge net)
+            record.steps_run = control.steps_run
         self._show_progress(record, self.active.tick())
 
     def _show_progress(self, record: RunRecord, wall: float | None) -> None:
@@ -611,7 +611,8 @@ class MainWindow(FileActions, QMainWindow):
         if record.phases and record.total_steps and record.steps_per_epoch:   # a stage: its phases' epochs
             epochs = f"{record.total_steps / record.steps_per_epoch:g}"
         total = f"/{record.total_steps:,}" if record.total_steps else ""
-        self._set_label(self.progress_label, f"epoch {record.epoch:.2f}/{epochs} · step {record.step:,}{total}")
+        step = max(record.step, getattr(record, "steps_run", 0))
+        self._set_label(self.progress_label, f"epoch {record.epoch:.2f}/{epochs} · step {step:,}{total}")
         self._set_label(self.rate_label, "" if record.rate != record.rate else f"{record.rate:,.0f} steps/s")
         if wall is None:
             wall = record.wall_seconds

@@ -138,10 +138,10 @@ def test_a_large_net_shows_progress_before_its_first_record_and_stops_at_once(qt
     w.speed.set_level(0)
     record = w.start_run()
     assert asked and "more than the limit" in asked[0] and "one weights file" in asked[0]
-    qtbot.waitUntil(lambda: record.step >= 3, timeout=FIRST_RUN_TIMEOUT)
-    assert not record.log_step                              # no diagnostics record yet, progress all the same
+    qtbot.waitUntil(lambda: w.active.control.steps_run >= 3, timeout=FIRST_RUN_TIMEOUT)
     w.redraw()
-    assert f"step {record.step:,}" in w.progress_label.text()
+    assert not record.log_step                              # no diagnostics record yet, progress all the same
+    assert record.steps_run >= 3 and f"step {record.steps_run:,}" in w.progress_label.text()
     w.stop()
     assert "stopped at step" in w.state_label.text()
     qtbot.waitUntil(lambda: record.finished, timeout=60_000)
