@@ -95,12 +95,12 @@ sys.exit(main.main([]))
 """
 
 
-def launch_seconds(cache_dir: str) -> tuple[float, float]:
+def launch_seconds(cache_dir: str | None) -> tuple[float, float]:
     """(seconds to the first visible window, seconds to the main window) of ``python main.py``
-    started in a child process with this Numba cache."""
+    started in a child process with this Numba cache (None: the usual one)."""
     import subprocess
 
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    env = dict(os.environ, **({"NUMBA_CACHE_DIR": cache_dir} if cache_dir else {}))
     env.pop("PYTHONDONTWRITEBYTECODE", None)   # a user's Python keeps its .pyc files
     t0 = time.time()
     out = subprocess.run([sys.executable, "-c", LAUNCH_PROBE, repr(t0)], cwd=ROOT, env=env, capture_output=True,
@@ -335,7 +335,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", choices=("throughput", "small", "fps", "pause", "launch"),
                         help="measure one thing only")
     parser.add_argument("--small-steps", type=int, default=20000, help="steps per small-net round (default 20000)")
-    parser.add_argument("--no-cold", action="store_true", help="skip the cold launch (it compiles: minutes)")
+    parser.add_argument("--no-cold", action="store_true",
+                        help="skip the cold launch (it compiles: minutes); warm launches use the usual cache")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for this run (experiments)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -349,14 +350,19 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="descent-bench-gui-"))
     launch = {}
     if args.only in (None, "launch"):
-        cache = tempfile.mkdtemp(prefix="descent-bench-numba-")
+        cache = None if args.no_cold else tempfile.mkdtemp(prefix="descent-bench-numba-")
+        if args.no_cold:   # the usual cache: fill it (and the .pyc files) first
+            launch_seconds(cache)
         if not args.no_cold:
             launch["cold"] = launch_seconds(cache)
             print(f"cold launch: window {launch['cold'][0]:.2f} s, main window {launch['cold'][1]:.2f} s",
                   file=sys.stderr)
-        launch["warm"] = min(launch_seconds(cache) for _ in range(2 if args.no_cold else 3))
+        launch["warm"] = min(launch_seconds(cache) for _ in range(3))
         print(f"warm launch: window {launch['warm'][0]:.2f} s, main window {launch['warm'][1]:.2f} s",
               file=sys.stderr)
+        if args.only == "launch":
+            print(json.dumps({"launch": launch, "load_average": os.getloadavg()}, indent=1))
+            return 0
     exp, label = fashion_experiment(args.steps)
     bench = Bench(tmp)
     headless, window = [], []
