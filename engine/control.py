@@ -136,8 +136,7 @@ class RunControl:
 
     def allowed_steps(self, to_epoch_end: int, timeout: float | None = None) -> int:
         """Block while paused without budget; return how many steps may run now
-        (0 means stop).  ``to_epoch_end`` bounds an epoch step.  With a pace, waits for the
-        next slice and returns at most a slice's steps."""
+        (0 means stop).  ``to_epoch_end`` bounds an epoch step; with a pace, at most a slice."""
         with self._cond:
             while True:
                 if self._stopped:
@@ -151,25 +150,27 @@ class RunControl:
                     if not self._cond.wait(timeout) and timeout is not None:
                         return -1  # still paused: lets the caller do housekeeping
                     continue
-                if self._pace is None:
-                    return allowed
-                wait = self._due - time.monotonic()
-                if wait <= 0:
-                    return min(allowed, self.pace_slice())
-                self._cond.wait(wait)   # a command wakes it: look again
+                return allowed if self._pace is None else min(allowed, self.pace_slice())
 
     def pace_slice(self) -> int:
         """Steps in one paced slice (at least one)."""
         return max(1, int(self._pace * PACE_SLICE_SECONDS)) if self._pace else 0
 
     def consumed(self, steps: int, epoch_ended: bool) -> None:
-        """Tell the control that ``steps`` ran (only matters while stepping)."""
+        """Tell the control that ``steps`` ran; with a pace, wait until their share of time is over
+        (a pause or stop ends the wait; the wait is here, not in :meth:`allowed_steps`, so a
+        pause always finds the loop entering :meth:`allowed_steps` afresh)."""
         with self._cond:
             self._steps_run += steps
             if self._pace is not None:   # the next slice starts when these steps' share of time is over
                 now = time.monotonic()
                 start = max(self._due, now - PACE_CATCH_UP_SECONDS) if self._due else now
                 self._due = start + steps / self._pace
+                while not self._stopped and (not self._paused or self._budget > 0 or self._epoch_budget):
+                    wait = self._due - time.monotonic()   # (set_pace resets _due: no wait left)
+                    if wait <= 0:
+                        break
+                    self._cond.wait(wait)   # a command wakes it: pause and stop act at once
             if self._paused:
                 self._budget = max(0, self._budget - steps)
                 if epoch_ended:

@@ -34,14 +34,11 @@ def final_weights(control, epochs=3):
     return trainer, {k: v.copy() for k, v in trainer.net.state_dict().items()}
 
 
-def test_a_pace_sizes_slices_and_the_wait_between_them():
+def test_a_pace_sizes_slices():
     control = RunControl()
     control.set_pace(300)
     assert control.pace_slice() == int(300 * PACE_SLICE_SECONDS) == 10
-    assert control.allowed_steps(1000) == 10            # the first slice starts at once
-    control.consumed(30, False)
-    assert control.seconds_to_next_slice() > 0.05      # 30 steps at 300/s: about 0.1 s owed
-    assert control.steps_run == 30
+    assert control.allowed_steps(1000) == 10 and control.allowed_steps(4) == 4
     control.set_pace(None)                              # as fast as possible again
     assert control.seconds_to_next_slice() == 0.0 and control.allowed_steps(1000) == 1000
     control.set_pace(0.5)
@@ -50,16 +47,25 @@ def test_a_pace_sizes_slices_and_the_wait_between_them():
         control.set_pace(-3)
 
 
-def test_a_command_ends_the_wait_for_the_next_slice():
+def owing(control, steps):
+    """``control.consumed(steps)`` on a thread (it waits out the steps' share of time)."""
+    waiter = threading.Thread(target=control.consumed, args=(steps, False))
+    waiter.start()
+    return waiter
+
+
+@pytest.mark.parametrize("command", ["pause", "stop", "faster"])
+def test_the_wait_after_a_slice_lasts_until_a_command(command):
     control = RunControl()
     control.set_pace(1)
-    control.consumed(1000, False)                       # the next slice is ~1000 s away
-    got = []
-    waiter = threading.Thread(target=lambda: got.append(control.allowed_steps(50)))
-    waiter.start()
-    control.stop()
+    waiter = owing(control, 1000)                       # 1000 steps at 1 a second: a long wait owed
+    waiter.join(timeout=0.5)
+    assert waiter.is_alive() and control.seconds_to_next_slice() > 100 and control.steps_run == 1000
+    {"pause": control.pause, "stop": control.stop, "faster": lambda: control.set_pace(None)}[command]()
     waiter.join(timeout=30)
-    assert got == [0]
+    assert not waiter.is_alive()
+    if command == "pause":                              # paused: the next look blocks in allowed_steps
+        assert control.allowed_steps(5, timeout=0.01) == -1
 
 
 def test_a_paced_run_keeps_to_its_slices_and_ends_with_the_same_weights():
