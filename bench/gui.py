@@ -25,6 +25,15 @@ What is measured (targets from issue 3):
 * time to learn: seconds from pressing Train on the default experiment
   (kernels compiled) to the first epoch with 90% validation accuracy, three
   times.  Target: < 2 s.
+* small-net throughput: the same comparison on the default 2-D spiral
+  experiment (2-16-16-3 or so: thousands of steps a second, where the cost
+  of events and drawing shows most), the window at full speed ("as fast as
+  possible").  Target: window >= 80% of headless.
+* launch: seconds from starting ``python main.py`` to the first visible
+  window (the launch window) and to the main window, with a fresh Numba
+  cache (cold: the one-time compile) and again with that cache (warm), in a
+  child process; Python may write its .pyc files as a user's would.  Target:
+  warm <= 1.5 s to a visible window.
 * pause latency: time from triggering Pause to the moment the training
   loop blocks in ``RunControl`` (no step starts after it), on both
   experiments, several pauses each.  Target: < 100 ms.
@@ -56,6 +65,51 @@ from engine.spec.experiment import default_experiment, load_experiment, resolve_
 # the decision boundary are capped at 10 redraws a second by design (they change once an epoch, and a
 # tiny net finishes dozens of epochs a second)
 STEP_PLOTS = ("loss", "grad", "dead", "activation", "ratio")
+
+
+LAUNCH_PROBE = r"""
+import os, sys, time
+t0 = float(sys.argv[1])
+sys.path.insert(0, os.getcwd())
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+first = []
+class Exposed(QObject):
+    def eventFilter(self, obj, ev):
+        if ev.type() == QEvent.Expose and obj.isWindowType() and obj.isExposed():
+            name = obj.objectName()
+            if not first:
+                first.append(time.time() - t0)
+            if name.startswith("MainWindow"):
+                print(f"LAUNCH {first[0]:.3f} {time.time() - t0:.3f}", flush=True)
+                QTimer.singleShot(0, QApplication.instance().quit)
+        return False
+init = QApplication.__init__
+def hooked(self, *a, **k):
+    init(self, *a, **k)
+    self._probe = Exposed()
+    self.installEventFilter(self._probe)
+QApplication.__init__ = hooked
+import main
+sys.exit(main.main([]))
+"""
+
+
+def launch_seconds(cache_dir: str | None) -> tuple[float, float]:
+    """(seconds to the first visible window, seconds to the main window) of ``python main.py``
+    started in a child process with this Numba cache (None: the usual one)."""
+    import subprocess
+
+    env = dict(os.environ, **({"NUMBA_CACHE_DIR": cache_dir} if cache_dir else {}))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)   # a user's Python keeps its .pyc files
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-c", LAUNCH_PROBE, repr(t0)], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=1800)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("LAUNCH ")), None)
+    if line is None:
+        raise RuntimeError(f"the launch probe saw no main window: {out.stderr[-500:]}")
+    first, main_window = map(float, line.split()[1:])
+    return first, main_window
 
 
 class ObservedControl(RunControl):
@@ -95,6 +149,13 @@ def fashion_experiment(steps: int) -> tuple[dict, str]:
     return exp, f"{label}: in-{layers}-out, batch {exp['training']['batch_size']}, {steps} steps"
 
 
+def small_experiment(steps: int) -> tuple[dict, str]:
+    exp = default_experiment()
+    layers = "-".join(str(layer["units"]) for layer in exp["model"]["layers"])
+    exp = resolve_experiment(dict(exp, training=dict(exp["training"], epochs=100_000, max_steps=steps)))
+    return exp, f"default 2-D spirals: 2-{layers}-out, batch {exp['training']['batch_size']}, {steps} steps"
+
+
 def rate_from(samples: list[tuple[float, int]]) -> float:
     (t0, s0), (t1, s1) = samples[0], samples[-1]
     return (s1 - s0) / (t1 - t0) if t1 > t0 else float("nan")
@@ -128,6 +189,7 @@ class Bench:
                                  load_previous_runs=False)
         self.window._closing = True   # never block on a dialog
         self.window.control_factory = ObservedControl
+        self.window.speed.set_fastest()   # throughput and frames are measured as fast as possible
         self.window.resize(1600, 1000)
         self.window.show()
         self.samples: list[tuple[float, int]] = []
@@ -270,7 +332,11 @@ def main(argv=None) -> int:
     parser.add_argument("--pauses", type=int, default=6)
     parser.add_argument("--quick", action="store_true", help="2 rounds of 1500 steps, 3 s of fps, 4 pauses")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--only", choices=("throughput", "fps", "pause"), help="measure one thing only")
+    parser.add_argument("--only", choices=("throughput", "small", "fps", "pause", "launch"),
+                        help="measure one thing only")
+    parser.add_argument("--small-steps", type=int, default=20000, help="steps per small-net round (default 20000)")
+    parser.add_argument("--no-cold", action="store_true",
+                        help="skip the cold launch (it compiles: minutes); warm launches use the usual cache")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for this run (experiments)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -282,6 +348,21 @@ def main(argv=None) -> int:
         sys.setswitchinterval(args.switch_interval)
 
     tmp = Path(tempfile.mkdtemp(prefix="descent-bench-gui-"))
+    launch = {}
+    if args.only in (None, "launch"):
+        cache = None if args.no_cold else tempfile.mkdtemp(prefix="descent-bench-numba-")
+        if args.no_cold:   # the usual cache: fill it (and the .pyc files) first
+            launch_seconds(cache)
+        if not args.no_cold:
+            launch["cold"] = launch_seconds(cache)
+            print(f"cold launch: window {launch['cold'][0]:.2f} s, main window {launch['cold'][1]:.2f} s",
+                  file=sys.stderr)
+        launch["warm"] = min(launch_seconds(cache) for _ in range(3))
+        print(f"warm launch: window {launch['warm'][0]:.2f} s, main window {launch['warm'][1]:.2f} s",
+              file=sys.stderr)
+        if args.only == "launch":
+            print(json.dumps({"launch": launch, "load_average": os.getloadavg()}, indent=1))
+            return 0
     exp, label = fashion_experiment(args.steps)
     bench = Bench(tmp)
     headless, window = [], []
@@ -294,6 +375,12 @@ def main(argv=None) -> int:
                 window.append(bench.window_rate(exp))
             print(f"round {r + 1} {side}: {(headless if side == 'headless' else window)[-1]:,.0f} steps/s",
                   file=sys.stderr)
+    small_exp, small_label = small_experiment(args.steps if args.quick else args.small_steps)
+    small_h, small_w = [], []
+    for r in range(args.rounds if args.only in (None, "small") else 0):
+        small_h.append(headless_rate(small_exp, tmp / f"small-headless-{r}"))
+        small_w.append(bench.window_rate(small_exp))
+        print(f"small round {r + 1}: headless {small_h[-1]:,.0f}, window {small_w[-1]:,.0f} steps/s", file=sys.stderr)
     fps = bench.fps(args.fps_seconds) if args.only in (None, "fps") else None
     learn = [bench.time_to_learn() for _ in range(3)] if args.only in (None, "fps") else []
     tiny = resolve_experiment(dict(default_experiment(), training=dict(default_experiment()["training"],
@@ -303,23 +390,29 @@ def main(argv=None) -> int:
     pause_tiny = bench.pause_latencies(tiny, args.pauses) if args.only in (None, "pause") else []
     bench.close()
     if args.only:
-        print(json.dumps({"headless": headless, "window": window, "fps": fps, "time_to_learn": learn,
+        print(json.dumps({"headless": headless, "window": window, "small_headless": small_h, "small_window": small_w,
+                          "launch": launch, "fps": fps, "time_to_learn": learn,
                           "pause_large": pause_big, "pause_tiny": pause_tiny, "load_average": os.getloadavg()},
                          indent=1))
         return 0
 
     h, w = statistics.median(headless), statistics.median(window)
+    sh, sw = statistics.median(small_h), statistics.median(small_w)
     pauses = pause_big + pause_tiny
     result = {
         "experiment": label,
         "throughput": {"headless_steps_per_s": headless, "window_steps_per_s": window,
                        "headless_median": h, "window_median": w, "ratio": w / h},
+        "small_net": {"experiment": small_label, "headless_steps_per_s": small_h, "window_steps_per_s": small_w,
+                      "headless_median": sh, "window_median": sw, "ratio": sw / sh},
+        "launch_seconds": launch,
         "fps": fps,
         "time_to_learn": learn,
         "pause_ms": {"large_net": pause_big, "tiny_net": pause_tiny,
                      "median": statistics.median(pauses) if pauses else None,
                      "max": max(pauses) if pauses else None},
-        "targets": {"ratio >= 0.9": w / h >= 0.9, "fps >= 20": fps["fps_min_plot"] >= 20,
+        "targets": {"ratio >= 0.9": w / h >= 0.9, "small-net ratio >= 0.8": sw / sh >= 0.8,
+                    "warm launch <= 1.5 s": bool(launch) and launch["warm"][0] <= 1.5, "fps >= 20": fps["fps_min_plot"] >= 20,
                     "learning < 2 s": bool(learn) and max(x["seconds"] for x in learn) < 2.0,
                     "pause < 100 ms": bool(pauses) and max(pauses) < 100},
         "platform": os.environ.get("QT_QPA_PLATFORM") or "xcb",
@@ -334,6 +427,13 @@ def main(argv=None) -> int:
     print(f"    headless   {h:10,.0f} steps/s   rounds: {', '.join(f'{x:,.0f}' for x in headless)}")
     print(f"    window     {w:10,.0f} steps/s   rounds: {', '.join(f'{x:,.0f}' for x in window)}")
     print(f"    ratio      {w / h:10.1%}          target >= 90%")
+    print(f"  throughput, {small_label} (window as fast as possible)")
+    print(f"    headless   {sh:10,.0f} steps/s   rounds: {', '.join(f'{x:,.0f}' for x in small_h)}")
+    print(f"    window     {sw:10,.0f} steps/s   rounds: {', '.join(f'{x:,.0f}' for x in small_w)}")
+    print(f"    ratio      {sw / sh:10.1%}          target >= 80%")
+    for kind, (first, main_window) in launch.items():
+        print(f"  {kind} launch: a window after {first:.2f} s, the main window after {main_window:.2f} s"
+              + ("   target <= 1.5 s" if kind == "warm" else " (fresh Numba cache: the one-time compile)"))
     print(f"  frames per second while training the 2-D spirals at full speed ({fps['steps_per_s_while_drawing']:,.0f}"
           f" steps/s)")
     print(f"    slowest plot {fps['fps_min_plot']:.1f} fps, median {fps['fps_median_plot']:.1f}, redraw ticks "

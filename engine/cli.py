@@ -18,9 +18,10 @@ from engine.fileio import write_text
 from engine.formats import export_format, export_run
 from engine.formats.importers import cli_import
 from engine.formats.predict import predict_file
+from engine.formats.runlayout import WEIGHTS_NPZ, WEIGHTS_SAFETENSORS
 from engine.formats.runstore import default_run_dir
 from engine.jobs.console import run_in_terminal
-from engine.jobs.runner import DEFAULT_CHECKPOINT_MINUTES, JobRequest
+from engine.jobs.runner import DEFAULT_CHECKPOINT_MINUTES, LIMIT_FROM_ENV, JobRequest
 from engine.spec.seeds import parse_seeds_option, seed_list
 from engine.spec.experiment import load_experiment, preset_menu
 from engine.spec.lr_finder import FINDER_PARAMS
@@ -32,6 +33,8 @@ EXIT_INTERRUPTED = 130   # the shell's status for a process ended by Ctrl-C
 def _run(args) -> int:
     """Every kind of experiment (single, staged, compared, sweep) goes through the one job runner."""
     experiment = load_experiment(args.experiment)
+    if args.write_limit_mb is not None and not (0 <= args.write_limit_mb < math.inf):
+        raise ExperimentError(f"--write-limit-mb must be a number of megabytes, 0 or more, got {args.write_limit_mb}")
     option = parse_seeds_option(args.seeds)
     seeds = None if option is None else tuple(seed_list(option, experiment["seed"]))
     folder = Path(args.out) if args.out else default_run_dir(experiment["name"])
@@ -39,7 +42,11 @@ def _run(args) -> int:
                          workers=args.workers, resume=args.resume, init_weights=args.init_weights,
                          checkpoint=not args.no_checkpoint, checkpoint_minutes=args.checkpoint_every,
                          partial=args.partial, overwrite=args.overwrite, cluster=args.cluster,
-                         pictures=False)   # nothing here draws them: an epoch's surface cost a tiny net 2x its steps
+                         pictures=False,   # nothing here draws them: an epoch's surface cost a tiny net 2x its steps
+                         weights_files=(WEIGHTS_SAFETENSORS,) if args.one_weights_file else
+                         (WEIGHTS_NPZ, WEIGHTS_SAFETENSORS),
+                         write_limit=LIMIT_FROM_ENV if args.write_limit_mb is None else
+                         (None if args.write_limit_mb == 0 else int(args.write_limit_mb * 1e6)))
     return run_in_terminal(request, quiet=args.quiet)
 
 
@@ -124,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint-every", type=float, metavar="MINUTES", default=DEFAULT_CHECKPOINT_MINUTES,
                      help="also write checkpoint.npz this often while training, so a killed run can resume "
                           f"from it (default {DEFAULT_CHECKPOINT_MINUTES:g}; the weights are the same either way)")
+    run.add_argument("--one-weights-file", action="store_true",
+                     help="write the final weights once (weights.safetensors), not also as weights.npz")
+    run.add_argument("--write-limit-mb", type=float, metavar="MB",
+                     help="a single run that would write more weights and checkpoint than this is refused "
+                          "before training (default 200, or DESCENT_WEIGHTS_LIMIT_MB; 0: no limit)")
     run.add_argument("--partial", action="store_true",
                      help="with --init-weights: load only the tensors the file and the network share (by "
                           "default every tensor must match)")

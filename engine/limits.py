@@ -11,6 +11,9 @@ of a ``MemoryError``, a ``RecursionError`` or a ``ValueError`` traceback.
 * :func:`memory_limit` and :class:`MemoryEstimate`: what a run (or a
   prediction) will allocate, part by part, against the limit (half of this
   machine's memory; ``DESCENT_MEMORY_LIMIT_MB`` changes it).
+* :func:`output_limit` and :func:`run_output_estimate`: what a run folder
+  will hold (weights files, checkpoint) against the size a run may write
+  without asking (200 MB; ``DESCENT_WEIGHTS_LIMIT_MB`` changes it).
 * :func:`parse_json`: JSON with bounded integer digits and nesting, and no
   ``NaN``/``Infinity`` literals unless asked for.
 * :func:`npz_members` / :func:`check_npz`: the shapes an NPZ archive's
@@ -33,6 +36,8 @@ import numpy.lib.format as npy_format
 from engine.errors import DescentError, ExperimentError
 
 MEMORY_ENV = "DESCENT_MEMORY_LIMIT_MB"
+OUTPUT_ENV = "DESCENT_WEIGHTS_LIMIT_MB"
+DEFAULT_OUTPUT_LIMIT_MB = 200   # a run folder holding more than this is asked about first
 MAX_JSON_DIGITS = 4000      # longest integer literal read from JSON (Python refuses past 4,300)
 MAX_JSON_DEPTH = 200        # deepest nesting of a JSON document Descent reads (experiments nest ~6)
 NPY_MAGIC = b"\x93NUMPY"
@@ -98,6 +103,38 @@ class MemoryEstimate:
             raise ExperimentError(f"{what} would need about {format_bytes(self.total)} of memory "
                                   f"({self.describe()}), more than the limit of {format_bytes(limit)} ({source}); "
                                   f"{self.largest()[2]}")
+
+
+# ----------------------------------------------------------------------------- run output
+
+
+def output_limit() -> int:
+    """Bytes of weights and checkpoint a run may write without asking: 200 MB, or
+    ``DESCENT_WEIGHTS_LIMIT_MB`` (0: no limit).  A network of 88 million parameters once
+    wrote 1.4 GB into runs/ without a word."""
+    env = os.environ.get(OUTPUT_ENV)
+    if env is None or env == "":
+        return DEFAULT_OUTPUT_LIMIT_MB * 1000 * 1000
+    try:
+        limit = float(env)
+    except ValueError:
+        limit = math.nan
+    if not math.isfinite(limit) or limit < 0:
+        raise ExperimentError(f"environment variable {OUTPUT_ENV}={env!r} must be a number of megabytes (0: no "
+                              f"limit)")
+    return int(limit * 1000 * 1000) if limit else 2**62
+
+
+def run_output_estimate(n_params: int, itemsize: int, optimizer_slots: int, weights_files, checkpoint: bool
+                        ) -> MemoryEstimate:
+    """The bytes a run folder will hold besides its CSV files: each weights file (a copy of every
+    parameter) and the checkpoint (the parameters again plus the optimizer's slots)."""
+    weights = int(n_params) * int(itemsize)
+    parts = [(name, weights, "write one weights file") for name in weights_files]
+    if checkpoint:
+        parts.append(("checkpoint.npz", weights * (1 + int(optimizer_slots)),
+                      "leave out the checkpoint (--no-checkpoint; it is only needed for --resume)"))
+    return MemoryEstimate(tuple(parts))
 
 
 # ----------------------------------------------------------------------------- JSON

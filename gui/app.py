@@ -1,7 +1,14 @@
-"""``python main.py [--preset NAME_OR_PATH]``: open Descent's window."""
+"""``python main.py [--preset NAME_OR_PATH]``: open Descent's window.
+
+A small launch window (:mod:`gui.launch`) shows first, before NumPy, Numba
+and the engine are imported, and says what happens meanwhile: on the first
+launch after an install, the one-time compilation of the kernels, group by
+group (also printed on the terminal).  The main window replaces it once the
+engine is ready."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -37,10 +44,27 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("Descent")
     app.setOrganizationName("Descent")
-    from .main_window import MainWindow
+    from .launch import LaunchWindow, start_loading
 
-    window = MainWindow(experiment, run_root=args.runs)
-    if args.preset:
-        window._show_header(source=args.preset)
-    window.show()
-    return app.exec()
+    launch = LaunchWindow()
+    launch.show()
+    windows = []
+
+    def open_main_window(ok: bool) -> None:
+        if not ok:
+            print("descent: opening the window anyway; the kernels compile on the first Train", file=sys.stderr)
+        from .main_window import MainWindow
+
+        window = MainWindow(experiment, run_root=args.runs)
+        if args.preset:
+            window._show_header(source=args.preset)
+        window.show()
+        windows.append(window)
+        launch.close()
+
+    launch.loaded.connect(open_main_window)
+    start_loading(launch)
+    code = app.exec()
+    if launch.thread is not None and launch.thread.isRunning():   # quit while compiling: Qt would abort
+        os._exit(code)
+    return code

@@ -46,7 +46,9 @@ from .dashboard import Dashboard
 from .importing import initial_weights
 from .panels import DataPanel, OptimizerPanel, TrainingPanel
 from .records import RunRecord, load_folder_curves
+from . import output_prompt
 from .runs import RunList
+from .speed import SpeedControl
 from .widgets.params import NumberEditor
 from .worker import WorkerJob, WorkerThread
 
@@ -83,7 +85,7 @@ class ActiveRun:
             self.wall += now - self.last_tick
         self.last_tick = now
         self.samples = [(w, s) for w, s in getattr(self, "samples", []) if self.wall - w < 2.0]
-        self.samples.append((self.wall, self.record.step))
+        self.samples.append((self.wall, max(self.record.step, getattr(self.record, "steps_run", 0))))
         (w0, s0), (w1, s1) = self.samples[0], self.samples[-1]
         if w1 - w0 > 0.3 and s1 >= s0:
             self.record.rate = (s1 - s0) / (w1 - w0)
@@ -238,6 +240,9 @@ class MainWindow(FileActions, QMainWindow):
         self.lr_editor.setMaximumWidth(120)
         self.lr_editor.changed.connect(self._live_lr_changed)
         bar.addWidget(self.lr_editor)
+        bar.addSeparator()
+        self.speed = SpeedControl(self.settings, lambda: self.active.control if self.active is not None else None)
+        bar.addWidget(self.speed)
 
     def _build_statusbar(self) -> None:
         bar = self.statusBar()
@@ -335,10 +340,14 @@ class MainWindow(FileActions, QMainWindow):
         except DescentError as exc:
             self.show_error("This experiment cannot run", str(exc))
             return None
+        output = output_prompt.ask(self, exp, sum(self.builder.counts or ()))   # a huge run folder: ask first
+        if output is None:
+            return None
         run_id = self._next_run_id
         self._next_run_id += 1
-        folder = default_run_dir(exp["name"], self.run_root) if self.run_root is not None else None
+        folder = default_run_dir(exp["name"], self.run_root) if self.run_root is not None and output.write else None
         control = self.control_factory(paused=paused)
+        control.set_pace(self.speed.pace())
         if steps:
             control.step(steps)
         if epoch:
@@ -352,7 +361,9 @@ class MainWindow(FileActions, QMainWindow):
         if live_lr is not None and live_lr != exp["optimizer"]["learning_rate"]:
             self.lr_editor.set_value(exp["optimizer"]["learning_rate"])
         # a comparison trains as a race here: its variants at the first seed, one after another, overlaid
-        request = JobRequest(exp, folder, race=True, run_id=run_id, init_weights=initial_weights(self, exp))
+        request = JobRequest(exp, folder, race=True, run_id=run_id, init_weights=initial_weights(self, exp),
+                             weights_files=output.weights_files, checkpoint=output.checkpoint,
+                             write_limit=output.write_limit)
         self.worker.submit(WorkerJob(run_id, request, control, watchers=(Coach(),)))
         self.update_controls()
         return record
@@ -585,12 +596,14 @@ class MainWindow(FileActions, QMainWindow):
         elif record.status == "starting":
             state = "loading data…"
         elif control.stopped:
-            state = "stopping…"
+            state = f"stopped at step {max(record.step, control.steps_run):,}; finishing (evaluation, saving)…"
         elif control.paused:
             state = "paused"
         else:
             state = "training"
         self._set_label(self.state_label, state)
+        if self.active.stage_count == 0:   # a single run: its steps before the first diagnostics record (a huge net)
+            record.steps_run = control.steps_run
         self._show_progress(record, self.active.tick())
 
     def _show_progress(self, record: RunRecord, wall: float | None) -> None:
@@ -598,7 +611,8 @@ class MainWindow(FileActions, QMainWindow):
         if record.phases and record.total_steps and record.steps_per_epoch:   # a stage: its phases' epochs
             epochs = f"{record.total_steps / record.steps_per_epoch:g}"
         total = f"/{record.total_steps:,}" if record.total_steps else ""
-        self._set_label(self.progress_label, f"epoch {record.epoch:.2f}/{epochs} · step {record.step:,}{total}")
+        step = max(record.step, getattr(record, "steps_run", 0))
+        self._set_label(self.progress_label, f"epoch {record.epoch:.2f}/{epochs} · step {step:,}{total}")
         self._set_label(self.rate_label, "" if record.rate != record.rate else f"{record.rate:,.0f} steps/s")
         if wall is None:
             wall = record.wall_seconds

@@ -138,8 +138,10 @@ class RunWriter:
     that fails (full disk, a planted symbolic link) raises :class:`~engine.fileio.WriteError`;
     :meth:`fail` then records the run as failed, keeping every complete row."""
 
-    def __init__(self, folder: str | os.PathLike, app_version: str = "", continue_at: int | None = None):
+    def __init__(self, folder: str | os.PathLike, app_version: str = "", continue_at: int | None = None,
+                 weights_files: tuple = (WEIGHTS_NPZ, WEIGHTS_SAFETENSORS)):
         self.folder = ensure_dir(Path(folder))
+        self.weights_files = weights_files   # which copies of the final weights to write (a huge net: one)
         self.app_version = app_version
         self.continue_at = continue_at
         self._history = None
@@ -214,8 +216,10 @@ class RunWriter:
         self.summary = summary
         data = data_info(self.trainer.data) if self.trainer is not None else self.data
         meta = weights_metadata(self.experiment, summary, data, self.app_version or None)
-        save_npz(self.folder / WEIGHTS_NPZ, dict(event.weights), meta)
-        save_weights(self.folder / WEIGHTS_SAFETENSORS, dict(event.weights), meta)
+        if WEIGHTS_NPZ in self.weights_files:
+            save_npz(self.folder / WEIGHTS_NPZ, dict(event.weights), meta)
+        if WEIGHTS_SAFETENSORS in self.weights_files:
+            save_weights(self.folder / WEIGHTS_SAFETENSORS, dict(event.weights), meta)
         if self.trainer is not None and self.write_checkpoint:
             save_checkpoint(self.folder / CHECKPOINT_NAME, self.trainer.checkpoint(), self.experiment,
                             event.status, self.app_version or None)

@@ -52,6 +52,7 @@ from engine.events import JobFinished, JobStarted, LRFinderFinished, frozen_arra
 from engine.fileio import write_text
 from engine.formats.checkpoint import resume_trainer
 from engine.formats.models import load_init_weights
+from engine.formats.runlayout import WEIGHTS_NPZ, WEIGHTS_SAFETENSORS
 from engine.formats.runstore import RunWriter, discard_if_empty, prepare_out_folder
 from engine.jobs.compare import comparison_events, comparison_runs
 from engine.jobs.executors import EXECUTORS, default_workers
@@ -59,6 +60,7 @@ from engine.jobs.ray_executor import LOCAL, check_cluster  # also registers the 
 from engine.jobs.runs import trainer_events, written
 from engine.jobs.stages import StagesWriter, run_stages, with_epochs
 from engine.jobs.sweep import sweep_events, sweep_runs
+from engine.limits import format_bytes, output_limit, run_output_estimate
 from engine.spec.experiment import with_overrides
 from engine.spec.sections import REPEATING_KEYS, TOP_KEYS
 from engine.training.lr_finder import find_learning_rate
@@ -66,6 +68,7 @@ from engine.training.trainer import Trainer
 
 AUTO = "auto"
 DEFAULT_CHECKPOINT_MINUTES = 10.0     # a killed single run loses at most about this much training
+LIMIT_FROM_ENV = -1     # JobRequest.write_limit: engine.limits.output_limit() (200 MB unless configured)
 SECTION_KINDS = {"stages": "staged", "compare": "compared", "sweep": "sweep"}   # a section -> its kind of job
 
 
@@ -93,6 +96,8 @@ class JobRequest:
     run_id: int = 0                   # the run_id of a single run's events
     pictures: bool = True             # single runs: decision surfaces and confusion matrices (a window draws
                                       # them; a run folder keeps neither, so the command line turns them off)
+    weights_files: tuple = (WEIGHTS_NPZ, WEIGHTS_SAFETENSORS)   # single runs: the copies of the final weights
+    write_limit: int | None = LIMIT_FROM_ENV   # single runs: refuse to write more bytes than this (None: any)
 
 
 @dataclass(frozen=True)
@@ -240,9 +245,33 @@ def _single(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator
     trainer.pictures = request.pictures
     writer = None
     if plan.folder is not None:
-        writer = RunWriter(plan.folder, __version__, continue_at)
+        check_output_size(trainer, request)
+        writer = RunWriter(plan.folder, __version__, continue_at, request.weights_files)
         writer.attach(trainer, checkpoint=request.checkpoint, every_minutes=request.checkpoint_minutes)
     yield from trainer_events(trainer, control, writer)
+
+
+def output_estimate(trainer: Trainer, request: JobRequest):
+    """What the run folder of ``request`` trained by ``trainer`` will hold (weights and checkpoint)."""
+    return run_output_estimate(trainer.net.n_params, trainer.net.theta.itemsize, len(trainer.opt_state.slots),
+                               request.weights_files, request.checkpoint)
+
+
+class OutputTooLarge(ExperimentError):
+    """A run would write more than its limit; said before anything is trained or written."""
+
+
+def check_output_size(trainer: Trainer, request: JobRequest) -> None:
+    limit = output_limit() if request.write_limit == LIMIT_FROM_ENV else request.write_limit
+    estimate = output_estimate(trainer, request)
+    if limit is None or estimate.total <= limit:
+        return
+    one = len(request.weights_files) > 1
+    raise OutputTooLarge(
+        f"this run would write about {format_bytes(estimate.total)} into {request.out} ({estimate.describe()}), "
+        f"more than the limit of {format_bytes(limit)}: write less with "
+        + ("--one-weights-file and " if one else "") + ("--no-checkpoint, or " if request.checkpoint else "")
+        + "allow it with --write-limit-mb MB (0: no limit) or the environment variable DESCENT_WEIGHTS_LIMIT_MB")
 
 
 def _check_steps_left(trainer: Trainer, request: JobRequest) -> None:

@@ -1,0 +1,72 @@
+"""Before a run writes more than the size limit into runs/: ask, offering one weights file.
+
+A network of 88 million parameters once wrote 1.4 GB (two copies of its
+weights and a checkpoint with the optimizer's state) without a word.  The
+window now estimates what the run folder will hold
+(:func:`engine.limits.run_output_estimate`) from the model builder's
+parameter count and, above :func:`engine.limits.output_limit` (200 MB unless
+``DESCENT_WEIGHTS_LIMIT_MB`` says otherwise), asks first; the default answer
+writes one weights file and no checkpoint.  The engine checks the same limit
+(:func:`engine.jobs.runner.check_output_size`) with the answer's allowance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtWidgets import QMessageBox
+
+from engine.catalog.optimizers import make_optimizer
+from engine.formats.runlayout import WEIGHTS_NPZ, WEIGHTS_SAFETENSORS
+from engine.jobs.runner import LIMIT_FROM_ENV
+from engine.limits import format_bytes, output_limit, run_output_estimate
+
+BOTH = (WEIGHTS_NPZ, WEIGHTS_SAFETENSORS)
+ONE = (WEIGHTS_SAFETENSORS,)
+
+
+@dataclass(frozen=True)
+class OutputChoice:
+    """What a run writes: its folder (None: nothing), the weights copies, the checkpoint, the limit."""
+    write: bool = True
+    weights_files: tuple = BOTH
+    checkpoint: bool = True
+    write_limit: int | None = LIMIT_FROM_ENV
+
+
+ONE_FILE, EVERYTHING, NOTHING = (OutputChoice(True, ONE, False, None), OutputChoice(True, BOTH, True, None),
+                                 OutputChoice(False))
+
+
+def estimate(experiment: dict, n_params: int, choice: OutputChoice = OutputChoice()):
+    itemsize = np.dtype(experiment["training"]["dtype"]).itemsize
+    slots = len(make_optimizer(experiment["optimizer"]).slot_names)
+    return run_output_estimate(n_params, itemsize, slots, choice.weights_files, choice.checkpoint)
+
+
+def question(experiment: dict, n_params: int) -> str | None:
+    """The question to ask before training ``experiment`` (None: under the limit, nothing to ask)."""
+    full, limit = estimate(experiment, n_params), output_limit()
+    if full.total <= limit:
+        return None
+    one = estimate(experiment, n_params, ONE_FILE)
+    return (f"This network has {n_params:,} parameters: its run folder would hold about "
+            f"{format_bytes(full.total)} ({full.describe()}), more than the limit of {format_bytes(limit)} "
+            f"(environment variable DESCENT_WEIGHTS_LIMIT_MB).\n\nWrite one weights file "
+            f"({format_bytes(one.total)}, no checkpoint: the run cannot be resumed), everything, or nothing "
+            f"(the curves are still shown)?")
+
+
+def ask(parent, experiment: dict, n_params: int | None) -> OutputChoice | None:
+    """The user's choice for a run over the limit (None: cancel); the default for runs under it."""
+    text = None if not n_params else question(experiment, n_params)
+    if text is None:
+        return OutputChoice()
+    box = QMessageBox(QMessageBox.Question, "A large run folder", text, parent=parent)
+    one = box.addButton("Write one weights file", QMessageBox.AcceptRole)
+    everything = box.addButton("Write everything", QMessageBox.AcceptRole)
+    nothing = box.addButton("Write nothing", QMessageBox.AcceptRole)
+    box.addButton(QMessageBox.Cancel)
+    box.setDefaultButton(one)
+    box.exec()
+    return {one: ONE_FILE, everything: EVERYTHING, nothing: NOTHING}.get(box.clickedButton())
