@@ -14,7 +14,8 @@ import math
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSizePolicy, QSplitter, QStackedWidget, QWidget
+from PySide6.QtWidgets import (QCheckBox, QFrame, QGridLayout, QLabel, QScrollArea, QSizePolicy, QSplitter,
+                               QStackedWidget, QWidget)
 
 from .coach_panel import CoachPanel
 from .panels import CLASS_COLORS
@@ -23,7 +24,7 @@ from .plots import AccuracyPanel, LossPanel, PlotPanel
 from .predictions import BoundaryView, ConfusionView
 from .records import distinguishing_labels
 
-STATUS_COLORS = {"running": "#1f4e99", "starting": "#1f4e99", "finished": "#1b7a2a", "early_stopped": "#1b7a2a",
+STATUS_COLORS = {"running": "#1f4e99", "paused": "#b86e00", "starting": "#1f4e99", "finished": "#1b7a2a", "early_stopped": "#1b7a2a",
                  "stopped": "#555555", "diverged": "#d00000", "interrupted": "#b86e00", "failed": "#d00000"}
 DIVERGED_HINT = ("The loss became NaN or infinite: the steps were too large. Try a lower learning rate "
                  "(÷10), gradient clipping (clipnorm 1.0) or batch normalization, then train again.")
@@ -127,7 +128,7 @@ class NotesPanel(QLabel):
         self.setTextFormat(Qt.RichText)
         self.setStyleSheet("QLabel { background: #fbfbf6; border: 1px solid #ddd; padding: 6px; }")
         self.setMinimumWidth(200)
-        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Ignored)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
         self._key = ()
         self._last = 0.0
         self.pending = False
@@ -137,7 +138,7 @@ class NotesPanel(QLabel):
         if record is None:
             key = None
         else:
-            key = (record.run_id, record.version, record.status)
+            key = (record.run_id, record.version, record.shown_status)
         if key == self._key:
             return
         now = time.monotonic()
@@ -151,9 +152,14 @@ class NotesPanel(QLabel):
             self.setText("<b>Run notes</b><br>Press <b>Train</b> (Space) to start. The plots fill in as the network "
                          "learns; hover the blue ? of a plot to learn what it shows.")
             return
-        color = STATUS_COLORS.get(record.status, "#222")
+        color = STATUS_COLORS.get("paused" if record.shown_status == "paused" else record.status, "#222")
         exp = record.experiment
-        lines = [f"<b>{html.escape(record.name)}</b> — <span style='color:{color}'><b>{record.status}</b></span>"]
+        lines = [f"<b>{html.escape(record.name)}</b> — <span style='color:{color}'><b>{record.shown_status}</b></span>"]
+        title = exp.get("title") if isinstance(exp, dict) else ""
+        if title and title not in record.name:
+            lines.append(f"<span style='color:#555'>{html.escape(title)}</span>")
+        if getattr(record, "changes", ""):
+            lines.append(f"<i>Changed:</i> {html.escape(record.changes)}")
         if record.reason and record.finished:
             lines.append(html.escape(record.reason))
         if record.status == "diverged":
@@ -172,6 +178,15 @@ class NotesPanel(QLabel):
         self.setText("<br>".join(lines))
 
 
+class FlatGrid(QGridLayout):
+    """A grid that never asks for height-for-width: the plots' wrapping key lines would otherwise
+    make the scroll area size the grid from every panel's preferred height (rows of 500 px on a
+    768-pixel screen) instead of the viewport's."""
+
+    def hasHeightForWidth(self) -> bool:
+        return False
+
+
 class Dashboard(QWidget):
     """All plots in a grid."""
 
@@ -187,12 +202,17 @@ class Dashboard(QWidget):
         self.notes = NotesPanel()
         self.coach = CoachPanel()
         self.notes_split = QSplitter(Qt.Vertical)   # the notes above, the coach below: one grid cell
-        self.notes_split.addWidget(self.notes)
+        self.notes_area = QScrollArea()   # the notes grow with the run: scroll rather than cut them
+        self.notes_area.setWidget(self.notes)
+        self.notes_area.setWidgetResizable(True)
+        self.notes_area.setFrameShape(QFrame.NoFrame)
+        self.notes_split.addWidget(self.notes_area)
         self.notes_split.addWidget(self.coach)
         self.notes_split.setChildrenCollapsible(False)
         self.notes_split.setStretchFactor(0, 2)
         self.notes_split.setStretchFactor(1, 3)
-        grid = QGridLayout(self)
+        self.notes_split.setMinimumSize(250, 190)
+        grid = FlatGrid(self)
         grid.setContentsMargins(2, 2, 2, 2)
         grid.setSpacing(3)
         grid.addWidget(self.loss, 0, 0)
