@@ -143,7 +143,7 @@ class NotesPanel(QLabel):
             return
         now = time.monotonic()
         if record is not None and not record.finished and now - self._last < 0.25 and self._key \
-                and self._key[0] == record.run_id:
+                and self._key[0] == record.run_id and self._key[2] == record.shown_status:
             self.pending = True
             return  # live numbers: 4 updates a second are plenty
         self.pending = False

@@ -125,6 +125,27 @@ def scrolling(widget: QWidget) -> QScrollArea:
     return area
 
 
+class PageTabs(QTabWidget):
+    """Tabs whose pages may sit in a scroll area (:func:`scrolling`): ``widget``, ``currentWidget``
+    and ``setCurrentWidget`` speak of the page itself, not of its scroll area."""
+
+    @staticmethod
+    def _inner(widget):
+        return widget.widget() if isinstance(widget, QScrollArea) else widget
+
+    def widget(self, index: int):
+        return self._inner(super().widget(index))
+
+    def currentWidget(self):
+        return self._inner(super().currentWidget())
+
+    def setCurrentWidget(self, widget) -> None:
+        for index in range(self.count()):
+            if self.widget(index) is widget or super().widget(index) is widget:
+                self.setCurrentIndex(index)
+                return
+
+
 @dataclass
 class ActiveRun:
     """The job being trained: its control and the record receiving its events."""
@@ -241,11 +262,11 @@ class MainWindow(FileActions, QMainWindow):
         self.train_split.setStretchFactor(1, 1)
         self.train_split.setCollapsible(1, False)   # the editors may be dragged shut; the plots may not
         self.train_split.setSizes([400, 1200])
-        self.tabs = QTabWidget()
+        self.tabs = PageTabs()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.train_split, "Train")
         self.comparison = ComparisonView(self.compare_experiment, self.run_root)
-        self.tabs.addTab(self.comparison, "Compare")
+        self.tabs.addTab(scrolling(self.comparison), "Compare")   # its controls need ~1220 px: below, scroll
         self.tabs.currentChanged.connect(self._tab_changed)
         self.arena = None
         try:
@@ -257,7 +278,7 @@ class MainWindow(FileActions, QMainWindow):
             ArenaTab = None
         if ArenaTab is not None:
             self.arena = ArenaTab()
-            self.tabs.addTab(self.arena, "Optimizer arena")
+            self.tabs.addTab(scrolling(self.arena), "Optimizer arena")
         self.setCentralWidget(self.tabs)
 
     def splitters(self) -> dict:
