@@ -35,7 +35,7 @@ from engine.control import RunControl
 from engine.errors import DescentError
 from engine.events import JobStarted, RunFailed, RunFinished, StepMetrics, SubRun
 from engine.jobs.runner import JobRequest
-from engine.spec.experiment import default_experiment, resolve_experiment
+from engine.spec.experiment import BUILTIN_NAME, default_experiment, resolve_experiment
 from engine.params import Param
 from engine.formats.runstore import default_run_dir
 
@@ -125,6 +125,13 @@ def scrolling(widget: QWidget) -> QScrollArea:
     return area
 
 
+class Explanation(QTextBrowser):
+    """The preset's explanation: read-only rich text that scrolls; ``text()`` is what it says."""
+
+    def text(self) -> str:
+        return self.toPlainText()
+
+
 class PageTabs(QTabWidget):
     """Tabs whose pages may sit in a scroll area (:func:`scrolling`): ``widget``, ``currentWidget``
     and ``setCurrentWidget`` speak of the page itself, not of its scroll area."""
@@ -206,7 +213,12 @@ class MainWindow(FileActions, QMainWindow):
         self._build_statusbar()
         menus.build_menus(self)
 
-        self.set_experiment(experiment or resolve_experiment(default_experiment()))
+        if experiment is None:
+            self.set_experiment(resolve_experiment(default_experiment()),
+                                source=f"built in: {BUILTIN_NAME} (python main.py run {BUILTIN_NAME}; the Presets menu "
+                                       "has the book's experiments)")
+        else:
+            self.set_experiment(experiment)
         if load_previous_runs and self.run_root is not None:
             self.runs.load_folders(self.run_root, first_id=-100_000)  # earlier runs: negative ids, listed first
             for record in self.runs.records.values():
@@ -231,7 +243,7 @@ class MainWindow(FileActions, QMainWindow):
         for panel in (self.data_panel, self.builder, self.optimizer_panel, self.training_panel):
             panel.changed.connect(self._edited)
         # the whole explanation, scrollable, in a splitter pane the student can enlarge (no tooltip-only text)
-        self.header = QTextBrowser()
+        self.header = Explanation()
         self.header.setOpenExternalLinks(False)
         self.header.setFrameShape(QFrame.NoFrame)
         self.header.setStyleSheet("QTextBrowser { background: #eef3fb; border: 1px solid #c9d6ea; padding: 2px; }")
