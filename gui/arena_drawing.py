@@ -103,8 +103,10 @@ class ArenaDrawing:
     def _setup_loss_plot(self) -> None:
         item = self.loss_plot.getPlotItem()
         item.setLogMode(False, True)
-        item.setTitle("Loss versus step (log scale; every minimum is 0; drawn down to 1e-20)",
-                     color="#222", size="10pt")
+        # short: a title wider than the plot pushed its right edge (and the legend) out of view
+        item.setTitle("Loss versus step (log scale)", color="#222", size="10pt")
+        self.loss_plot.setToolTip("Log scale; every minimum of these surfaces has loss 0, so the curves are drawn "
+                                  "down to 1e-20")
         item.setLabel("bottom", "step")
         item.getAxis("left").enableAutoSIPrefix(False)   # an empty plot showed -400..400 "x0.001"
         item.setXRange(0, 100, padding=0)

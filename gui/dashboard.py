@@ -88,14 +88,16 @@ class OutputPanel(PlotPanel):
             self.boundary.show_uncertainty = has_map and self.uncertainty_box.isChecked()
             self.boundary.show_run(focus)
             step = focus.surface.step if focus.surface is not None else 0
-            self.title.setText(f"<b>7 · Decision boundary</b> at step {step:,} ({focus.name})")
+            self.title.setText(f"<b>7 · Decision boundary</b> at step {step:,}")
+            self.title.setToolTip(f"{focus.name}: {self.help.toolTip()}")
             names = focus.class_names or tuple(f"class {i}" for i in range(focus.n_classes))
             self.set_note("  ".join(f"<span style='color:{CLASS_COLORS[i % len(CLASS_COLORS)]}'>●</span> "
                                     f"{html.escape(n)}" for i, n in enumerate(names)))
         elif focus.confusion is not None:
             self.stack.setCurrentWidget(self.confusion)
             self.confusion.show_run(focus)
-            self.title.setText(f"<b>7 · Confusion matrix</b> ({focus.name})")
+            self.title.setText("<b>7 · Confusion matrix</b>")
+            self.title.setToolTip(f"{focus.name}: {self.help.toolTip()}")
             self.set_note("")
         else:
             self.stack.setCurrentWidget(self.message)

@@ -181,8 +181,9 @@ class BandItem(QGraphicsPathItem):
 
     def __init__(self, color: QColor):
         super().__init__()
-        self.setPen(QPen(Qt.NoPen))
-        self.setBrush(QBrush(color))
+        self.setPen(QPen(Qt.NoPen))   # an outline (dotted or not) on thousands of points costs more than the plot
+        fill = QColor(color)
+        self.setBrush(QBrush(fill))
         self.bounds = None
 
     def set_band(self, x, lo, hi) -> None:
@@ -259,7 +260,7 @@ class ActivationPanel(LayerPanel):
             if focus_run:   # bands for the focus run only: several runs' bands merged into one blob
                 band = self.items.get((r.run_id, "band", i))
                 if band is None:
-                    band = BandItem(faded(layer_colors(n)[i], 45))
+                    band = BandItem(faded(layer_colors(n)[i], 28))
                     band.setZValue(-5)
                     self.plot.addItem(band)
                     self.items[(r.run_id, "band", i)] = band

@@ -228,7 +228,8 @@ class Key:
         parts = []
         for (_, label), (color, glyph) in zip(self.items, self._glyphs):
             rgb = "#" + color[-6:]
-            parts.append(f"<span style='color:{rgb}'><b>{glyph}</b></span>&nbsp;{html.escape(label.text)}")
+            text = html.escape(label.text).replace(" ", "&nbsp;")   # an entry wraps whole, never mid-name
+            parts.append(f"<span style='color:{rgb}'><b>{glyph}</b></span>&nbsp;{text}")
         self.label.setText("&nbsp;&nbsp; ".join(parts))
         self.label.setToolTip("\n".join(label.text for _, label in self.items))
         self.label.setVisible(bool(parts))
@@ -327,30 +328,49 @@ class Follow:
     def _item_bounds(item, log: bool):
         """(x max, y low, y high) of an item's data: non-finite values ignored, and isolated
         spikes too (values beyond the 1st-99th percentile span by SPIKE_FACTOR spans: one
-        blown-up step must not flatten every curve).  Recomputed only when the data grew, on at
-        most ~4000 evenly spaced points."""
+        blown-up step must not flatten every curve).  The percentiles are taken on at most
+        ~4000 evenly spaced points, again only when the data grew by a quarter; in between, the
+        new tail is filtered with the last ones (the curves are append-only, drawn every frame)."""
         x, y = item.xData, item.yData
         n = len(x)
         cache = getattr(item, "_descent_bounds", None)
-        if cache is not None and cache[0] == n and cache[1] == log and cache[2] is x:
-            return cache[3:]
+        if cache is not None and cache["log"] == log and cache["n"] == n:
+            return cache["x_hi"], cache["y_lo"], cache["y_hi"]
+        if cache is not None and cache["log"] == log and cache["full"] <= n < 1.25 * cache["full"] + 50 \
+                and n > cache["n"]:
+            tail = Follow._values(y[cache["n"]:], log, item)
+            tail = tail[(tail >= cache["keep"][0]) & (tail <= cache["keep"][1])]
+            xs = np.asarray(x[cache["n"]:], dtype=np.float64)
+            xs = xs[np.isfinite(xs)]
+            cache.update(n=n, x_hi=max(cache["x_hi"], float(xs.max()) if len(xs) else -math.inf))
+            if len(tail):
+                cache.update(y_lo=min(cache["y_lo"], float(tail.min())), y_hi=max(cache["y_hi"], float(tail.max())))
+            return cache["x_hi"], cache["y_lo"], cache["y_hi"]
         values = np.asarray(y, dtype=np.float64)
         if len(values) > 4000:
             values = values[np.linspace(0, len(values) - 1, 4000).astype(int)]
-        if log and not isinstance(item, LightCurve):   # LightCurves hold log10 values already
-            with np.errstate(divide="ignore", invalid="ignore"):
-                values = np.log10(values)
-        values = values[np.isfinite(values)]
+        values = Follow._values(values, log, item)
         xs = np.asarray(x, dtype=np.float64)
         xs = xs[np.isfinite(xs)]
-        x_hi = float(xs.max()) if len(xs) else -math.inf
+        keep = (-math.inf, math.inf)
         if len(values) >= 20:
             q1, q99 = np.percentile(values, [1, 99])
             reach = SPIKE_FACTOR * max(q99 - q1, 1e-12 * max(1.0, abs(q99)))
-            values = values[(values >= q1 - reach) & (values <= q99 + reach)]
+            keep = (q1 - reach, q99 + reach)
+            values = values[(values >= keep[0]) & (values <= keep[1])]
         y_lo, y_hi = (float(values.min()), float(values.max())) if len(values) else (math.inf, -math.inf)
-        item._descent_bounds = (n, log, x, x_hi, y_lo, y_hi)
-        return x_hi, y_lo, y_hi
+        item._descent_bounds = {"n": n, "full": n, "log": log, "keep": keep, "x_hi": float(xs.max()) if len(xs)
+                                else -math.inf, "y_lo": y_lo, "y_hi": y_hi}
+        return item._descent_bounds["x_hi"], y_lo, y_hi
+
+    @staticmethod
+    def _values(y, log: bool, item) -> np.ndarray:
+        """Finite values as the view sees them (log10 on a log axis; LightCurves hold log10 already)."""
+        values = np.asarray(y, dtype=np.float64)
+        if log and not isinstance(item, LightCurve):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = np.log10(values)
+        return values[np.isfinite(values)]
 
     def _bounds(self, extra=()):
         log = self.plot.getAxis("left").logMode
@@ -430,8 +450,8 @@ class PlotPanel(QFrame):
         self.header.addWidget(self.help)
         self.note = QLabel()
         self.note.setStyleSheet("color: #666; padding-left: 4px;")
-        # no word wrap: a wrapping label's height-for-width upsets the grid's row heights
-        self.note.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.note.setWordWrap(True)   # read whole (the dashboard's FlatGrid ignores height-for-width)
+        self.note.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Minimum)
         self.note.hide()
         self.keyline = QLabel()   # the legend: above the plot, never over its data
         self.keyline.setTextFormat(Qt.RichText)
@@ -504,6 +524,10 @@ class PlotPanel(QFrame):
                 follow.x_cap = cap
                 follow.update(extra=self.extra_bounds(follow) + diverged)
                 self.mark_offscale(follow)
+        else:
+            for follow in self.follows:
+                if getattr(follow, "_marks_pending", False):
+                    self.mark_offscale(follow)
 
     def key_entries(self, records, multi, focus) -> list:
         """The key's entries: (item, text, colour, line style, alpha) (none by default)."""
@@ -513,11 +537,20 @@ class PlotPanel(QFrame):
         """(line style, alpha) of a run's lines: see :func:`run_style`."""
         return run_style(self.shown, self.focus, record)
 
-    def mark_offscale(self, follow: "Follow") -> None:
+    OFFSCALE_SECONDS = 0.5   # markers are found over every point: a few times a second is enough
+
+    def mark_offscale(self, follow: "Follow", force: bool = False) -> None:
         """Triangles at the top edge of ``follow``'s plot where a curve is not finite or above
         the view (a diverged run's NaNs, a spike the autoscale ignored): never a silently
-        blank plot.  Also called when the user zooms or pans."""
+        blank plot.  Also called when the user zooms or pans, and when a run ends."""
+        now = time.monotonic()
+        last = getattr(follow, "_marked_at", -math.inf)
+        if not force and now - last < self.OFFSCALE_SECONDS and any(not r.finished for r in self.shown):
+            follow._marks_pending = self.pending = True   # the dashboard calls again on a later tick
+            return
+        follow._marked_at, follow._marks_pending = now, False
         plot = follow.plot
+        log = plot.getAxis("left").logMode
         (x0, x1), (y0, y1) = follow.vb.viewRange()
         xs, colors = [], []
         for item in plot.listDataItems():
@@ -526,7 +559,9 @@ class PlotPanel(QFrame):
                 continue
             x = np.asarray(item.xData, dtype=np.float64)
             y = np.asarray(item.yData, dtype=np.float64)
-            with np.errstate(invalid="ignore"):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                if log and not isinstance(item, LightCurve):   # the view is in log10; LightCurves too
+                    y = np.log10(y)
                 above = x[np.isfinite(y) & (y > y1)]
             bad = getattr(item, "_descent_bad", None)
             out = above if bad is None or not len(bad) else np.concatenate([above, bad])
@@ -549,7 +584,7 @@ class PlotPanel(QFrame):
             marker.setToolTip("▼ at the top edge: values above the scale, or not a number (NaN/inf)")
             plot.addItem(marker)
             self.offscale[id(plot)] = marker
-            follow.vb.sigRangeChangedManually.connect(lambda *_: self.mark_offscale(follow))
+            follow.vb.sigRangeChangedManually.connect(lambda *_: self.mark_offscale(follow, force=True))
         x = np.concatenate(xs)
         y = np.full(len(x), y1 - 0.03 * (y1 - y0))
         marker.setData(x, y, brush=[pg.mkBrush(c) for c in colors])
@@ -684,7 +719,7 @@ class LossPanel(PlotPanel):
     def _log_toggled(self, on: bool) -> None:
         self.plot.setLogMode(y=on)
         self.follows[0].update(force=True)
-        self.mark_offscale(self.follows[0])
+        self.mark_offscale(self.follows[0], force=True)
 
     def version_of(self, record):
         return record.step_version, record.epoch_version
