@@ -97,8 +97,17 @@ def nonfinite_x(x, y) -> np.ndarray:
 
 
 def mark_bad(item, x, raw) -> None:
-    """Remember where ``item``'s raw data are not finite (before any log or positive() mapping)."""
-    item._descent_bad = nonfinite_x(x, raw)
+    """Remember where ``item``'s raw data are not finite (before any log or positive() mapping).
+    The curves are append-only and redrawn every frame: only the new tail is examined."""
+    n = min(len(x), len(raw))
+    done = getattr(item, "_descent_checked", 0)
+    if n < done or not hasattr(item, "_descent_bad"):   # a new or shorter curve: start over
+        item._descent_bad, done = np.empty(0), 0
+    if n > done:
+        tail = nonfinite_x(x[done:n], raw[done:n])
+        if len(tail):
+            item._descent_bad = np.concatenate([item._descent_bad, tail])
+    item._descent_checked = n
 
 
 def positive(values: np.ndarray) -> np.ndarray:
