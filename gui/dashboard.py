@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (QCheckBox, QFrame, QGridLayout, QLabel, QScrollAr
 from .coach_panel import CoachPanel
 from .panels import CLASS_COLORS
 from .layer_plots import ActivationPanel, DeadPanel, GradNormPanel, RatioPanel
-from .plots import AccuracyPanel, LossPanel, PlotPanel
+from .metric_plots import AccuracyPanel, LossPanel
+from .plots import PlotPanel
 from .predictions import BoundaryView, ConfusionView
 from .records import distinguishing_labels
 

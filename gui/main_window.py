@@ -20,14 +20,11 @@ from __future__ import annotations
 import copy
 import html
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QFrame, QLabel, QMainWindow, QScrollArea, QSplitter, QTabWidget, QTextBrowser,
-                               QToolBar, QWidget)
+from PySide6.QtWidgets import QFrame, QLabel, QMainWindow, QSplitter, QTabWidget, QToolBar
 
 from engine.coach import Coach, Finding
 from engine.spec.overrides import apply_overrides
@@ -50,11 +47,11 @@ from .panels import DataPanel, OptimizerPanel, TrainingPanel
 from .records import RunRecord, load_folder_curves
 from .runs import RunList
 from .widgets.params import NumberEditor
+from .window_parts import (ActiveRun, Explanation, PageTabs, RemembersLayout, coach_comparison, scrolling,
+                           variant_changes)
 from .worker import WorkerJob, WorkerThread
 
 REDRAW_MS = 33
-LAYOUT_KEY = "layout"
-DEFAULT_SIZE = (1600, 1000)   # on a larger screen; never more than the available geometry
 STATUS_SECONDS = 0.2    # status bar and run list refresh interval while training
 FRAME_MIN_RECORDS = 3   # see MainWindow._draw_if_due
 FRAME_MAX_SECONDS = 0.25
@@ -69,117 +66,7 @@ LIVE_LR = Param(0.01, "Learning rate. Changed while training, it takes effect at
                 low=0.0, low_open=True, log=True)
 
 
-def reverse_overrides(original: dict, overrides: dict) -> dict:
-    """Overrides that put back what ``overrides`` changed in ``original`` (a resolved experiment):
-    the original's values at the same keys; whole layer lists and renamed sections are copied whole."""
-    out = {}
-    for key, value in overrides.items():
-        before = original.get(key) if isinstance(original, dict) else None
-        if key == "layers" or (isinstance(value, dict) and "name" in value) or not isinstance(value, dict) \
-                or not isinstance(before, dict):
-            out[key] = copy.deepcopy(before)
-        else:
-            out[key] = reverse_overrides(before, value)
-    return out
-
-
-def coach_comparison(original: dict, suggested: dict, overrides: dict) -> dict:
-    """A compare section for the coach's suggestion: the suggestion (the editors' experiment)
-    against the experiment as it was, over the original's seeds (or the usual count)."""
-    seeds = (original.get("compare") or {}).get("seeds") or 3
-    before = reverse_overrides(original if not original.get("compare") else apply_overrides(original, {}),
-                               overrides)
-    return {"variants": [{"name": "coach's suggestion"}, {"name": "as it was", "overrides": before}],
-            "seeds": len(seeds) if isinstance(seeds, list) else seeds}
-
-
-def variant_changes(experiment: dict, variant: str) -> str:
-    """What a comparison's variant changes, in words: "optimizer: name adam, learning_rate 0.001"."""
-    for v in (experiment.get("compare") or {}).get("variants", []):
-        if v.get("name") == variant:
-            return describe_overrides(v.get("overrides") or {}) or "as the experiment is"
-    return ""
-
-
-def describe_overrides(overrides: dict, prefix: str = "") -> str:
-    """Leaf keys and values of an overrides object, one phrase each ("layers: activation selu")."""
-    parts = []
-    for key, value in overrides.items():
-        if isinstance(value, dict) and value:
-            inner = describe_overrides(value, "")
-            parts.append(f"{key}: {inner}" if key in ("optimizer", "schedule", "layers", "data", "training",
-                                                      "output") else inner)
-        elif isinstance(value, list):
-            parts.append(f"{key}: {len(value)} given")
-        else:
-            parts.append(f"{key} {value}")
-    return ", ".join(p for p in parts if p)
-
-
-def scrolling(widget: QWidget) -> QScrollArea:
-    """``widget`` in a frameless scroll area that resizes it: it scrolls only below its minimum size."""
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.NoFrame)
-    return area
-
-
-class Explanation(QTextBrowser):
-    """The preset's explanation: read-only rich text that scrolls; ``text()`` is what it says."""
-
-    def text(self) -> str:
-        return self.toPlainText()
-
-
-class PageTabs(QTabWidget):
-    """Tabs whose pages may sit in a scroll area (:func:`scrolling`): ``widget``, ``currentWidget``
-    and ``setCurrentWidget`` speak of the page itself, not of its scroll area."""
-
-    @staticmethod
-    def _inner(widget):
-        return widget.widget() if isinstance(widget, QScrollArea) else widget
-
-    def widget(self, index: int):
-        return self._inner(super().widget(index))
-
-    def currentWidget(self):
-        return self._inner(super().currentWidget())
-
-    def setCurrentWidget(self, widget) -> None:
-        for index in range(self.count()):
-            if self.widget(index) is widget or super().widget(index) is widget:
-                self.setCurrentIndex(index)
-                return
-
-
-@dataclass
-class ActiveRun:
-    """The job being trained: its control and the record receiving its events."""
-    job_id: int
-    record: RunRecord
-    control: RunControl
-    records: list = None       # every record of the job (several for a staged experiment)
-    wall: float = 0.0          # seconds spent running (pauses excluded), for the status bar
-    last_tick: float = 0.0
-    stage_count: int = 0
-
-    def tick(self) -> float:
-        """Advance the running-time clock; also keeps the record's measured steps/s."""
-        now = time.monotonic()
-        if self.last_tick and not self.control.paused and self.record.status == "running":
-            self.wall += now - self.last_tick
-        self.last_tick = now
-        self.samples = [(w, s) for w, s in getattr(self, "samples", []) if self.wall - w < 2.0]
-        self.samples.append((self.wall, self.record.step))
-        (w0, s0), (w1, s1) = self.samples[0], self.samples[-1]
-        if w1 - w0 > 0.3 and s1 >= s0:
-            self.record.rate = (s1 - s0) / (w1 - w0)
-        self.record.wall_seconds = self.wall
-        return self.wall
-
-
-class MainWindow(FileActions, QMainWindow):
+class MainWindow(RemembersLayout, FileActions, QMainWindow):
     def __init__(self, experiment: dict | None = None, run_root: str | Path | None = "runs",
                  settings: QSettings | None = None, load_previous_runs: bool = True):
         super().__init__()
@@ -297,42 +184,6 @@ class MainWindow(FileActions, QMainWindow):
         """The splitters whose positions are remembered between launches, by settings key."""
         return {"train_split": self.train_split, "left_split": self.left_split,
                 "notes_split": self.dashboard.notes_split}
-
-    def restore_layout(self) -> None:
-        """The size and splitters of the last session, else a window that fits the screen: a
-        1366x768 laptop must show every panel (the window used to open at 1600x1000)."""
-        geometry = self.settings.value(f"{LAYOUT_KEY}/geometry")
-        restored = geometry is not None and self.restoreGeometry(geometry)
-        for key, splitter in self.splitters().items():
-            state = self.settings.value(f"{LAYOUT_KEY}/{key}")
-            if state is not None:
-                splitter.restoreState(state)
-                self._header_fitted = True   # the student's own layout wins over the fitted header
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        available = screen.availableGeometry() if screen is not None else None
-        if available is None or available.width() <= 0:
-            if not restored:
-                self.resize(*DEFAULT_SIZE)
-            return
-        frame = 30   # title bar and borders the window manager adds around the window
-        width = min(self.width() if restored else DEFAULT_SIZE[0], available.width())
-        height = min(self.height() if restored else DEFAULT_SIZE[1], available.height() - frame)
-        self.resize(width, height)
-        if not restored or not available.contains(self.frameGeometry()):
-            self.move(available.left() + (available.width() - width) // 2,
-                      available.top() + max(0, (available.height() - frame - height) // 2))
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if not getattr(self, "_header_fitted", False):   # the first time it has a real width
-            self._header_fitted = True
-            QTimer.singleShot(0, self._fit_header)
-
-    def save_layout(self) -> None:
-        self.settings.setValue(f"{LAYOUT_KEY}/geometry", self.saveGeometry())
-        for key, splitter in self.splitters().items():
-            self.settings.setValue(f"{LAYOUT_KEY}/{key}", splitter.saveState())
-        self.settings.sync()
 
     def _tab_changed(self, index: int) -> None:
         widget = self.tabs.widget(index)

@@ -7,12 +7,10 @@ marks what is off the scale; the confusion matrix shows every column; the Compar
 toolbar and the run notes agree with the state.
 """
 import copy
-import math
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QRect, QSettings, Qt
-from PySide6.QtGui import QColor
 
 from engine.events import ConfusionReport
 from engine.spec.experiment import load_experiment, resolve_experiment
@@ -289,7 +287,7 @@ def test_a_constant_schedule_preview_shows_the_rate_above_zero(qtbot):
 
 
 def test_the_loss_help_explains_training_loss_above_validation():
-    from gui.plots import LOSS_HELP, train_above_validation
+    from gui.metric_plots import LOSS_HELP, train_above_validation
 
     assert "batch normalization" in LOSS_HELP and "dropout" in LOSS_HELP
     r = fake_record(1, resolve_experiment(dict(SMALL, model={"layers": [{"units": 8, "batch_norm": "before"}]})))
