@@ -209,7 +209,7 @@ def test_single_run_keys_name_layers_from_one_outside_the_plot(dashboard):
     for panel in dashboard.panels[:6]:   # no legend drawn over the data: the key is a line above the plot
         assert getattr(panel.widget, "getPlotItem", lambda: None)() is None or \
             panel.widget.getPlotItem().legend is None
-    assert dashboard.grad.keyline.isVisibleTo(dashboard) and "layer 1" in dashboard.grad.keyline.text()
+    assert dashboard.grad.keyline.isVisibleTo(dashboard) and "layer 1" in dashboard.grad.keyline.text().replace("&nbsp;", " ")
 
 
 def test_several_runs_colour_is_the_layer_and_style_is_the_run(dashboard):
