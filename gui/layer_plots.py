@@ -21,6 +21,17 @@ from .plots import BAND_POINTS, Follow, LogAxis, PlotPanel, faded, layer_colors,
 
 # ============================================================ per-layer plots
 
+COMPACT_LAYERS = 4   # beyond this many layers (or with several runs) the key shows a square per layer
+
+
+def compact_layer(i: int, n: int, multi: bool) -> tuple:
+    """(style, alpha, short) of layer ``i``'s key entry: a line with its full name, or, when the
+    key would crowd the plot, a coloured square and "layer 1", "2", ..., "out"."""
+    if not multi and n <= COMPACT_LAYERS:
+        return Qt.SolidLine, 255, None
+    return None, 255, "layer 1" if i == 0 else ("out" if i == n - 1 else str(i + 1))
+
+
 class LayerPanel(PlotPanel):
     """A curve per layer of a per-layer metric (one of StepMetrics' arrays)."""
 
@@ -71,7 +82,7 @@ class LayerPanel(PlotPanel):
                                                  (lead.run_id, "dead", i), (lead.run_id, "sat", i))
                          if k in self.items), None)
             if item is not None:
-                out.append((item, self.entry_text(lead, i), layer_colors(n)[i], Qt.SolidLine, 255))
+                out.append((item, self.entry_text(lead, i), layer_colors(n)[i], *compact_layer(i, n, multi)))
         if multi:
             for r in records:
                 item = next((v for k, v in self.items.items() if k[0] == r.run_id and len(k) >= 2
@@ -79,7 +90,7 @@ class LayerPanel(PlotPanel):
                 if item is not None:
                     style, alpha = self.style_of(r)
                     text = f"{r.label} (shown solid)" if style == Qt.SolidLine else r.label
-                    out.append((item, text, "#333333", style, alpha))
+                    out.append((item, text, "#333333", style, alpha, r.label))
         return out
 
     def entry_text(self, r, i) -> str:
@@ -148,14 +159,19 @@ class DeadPanel(LayerPanel):
                     text = f"{base}: {int(count) if math.isfinite(count) else 0}{units} dead"
                 else:
                     text = f"{base}: {100 * sat[-1, i]:.0f}% saturated"
-                out.append((item, text, layer_colors(n)[i], style if not multi else Qt.SolidLine, 255))
+                if multi or n > COMPACT_LAYERS:   # a square per layer: "■ 1: 3/100 dead"
+                    short = text.replace("layer ", "" if i else "layer ").replace(" dead", "" if i else " dead")
+                    short = short.split(" (")[0] + short[short.index(")") + 1:] if " (" in short else short
+                    out.append((item, text, layer_colors(n)[i], None, 255, short))
+                else:
+                    out.append((item, text, layer_colors(n)[i], style, 255))
         if multi:
             for r in records:
                 item = next((v for k, v in self.items.items() if k[0] == r.run_id and len(k) == 3), None)
                 if item is not None:
                     style, alpha = self.style_of(r)
                     out.append((item, f"{r.label} (shown solid)" if style == Qt.SolidLine else r.label,
-                                "#333333", style, alpha))
+                                "#333333", style, alpha, r.label))
         return out
 
     def after_sync(self, records, multi, focus, changed):

@@ -220,15 +220,20 @@ class Key:
         self._signature = None
 
     def set_entries(self, entries: list) -> None:
-        """``entries``: (item or None, text, colour, line style, alpha); redrawn only when they change."""
-        signature = tuple((id(item), text, QColor(color).name(), int(style.value if hasattr(style, "value") else style),
-                           alpha) for item, text, color, style, alpha in entries)
+        """``entries``: (item or None, text, colour, line style, alpha[, short]); redrawn only when
+        they change.  ``short`` is what the line shows when space is scarce (the tooltip and
+        ``items`` keep ``text``); a ``None`` style draws a square: a colour, not a line."""
+        entries = [tuple(e) + (None,) * (6 - len(e)) for e in entries]
+        signature = tuple((id(item), text, QColor(color).name(), None if style is None else
+                           int(style.value if hasattr(style, "value") else style), alpha, short)
+                          for item, text, color, style, alpha, short in entries)
         if signature == self._signature:
             return
         self._signature = signature
         self.items = [(KeySample(item), KeyLabel(self, text)) for item, text, *_ in entries]
         self._glyphs = [(faded(color, alpha).name(QColor.HexArgb) if alpha < 255 else QColor(color).name(),
-                         STYLE_GLYPHS.get(style, "━━")) for _, _, color, style, alpha in entries]
+                         "■" if style is None else STYLE_GLYPHS.get(style, "━━"), short)
+                        for _, _, color, style, alpha, short in entries]
         self.render()
 
     def clear(self) -> None:
@@ -236,9 +241,9 @@ class Key:
 
     def render(self) -> None:
         parts = []
-        for (_, label), (color, glyph) in zip(self.items, self._glyphs):
+        for (_, label), (color, glyph, short) in zip(self.items, self._glyphs):
             rgb = "#" + color[-6:]
-            text = html.escape(label.text).replace(" ", "&nbsp;")   # an entry wraps whole, never mid-name
+            text = html.escape(short if short is not None else label.text).replace(" ", "&nbsp;")   # wraps whole
             parts.append(f"<span style='color:{rgb}'><b>{glyph}</b></span>&nbsp;{text}")
         self.label.setText("&nbsp;&nbsp; ".join(parts))
         self.label.setToolTip("\n".join(label.text for _, label in self.items))

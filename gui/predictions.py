@@ -176,7 +176,9 @@ class ConfusionView(QWidget):
         # (columns 0 and 9 fell off a tall panel); the locked view now grows to contain all n x n cells
         plot.getViewBox().setRange(QRectF(0, 0, n, n), padding=0.02)
         accuracy = np.trace(m) / max(1, m.sum())
-        plot.setTitle(f"epoch {report.epoch}: {accuracy:.1%} of the validation set correct", size="9pt")
+        plot.setTitle(f"epoch {report.epoch}: {accuracy:.1%} correct", size="9pt")   # short: never cut
+        self.matrix.setToolTip(f"validation confusion matrix after epoch {report.epoch}: {accuracy:.1%} of the "
+                               "validation set classified correctly; rows = true class, columns = predicted")
         images = np.asarray(report.examples, dtype=np.float32)
         lo, hi = (float(images.min()), float(images.max())) if len(images) else (0.0, 1.0)
 
