@@ -23,6 +23,7 @@ committing it.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -41,20 +42,26 @@ TIMEOUT = 600.0   # seconds for one shot's training (the first one may compile t
 
 def wait_until(app, condition, timeout: float = TIMEOUT, what: str = "") -> None:
     """Process events until ``condition()`` holds; raises TimeoutError after ``timeout`` seconds."""
+    from PySide6.QtCore import QEventLoop
+
     end = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > end:
             raise TimeoutError(f"gave up waiting for {what or 'the window'} after {timeout:.0f} s")
-        app.processEvents()
-        time.sleep(0.02)
+        # at most 20 ms of events at a time: a training run posts batches without end, and an
+        # unbounded processEvents() returned only when the run was over (no mid-run shot)
+        app.processEvents(QEventLoop.AllEvents, 20)
+        time.sleep(0.005)
 
 
 def settle(app, seconds: float = 0.6) -> None:
     """Let layouts, plots and the redraw timer catch up before a grab."""
+    from PySide6.QtCore import QEventLoop
+
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.02)
+        app.processEvents(QEventLoop.AllEvents, 20)
+        time.sleep(0.005)
 
 
 def new_window(app, size, run_root: Path, settings_file: Path, experiment=None):
@@ -82,18 +89,22 @@ def load(w, name: str, max_steps: int | None = None) -> None:
     w.data_panel.wait_loaded()
 
 
-def train_to(app, w, fraction: float, pause: bool = True) -> None:
-    """Train the editors' experiment until ``fraction`` of its planned steps, then pause (or finish)."""
-    record = w.start_run()
-    if record is None:
-        raise RuntimeError("the experiment in the editors cannot run")
+def train_to(app, w, fraction: float) -> None:
+    """Train the editors' experiment to its end, or (``fraction`` < 1) run exactly that share of
+    its planned steps and stay paused there: Step's budget, so a loaded machine cannot overshoot."""
     if fraction >= 1:
+        record = w.start_run()
+        if record is None:
+            raise RuntimeError("the experiment in the editors cannot run")
         wait_until(app, lambda: w.active is None, what="the run to finish")
     else:
-        wait_until(app, lambda: record.total_steps and record.step >= fraction * record.total_steps,
-                   what=f"{fraction:.0%} of the run")
-        if pause:
-            w.pause_resume()
+        n_train, batch_size, epochs, max_steps = w.optimizer_panel.plan
+        planned = math.ceil(n_train / max(1, min(batch_size, n_train))) * epochs
+        steps = max(1, int(fraction * (planned if max_steps is None else min(planned, max_steps))))
+        record = w.start_run(paused=True, steps=steps)
+        if record is None:
+            raise RuntimeError("the experiment in the editors cannot run")
+        wait_until(app, lambda: record.step >= steps, what=f"{fraction:.0%} of the run")
     w.redraw()
     settle(app)
 
@@ -132,6 +143,12 @@ def shot_arena(app, w) -> None:
 def shot_transfer(app, w) -> None:
     load(w, "12-transfer-learning")
     train_to(app, w, 1.0)
+    first_seed = w.current_experiment()["stages"]["seeds"][0]
+    for record in list(w.records.values()):   # one seed's stages: twelve overlaid runs are a blur
+        if f"(seed {first_seed})" not in record.name:
+            w.runs.set_checked(record.run_id, False, by_user=False)
+    w.redraw()
+    settle(app)
 
 
 def main(argv=None) -> int:
