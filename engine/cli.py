@@ -23,7 +23,7 @@ from engine.formats.runstore import default_run_dir
 from engine.jobs.console import run_in_terminal
 from engine.jobs.runner import DEFAULT_CHECKPOINT_MINUTES, LIMIT_FROM_ENV, JobRequest
 from engine.spec.seeds import parse_seeds_option, seed_list
-from engine.spec.experiment import load_experiment, preset_menu
+from engine.spec.experiment import BUILTIN_NAME, default_experiment, load_experiment, preset_menu
 from engine.spec.lr_finder import FINDER_PARAMS
 
 EXIT_INPUT_ERROR = 2
@@ -94,6 +94,8 @@ def _lr_find(args) -> int:
 
 
 def _presets(args) -> int:
+    builtin = default_experiment()   # the window's first experiment, so it can be named and run too
+    print(f"{BUILTIN_NAME:32s} [Built in] {builtin['title']} (the window opens on it)")
     for section, entries in preset_menu():  # grouped in the book's order
         for name, path in entries:
             try:

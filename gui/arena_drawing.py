@@ -90,20 +90,28 @@ class ArenaDrawing:
                                               pen=pg.mkPen("k", width=1.2))
         self.minima_item.setZValue(5)
         item.addItem(self.minima_item)
-        self.start_item = pg.ScatterPlotItem(symbol="o", size=13, brush=pg.mkBrush(255, 255, 255, 200),
-                                             pen=pg.mkPen("k", width=1.5))
-        self.start_item.setZValue(6)
+        # a ring above the racers' markers (which sit on the start before the first step and used to
+        # hide a white dot under a red one): the caption can name what the student sees
+        self.start_item = pg.ScatterPlotItem(symbol="o", size=20, brush=pg.mkBrush(None),
+                                             pen=pg.mkPen("k", width=2.5))
+        self.start_item.setZValue(12)
         item.addItem(self.start_item)
         self.start_text = pg.TextItem("start", color="k", anchor=(0.5, 1.6))
-        self.start_text.setZValue(6)
+        self.start_text.setZValue(12)
         item.addItem(self.start_text)
 
     def _setup_loss_plot(self) -> None:
         item = self.loss_plot.getPlotItem()
         item.setLogMode(False, True)
-        item.setTitle("Loss versus step (log scale; every minimum is 0; drawn down to 1e-20)",
-                     color="#222", size="10pt")
+        # short: a title wider than the plot pushed its right edge (and the legend) out of view
+        item.setTitle("Loss versus step (log scale)", color="#222", size="10pt")
+        self.loss_plot.setToolTip("Log scale; every minimum of these surfaces has loss 0, so the curves are drawn "
+                                  "down to 1e-20")
         item.setLabel("bottom", "step")
+        item.getAxis("left").enableAutoSIPrefix(False)   # an empty plot showed -400..400 "x0.001"
+        item.setXRange(0, 100, padding=0)
+        item.setYRange(-4, 1, padding=0)      # log10: 1e-4 .. 10 until the first steps set the range
+        item.enableAutoRange()                # (no data: the range above stays)
         item.showGrid(False, False)  # pyqtgraph redraws grid lines every frame (~10 ms each)
         item.setMenuEnabled(False)
         item.setDownsampling(auto=True, mode="peak")
@@ -216,7 +224,7 @@ class ArenaDrawing:
         if total > 0:
             self.picture.setSizes([max(total - wanted, 300), wanted])
         self.map_caption.setText(
-            "Click the map to move the start (white circle). Stars: minima. Arrows: the step "
+            "Click the map to move the start (the black ring labelled 'start'). Stars: minima. Arrows: the step "
             f"momentum alone would take next (×{ARROW_SCALE:g}). Ellipses: per-coordinate step "
             "size of adaptive optimizers (wide = bigger steps along x).")
 

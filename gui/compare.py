@@ -44,8 +44,8 @@ from engine.control import RunControl
 from engine.errors import DescentError
 from engine.events import ComparisonFinished, ComparisonRecord, JobStarted, RunFailed
 from engine.formats.runstore import default_run_dir, folder_experiment_name, safe_name
-from engine.jobs.compare_report import (CURVE_METRICS, format_stat, format_steps_to_target, read_comparison,
-                                        record_curves, summarize)
+from engine.jobs.compare_report import (CURVE_METRICS, format_stat, format_steps_to_target, gap_figures,
+                                        read_comparison, record_curves, summarize, verdict_kind)
 from engine.jobs.ray_executor import LOCAL, check_cluster
 from engine.jobs.runner import JobRequest
 from engine.jobs.sweep_report import read_sweep
@@ -66,7 +66,7 @@ METRIC_LABELS = {"val_accuracy": "validation accuracy (%)", "val_loss": "validat
                  "train_accuracy": "training accuracy (%)"}
 MIN_POINTS = 3    # fewer epochs than this (a quick look): show the per-record training loss instead
 PERCENT = ("val_accuracy", "train_accuracy")
-VERDICT_COLORS = {"best": "#1b7a2a", "worse": "#a01010", "same": "#555555"}
+VERDICT_COLORS = {"best": "#1b7a2a", "worse": "#a01010", "same": "#555555", "none": "#555555"}
 # The tab's two settings, checked like the experiment keys they stand for (compare.seeds as a
 # count, training.max_steps), with the tab's own wording.
 SEEDS_PARAM = Param(COMPARE_SEEDS.default_count, "Runs per variant, with seeds base, base + 1, ...: the spread across seeds "
@@ -183,6 +183,9 @@ class ComparisonView(QWidget):
         self.seeds = NumberEditor(SEEDS_PARAM, "compare.seeds")
         self.seeds.changed.connect(self.show_plan)
         self.max_steps = NumberEditor(QUICK_LOOK_PARAM, "training.max_steps", fallback=QUICK_LOOK_STEPS)
+        placeholder = self.max_steps.spin.lineEdit()   # "as planned" must be read whole, not "as plan"
+        self.max_steps.spin.setMinimumWidth(placeholder.fontMetrics().horizontalAdvance(
+            placeholder.placeholderText() or "as planned") + 60)
         self.run_button = QPushButton("Run comparison")
         self.run_button.setToolTip("Train every variant over every seed (two processes), then report")
         self.run_button.clicked.connect(self.start)
@@ -230,6 +233,10 @@ class ComparisonView(QWidget):
         setup_plot(self.plot, "step", METRIC_LABELS["val_accuracy"])
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.legend = add_legend(self.plot, offset=(-4, -4))
+        self.empty_text = pg.TextItem("Run comparison (or open a comparison folder): each variant's mean over "
+                                      "its seeds appears here, with a band from the lowest to the highest seed.",
+                                      color="#666", anchor=(0.5, 0.5))
+        self.plot.addItem(self.empty_text, ignoreBounds=True)
         self.plot_note = QLabel("line: mean over seeds · band: lowest to highest seed")
         self.plot_note.setStyleSheet("color: #666;")
         plot_head = QHBoxLayout()
@@ -250,6 +257,7 @@ class ComparisonView(QWidget):
 
         self.worker: WorkerThread | None = None   # one per comparison: an idle tab holds no thread
         self.control: RunControl | None = None
+        self._draw_curves()
         self.show_plan()
 
     updated = Signal(object)      # a snapshot was drawn (tests, scripts)
@@ -512,6 +520,14 @@ class ComparisonView(QWidget):
             drawn += 1
         if drawn:
             self.plot.enableAutoRange()
+        # before any run: no 0..1 axes pretending to be data, a sentence saying what will appear
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setVisible(drawn > 0)
+        self.empty_text.setVisible(drawn == 0)
+        if drawn == 0:
+            self.plot.getViewBox().setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+            self.empty_text.setPos(0.5, 0.5)
+            self.empty_text.setTextWidth(max(200, self.plot_widget.width() - 60))
         self.legend.setVisible(drawn > 0)
 
     def _draw_table(self) -> None:
@@ -528,7 +544,7 @@ class ComparisonView(QWidget):
         headers = ["variant", "seeds", f"final {short}", f"best {short}"]
         if target:
             headers.append(f"steps to {short} {target['value']:g}")
-        headers += ["wall s", "same start", "verdict vs best"]
+        headers += ["wall s", "same start", "gap to best", "seed spread", "p (paired t)", "verdict vs best"]
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
         order = list(summary["ranking"])
@@ -547,7 +563,7 @@ class ComparisonView(QWidget):
             wall = v["wall_seconds"]["mean"]
             cells += ["-" if not math.isfinite(wall) else f"{wall:.1f}",
                       "yes" if v["same_initial_weights_as_first"] else "no (other sizes or initializers)",
-                      verdict]
+                      *gap_figures(summary, name), verdict]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
@@ -555,8 +571,7 @@ class ComparisonView(QWidget):
                     item.setForeground(QColor(colors[name]))
                     item.setFont(bold)
                 if col == len(cells) - 1:
-                    kind = "best" if name == summary["best"] else \
-                        "worse" if v["vs_best"].get("distinguishable") else "same"
+                    kind = verdict_kind(summary, name)   # the rule's colour: gap > spread, never the p-value
                     item.setForeground(QColor(VERDICT_COLORS[kind]))
                     if kind != "same":
                         item.setFont(bold)
@@ -569,7 +584,9 @@ class ComparisonView(QWidget):
         self.table.setMinimumHeight(header.height() + rows * self.table.verticalHeader().defaultSectionSize() + 6)
         notes = [f"<b>{summary['n_seeds']} seed{'s' if summary['n_seeds'] != 1 else ''}</b> "
                  f"{summary['seeds']}; ranked by the mean final {short} (the verdicts never use the best epoch "
-                 "picked afterwards).", "<b>Rule:</b> " + html.escape(summary["rule"]),
+                 "picked afterwards).", "<b>Rule:</b> " + html.escape(summary["rule"]) +
+                 " Red = the rule says worse (gap &gt; spread); grey = not distinguishable. The paired t-test's "
+                 "p is shown for reference: with few seeds it can be large while the gap beats the spread.",
                  html.escape(summary["caveat"])]
         self.report.setText("<br>".join(notes))
 

@@ -14,17 +14,19 @@ import math
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSizePolicy, QSplitter, QStackedWidget, QWidget
+from PySide6.QtWidgets import (QCheckBox, QFrame, QGridLayout, QLabel, QScrollArea, QSizePolicy, QSplitter,
+                               QStackedWidget, QWidget)
 
 from .augment_panel import augment_note
 from .coach_panel import CoachPanel
 from .panels import CLASS_COLORS
 from .layer_plots import ActivationPanel, DeadPanel, GradNormPanel, RatioPanel
-from .plots import AccuracyPanel, LossPanel, PlotPanel
+from .metric_plots import AccuracyPanel, LossPanel
+from .plots import PlotPanel
 from .predictions import BoundaryView, ConfusionView
 from .records import distinguishing_labels
 
-STATUS_COLORS = {"running": "#1f4e99", "starting": "#1f4e99", "finished": "#1b7a2a", "early_stopped": "#1b7a2a",
+STATUS_COLORS = {"running": "#1f4e99", "paused": "#b86e00", "starting": "#1f4e99", "finished": "#1b7a2a", "early_stopped": "#1b7a2a",
                  "stopped": "#555555", "diverged": "#d00000", "interrupted": "#b86e00", "failed": "#d00000"}
 DIVERGED_HINT = ("The loss, a gradient norm or a weight became NaN or infinite: the steps were too large. Try a "
                  "lower learning rate (÷10), gradient clipping (clipnorm 1.0) or batch normalization, then train "
@@ -89,14 +91,16 @@ class OutputPanel(PlotPanel):
             self.boundary.show_uncertainty = has_map and self.uncertainty_box.isChecked()
             self.boundary.show_run(focus)
             step = focus.surface.step if focus.surface is not None else 0
-            self.title.setText(f"<b>7 · Decision boundary</b> at step {step:,} ({focus.name})")
+            self.title.setText(f"<b>7 · Decision boundary</b> at step {step:,}")
+            self.title.setToolTip(f"{focus.name}: {self.help.toolTip()}")
             names = focus.class_names or tuple(f"class {i}" for i in range(focus.n_classes))
             self.set_note("  ".join(f"<span style='color:{CLASS_COLORS[i % len(CLASS_COLORS)]}'>●</span> "
                                     f"{html.escape(n)}" for i, n in enumerate(names)))
         elif focus.confusion is not None:
             self.stack.setCurrentWidget(self.confusion)
             self.confusion.show_run(focus)
-            self.title.setText(f"<b>7 · Confusion matrix</b> ({focus.name})")
+            self.title.setText("<b>7 · Confusion matrix</b>")
+            self.title.setToolTip(f"{focus.name}: {self.help.toolTip()}")
             self.set_note("")
         else:
             self.stack.setCurrentWidget(self.message)
@@ -129,7 +133,7 @@ class NotesPanel(QLabel):
         self.setTextFormat(Qt.RichText)
         self.setStyleSheet("QLabel { background: #fbfbf6; border: 1px solid #ddd; padding: 6px; }")
         self.setMinimumWidth(200)
-        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Ignored)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
         self._key = ()
         self._last = 0.0
         self.pending = False
@@ -139,12 +143,12 @@ class NotesPanel(QLabel):
         if record is None:
             key = None
         else:
-            key = (record.run_id, record.version, record.status)
+            key = (record.run_id, record.version, record.shown_status)
         if key == self._key:
             return
         now = time.monotonic()
         if record is not None and not record.finished and now - self._last < 0.25 and self._key \
-                and self._key[0] == record.run_id:
+                and self._key[0] == record.run_id and self._key[2] == record.shown_status:
             self.pending = True
             return  # live numbers: 4 updates a second are plenty
         self.pending = False
@@ -153,9 +157,14 @@ class NotesPanel(QLabel):
             self.setText("<b>Run notes</b><br>Press <b>Train</b> (Space) to start. The plots fill in as the network "
                          "learns; hover the blue ? of a plot to learn what it shows.")
             return
-        color = STATUS_COLORS.get(record.status, "#222")
+        color = STATUS_COLORS.get("paused" if record.shown_status == "paused" else record.status, "#222")
         exp = record.experiment
-        lines = [f"<b>{html.escape(record.name)}</b> — <span style='color:{color}'><b>{record.status}</b></span>"]
+        lines = [f"<b>{html.escape(record.name)}</b> — <span style='color:{color}'><b>{record.shown_status}</b></span>"]
+        title = exp.get("title") if isinstance(exp, dict) else ""
+        if title and title not in record.name:
+            lines.append(f"<span style='color:#555'>{html.escape(title)}</span>")
+        if getattr(record, "changes", ""):
+            lines.append(f"<i>Changed:</i> {html.escape(record.changes)}")
         if record.reason and record.finished:
             lines.append(html.escape(record.reason))
         if record.status == "diverged":
@@ -175,6 +184,15 @@ class NotesPanel(QLabel):
         self.setText("<br>".join(lines))
 
 
+class FlatGrid(QGridLayout):
+    """A grid that never asks for height-for-width: the plots' wrapping key lines would otherwise
+    make the scroll area size the grid from every panel's preferred height (rows of 500 px on a
+    768-pixel screen) instead of the viewport's."""
+
+    def hasHeightForWidth(self) -> bool:
+        return False
+
+
 class Dashboard(QWidget):
     """All plots in a grid."""
 
@@ -190,12 +208,17 @@ class Dashboard(QWidget):
         self.notes = NotesPanel()
         self.coach = CoachPanel()
         self.notes_split = QSplitter(Qt.Vertical)   # the notes above, the coach below: one grid cell
-        self.notes_split.addWidget(self.notes)
+        self.notes_area = QScrollArea()   # the notes grow with the run: scroll rather than cut them
+        self.notes_area.setWidget(self.notes)
+        self.notes_area.setWidgetResizable(True)
+        self.notes_area.setFrameShape(QFrame.NoFrame)
+        self.notes_split.addWidget(self.notes_area)
         self.notes_split.addWidget(self.coach)
         self.notes_split.setChildrenCollapsible(False)
         self.notes_split.setStretchFactor(0, 2)
         self.notes_split.setStretchFactor(1, 3)
-        grid = QGridLayout(self)
+        self.notes_split.setMinimumSize(250, 190)
+        grid = FlatGrid(self)
         grid.setContentsMargins(2, 2, 2, 2)
         grid.setSpacing(3)
         grid.addWidget(self.loss, 0, 0)

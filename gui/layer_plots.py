@@ -1,13 +1,14 @@
 """The per-layer live plots (panels 3-6): gradient norms, dead and saturated
 units, activation statistics, update/weight ratios and the learning rate.
 
-Built on :mod:`gui.plots` (``PlotPanel``, ``Follow``); one curve per layer,
-coloured from the first hidden layer (dark blue) to the output (orange).
+Built on :mod:`gui.plots` (``PlotPanel``, ``Follow``); one curve per layer and
+run: colour = layer (counted from 1, as the model list does), line style =
+run (the focus run solid, the others dashed and fainter); the key above each
+plot names both.
 """
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -15,10 +16,21 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import QComboBox, QGraphicsPathItem
 
-from .plots import BAND_POINTS, Follow, LogAxis, PlotPanel, add_legend, layer_colors, setup_plot
+from .plots import BAND_POINTS, Follow, LogAxis, PlotPanel, faded, layer_colors, setup_plot
 
 
 # ============================================================ per-layer plots
+
+COMPACT_LAYERS = 4   # beyond this many layers (or with several runs) the key shows a square per layer
+
+
+def compact_layer(i: int, n: int, multi: bool) -> tuple:
+    """(style, alpha, short) of layer ``i``'s key entry: a line with its full name, or, when the
+    key would crowd the plot, a coloured square and "layer 1", "2", ..., "out"."""
+    if not multi and n <= COMPACT_LAYERS:
+        return Qt.SolidLine, 255, None
+    return None, 255, "layer 1" if i == 0 else ("out" if i == n - 1 else str(i + 1))
+
 
 class LayerPanel(PlotPanel):
     """A curve per layer of a per-layer metric (one of StepMetrics' arrays)."""
@@ -32,30 +44,57 @@ class LayerPanel(PlotPanel):
         super().__init__(title, help_text, parent)
         self.plot = self.widget.getPlotItem()
         setup_plot(self.plot, "step", self.y_label, self.log_y)
-        self.legend = add_legend(self.plot)
         self.follows = [Follow(self.plot, y_fixed=self.y_fixed)]
 
-    def legends(self):
-        return [self.legend]
-
-    def layer_name(self, r, i, multi) -> str | None:
-        if multi:
-            return r.label if i == 0 else None
+    @staticmethod
+    def layer_name(r, i, multi=False) -> str:
+        """"layer 1 (relu)" ... "output (softmax)": layers count from 1, as in the model list."""
         layer = r.layers[i] if i < len(r.layers) else None
         return f"{layer.name} ({layer.activation})" if layer else f"layer {i + 1}"
+
+    def layer_pen(self, r, i, n):
+        """(colour, style) of layer ``i`` of run ``r``: colour = layer, style (and fading) = run."""
+        style, alpha = self.style_of(r)
+        return faded(layer_colors(n)[i], alpha), style
 
     def draw(self, r, multi, color):
         values = r.per_layer[self.key].data
         if values.ndim != 2 or values.shape[0] == 0:
             return
         steps = r.log_step.data
-        colors = layer_colors(values.shape[1], color)
         for i in range(values.shape[1]):
             column = values[:, i]
-            if not np.isfinite(column).any():
+            if not np.isfinite(column).any() and r.diverged_step is None:
                 continue
-            self.light(self.plot, (r.run_id, i), self.layer_name(r, i, multi), colors[i]).set_points(steps, column)
+            pen_color, style = self.layer_pen(r, i, values.shape[1])
+            self.light(self.plot, (r.run_id, i), None, pen_color, style=style).set_points(steps, column)
         self.diverged_marker(self.plot, r)
+
+    def key_entries(self, records, multi, focus, kinds=(None,)):
+        """Layers (colour) of the focus run, then, with several runs, the runs (line style)."""
+        lead = focus if focus in records else (records[-1] if records else None)
+        if lead is None:
+            return []
+        out = []
+        n = lead.per_layer[self.key].data.shape[1] if lead.per_layer[self.key].data.ndim == 2 else 0
+        for i in range(n):
+            item = next((self.items[k] for k in ((lead.run_id, i), (lead.run_id, "mean", i),
+                                                 (lead.run_id, "dead", i), (lead.run_id, "sat", i))
+                         if k in self.items), None)
+            if item is not None:
+                out.append((item, self.entry_text(lead, i), layer_colors(n)[i], *compact_layer(i, n, multi)))
+        if multi:
+            for r in records:
+                item = next((v for k, v in self.items.items() if k[0] == r.run_id and len(k) >= 2
+                             and hasattr(v, "set_points")), None)
+                if item is not None:
+                    style, alpha = self.style_of(r)
+                    text = f"{r.label} (shown solid)" if style == Qt.SolidLine else r.label
+                    out.append((item, text, "#333333", style, alpha, r.label))
+        return out
+
+    def entry_text(self, r, i) -> str:
+        return self.layer_name(r, i)
 
 
 class GradNormPanel(LayerPanel):
@@ -71,13 +110,14 @@ class DeadPanel(LayerPanel):
     key, y_label, y_fixed = "dead_fraction", "% of the layer's units", (0, 101)
 
     def __init__(self, parent=None):
-        super().__init__("4 · Dead (ReLU) and saturated (logistic/tanh) units",
+        super().__init__("4 · Dead and saturated units",
+                         "Dead units apply to ReLU-family layers, saturation to logistic/tanh ones. "
                          "Solid: % of a ReLU-family layer's units that output 0 for every example of a fixed "
                          "probe batch (dead: their own weights get no gradient). Dotted: % whose input is <= 0 "
-                         "for every probe example (comatose; drawn where it differs from dead: leaky/ELU units "
-                         "keep a small gradient there and can wake up). Dashed: % of logistic/tanh outputs "
-                         "within 1% of their bounds (saturated: their gradient is nearly 0).")
-        self._labels_at = 0.0
+                         "for every probe example (comatose; drawn where it differs from dead, for a single run: "
+                         "leaky/ELU units keep a small gradient there and can wake up). Dashed: % of logistic/tanh "
+                         "outputs within 1% of their bounds (saturated: their gradient is nearly 0). With several "
+                         "runs, line style tells the runs apart and the key counts the focus run's units.")
 
     def draw(self, r, multi, color):
         steps = r.log_step.data
@@ -86,42 +126,62 @@ class DeadPanel(LayerPanel):
         coma = r.per_layer["comatose_fraction"].data
         if dead.ndim != 2 or not len(dead):
             return
-        colors = layer_colors(dead.shape[1], color)
         for i in range(dead.shape[1]):
+            pen_color, run_style = self.layer_pen(r, i, dead.shape[1])
             for key, values, style in (("dead", dead, Qt.SolidLine), ("sat", sat, Qt.DashLine),
                                        ("coma", coma, Qt.DotLine)):
                 column = values[:, i]
-                if not np.isfinite(column).any() or (key == "coma" and np.array_equal(column, dead[:, i])):
-                    continue   # (a ReLU's comatose units are its dead ones: one line)
-                name = self.layer_name(r, i, multi) if not multi or i == 0 else None
-                self.light(self.plot, (r.run_id, key, i), name, colors[i], style=style).set_points(steps, 100 * column)
+                if not np.isfinite(column).any():
+                    continue
+                if key == "coma" and (multi or np.array_equal(column, dead[:, i])):
+                    continue   # a ReLU's comatose units are its dead ones; with several runs style means run
+                curve = self.light(self.plot, (r.run_id, key, i), None, pen_color,
+                                   style=style if not multi else run_style)
+                curve.mark_nonfinite = False   # NaN: this layer cannot die (or saturate), not an error
+                curve.set_points(steps, 100 * column)
         self.diverged_marker(self.plot, r)
-        now = time.monotonic()
-        if not multi and (now - self._labels_at > 0.5 or r.finished):
-            self._labels_at = now
-            self._update_labels(r, dead, sat)
 
-    def _update_labels(self, r, dead, sat) -> None:
-        """Legend entries with the latest count: "layer 2 (relu): 5/32 dead"."""
-        counts = r.per_layer["dead_count"].data
-        by_item = {id(item): key for key, item in self.items.items()}
-        for sample, label in self.legend.items:
-            key = by_item.get(id(sample.item))
-            if key is None or len(key) != 3:
-                continue
-            _, kind, i = key
-            layer = r.layers[i] if i < len(r.layers) else None
-            base = f"{layer.name} ({layer.activation})" if layer else f"layer {i + 1}"
-            if kind == "coma":
-                text = f"{base}: {100 * r.per_layer['comatose_fraction'].data[-1, i]:.0f}% comatose"
-            elif kind == "dead":
-                units = f"/{layer.units}" if layer and layer.units else ""
-                count = counts[-1, i]
-                text = f"{base}: {int(count) if math.isfinite(count) else 0}{units} dead"
-            else:
-                text = f"{base}: {100 * sat[-1, i]:.0f}% saturated"
-            if label.text != text:
-                label.setText(text)
+    def key_entries(self, records, multi, focus):
+        """Per layer, the latest count: "layer 2 (relu): 5/32 dead", "layer 3 (tanh): 40% saturated"."""
+        lead = focus if focus in records else (records[-1] if records else None)
+        if lead is None:
+            return []
+        dead, sat = lead.per_layer["dead_fraction"].data, lead.per_layer["saturated"].data
+        coma = lead.per_layer["comatose_fraction"].data
+        counts = lead.per_layer["dead_count"].data
+        if dead.ndim != 2 or not len(dead):
+            return []
+        n = dead.shape[1]
+        out = []
+        for i in range(n):
+            layer = lead.layers[i] if i < len(lead.layers) else None
+            base = self.layer_name(lead, i)
+            for kind, style in (("dead", Qt.SolidLine), ("sat", Qt.DashLine), ("coma", Qt.DotLine)):
+                item = self.items.get((lead.run_id, kind, i))
+                if item is None:
+                    continue
+                if kind == "dead":
+                    units = f"/{layer.units}" if layer and layer.units else ""
+                    count = counts[-1, i]
+                    text = f"{base}: {int(count) if math.isfinite(count) else 0}{units} dead"
+                elif kind == "coma":
+                    text = f"{base}: {100 * coma[-1, i]:.0f}% comatose"
+                else:
+                    text = f"{base}: {100 * sat[-1, i]:.0f}% saturated"
+                if multi or n > COMPACT_LAYERS:   # a square per layer: "■ 1: 3/100 dead"
+                    short = text.replace("layer ", "" if i else "layer ").replace(" dead", "" if i else " dead")
+                    short = short.split(" (")[0] + short[short.index(")") + 1:] if " (" in short else short
+                    out.append((item, text, layer_colors(n)[i], None, 255, short))
+                else:
+                    out.append((item, text, layer_colors(n)[i], style, 255))
+        if multi:
+            for r in records:
+                item = next((v for k, v in self.items.items() if k[0] == r.run_id and len(k) == 3), None)
+                if item is not None:
+                    style, alpha = self.style_of(r)
+                    out.append((item, f"{r.label} (shown solid)" if style == Qt.SolidLine else r.label,
+                                "#333333", style, alpha, r.label))
+        return out
 
     def after_sync(self, records, multi, focus, changed):
         if not changed:
@@ -146,8 +206,14 @@ class BandItem(QGraphicsPathItem):
 
     def __init__(self, color: QColor):
         super().__init__()
-        self.setPen(QPen(Qt.NoPen))
-        self.setBrush(QBrush(color))
+        edge = QColor(color)
+        edge.setAlpha(110)
+        pen = QPen(edge, 1)   # a thin solid edge per layer: where the bands overlap, each stays traceable
+        pen.setCosmetic(True)  # (a dotted edge tripled the paint time; a solid one costs what a curve does)
+        self.setPen(pen)
+        fill = QColor(color)
+        fill.setAlpha(min(color.alpha(), 16))
+        self.setBrush(QBrush(fill))
         self.bounds = None
 
     def set_band(self, x, lo, hi) -> None:
@@ -170,14 +236,14 @@ class ActivationPanel(LayerPanel):
     key, y_label = "act_mean", "layer output"
 
     def __init__(self, parent=None):
-        super().__init__("5 · Activations per layer",
+        super().__init__("5 · Activations",
                          "Bands: mean ± standard deviation of each hidden layer's outputs on a fixed probe batch. "
                          "Heat map: histogram of one layer's pre-activations z over time (brighter = more "
                          "units there). Healthy deep nets keep similar spreads in every layer; SELU keeps "
                          "mean 0 and std 1.")
         self.mode = QComboBox()
         self.mode.setToolTip("What to show: bands for every layer, or one layer's pre-activation histogram")
-        self.mode.addItem("mean ± std, all layers", -1)
+        self.mode.addItem("mean ± std", -1)
         self.mode.currentIndexChanged.connect(lambda _i: self.reset_and_redraw())
         self.header.addWidget(self.mode)
         self.image = None
@@ -218,18 +284,20 @@ class ActivationPanel(LayerPanel):
         if mean.ndim != 2 or not len(mean):
             return
         steps = r.log_step.data
-        colors = layer_colors(mean.shape[1], color)
-        for i in range(mean.shape[1] - 1):   # hidden layers (the output's values are probabilities/targets)
-            band = self.items.get((r.run_id, "band", i))
-            if band is None:
-                fill = QColor(colors[i])
-                fill.setAlpha(40 if not multi else 25)
-                band = BandItem(fill)
-                self.plot.addItem(band)
-                self.items[(r.run_id, "band", i)] = band
-            band.set_band(steps, mean[:, i] - std[:, i], mean[:, i] + std[:, i])
-            self.light(self.plot, (r.run_id, "mean", i), self.layer_name(r, i, multi), colors[i]) \
-                .set_points(steps, mean[:, i])
+        n = mean.shape[1]
+        focus_run = not multi or (self.focus is not None and r.run_id == self.focus.run_id)
+        for i in range(n - 1):   # hidden layers (the output's values are probabilities/targets)
+            if focus_run:   # bands for the focus run only: several runs' bands merged into one blob
+                band = self.items.get((r.run_id, "band", i))
+                if band is None:
+                    band = BandItem(faded(layer_colors(n)[i], 28))
+                    band.setZValue(-5)
+                    self.plot.addItem(band)
+                    self.items[(r.run_id, "band", i)] = band
+                band.set_band(steps, mean[:, i] - std[:, i], mean[:, i] + std[:, i])
+            pen_color, style = self.layer_pen(r, i, n)
+            self.light(self.plot, (r.run_id, "mean", i), None, pen_color, width=1.5 if focus_run else 1,
+                       style=style).set_points(steps, mean[:, i])
         self.diverged_marker(self.plot, r)
 
     def after_sync(self, records, multi, focus, changed):
@@ -276,7 +344,7 @@ class RatioPanel(PlotPanel):
     def __init__(self, parent=None):
         widget = pg.GraphicsLayoutWidget()
         widget.ci.setContentsMargins(2, 2, 2, 2)
-        super().__init__("6 · Update/weight ratio · learning rate",
+        super().__init__("6 · Update ratio · learning rate",
                          "Top: ‖ΔW‖ / ‖W‖ per step and layer, log scale; around 1e-3 is a common healthy value, "
                          "much higher means the learning rate is too high for that layer, much lower that it "
                          "barely learns. Bottom: the learning rate actually used (schedule or your change).",
@@ -288,28 +356,29 @@ class RatioPanel(PlotPanel):
         setup_plot(self.plot, "", "‖ΔW‖ / ‖W‖", log_y=True)
         setup_plot(self.lr_plot, "step", "learning rate")
         self.plot.hideAxis("bottom")
-        self.legend = add_legend(self.plot)
-        self.lr_legend = add_legend(self.lr_plot)
         self.reference = pg.InfiniteLine(pos=-3, angle=0, pen=pg.mkPen("#888", width=1, style=Qt.DotLine),
                                          label="1e-3", labelOpts={"color": "#666", "position": 0.92})
         self.plot.addItem(self.reference)
         self.follows = [Follow(self.plot), Follow(self.lr_plot, y_from_zero=True)]
 
-    def legends(self):
-        return [self.legend, self.lr_legend]
-
     def draw(self, r, multi, color):
         ratio = r.per_layer["update_ratio"].data
         steps = r.log_step.data
         if ratio.ndim == 2 and len(ratio):
-            colors = layer_colors(ratio.shape[1], color)
             for i in range(ratio.shape[1]):
                 column = ratio[:, i]
-                if not np.isfinite(column).any():
+                if not np.isfinite(column).any() and r.diverged_step is None:
                     continue
-                name = (r.label if i == 0 else None) if multi else (r.layers[i].name if i < len(r.layers) else None)
-                self.light(self.plot, (r.run_id, i), name, colors[i]).set_points(steps, column)
-        self.light(self.lr_plot, (r.run_id, "lr"), r.label if multi else "learning rate", color or "#2ca02c", 2) \
+                pen_color, style = self.layer_pen(r, i, ratio.shape[1])
+                self.light(self.plot, (r.run_id, i), None, pen_color, style=style).set_points(steps, column)
+        style, alpha = self.style_of(r)
+        self.light(self.lr_plot, (r.run_id, "lr"), None, faded(color or "#2ca02c", alpha), 2, style=style) \
             .set_points(steps, r.lr.data)
         self.diverged_marker(self.plot, r)
         self.diverged_marker(self.lr_plot, r)
+
+    key = "update_ratio"
+    layer_pen = LayerPanel.layer_pen
+    key_entries = LayerPanel.key_entries
+    entry_text = LayerPanel.entry_text
+    layer_name = staticmethod(LayerPanel.layer_name)

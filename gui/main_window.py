@@ -20,12 +20,11 @@ from __future__ import annotations
 import copy
 import html
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QMainWindow, QSplitter, QTabWidget, QToolBar
 
 from engine.coach import Coach, Finding
 from engine.spec.overrides import apply_overrides
@@ -33,7 +32,7 @@ from engine.control import RunControl
 from engine.errors import DescentError
 from engine.events import JobStarted, RunFailed, RunFinished, StepMetrics, SubRun
 from engine.jobs.runner import JobRequest
-from engine.spec.experiment import default_experiment, resolve_experiment
+from engine.spec.experiment import BUILTIN_NAME, default_experiment, resolve_experiment
 from engine.params import Param
 from engine.formats.runstore import default_run_dir
 
@@ -50,6 +49,8 @@ from . import output_prompt
 from .runs import RunList
 from .speed import SpeedControl
 from .widgets.params import NumberEditor
+from .window_parts import (ActiveRun, Explanation, PageTabs, RemembersLayout, coach_comparison, scrolling,
+                           variant_changes)
 from .worker import WorkerJob, WorkerThread
 
 REDRAW_MS = 33
@@ -67,33 +68,7 @@ LIVE_LR = Param(0.01, "Learning rate. Changed while training, it takes effect at
                 low=0.0, low_open=True, log=True)
 
 
-@dataclass
-class ActiveRun:
-    """The job being trained: its control and the record receiving its events."""
-    job_id: int
-    record: RunRecord
-    control: RunControl
-    records: list = None       # every record of the job (several for a staged experiment)
-    wall: float = 0.0          # seconds spent running (pauses excluded), for the status bar
-    last_tick: float = 0.0
-    stage_count: int = 0
-
-    def tick(self) -> float:
-        """Advance the running-time clock; also keeps the record's measured steps/s."""
-        now = time.monotonic()
-        if self.last_tick and not self.control.paused and self.record.status == "running":
-            self.wall += now - self.last_tick
-        self.last_tick = now
-        self.samples = [(w, s) for w, s in getattr(self, "samples", []) if self.wall - w < 2.0]
-        self.samples.append((self.wall, max(self.record.step, getattr(self.record, "steps_run", 0))))
-        (w0, s0), (w1, s1) = self.samples[0], self.samples[-1]
-        if w1 - w0 > 0.3 and s1 >= s0:
-            self.record.rate = (s1 - s0) / (w1 - w0)
-        self.record.wall_seconds = self.wall
-        return self.wall
-
-
-class MainWindow(FileActions, QMainWindow):
+class MainWindow(RemembersLayout, FileActions, QMainWindow):
     def __init__(self, experiment: dict | None = None, run_root: str | Path | None = "runs",
                  settings: QSettings | None = None, load_previous_runs: bool = True):
         super().__init__()
@@ -127,7 +102,12 @@ class MainWindow(FileActions, QMainWindow):
         self._build_statusbar()
         menus.build_menus(self)
 
-        self.set_experiment(experiment or resolve_experiment(default_experiment()))
+        if experiment is None:
+            self.set_experiment(resolve_experiment(default_experiment()),
+                                source=f"built in: {BUILTIN_NAME} (python main.py run {BUILTIN_NAME}; the Presets menu "
+                                       "has the book's experiments)")
+        else:
+            self.set_experiment(experiment)
         if load_previous_runs and self.run_root is not None:
             self.runs.load_folders(self.run_root, first_id=-100_000)  # earlier runs: negative ids, listed first
             for record in self.runs.records.values():
@@ -137,7 +117,7 @@ class MainWindow(FileActions, QMainWindow):
         self.timer.timeout.connect(self._tick)
         self.timer.start()
         self.update_controls()
-        self.resize(1600, 1000)
+        self.restore_layout()
 
     # ================================================================= construction
 
@@ -151,39 +131,43 @@ class MainWindow(FileActions, QMainWindow):
         self.optimizer_panel.learning_rate_changed.connect(self._panel_lr_changed)
         for panel in (self.data_panel, self.builder, self.optimizer_panel, self.training_panel):
             panel.changed.connect(self._edited)
-        self.header = QLabel()
-        self.header.setWordWrap(True)
-        self.header.setTextFormat(Qt.RichText)
-        self.header.setStyleSheet("QLabel { background: #eef3fb; border: 1px solid #c9d6ea; padding: 6px; }")
-        self.header.setMaximumHeight(160)
+        # the whole explanation, scrollable, in a splitter pane the student can enlarge (no tooltip-only text)
+        self.header = Explanation()
+        self.header.setOpenExternalLinks(False)
+        self.header.setFrameShape(QFrame.NoFrame)
+        self.header.setStyleSheet("QTextBrowser { background: #eef3fb; border: 1px solid #c9d6ea; padding: 2px; }")
+        self.header.setMinimumHeight(48)
 
     def _build_layout(self) -> None:
         self.config_tabs = QTabWidget()
-        self.config_tabs.addTab(self.builder, "Model")
-        self.config_tabs.addTab(self.data_panel, "Data")
-        self.config_tabs.addTab(self.optimizer_panel, "Optimizer")
-        self.config_tabs.addTab(self.training_panel, "Training")
-        left = QSplitter(Qt.Vertical)
-        top = QWidget()
-        tl = QVBoxLayout(top)
-        tl.setContentsMargins(0, 0, 0, 0)
-        tl.addWidget(self.header)
-        tl.addWidget(self.config_tabs, 1)
-        left.addWidget(top)
-        left.addWidget(self.runs)
-        left.setStretchFactor(0, 3)
-        left.setStretchFactor(1, 1)
+        for panel, name in ((self.builder, "Model"), (self.data_panel, "Data"), (self.optimizer_panel, "Optimizer"),
+                            (self.training_panel, "Training")):
+            self.config_tabs.addTab(scrolling(panel), name)   # every editor reachable on a 720-pixel screen
+        self.left_split = QSplitter(Qt.Vertical)
+        self.left_split.setObjectName("left_split")
+        self.left_split.addWidget(self.header)
+        self.left_split.addWidget(self.config_tabs)
+        self.left_split.addWidget(self.runs)
+        self.left_split.setStretchFactor(0, 1)
+        self.left_split.setStretchFactor(1, 4)
+        self.left_split.setStretchFactor(2, 1)
+        self.left_split.setSizes([150, 500, 170])
+        self.runs.setMinimumHeight(90)
+        self.config_tabs.setMinimumHeight(150)
         self.train_split = QSplitter(Qt.Horizontal)
-        self.train_split.addWidget(left)
-        self.train_split.addWidget(self.dashboard)
+        self.train_split.setObjectName("train_split")
+        self.train_split.addWidget(self.left_split)
+        self.dashboard_area = scrolling(self.dashboard)   # below its readable size the plot grid scrolls
+        self.train_split.addWidget(self.dashboard_area)
         self.train_split.setStretchFactor(0, 0)
         self.train_split.setStretchFactor(1, 1)
-        self.train_split.setSizes([430, 1170])
-        self.tabs = QTabWidget()
+        self.train_split.setCollapsible(1, False)   # the editors may be dragged shut; the plots may not
+        self.train_split.setSizes([400, 1200])
+        self.tabs = PageTabs()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.train_split, "Train")
-        self.comparison = ComparisonView(self.current_experiment, self.run_root)
-        self.tabs.addTab(self.comparison, "Compare")
+        self.comparison = ComparisonView(self.compare_experiment, self.run_root)
+        self.tabs.addTab(scrolling(self.comparison), "Compare")   # its controls need ~1220 px: below, scroll
         self.tabs.currentChanged.connect(self._tab_changed)
         self.arena = None
         try:
@@ -195,15 +179,26 @@ class MainWindow(FileActions, QMainWindow):
             ArenaTab = None
         if ArenaTab is not None:
             self.arena = ArenaTab()
-            self.tabs.addTab(self.arena, "Optimizer arena")
+            self.tabs.addTab(scrolling(self.arena), "Optimizer arena")
         self.setCentralWidget(self.tabs)
 
+    def splitters(self) -> dict:
+        """The splitters whose positions are remembered between launches, by settings key."""
+        return {"train_split": self.train_split, "left_split": self.left_split,
+                "notes_split": self.dashboard.notes_split}
+
     def _tab_changed(self, index: int) -> None:
-        if self.tabs.widget(index) is self.comparison:
+        widget = self.tabs.widget(index)
+        if widget is self.comparison:
             self.comparison.show_plan()
+        # the arena has its own Step/Run: the training toolbar (and Space) would act on an unseen run
+        arena = widget is self.arena and self.arena is not None
+        self.toolbar.setVisible(not arena)
+        self.space_action.setEnabled(not arena)
 
     def _build_toolbar(self) -> None:
-        bar = QToolBar("Training")
+        bar = self.toolbar = QToolBar("Training")
+        bar.setObjectName("training_toolbar")
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonTextOnly)
         self.addToolBar(bar)
@@ -272,6 +267,8 @@ class MainWindow(FileActions, QMainWindow):
             self._loading = False
         self._training_changed()
         self._show_header(source)
+        if self.tabs.currentWidget() is self.comparison:   # the tab on screen says what it would now run
+            self.comparison.show_plan()
 
     def current_experiment(self) -> dict:
         """The editors' experiment, resolved (raises DescentError when invalid)."""
@@ -285,6 +282,18 @@ class MainWindow(FileActions, QMainWindow):
                "optimizer": optimizer, "schedule": schedule, "training": training}
         return resolve_experiment(exp)
 
+    def compare_experiment(self) -> dict:
+        """What the Compare tab compares: the editors' experiment; after the coach's "Try it", the
+        suggestion against the run as it was (the editors hold one run, which declares no variants)."""
+        exp = self.current_experiment()
+        pending = getattr(self, "_coach_compare", None)
+        if exp.get("compare") or exp.get("sweep") or pending is None or pending[0] != exp["name"]:
+            return exp
+        try:
+            return resolve_experiment(dict(exp, compare=pending[1]))
+        except DescentError:
+            return exp
+
     def _show_header(self, source: str = "") -> None:
         m = self.meta
         title = html.escape(m.get("title") or m.get("name", ""))
@@ -296,9 +305,24 @@ class MainWindow(FileActions, QMainWindow):
             text += f"<br><i>Look at:</i> {html.escape(m['look_at'])}"
         if source:
             text += f"<br><span style='color:#777'>{html.escape(source)}</span>"
-        self.header.setText(text)
-        self.header.setToolTip(m.get("description", ""))
+        self.header.setHtml(text)
+        self._fit_header()
         self.setWindowTitle(f"Descent — {m.get('title') or m.get('name', '')}")
+
+    def _fit_header(self) -> None:
+        """Give the explanation the height it needs, up to 45% of the left column (it scrolls
+        beyond): a short text leaves the editors their room, a long one is read whole."""
+        sizes = self.left_split.sizes()
+        total = sum(sizes)
+        if total <= 0 or self.header.viewport().width() <= 0:
+            return
+        doc = self.header.document()
+        doc.setTextWidth(self.header.viewport().width())
+        wanted = int(doc.size().height()) + 2 * self.header.frameWidth() + 8
+        header = max(self.header.minimumHeight(), min(wanted, int(0.45 * total)))
+        rest = total - header
+        self.left_split.setSizes([header, max(0, rest - sizes[2]), sizes[2]] if rest > sizes[2] + 150
+                                 else [header, int(rest * 0.6), rest - int(rest * 0.6)])
 
     def _edited(self) -> None:
         if not self._loading:
@@ -332,7 +356,8 @@ class MainWindow(FileActions, QMainWindow):
 
     # ======================================================================= runs
 
-    def start_run(self, paused: bool = False, steps: int = 0, epoch: bool = False) -> RunRecord | None:
+    def start_run(self, paused: bool = False, steps: int = 0, epoch: bool = False,
+                  name: str = "", changes: str = "") -> RunRecord | None:
         if self.active is not None:
             return None
         try:
@@ -352,7 +377,8 @@ class MainWindow(FileActions, QMainWindow):
             control.step(steps)
         if epoch:
             control.step_epoch()
-        record = RunRecord(run_id, exp, folder=folder)
+        record = RunRecord(run_id, exp, name=f"#{run_id} {name or exp.get('title') or exp['name']}", folder=folder)
+        record.changes = changes
         self.records[run_id] = record
         self.runs.add(record, checked=True, auto=True)
         self.active = ActiveRun(run_id, record, control, [record])
@@ -474,14 +500,14 @@ class MainWindow(FileActions, QMainWindow):
         job.stage_count += 1
         base = job.records[0]
         tag = title.split(" (seed")[0]
-        title = f"{base.experiment.get('name', 'run')} · {title}"
+        changes = variant_changes(base.experiment, tag)
         if job.stage_count == 1:
-            base.name, base.tag = f"#{base.run_id} {title}", tag
+            base.name, base.tag, base.changes = f"#{base.run_id} {title}", tag, changes
             return
         run_id = self._next_run_id
         self._next_run_id += 1
         record = RunRecord(run_id, base.experiment, name=f"#{run_id} {title}", folder=base.folder)
-        record.tag = tag
+        record.tag, record.changes = tag, changes
         self.records[run_id] = record
         self.runs.add(record, checked=True, auto=False)
         job.records.append(record)
@@ -515,7 +541,10 @@ class MainWindow(FileActions, QMainWindow):
             return
         suffix = f"-coach-{finding.detector}"
         if not exp["name"].endswith(suffix):
-            exp["name"] += suffix
+            exp["name"] += suffix   # the run folder's name; the run list shows the label instead
+        self._coach_label = finding.try_it_label
+        # the Compare tab offers the honest test of the suggestion: it against the run as it was, over seeds
+        self._coach_compare = (exp["name"], coach_comparison(record.experiment, exp, finding.try_it))
         self.set_experiment(exp, source=f"coach: {finding.try_it_label} (from run {record.name})")
         if self.active is not None:   # one job at a time: the variant starts when this one is done
             self._coach_next = record
@@ -528,7 +557,8 @@ class MainWindow(FileActions, QMainWindow):
 
     def _start_coach_variant(self, original: RunRecord) -> None:
         """Train the editors' experiment (the coach's variant), overlaid on ``original``."""
-        new = self.start_run()
+        label = getattr(self, "_coach_label", "")
+        new = self.start_run(name=f"coach: {label}" if label else "", changes=f"from {original.name}: {label}")
         if new is None:
             return
         if original.run_id in self.runs.items:
@@ -627,18 +657,25 @@ class MainWindow(FileActions, QMainWindow):
             label.setText(text)
 
     def update_controls(self) -> None:
+        """One button per act: Train starts a run, Pause/Resume toggles it (Space does either)."""
         active = self.active is not None
-        paused = active and self.active.control.paused
-        self.train_action.setEnabled(not active or paused)
-        self.train_action.setText("Resume" if paused else "Train")
+        paused = bool(active and self.active.control.paused)
+        self.train_action.setEnabled(not active)
         self.pause_action.setText("Resume" if paused else "Pause")
         self.pause_action.setEnabled(active)
         self.stop_action.setEnabled(active)
+        if active:
+            for record in self.active.records:
+                if record.paused != paused:
+                    record.paused = paused        # the run notes and the run list say "paused"
+                    self.dashboard.notes.show_run(self.focus_record(self.runs.checked_records()))
+                    self.runs.update_record(record)
         self._update_status()
 
     # ==================================================================== closing
 
     def closeEvent(self, event) -> None:
+        self.save_layout()
         self._closing = True
         self.timer.stop()
         controls = [job.control for job in self.jobs.values()]

@@ -414,6 +414,13 @@ class OptimizerPanel(QWidget):
             return
         self.schedule_error.hide()
         self.preview_curve.setData(steps, rates)
+        # from zero, with headroom: a constant rate autoranged alone sat on a -0.4..0.4 axis, like zero
+        finite = np.asarray(rates, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
+        top = float(finite.max()) if len(finite) else 1.0
+        view = self.preview.getPlotItem().getViewBox()
+        view.setYRange(0.0, top * 1.15 if top > 0 else 1.0, padding=0)
+        view.setXRange(0, max(1, total), padding=0.02)
         note = " (performance scheduling reacts to the validation loss: shown flat)" \
             if config["name"] == "performance" else ""
         self.preview.getPlotItem().setTitle(f"planned learning rate over {total:,} steps{note}", size="9pt")

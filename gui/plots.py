@@ -1,6 +1,7 @@
-"""The live time-series plots: shared machinery and panels 1-2 (loss, accuracy).
+"""The live time-series plots: the machinery every panel shares.
 
-Panels 3-6 (per layer) are in :mod:`gui.layer_plots`.
+Panels 1-2 (loss, accuracy) are in :mod:`gui.metric_plots`, 3-6 (per layer) in
+:mod:`gui.layer_plots`.
 
 Every panel draws from :class:`gui.records.RunRecord` buffers on the
 window's redraw timer (never per event): growing arrays, ``setData`` only for
@@ -14,13 +15,20 @@ axis on top.  They are not x-linked on purpose: pyqtgraph aligns linked
 views by screen position, which shifts ranges between plots whose axes
 differ in width.
 
-One run shown: one colour per layer (dark blue = first hidden layer ...
-orange = output).  Several runs checked: one colour per run, layers in
-lighter shades of it.  A diverged run gets a red marker at the step it
-diverged.
+Per-layer plots: colour = layer, always (a categorical palette in which
+layer 1 and layer 2 never look alike; the key above the plot names them,
+counted from 1).  Several runs checked: line style = run, the focus run
+solid and the others dashed, dotted, ... and fainter.  Loss and accuracy,
+which have no layers: colour = run.  Keys (legends) sit above the plot, in
+the panel's key line, never over the data.  Autoscaling ignores non-finite
+values, a run whose values are orders of magnitude beyond the others' and
+isolated spikes; what is off the scale (or not a number) shows as a small
+triangle at the top edge, so a plot is never silently blank.  A diverged
+run gets a red marker at the step it diverged.
 """
 from __future__ import annotations
 
+import html
 import math
 import time
 from functools import lru_cache
@@ -29,7 +37,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QCheckBox, QFrame, QGraphicsItem, QGraphicsScene, QHBoxLayout, QLabel, QSizePolicy,
+from PySide6.QtWidgets import (QFrame, QGraphicsItem, QGraphicsScene, QHBoxLayout, QLabel, QSizePolicy,
                                QVBoxLayout)
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#222", imageAxisOrder="row-major")
@@ -40,6 +48,16 @@ TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#ff7f0e"
 DIVERGED_COLOR = "#d00000"
 PHASE_COLOR = "#6a3d9a"
 _LAYER_MAP = pg.colormap.get("plasma")
+# layer 1, 2, 3, ...: neighbours differ in hue and lightness (blue, red, green, purple, orange, ...)
+LAYER_PALETTE = ["#1f5fbf", "#d62728", "#2ca02c", "#8e44ad", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+                 "#7f7f7f", "#bcbd22"]
+RUN_STYLES = [Qt.DashLine, Qt.DotLine, Qt.DashDotLine, Qt.DashDotDotLine]   # the runs beside the focus run
+STYLE_GLYPHS = {Qt.SolidLine: "━━", Qt.DashLine: "╍╍", Qt.DotLine: "┅┅", Qt.DashDotLine: "━·",
+                Qt.DashDotDotLine: "━‥"}
+FADED_ALPHA = 150        # the other runs' lines, beside the focus run's opaque ones
+OFFSCALE_COLOR = "#d00000"
+OUTLIER_FACTOR = 20.0    # a curve this many times larger than the median curve does not set the scale
+SPIKE_FACTOR = 3.0       # within a curve: beyond the 1st-99th percentile span by 3 spans is a spike
 BAND_POINTS = 1500        # mean +/- std bands are thinned to this many points
 
 
@@ -49,11 +67,48 @@ def run_color(index: int) -> str:
 
 @lru_cache(maxsize=256)
 def layer_colors(n: int, base: str | None = None) -> tuple:
-    """Single run: dark blue (first layer) to orange (output). Overlay: shades of the run colour."""
-    if base is not None:
-        c = QColor(base)
-        return tuple(c.lighter(100 + int(90 * i / max(1, n - 1))) if i else c for i in range(n))
+    """Colour of layer 1..n (index 0..n-1): categorical up to 10 layers, a gradient beyond.
+    ``base`` is accepted for old callers and ignored: colour is the layer, never the run."""
+    if n <= len(LAYER_PALETTE):
+        return tuple(QColor(c) for c in LAYER_PALETTE[:n])
     return tuple(_LAYER_MAP.map(0.05 + 0.8 * i / max(1, n - 1), mode="qcolor") for i in range(n))
+
+
+def run_style(records: list, focus, record) -> tuple:
+    """(line style, alpha) of ``record`` among the shown runs: the focus run solid and opaque,
+    the others dashed, dotted, ... in run order, and fainter."""
+    if len(records) <= 1 or focus is None or record.run_id == focus.run_id:
+        return Qt.SolidLine, 255
+    others = [r.run_id for r in records if focus is None or r.run_id != focus.run_id]
+    return RUN_STYLES[others.index(record.run_id) % len(RUN_STYLES)], FADED_ALPHA
+
+
+def faded(color, alpha: int) -> QColor:
+    c = QColor(color)
+    c.setAlpha(alpha)
+    return c
+
+
+def nonfinite_x(x, y) -> np.ndarray:
+    """Steps whose value is NaN or infinite (drawn as markers at the top edge)."""
+    y = np.asarray(y, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    n = min(len(x), len(y))
+    return x[:n][~np.isfinite(y[:n])]
+
+
+def mark_bad(item, x, raw) -> None:
+    """Remember where ``item``'s raw data are not finite (before any log or positive() mapping).
+    The curves are append-only and redrawn every frame: only the new tail is examined."""
+    n = min(len(x), len(raw))
+    done = getattr(item, "_descent_checked", 0)
+    if n < done or not hasattr(item, "_descent_bad"):   # a new or shorter curve: start over
+        item._descent_bad, done = np.empty(0), 0
+    if n > done:
+        tail = nonfinite_x(x[done:n], raw[done:n])
+        if len(tail):
+            item._descent_bad = np.concatenate([item._descent_bad, tail])
+    item._descent_checked = n
 
 
 def positive(values: np.ndarray) -> np.ndarray:
@@ -136,6 +191,71 @@ def add_legend(plot: pg.PlotItem, offset=(-4, 4)) -> pg.LegendItem:
     return legend
 
 
+class KeyLabel:
+    """One entry's text (``.text`` / ``.setText``, as a pyqtgraph legend label has)."""
+
+    def __init__(self, key: "Key", text: str):
+        self.key, self.text = key, text
+
+    def setText(self, text: str) -> None:
+        if text != self.text:
+            self.text = text
+            self.key.render()
+
+
+class KeySample:
+    def __init__(self, item):
+        self.item = item
+
+
+class Key:
+    """A plot's legend, drawn as one wrapped line of coloured samples *above* the plot: a legend
+    inside a small plot covered 30-40% of its data.  ``items`` lists (sample, label) pairs like
+    pyqtgraph's LegendItem (``sample.item`` is the curve, ``label.text`` its name)."""
+
+    def __init__(self, label: QLabel):
+        self.label = label
+        self.items: list[tuple[KeySample, KeyLabel]] = []
+        self._glyphs: list[tuple[str, str]] = []   # (colour, glyph) of each entry
+        self._signature = None
+
+    def set_entries(self, entries: list) -> None:
+        """``entries``: (item or None, text, colour, line style, alpha[, short]); redrawn only when
+        they change.  ``short`` is what the line shows when space is scarce (the tooltip and
+        ``items`` keep ``text``); a ``None`` style draws a square: a colour, not a line."""
+        entries = [tuple(e) + (None,) * (6 - len(e)) for e in entries]
+        signature = tuple((id(item), text, QColor(color).name(), None if style is None else
+                           int(style.value if hasattr(style, "value") else style), alpha, short)
+                          for item, text, color, style, alpha, short in entries)
+        if signature == self._signature:
+            return
+        self._signature = signature
+        self.items = [(KeySample(item), KeyLabel(self, text)) for item, text, *_ in entries]
+        self._glyphs = [(faded(color, alpha).name(QColor.HexArgb) if alpha < 255 else QColor(color).name(),
+                         "■" if style is None else STYLE_GLYPHS.get(style, "━━"), short)
+                        for _, _, color, style, alpha, short in entries]
+        self.render()
+
+    def clear(self) -> None:
+        self.set_entries([])
+
+    def render(self) -> None:
+        parts = []
+        for (_, label), (color, glyph, short) in zip(self.items, self._glyphs):
+            rgb = "#" + color[-6:]
+            text = html.escape(short if short is not None else label.text).replace(" ", "&nbsp;")   # wraps whole
+            parts.append(f"<span style='color:{rgb}'><b>{glyph}</b></span>&nbsp;{text}")
+        self.label.setText("&nbsp;&nbsp; ".join(parts))
+        self.label.setToolTip("\n".join(label.text for _, label in self.items))
+        self.label.setVisible(bool(parts))
+
+    def isVisible(self) -> bool:
+        return self.label.isVisibleTo(self.label.parentWidget()) if self.label.parentWidget() else bool(self.items)
+
+    def setVisible(self, visible: bool) -> None:
+        self.label.setVisible(visible and bool(self.items))
+
+
 SYMBOL_POINTS = 60   # epoch curves drop their markers beyond this many epochs (markers are dear)
 
 
@@ -150,10 +270,13 @@ class LightCurve(pg.PlotCurveItem):
         super().__init__(pen=pen, name=name, connect="finite")
         self.log = log
         self.dots = None
+        self.mark_nonfinite = True   # False where NaN means "does not apply" (dead units of a tanh layer)
 
     def set_points(self, x, y) -> None:
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
+        if self.mark_nonfinite:
+            mark_bad(self, x, y)
         if self.log:
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.where(y > 0, np.log10(y), np.nan)
@@ -169,11 +292,14 @@ class LightCurve(pg.PlotCurveItem):
             self.dots.setVisible(False)   # hidden items cost nothing per frame
 
 
-def set_if_grown(item: pg.PlotDataItem, x, y) -> None:
-    """setData only when the (append-only) data grew: epoch curves change once an epoch."""
+def set_if_grown(item: pg.PlotDataItem, x, y, raw=None) -> None:
+    """setData only when the (append-only) data grew: epoch curves change once an epoch.
+    ``raw``: the values before a mapping such as :func:`positive` (their NaNs get markers)."""
     n = len(x)
     if getattr(item, "_descent_n", -1) != n:
         item._descent_n = n
+        if raw is not None:
+            mark_bad(item, x, raw)
         if n > SYMBOL_POINTS and item.opts.get("symbol") is not None:
             item.setSymbol(None)
         item.setData(x, y)
@@ -215,34 +341,74 @@ class Follow:
 
     @staticmethod
     def _item_bounds(item, log: bool):
-        """(x max, y min, y max) of an item's data, updated from the new tail only
-        (the curves are append-only; a shorter array or another scale starts over)."""
+        """(x max, y low, y high) of an item's data: non-finite values ignored, and isolated
+        spikes too (values beyond the 1st-99th percentile span by SPIKE_FACTOR spans: one
+        blown-up step must not flatten every curve).  The percentiles are taken on at most
+        ~4000 evenly spaced points, again only when the data grew by a quarter; in between, the
+        new tail is filtered with the last ones (the curves are append-only, drawn every frame)."""
         x, y = item.xData, item.yData
         n = len(x)
         cache = getattr(item, "_descent_bounds", None)
-        if cache is None or cache[0] > n or cache[1] != log:
-            cache = (0, log, -math.inf, math.inf, -math.inf)
-        start, _, x_hi, y_lo, y_hi = cache
-        if n > start:
-            tail = np.asarray(y[start:], dtype=np.float64)
-            if log and not isinstance(item, LightCurve):   # LightCurves hold log10 values already
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    tail = np.log10(tail)
-            tail = tail[np.isfinite(tail)]
-            x_hi = max(x_hi, float(np.nanmax(x[start:])))
+        if cache is not None and cache["log"] == log and cache["n"] == n:
+            return cache["x_hi"], cache["y_lo"], cache["y_hi"]
+        if cache is not None and cache["log"] == log and cache["full"] <= n < 1.25 * cache["full"] + 50 \
+                and n > cache["n"]:
+            tail = Follow._values(y[cache["n"]:], log, item)
+            tail = tail[(tail >= cache["keep"][0]) & (tail <= cache["keep"][1])]
+            xs = np.asarray(x[cache["n"]:], dtype=np.float64)
+            xs = xs[np.isfinite(xs)]
+            cache.update(n=n, x_hi=max(cache["x_hi"], float(xs.max()) if len(xs) else -math.inf))
             if len(tail):
-                y_lo, y_hi = min(y_lo, float(tail.min())), max(y_hi, float(tail.max()))
-        item._descent_bounds = (n, log, x_hi, y_lo, y_hi)
-        return x_hi, y_lo, y_hi
+                cache.update(y_lo=min(cache["y_lo"], float(tail.min())), y_hi=max(cache["y_hi"], float(tail.max())))
+            return cache["x_hi"], cache["y_lo"], cache["y_hi"]
+        values = np.asarray(y, dtype=np.float64)
+        if len(values) > 4000:
+            values = values[np.linspace(0, len(values) - 1, 4000).astype(int)]
+        values = Follow._values(values, log, item)
+        xs = np.asarray(x, dtype=np.float64)
+        xs = xs[np.isfinite(xs)]
+        keep = (-math.inf, math.inf)
+        if len(values) >= 20:
+            q1, q99 = np.percentile(values, [1, 99])
+            reach = SPIKE_FACTOR * max(q99 - q1, 1e-12 * max(1.0, abs(q99)))
+            keep = (q1 - reach, q99 + reach)
+            values = values[(values >= keep[0]) & (values <= keep[1])]
+        y_lo, y_hi = (float(values.min()), float(values.max())) if len(values) else (math.inf, -math.inf)
+        item._descent_bounds = {"n": n, "full": n, "log": log, "keep": keep, "x_hi": float(xs.max()) if len(xs)
+                                else -math.inf, "y_lo": y_lo, "y_hi": y_hi}
+        return item._descent_bounds["x_hi"], y_lo, y_hi
+
+    @staticmethod
+    def _values(y, log: bool, item) -> np.ndarray:
+        """Finite values as the view sees them (log10 on a log axis; LightCurves hold log10 already)."""
+        values = np.asarray(y, dtype=np.float64)
+        if log and not isinstance(item, LightCurve):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = np.log10(values)
+        return values[np.isfinite(values)]
 
     def _bounds(self, extra=()):
         log = self.plot.getAxis("left").logMode
-        x_hi, y_lo, y_hi = -math.inf, math.inf, -math.inf
+        x_hi, runs = -math.inf, {}
         for item in self.plot.listDataItems():
-            if item.xData is None or not len(item.xData) or not item.isVisible():
+            if getattr(item, "_descent_marker", False) or item.xData is None or not len(item.xData) \
+                    or not item.isVisible():
                 continue
             ix, ilo, ihi = self._item_bounds(item, log)
-            x_hi, y_lo, y_hi = max(x_hi, ix), min(y_lo, ilo), max(y_hi, ihi)
+            x_hi = max(x_hi, ix)
+            if ilo <= ihi:
+                lo, hi = runs.get(getattr(item, "_descent_run", id(item)), (math.inf, -math.inf))
+                runs[getattr(item, "_descent_run", id(item))] = (min(lo, ilo), max(hi, ihi))
+        found = list(runs.values())
+        if not log and len(found) >= 2:
+            # a run orders of magnitude beyond the others (blown up) does not set the scale: the
+            # others would be flat lines; its values show as markers at the top edge
+            sizes = [max(abs(lo), abs(hi)) for lo, hi in found]
+            keep = [b for i, (b, size) in enumerate(zip(found, sizes))
+                    if not size > OUTLIER_FACTOR * float(np.median(sizes[:i] + sizes[i + 1:]))]
+            found = keep or found
+        y_lo = min((lo for lo, _ in found), default=math.inf)
+        y_hi = max((hi for _, hi in found), default=-math.inf)
         for bx, blo, bhi in extra:
             x_hi, y_lo, y_hi = max(x_hi, bx), min(y_lo, blo), max(y_hi, bhi)
         if not (y_lo <= y_hi):   # only x extents (markers): no y information
@@ -299,9 +465,16 @@ class PlotPanel(QFrame):
         self.header.addWidget(self.help)
         self.note = QLabel()
         self.note.setStyleSheet("color: #666; padding-left: 4px;")
-        # no word wrap: a wrapping label's height-for-width upsets the grid's row heights
-        self.note.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.note.setWordWrap(True)   # read whole (the dashboard's FlatGrid ignores height-for-width)
+        self.note.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Minimum)
         self.note.hide()
+        self.keyline = QLabel()   # the legend: above the plot, never over its data
+        self.keyline.setTextFormat(Qt.RichText)
+        self.keyline.setWordWrap(True)
+        self.keyline.setStyleSheet("font-size: 8pt; padding-left: 4px;")
+        self.keyline.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Minimum)
+        self.keyline.hide()
+        self.legend = Key(self.keyline)
         self.widget = plot_widget if plot_widget is not None else pg.PlotWidget(axisItems={"left": LogAxis("left")})
         if isinstance(self.widget, pg.GraphicsView):
             # curves change shape on every frame: keeping a BSP index of them costs more than it saves
@@ -311,7 +484,12 @@ class PlotPanel(QFrame):
         layout.setSpacing(0)
         layout.addLayout(self.header)
         layout.addWidget(self.note)
+        layout.addWidget(self.keyline)
         layout.addWidget(self.widget, 1)
+        self.setMinimumSize(250, 190)   # below this the grid scrolls (see MainWindow.dashboard_area)
+        self.shown: list = []
+        self.focus = None
+        self.offscale: dict = {}   # plot -> its marker item for off-scale and non-finite values
         self._sig = None
         self._versions: dict[int, int] = {}
         self.items: dict[tuple, object] = {}
@@ -331,7 +509,9 @@ class PlotPanel(QFrame):
     def sync(self, records: list, multi: bool, focus, force: bool = True) -> None:
         """Redraw the runs in ``records`` whose data changed since the last call
         (``force=False``: a panel with ``max_rate`` may leave it to a later tick)."""
-        sig = (tuple(r.run_id for r in records), multi, self.mode_key())
+        self.shown, self.focus = list(records), focus
+        focus_id = focus.run_id if (multi and focus is not None) else None   # the focus run is drawn solid
+        sig = (tuple(r.run_id for r in records), multi, focus_id, self.mode_key())
         if sig != self._sig:
             self.reset()
             self._sig = sig
@@ -350,16 +530,80 @@ class PlotPanel(QFrame):
             self.phase_markers(record)
             changed = True
         self.after_sync(records, multi, focus, changed)
-        for legend in self.legends():
-            visible = bool(legend.items)
-            if legend.isVisible() != visible:
-                legend.setVisible(visible)
+        if changed or not records:
+            self.legend.set_entries(self.key_entries(records, multi, focus))
         if changed:
             cap = max((r.total_steps for r in records), default=0)
             diverged = [(float(r.diverged_step), math.inf, -math.inf) for r in records if r.diverged_step]
             for follow in self.follows:
                 follow.x_cap = cap
                 follow.update(extra=self.extra_bounds(follow) + diverged)
+                self.mark_offscale(follow)
+        else:
+            for follow in self.follows:
+                if getattr(follow, "_marks_pending", False):
+                    self.mark_offscale(follow)
+
+    def key_entries(self, records, multi, focus) -> list:
+        """The key's entries: (item, text, colour, line style, alpha) (none by default)."""
+        return []
+
+    def style_of(self, record) -> tuple:
+        """(line style, alpha) of a run's lines: see :func:`run_style`."""
+        return run_style(self.shown, self.focus, record)
+
+    OFFSCALE_SECONDS = 0.5   # markers are found over every point: a few times a second is enough
+
+    def mark_offscale(self, follow: "Follow", force: bool = False) -> None:
+        """Triangles at the top edge of ``follow``'s plot where a curve is not finite or above
+        the view (a diverged run's NaNs, a spike the autoscale ignored): never a silently
+        blank plot.  Also called when the user zooms or pans, and when a run ends."""
+        now = time.monotonic()
+        last = getattr(follow, "_marked_at", -math.inf)
+        if not force and now - last < self.OFFSCALE_SECONDS and any(not r.finished for r in self.shown):
+            follow._marks_pending = self.pending = True   # the dashboard calls again on a later tick
+            return
+        follow._marked_at, follow._marks_pending = now, False
+        plot = follow.plot
+        log = plot.getAxis("left").logMode
+        (x0, x1), (y0, y1) = follow.vb.viewRange()
+        xs, colors = [], []
+        for item in plot.listDataItems():
+            if getattr(item, "_descent_marker", False) or item.xData is None or not len(item.xData) \
+                    or not item.isVisible():
+                continue
+            x = np.asarray(item.xData, dtype=np.float64)
+            y = np.asarray(item.yData, dtype=np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                if log and not isinstance(item, LightCurve):   # the view is in log10; LightCurves too
+                    y = np.log10(y)
+                above = x[np.isfinite(y) & (y > y1)]
+            bad = getattr(item, "_descent_bad", None)
+            out = above if bad is None or not len(bad) else np.concatenate([above, bad])
+            if len(out):
+                out = np.unique(out)
+                if len(out) > 200:
+                    out = out[np.linspace(0, len(out) - 1, 200).astype(int)]
+                xs.append(out)
+                pen = item.opts.get("pen")
+                colors += [pg.mkPen(pen).color() if pen is not None else QColor(OFFSCALE_COLOR)] * len(out)
+        marker = self.offscale.get(id(plot))
+        if not xs:
+            if marker is not None and marker.isVisible():
+                marker.setVisible(False)
+            return
+        if marker is None:
+            marker = pg.ScatterPlotItem(symbol="t", size=8, pen=pg.mkPen(OFFSCALE_COLOR, width=1))
+            marker.setZValue(20)
+            marker._descent_marker = True
+            marker.setToolTip("▼ at the top edge: values above the scale, or not a number (NaN/inf)")
+            plot.addItem(marker)
+            self.offscale[id(plot)] = marker
+            follow.vb.sigRangeChangedManually.connect(lambda *_: self.mark_offscale(follow, force=True))
+        x = np.concatenate(xs)
+        y = np.full(len(x), y1 - 0.03 * (y1 - y0))
+        marker.setData(x, y, brush=[pg.mkBrush(c) for c in colors])
+        marker.setVisible(True)
 
     def mode_key(self):
         return None
@@ -372,6 +616,8 @@ class PlotPanel(QFrame):
         return []
 
     def reset(self) -> None:
+        for marker in self.offscale.values():
+            marker.setVisible(False)
         plots = [follow.plot for follow in self.follows]
         for item in self.items.values():
             for plot in plots:   # PlotItem.removeItem also forgets data items and legend entries
@@ -383,14 +629,13 @@ class PlotPanel(QFrame):
                     item.scene().removeItem(item)
         self.items = {}
         self._versions = {}
-        for legend in self.legends():
-            legend.clear()
+        self.legend.clear()
         for follow in self.follows:
             if follow.following:
                 follow.vb.setXRange(0, 100, padding=0)
 
     def legends(self) -> list:
-        return []
+        return [self.legend]
 
     def draw(self, record, multi: bool, color) -> None:
         """Draw ``record``'s curves (``color``: the run's, when several runs are overlaid).
@@ -405,6 +650,7 @@ class PlotPanel(QFrame):
         item = self.items.get(key)
         if item is None:
             item = LightCurve(pg.mkPen(color, width=width, style=style), name, plot.getAxis("left").logMode)
+            item._descent_run = key[0]
             plot.addItem(item)
             self.items[key] = item
         return item
@@ -417,6 +663,7 @@ class PlotPanel(QFrame):
             pen = pg.mkPen(color, width=width, style=style)
             item = pg.PlotDataItem(pen=pen, symbol=symbol, symbolSize=5, symbolPen=None,
                                    symbolBrush=QColor(color) if symbol else None, connect="finite", name=name)
+            item._descent_run = key[0]
             plot.addItem(item)
             self.items[key] = item
         return item
@@ -451,93 +698,3 @@ class PlotPanel(QFrame):
                                labelOpts={"color": DIVERGED_COLOR, "position": 0.12, "fill": (255, 255, 255, 220), "anchors": [(1, 0), (1, 0)]})
         plot.addItem(line)
         self.items[key] = line
-
-
-# ====================================================================== loss
-
-class LossPanel(PlotPanel):
-    label_phases = True
-
-    def __init__(self, parent=None):
-        self.epoch_axis = EpochAxis()
-        widget = pg.PlotWidget(axisItems={"top": self.epoch_axis, "left": LogAxis("left")})
-        super().__init__("1 · Loss", "Training loss of every step (light), its mean per epoch (dots) and the "
-                         "validation loss after each epoch (dashed). Lower is better; a validation loss "
-                         "rising while the training loss falls means overfitting.", plot_widget=widget)
-        self.plot = widget.getPlotItem()
-        self.plot.showAxis("top")
-        setup_plot(self.plot, "step", "loss", log_y=True)
-        self.plot.getAxis("top").setLabel("epoch")
-        self.legend = add_legend(self.plot)
-        self.follows = [Follow(self.plot)]
-        self.log_box = QCheckBox("log scale")
-        self.log_box.setChecked(True)
-        self.log_box.setToolTip("Logarithmic loss axis: shows progress late in training")
-        self.log_box.toggled.connect(self._log_toggled)
-        self.header.addWidget(self.log_box)
-
-    def _log_toggled(self, on: bool) -> None:
-        self.plot.setLogMode(y=on)
-        self.follows[0].update(force=True)
-
-    def legends(self):
-        return [self.legend]
-
-    def version_of(self, record):
-        return record.step_version, record.epoch_version
-
-    def draw(self, r, multi, color):
-        ep = r.epochs
-        if not multi or not len(ep["step"]):   # comparing runs: epoch means only, the noise would hide them
-            light = QColor(color or TRAIN_COLOR).lighter(165)
-            light.setAlpha(110)
-            self.curve(self.plot, (r.run_id, "step"), None if multi else "train (each step)", light) \
-                .setData(r.loss_step.data, positive(r.loss.data))
-        elif (r.run_id, "step") in self.items:
-            self.items[(r.run_id, "step")].setVisible(False)
-        set_if_grown(self.curve(self.plot, (r.run_id, "train"), r.label if multi else "train (epoch mean)",
-                                color or "#0b4f8a", 2, symbol="o"), ep["step"].data, positive(ep["train_loss"].data))
-        val = ep["val_loss"].data
-        if np.isfinite(val).any():
-            set_if_grown(self.curve(self.plot, (r.run_id, "val"), None if multi else "validation", color or VAL_COLOR,
-                                    2, Qt.DashLine, symbol="s"), ep["step"].data, positive(val))
-        self.diverged_marker(self.plot, r, label=True)
-
-    def after_sync(self, records, multi, focus, changed):
-        if focus is not None:
-            self.epoch_axis.steps_per_epoch = max(1, focus.steps_per_epoch)
-        self.set_note("solid: training loss (epoch mean) · dashed: validation" if multi else "")
-
-
-# ================================================================== accuracy
-
-class AccuracyPanel(PlotPanel):
-    label_phases = True
-    max_rate = 10   # epoch results: a tiny net at full speed finishes dozens of epochs a second
-
-    def __init__(self, parent=None):
-        super().__init__("2 · Accuracy", "Fraction of examples classified correctly, measured after each "
-                         "epoch on the training set and on the validation set (not used for training).")
-        self.plot = self.widget.getPlotItem()
-        setup_plot(self.plot, "step", "accuracy (%)")
-        self.legend = add_legend(self.plot, offset=(-4, -4))
-        self.follows = [Follow(self.plot, y_limits=(0, 101))]
-
-    def legends(self):
-        return [self.legend]
-
-    def version_of(self, record):
-        return record.epoch_version, record.step_version if record.diverged_step else 0
-
-    def draw(self, r, multi, color):
-        ep = r.epochs
-        set_if_grown(self.curve(self.plot, (r.run_id, "train"), r.label if multi else "train", color or TRAIN_COLOR,
-                                2, symbol="o"), ep["step"].data, 100 * ep["train_accuracy"].data)
-        set_if_grown(self.curve(self.plot, (r.run_id, "val"), None if multi else "validation", color or VAL_COLOR, 2,
-                                Qt.DashLine, symbol="s"), ep["step"].data, 100 * ep["val_accuracy"].data)
-        self.diverged_marker(self.plot, r)
-
-    def after_sync(self, records, multi, focus, changed):
-        regression = records and all(not r.is_classification for r in records)
-        self.set_note("Accuracy applies to classification; this task is regression (see the loss)."
-                      if regression else "solid: training · dashed: validation" if multi else "")

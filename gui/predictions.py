@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from .panels import CLASS_COLORS
@@ -125,6 +125,7 @@ class ConfusionView(QWidget):
             cell.setAlignment(Qt.AlignHCenter | Qt.AlignBottom)
             label = QLabel()
             label.setAlignment(Qt.AlignHCenter | Qt.AlignTop)
+            label.setWordWrap(True)
             label.setStyleSheet("font-size: 7pt; color: #b00020;")
             row, col = divmod(k, self.COLUMNS)
             grid.addWidget(cell, 2 * row, col)
@@ -154,8 +155,10 @@ class ConfusionView(QWidget):
         frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
         self.matrix_image.setImage(frac, levels=(0, 1), autoLevels=False)
         names = list(record.class_names) or [str(i) for i in range(n)]
-        short = [name.split("/")[0][:9] for name in names]
-        plot.getAxis("left").setTicks([[(i + 0.5, f"{i} {short[i]}") for i in range(n)]])
+        left = plot.getAxis("left")
+        labels = [f"{i} {names[i]}" for i in range(n)]   # whole names: "9 Ankle boot", not "9 Ankle boo"
+        left.setTicks([[(i + 0.5, text) for i, text in enumerate(labels)]])
+        left.setWidth(QFontMetrics(left.style.get("tickFont") or QFont()).horizontalAdvance(max(labels, key=len)) + 30)
         plot.getAxis("bottom").setTicks([[(i + 0.5, str(i)) for i in range(n)]])
         font = QFont()
         font.setPointSize(7 if n > 6 else 9)
@@ -169,19 +172,22 @@ class ConfusionView(QWidget):
                         t.setPos(j + 0.5, i + 0.5)
                         plot.addItem(t)
                         self.texts.append(t)
-        plot.setXRange(0, n, padding=0.02)
-        plot.setYRange(0, n, padding=0.02)
+        # one call: with the aspect locked, a separate x then y range let the second crop the first
+        # (columns 0 and 9 fell off a tall panel); the locked view now grows to contain all n x n cells
+        plot.getViewBox().setRange(QRectF(0, 0, n, n), padding=0.02)
         accuracy = np.trace(m) / max(1, m.sum())
-        plot.setTitle(f"epoch {report.epoch}: {accuracy:.1%} of the validation set correct", size="9pt")
+        plot.setTitle(f"epoch {report.epoch}: {accuracy:.1%} correct", size="9pt")   # short: never cut
+        self.matrix.setToolTip(f"validation confusion matrix after epoch {report.epoch}: {accuracy:.1%} of the "
+                               "validation set classified correctly; rows = true class, columns = predicted")
         images = np.asarray(report.examples, dtype=np.float32)
         lo, hi = (float(images.min()), float(images.max())) if len(images) else (0.0, 1.0)
-        abbreviated = [name.split("/")[0][:6] for name in names]
+
         for k, (cell, label) in enumerate(zip(self.cells, self.labels)):
             if k >= len(images):
                 cell.clear()
                 label.clear()
                 continue
-            label.setText(f"{abbreviated[report.true_labels[k]]}→{abbreviated[report.predicted[k]]}")
+            label.setText(f"{names[report.true_labels[k]]}\n→ {names[report.predicted[k]]}")   # two whole lines
             img = np.clip((images[k] - lo) / max(hi - lo, 1e-6), 0, 1)
             gray = np.ascontiguousarray(255 - (img * 255).astype(np.uint8))   # dark garment on white
             h, w = gray.shape

@@ -165,6 +165,8 @@ class RunRecord:
         self.summary: dict | None = None
         self.lr_changes: list[tuple[int, float]] = []
         self.loaded = True      # False for a folder run whose CSVs are not read yet
+        self.changes = ""       # what this run changes from the experiment it varies (a variant, the coach's)
+        self.paused = False     # set by the window: a paused run is still "running" to the engine
 
     def _reset_logged(self, n_layers: int) -> None:
         self.n_layers = n_layers
@@ -179,11 +181,26 @@ class RunRecord:
         return self.status not in ("starting", "running")
 
     @property
+    def shown_status(self) -> str:
+        """The status as a person reads it: "paused" while the window holds a running run."""
+        if self.paused and self.status == "running":
+            return "paused"
+        return self.status.replace("_", " ")
+
+    @property
     def is_classification(self) -> bool:
         return self.task == "classification"
 
     def best_val(self) -> tuple[str, float]:
-        """("val acc", best) for classification, ("val loss", lowest) otherwise."""
+        """("val acc", best) for classification, ("val loss", lowest) otherwise; a run from disk
+        whose curves are not read yet answers from its summary.json (listed, not ticked)."""
+        if not self.loaded and self.summary:
+            acc, loss = self.summary.get("best_val_accuracy"), self.summary.get("final_val_loss")
+            if isinstance(acc, (int, float)) and math.isfinite(acc):
+                return "val acc", float(acc)
+            if isinstance(loss, (int, float)) and math.isfinite(loss):
+                return "val loss", float(loss)
+            return "val acc", math.nan
         if self.is_classification:
             acc = self.epochs["val_accuracy"].data
             acc = acc[np.isfinite(acc)]
@@ -350,6 +367,20 @@ def distinguishing_labels(records: list) -> dict[int, str]:
     return out
 
 
+def folder_title(folder: Path, experiment: dict) -> str:
+    """A run from disk as a person names it: its title and when it ran ("Dying ReLUs · 3 Dec 14:02"),
+    not the folder's "20261203-140210-dying-relus-ReLU-coach-dead_relus"."""
+    title = experiment.get("title") or experiment.get("name") or folder.name
+    parts = folder.name.split("-", 2)
+    stamp = ""
+    if len(parts) == 3 and len(parts[0]) == 8 and len(parts[1]) == 6 and (parts[0] + parts[1]).isdigit():
+        months = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+        month = int(parts[0][4:6])
+        if 1 <= month <= 12:
+            stamp = f" · {int(parts[0][6:8])} {months[month - 1]} {parts[1][:2]}:{parts[1][2:4]}"
+    return f"{title}{stamp}"
+
+
 def record_from_folder(folder: Path, run_id: int) -> RunRecord:
     """A record for a run folder written by RunWriter (this session's or earlier); its curves are
     read when it is first shown (:func:`load_folder_curves`)."""
@@ -359,7 +390,8 @@ def record_from_folder(folder: Path, run_id: int) -> RunRecord:
         experiment, summary, reason = info.experiment, info.summary or None, str(info.summary.get("reason", ""))
     except DescentError as exc:   # listed all the same, saying why it shows nothing
         experiment, summary, reason = {"name": folder.name}, None, str(exc)
-    record = RunRecord(run_id, experiment, name=folder.name, folder=folder, status=read_run_status(folder))
+    record = RunRecord(run_id, experiment, name=folder_title(folder, experiment), folder=folder,
+                       status=read_run_status(folder))
     record.summary, record.reason = summary, reason
     record.loaded = False
     return record

@@ -92,9 +92,9 @@ class RunList(QTreeWidget):
         item = self.items.get(record.run_id)
         if item is None:
             return
-        key = (record.version, record.status)
+        key = (record.version, record.shown_status)
         last = self._versions.get(record.run_id)
-        if last == key or (last is not None and last[1] == record.status
+        if last == key or (last is not None and last[1] == record.shown_status
                            and time.monotonic() - self._updated_at.get(record.run_id, 0.0) < 0.5):
             return   # unchanged, or a running run updated less than half a second ago
         self._updated_at[record.run_id] = time.monotonic()
@@ -103,11 +103,11 @@ class RunList(QTreeWidget):
         item.setText(0, record.name)
         item.setText(1, summarize(record.experiment))
         item.setText(2, record.best_val_text())
-        status = record.status.replace("_", " ")
+        status = record.shown_status
         if record.status == "diverged" and record.diverged_step:
             status += f" @ {record.diverged_step:,}"
         item.setText(3, status)
-        item.setForeground(3, QBrush(QColor(STATUS_COLORS.get(record.status, "#222"))))
+        item.setForeground(3, QBrush(QColor(STATUS_COLORS.get(status, STATUS_COLORS.get(record.status, "#222")))))
         tip = f"{record.name}\n{summarize(record.experiment)}\nstatus: {record.status}"
         if record.reason:
             tip += f"\n{record.reason}"

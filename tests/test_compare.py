@@ -10,7 +10,8 @@ from engine.control import RunControl
 from engine.errors import ExperimentError
 from engine.events import ComparisonFinished, ComparisonRecord
 from engine.jobs.compare import comparison_runs
-from engine.jobs.compare_report import aggregate_curves, comparison_curves, distinguishable, format_table, summarize
+from engine.jobs.compare_report import (aggregate_curves, comparison_curves, distinguishable, format_table, gap_figures,
+                                        summarize, verdict_kind)
 from engine.jobs.runner import JobRequest, run_job
 from engine.spec.overrides import apply_overrides
 from engine.spec.experiment import resolve_experiment
@@ -179,6 +180,41 @@ def test_summary_says_plainly_when_variants_are_not_distinguishable():
     assert losses["metric"] == "val_loss" and losses["ranking"][-1] == "c"
     c = losses["variants"]["c"]["vs_best"]
     assert c["verdict"].startswith("worse by") and c["wins_a"] == 3 and c["mean_diff"] > 0
+
+
+def test_the_verdict_colour_follows_the_rule_not_the_p_value():
+    """Issue 14: a row said "worse" in red beside p = 0.16.  The colour is the rule's (gap > spread);
+    the p-value is shown beside the two figures the rule compares, and decides nothing."""
+    cfg = {"variants": [{"name": "a"}, {"name": "b"}, {"name": "c"}], "target": None, "metric": "auto"}
+    records = []
+    # c: 1.83 points behind a on average, within a's seed-to-seed spread of 2 points; p ~ 0.16
+    for seed, (va, vb, vc) in zip((1, 2, 3), ((0.80, 0.795, 0.79), (0.82, 0.815, 0.81), (0.84, 0.845, 0.805))):
+        for name, v in zip("abc", (va, vb, vc)):
+            records.append({"variant": name, "seed": seed, "folder": f"{name}-{seed}", "status": "finished",
+                            "steps": 10, "final_val_accuracy": v, "final_val_loss": 1 - v, "best_val_accuracy": v,
+                            "best_val_loss": 1 - v, "test_accuracy": v, "steps_to_target": None,
+                            "train_seconds": 1.0, "wall_seconds": 1.5, "init_hash": "x", "data_hash": "y",
+                            "lr_found": None, "sparsity": 0.0})
+    s = summarize(records, cfg)
+    assert s["best"] == "a"
+    c = s["variants"]["c"]["vs_best"]
+    # by hand: diffs a - c = 0.01, 0.01, 0.035 -> mean 0.018333; std of a = 0.02, of c = 0.0104 -> spread 0.02
+    assert math.isclose(c["mean_diff"], 0.055 / 3) and math.isclose(c["spread"], 0.02)
+    assert not c["distinguishable"] and verdict_kind(s, "c") == "same"
+    b = s["variants"]["b"]["vs_best"]
+    assert not b["distinguishable"] and verdict_kind(s, "b") == "same"
+    assert verdict_kind(s, "a") == "best"
+    gap, spread_, p = gap_figures(s, "c")
+    assert (gap, spread_) == ("1.83 pts", "2.00 pts")
+    # t = 0.01833 / (0.01443 / sqrt 3) = 2.20 with 2 degrees of freedom: p = 0.159
+    assert p == "0.16" and c["p_value"] == pytest.approx(0.159, abs=0.002)
+    assert gap_figures(s, "a") == ("-", "-", "-")
+    # a clear gap: red, whatever the p-value
+    far = [dict(r, final_val_accuracy=r["final_val_accuracy"] - 0.2) if r["variant"] == "c" else r for r in records]
+    s2 = summarize(far, cfg)
+    assert s2["variants"]["c"]["vs_best"]["distinguishable"] and verdict_kind(s2, "c") == "worse"
+    one = summarize([r for r in records if r["seed"] == 1], cfg)
+    assert verdict_kind(one, "c") == "none"   # one seed: nothing to colour
 
 
 # ----------------------------------------------------------------------------- running

@@ -73,7 +73,8 @@ def test_try_it_loads_the_variant_and_trains_it_overlaid_on_the_original(qtbot, 
     assert variant is not original and variant.status == "finished", variant.reason
     assert variant.experiment["model"]["layers"][0]["activation"] == "leaky_relu"
     assert w.runs.is_checked(original.run_id) and w.runs.is_checked(variant.run_id)
-    assert "coach-dead_relus" in w.runs.items[variant.run_id].text(0)
+    name = w.runs.items[variant.run_id].text(0)               # what changed, not the folder's internal name
+    assert name.startswith(f"#{variant.run_id} coach: Replace ReLU by leaky ReLU") and "-coach-" not in name
     w.redraw()
     assert {key[0] for key in w.dashboard.loss.items} >= {original.run_id, variant.run_id}   # overlaid
 

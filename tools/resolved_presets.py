@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 GOLDEN = ROOT / "tests" / "golden" / "resolved_presets.json"
 
-from engine.spec.experiment import default_experiment, load_experiment, preset_paths, resolve_experiment  # noqa: E402
+from engine.spec.experiment import (BUILTIN_NAME, default_experiment, load_experiment, preset_paths,  # noqa: E402
+                                    resolve_experiment)
 from engine.spec.overrides import apply_overrides  # noqa: E402
 from engine.spec.stages import phase_experiment  # noqa: E402
 from engine.spec.sweep import sweep_trials, trial_experiment  # noqa: E402
@@ -35,7 +36,8 @@ from engine.spec.sweep import sweep_trials, trial_experiment  # noqa: E402
 
 def resolved_experiments() -> dict[str, dict]:
     """Every resolved experiment of the shipped presets, by a readable key."""
-    out = {"default": resolve_experiment(default_experiment())}
+    # the built-in under its own name: keyed "default" it was overwritten by the preset default.json
+    out = {BUILTIN_NAME: resolve_experiment(default_experiment())}
     for name, path in preset_paths().items():
         experiment = load_experiment(str(path))
         experiment["data"] = dict(experiment["data"], path=None) if experiment["data"].get("path") else \

@@ -168,6 +168,34 @@ def _caveat(k: int, n: int) -> str:
     return text
 
 
+def verdict_kind(summary: dict, name: str) -> str:
+    """How a report colours variant ``name``'s verdict: "best" (the best mean), "worse" (THE rule
+    says the gap to the best is larger than the seed-to-seed spread), "same" (not distinguishable:
+    the rule, whatever a p-value says) or "none" (no result to compare)."""
+    if name == summary["best"]:
+        return "best"
+    vs = summary["variants"][name]["vs_best"]
+    if vs.get("n", 0) < 2 or not math.isfinite(vs.get("mean_diff", math.nan)):
+        return "none"
+    return "worse" if vs["distinguishable"] else "same"
+
+
+def gap_figures(summary: dict, name: str) -> tuple[str, str, str]:
+    """(gap to the best, seed-to-seed spread, paired-t p) as the table prints them: the two figures
+    the rule compares, and the p-value shown beside them for reference (it decides nothing)."""
+    vs = summary["variants"][name]["vs_best"]
+    if name == summary["best"] or not math.isfinite(vs.get("mean_diff", math.nan)):
+        return "-", "-", "-"
+    scale, unit = (100.0, " pts") if summary["metric"] == "val_accuracy" else (1.0, "")
+    gap, spread_ = abs(vs["mean_diff"]) * scale, vs["spread"] * scale
+    digits = 2
+    while digits < 6 and f"{gap:.{digits}f}" == f"{spread_:.{digits}f}":
+        digits += 1
+    p = f"{vs['p_value']:.2g}" if math.isfinite(vs.get("p_value", math.nan)) else "-"
+    spread_text = f"{spread_:.{digits}f}{unit}" if math.isfinite(spread_) else "-"
+    return f"{gap:.{digits}f}{unit}", spread_text, p
+
+
 def verdict_text(d: dict, metric: str, higher: bool) -> str:
     n = d["n"]
     if n < 2:
