@@ -86,11 +86,11 @@ def check_target(m, text: str, include_pending: bool = False) -> bool:
                             f"{m.old}")
 
 
-def fingerprint(m) -> str:
-    """Hash of what a result depends on: the mutation, its file and its test files."""
+def fingerprint(m, root: Path = ROOT) -> str:
+    """Hash of what a result depends on: the mutation, its file and its test files (as in ``root``)."""
     digest = hashlib.sha256(json.dumps([m.file, m.old, m.new, list(m.tests)]).encode())
     for rel in (m.file, *(t.split("::")[0] for t in m.tests)):
-        digest.update((ROOT / rel).read_bytes())
+        digest.update((root / rel).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -116,6 +116,7 @@ def run_mutant(m, scratch: Path, fresh_always: bool) -> dict:
     """Plant ``m`` in the scratch copy, run its tests, restore the file."""
     target = scratch / m.file
     original = target.read_text(encoding="utf-8")
+    measured = fingerprint(m, scratch)   # the code the tests really ran against
     compiled = target in numba_cache.compiled_sources(scratch)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONDONTWRITEBYTECODE="1")
     env.pop("NUMBA_CACHE_DIR", None)
@@ -145,7 +146,7 @@ def run_mutant(m, scratch: Path, fresh_always: bool) -> dict:
         verdict, by = "caught", f"exit {code}: " + (_first_failure(output) or output.strip().splitlines()[-1][:80])
     return {"id": m.id, "file": m.file, "tests": list(m.tests), "verdict": verdict, "caught_by": by,
             "seconds": round(time.monotonic() - start, 1), "fresh_cache": cache is not None,
-            "fingerprint": fingerprint(m), "tail": output[-1500:] if verdict == "survived" else ""}
+            "fingerprint": measured, "tail": output[-1500:] if verdict == "survived" else ""}
 
 
 def load_results() -> dict:
