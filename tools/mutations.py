@@ -87,7 +87,8 @@ MUTATIONS = [
     M("adam-bias-correction-v", "Adam without the second-moment bias correction", OPT,
       "inv_bc2_sqrt = dt(1.0 / bc2_sqrt)", "inv_bc2_sqrt = dt(1.0)", OPTIMIZERS),
     M("selu-constant-truncated", "SELU's alpha truncated to 1.6733", ACT,
-      "SELU_ALPHA = 1.6732632423543772", "SELU_ALPHA = 1.6733", GRADIENTS),
+      "SELU_ALPHA = 1.6732632423543772", "SELU_ALPHA = 1.6733",
+      GRADIENTS + ("tests/test_formats.py::test_onnx_special_operators",)),
     M("per-tensor-clip-global", "clipnorm rescaling the whole gradient instead of one tensor", OPT,
       "_scale(grad, lo, hi, clipnorm / norm)", "_scale(grad, 0, n, clipnorm / norm)", OPTIMIZERS + WIRING),
     # ---------------------------------------------------------------- one per optimizer
