@@ -208,6 +208,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="parallel mutants (default 2; the machine has 2 cores)")
     ap.add_argument("--fresh-cache-always", action="store_true",
                     help="an empty Numba cache for every mutant, not only for mutants of compiled sources")
+    ap.add_argument("--resume", action="store_true",
+                    help="skip mutations whose stored result is still fresh (same mutation, file and tests)")
     ap.add_argument("--include-pending", action="store_true",
                     help="also run the mutations written against a change not merged yet")
     ap.add_argument("--list", action="store_true", help="print the curated list and check every target")
@@ -218,6 +220,11 @@ def main(argv=None) -> int:
     active = [m for m in MUTATIONS
               if check_target(m, (ROOT / m.file).read_text(encoding="utf-8"), args.include_pending)]
     chosen = [m for m in active if not args.only or any(w in m.id for w in args.only)]
+    if args.only:   # in the order asked for
+        chosen.sort(key=lambda m: min(i for i, w in enumerate(args.only) if w in m.id))
+    if args.resume:
+        stored = load_results()
+        chosen = [m for m in chosen if stored.get(m.id, {}).get("fingerprint") != fingerprint(m)]
     for m in chosen:
         missing = [t for t in m.tests if not (ROOT / t.split("::")[0]).is_file()]
         if missing:   # pytest would exit 4 ("file not found"), which must not count as caught
