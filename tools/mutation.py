@@ -29,6 +29,8 @@ Usage::
     python tools/mutation.py                    # all, 2 workers, prints the table
     python tools/mutation.py --only dropout bn  # ids containing these words
     python tools/mutation.py --list             # the curated list, no runs
+    python tools/mutation.py --table            # the stored results (stale ones marked)
+    python tools/mutation.py --resume           # run only what has no fresh result
     python tools/mutation.py --write-readme     # put the last results' table in README.md
 
 Results are kept in .mutation/results.json (one entry per mutation id, with the
@@ -171,7 +173,7 @@ def rows_for(mutations, results) -> list[dict]:
     for m in mutations:
         r = results.get(m.id)
         if m.pending and r is None:
-            r = {"verdict": f"PENDING ({m.pending}'s merge)", "tests": list(m.tests), "seconds": None}
+            r = {"verdict": f"PENDING (needs the {m.pending} merge)", "tests": list(m.tests), "seconds": None}
         elif r is None:
             r = {"verdict": "not run", "tests": list(m.tests), "seconds": None}
         elif r["fingerprint"] != fingerprint(m):
@@ -213,6 +215,7 @@ def main(argv=None) -> int:
     ap.add_argument("--include-pending", action="store_true",
                     help="also run the mutations written against a change not merged yet")
     ap.add_argument("--list", action="store_true", help="print the curated list and check every target")
+    ap.add_argument("--table", action="store_true", help="print the stored results' table, no runs")
     ap.add_argument("--write-readme", action="store_true", help="write the last results' table into README.md")
     args = ap.parse_args(argv)
     if len({m.id for m in MUTATIONS}) != len(MUTATIONS):
@@ -235,6 +238,9 @@ def main(argv=None) -> int:
             print(f"{m.id:34} {m.file:36} {' '.join(m.tests)}{state}")
         return 0
     results = load_results()
+    if args.table:
+        print(table(rows_for(MUTATIONS, results)))
+        return 0
     if args.write_readme:
         write_readme(MUTATIONS, results)
         return 0
