@@ -182,17 +182,19 @@ def rows_for(mutations, results) -> list[dict]:
     return rows
 
 
-def write_readme(mutations, results) -> None:
+def write_readme(mutations, results, allow_incomplete: bool = False) -> None:
     rows = rows_for(mutations, results)
-    bad = [r["id"] for r in rows if r["verdict"] != "caught" and not r["verdict"].startswith("PENDING")]
-    if bad:
-        sys.exit(f"not writing README: these mutations are not freshly caught: {', '.join(bad)}")
+    survived = [r["id"] for r in rows if r["verdict"].startswith("survived")]
+    unrun = [r["id"] for r in rows if r["verdict"] != "caught" and not r["verdict"].startswith(("PENDING", "survived"))]
+    if survived or (unrun and not allow_incomplete):
+        sys.exit(f"not writing README: survived: {', '.join(survived) or '-'}; not freshly run: {', '.join(unrun) or '-'}")
     caught = sum(r["verdict"] == "caught" for r in rows)
-    pending = len(rows) - caught
-    total = sum(r["seconds"] or 0 for r in rows)
-    summary = (f"{caught} of {caught} mutations caught"
+    pending = sum(r["verdict"].startswith("PENDING") for r in rows)
+    total = sum(r["seconds"] or 0 for r in rows if r["verdict"] == "caught")
+    summary = (f"{caught} of {caught} mutations run caught"
+               + (f"; {len(unrun)} not yet run on this version (`--resume` runs them)" if unrun else "")
                + (f"; {pending} pending (written against a change not merged yet)" if pending else "")
-               + f". Test time summed over mutants: {total / 60:.0f} min (2 workers).")
+               + f". Test time summed over the mutants run: {total / 60:.0f} min (2 workers in parallel).")
     block = f"{README_BEGIN}\n{summary}\n\n{table(rows)}\n{README_END}"
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
@@ -215,6 +217,8 @@ def main(argv=None) -> int:
     ap.add_argument("--include-pending", action="store_true",
                     help="also run the mutations written against a change not merged yet")
     ap.add_argument("--list", action="store_true", help="print the curated list and check every target")
+    ap.add_argument("--allow-incomplete", action="store_true",
+                    help="with --write-readme: also when some mutations have no fresh result (said in the table)")
     ap.add_argument("--table", action="store_true", help="print the stored results' table, no runs")
     ap.add_argument("--write-readme", action="store_true", help="write the last results' table into README.md")
     args = ap.parse_args(argv)
@@ -242,7 +246,7 @@ def main(argv=None) -> int:
         print(table(rows_for(MUTATIONS, results)))
         return 0
     if args.write_readme:
-        write_readme(MUTATIONS, results)
+        write_readme(MUTATIONS, results, args.allow_incomplete)
         return 0
     workers = max(1, min(args.workers, 2, len(chosen)))
     STATE.mkdir(exist_ok=True)
