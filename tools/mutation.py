@@ -164,7 +164,8 @@ def table(rows: list[dict]) -> str:
         if r["verdict"] == "caught" and r.get("caught_by"):
             result += f" by `{r['caught_by'].split('::')[-1][:60]}`"
         seconds = f"{r['seconds']:.0f} s" if r.get("seconds") is not None else ""
-        lines.append(f"| {r['what']} | `{r['file']}` | {tests} | {result} | {seconds} |")
+        what = r["what"].replace("|", "\\|")   # a bare | would end the table cell
+        lines.append(f"| {what} | `{r['file']}` | {tests} | {result} | {seconds} |")
     return "\n".join(lines)
 
 
