@@ -8,7 +8,12 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 TESTING := $(VENV)/.testing-installed
 
-.PHONY: run test bench system-deps clean
+# Numba's cache lives in .numba_cache/<hash of the compiled sources> (tools/numba_cache.py):
+# after a kernel edit the cache starts empty instead of running stale machine code. Tests set it
+# in tests/conftest.py; `make run` sets it here too (a recompile after an edit beats a stale kernel).
+NUMBA_DIR = NUMBA_CACHE_DIR=$$($(BIN)/python tools/numba_cache.py)
+
+.PHONY: run test bench mutation system-deps clean
 
 $(RUNTIME): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +29,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 run: $(RUNTIME) system-deps
-	$(BIN)/python main.py
+	$(NUMBA_DIR) $(BIN)/python main.py
 
 test: $(TESTING) system-deps
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
@@ -32,6 +37,11 @@ test: $(TESTING) system-deps
 bench: $(TESTING)
 	$(BIN)/python bench/engine.py
 
+# Plants curated single bugs in a scratch copy and runs the tests mapped to each (slow: ~1 h on
+# 2 cores); every one must be caught. MUTATION_ARGS="--only dropout --workers 1" narrows it.
+mutation: $(TESTING)
+	$(BIN)/python tools/mutation.py $(MUTATION_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .numba_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

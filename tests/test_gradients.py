@@ -53,6 +53,18 @@ def test_every_activation_with_every_bn_placement(activation, batch_norm):
     assert check_gradient(net, x, y) < TOLERANCE
 
 
+@pytest.mark.parametrize("activation,params", [("elu", {"alpha": 0.3}), ("elu", {"alpha": 2.5}),
+                                               ("leaky_relu", {"alpha": 0.2}), ("prelu", {"alpha_initializer": 0.1})])
+@pytest.mark.parametrize("batch_norm", ["none", "after"])
+def test_activations_with_non_default_parameters(activation, params, batch_norm):
+    """alpha = 1 (ELU's default) makes 'out + alpha' and 'out + 1' equal: other values expose a kernel
+    that ignores its parameter."""
+    net = network([layer(activation, activation_params=params, batch_norm=batch_norm),
+                   layer(activation, activation_params=params)])
+    x, y = random_problem()
+    assert check_gradient(net, x, y) < TOLERANCE
+
+
 @pytest.mark.parametrize("output,task,classes,targets", [("softmax", "classification", 3, 0),
                                                         ("logistic", "classification", 2, 0),
                                                         ("linear", "regression", 0, 2)])

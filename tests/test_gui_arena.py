@@ -64,7 +64,7 @@ def test_run_on_the_timer_and_stop_at_the_limit(tab, qtbot):
     tab.speed_slider.setValue(10)  # 10 steps per frame
     tab.run()
     assert tab.running
-    qtbot.waitUntil(lambda: not tab.running, timeout=5000)
+    qtbot.waitUntil(lambda: not tab.running, timeout=30_000)
     assert tab.arena.steps == 40
     assert all(n == 41 for n in _path_lengths(tab))
     # a finished race can be extended: raise the limit and run on
@@ -72,19 +72,19 @@ def test_run_on_the_timer_and_stop_at_the_limit(tab, qtbot):
     tab.max_steps_box.setValue(60)
     assert tab.arena.steps == 40
     tab.run()
-    qtbot.waitUntil(lambda: not tab.running, timeout=5000)
+    qtbot.waitUntil(lambda: not tab.running, timeout=30_000)
     assert tab.arena.steps == 60
     np.testing.assert_array_equal(tab.arena.racers[0].path[:41], first_path)
     # Run again after the end starts over (with the schedules planned for 60 steps)
     tab.run()
-    qtbot.waitUntil(lambda: not tab.running, timeout=5000)
+    qtbot.waitUntil(lambda: not tab.running, timeout=30_000)
     assert tab.arena.steps == 60 and tab.arena.horizon == 60
 
 
 def test_pause_and_reset(tab, qtbot):
     tab.max_steps_box.setValue(100000)
     tab.run()
-    qtbot.waitUntil(lambda: tab.arena.steps > 10, timeout=5000)
+    qtbot.waitUntil(lambda: tab.arena.steps > 10, timeout=30_000)
     tab.pause()
     steps = tab.arena.steps
     qtbot.wait(100)
@@ -101,7 +101,7 @@ def test_clicking_the_map_moves_the_start(tab, qtbot):
     scene_point = vb.mapViewToScene(pg_point(*target))
     widget_point = tab.map_plot.mapFromScene(scene_point)
     qtbot.mouseClick(tab.map_plot.viewport(), Qt.LeftButton, pos=QPoint(widget_point.x(), widget_point.y()))
-    qtbot.waitUntil(lambda: tab.arena.steps == 0, timeout=2000)
+    qtbot.waitUntil(lambda: tab.arena.steps == 0, timeout=30_000)
     # one pixel of the map is well under 0.1 units here
     np.testing.assert_allclose(tab.arena.start, target, atol=0.1)
     for racer in tab.arena.racers:
@@ -287,7 +287,7 @@ def test_map_orientation_survives_a_global_row_major_option(tab):
 def test_shutdown_stops_the_timer(tab, qtbot):
     tab.max_steps_box.setValue(100000)
     tab.run()
-    qtbot.waitUntil(lambda: tab.arena.steps > 0, timeout=5000)
+    qtbot.waitUntil(lambda: tab.arena.steps > 0, timeout=30_000)
     tab.shutdown()
     assert not tab.running
 

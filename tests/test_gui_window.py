@@ -127,45 +127,45 @@ def test_pause_step_resume_stop_reset(long_window, qtbot):
     w.pause_action.trigger()
     assert w.active.control.paused and w.pause_action.text() == "Resume"
     control = w.active.control
-    qtbot.waitUntil(lambda: control.blocked, timeout=10_000)   # its last events are on their way
+    qtbot.waitUntil(lambda: control.blocked, timeout=30_000)   # its last events are on their way
     qtbot.wait(200)
     paused_at = record.step
     qtbot.wait(300)
     assert record.step == paused_at                                  # paused means paused
     w.step_action.trigger()
-    qtbot.waitUntil(lambda: record.step > paused_at, timeout=10_000)
-    qtbot.waitUntil(lambda: control.blocked, timeout=10_000)
+    qtbot.waitUntil(lambda: record.step > paused_at, timeout=30_000)
+    qtbot.waitUntil(lambda: control.blocked, timeout=30_000)
     qtbot.wait(200)
     assert record.step == paused_at + 1, (record.step, paused_at)   # exactly one step
     w.step_epoch_action.trigger()
-    qtbot.waitUntil(lambda: record.step % 9 == 0 and record.step > paused_at + 1, timeout=10_000)
+    qtbot.waitUntil(lambda: record.step % 9 == 0 and record.step > paused_at + 1, timeout=30_000)
     epochs = len(record.epochs["epoch"])
     qtbot.wait(200)
     assert record.step % 9 == 0 and len(record.epochs["epoch"]) == epochs == record.step // 9
     w.pause_action.trigger()                                         # resume
     assert not w.active.control.paused
-    qtbot.waitUntil(lambda: record.step > paused_at + 40, timeout=10_000)
+    qtbot.waitUntil(lambda: record.step > paused_at + 40, timeout=30_000)
     w.stop_action.trigger()
-    qtbot.waitUntil(lambda: record.finished, timeout=10_000)
+    qtbot.waitUntil(lambda: record.finished, timeout=30_000)
     assert record.status == "stopped"
-    qtbot.waitUntil(lambda: w.active is None and "stopped" in w.runs.items[record.run_id].text(3), timeout=5_000)
+    qtbot.waitUntil(lambda: w.active is None and "stopped" in w.runs.items[record.run_id].text(3), timeout=30_000)
     first_losses = record.loss.data[:3].copy()
     # Reset: the next run starts again from the same initial weights (same seed)
     w.train_or_pause()
     second = current(w)
-    qtbot.waitUntil(lambda: second.step > 5, timeout=10_000)
+    qtbot.waitUntil(lambda: second.step > 5, timeout=30_000)
     w.reset_action.trigger()
     assert w.active is None and not w.runs.is_checked(second.run_id)
-    qtbot.waitUntil(lambda: second.finished, timeout=10_000)
+    qtbot.waitUntil(lambda: second.finished, timeout=30_000)
     w.redraw()
     assert not [k for k in w.dashboard.curve_items() if k[1][0] == second.run_id]   # cleared from view
     w.step_action.trigger()                                          # Step from idle: a paused run, one step
     third = current(w)
     assert third.run_id not in (record.run_id, second.run_id)
-    qtbot.waitUntil(lambda: third.step == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: third.step == 1, timeout=30_000)
     np.testing.assert_array_equal(third.loss.data[:1], first_losses[:1])
     w.stop_action.trigger()
-    qtbot.waitUntil(lambda: third.finished, timeout=10_000)
+    qtbot.waitUntil(lambda: third.finished, timeout=30_000)
 
 
 def test_learning_rate_change_mid_run_shows_in_the_lr_plot(long_window, qtbot):
@@ -175,13 +175,13 @@ def test_learning_rate_change_mid_run_shows_in_the_lr_plot(long_window, qtbot):
     qtbot.waitUntil(lambda: record.step > 10, timeout=FIRST_RUN_TIMEOUT)
     assert record.lr.data[-1] == pytest.approx(0.05)
     assert w.lr_editor.type_text("0.002") is None
-    qtbot.waitUntil(lambda: record.lr.data[-1] == pytest.approx(0.002), timeout=10_000)
+    qtbot.waitUntil(lambda: record.lr.data[-1] == pytest.approx(0.002), timeout=30_000)
     w.redraw()
     y = w.dashboard.curve_items()[("ratio", (record.run_id, "lr"))].yData
     assert y[0] == pytest.approx(0.05) and y[-1] == pytest.approx(0.002)
     assert w.lr_editor.type_text("-1") is not None                   # refused
     w.stop_action.trigger()
-    qtbot.waitUntil(lambda: record.finished, timeout=10_000)
+    qtbot.waitUntil(lambda: record.finished, timeout=30_000)
 
 
 def test_invalid_input_is_refused(window, qtbot):
@@ -364,7 +364,7 @@ def test_keyboard_shortcuts(long_window, qtbot):
     qtbot.keyClick(w.dashboard, Qt.Key_Space)                        # Space: resume
     assert not w.active.control.paused
     qtbot.keyClick(w.dashboard, Qt.Key_Escape)                       # Esc: stop
-    qtbot.waitUntil(lambda: w.active is None, timeout=10_000)
+    qtbot.waitUntil(lambda: w.active is None, timeout=30_000)
     assert record.status == "stopped"
     w.builder.form.editor("units").spin.setFocus()
     qtbot.keyClick(w.builder.form.editor("units").spin.lineEdit(), Qt.Key_Space)   # typing, not training
@@ -438,13 +438,18 @@ def test_mc_dropout_uncertainty_map_can_be_shown(qtbot, tmp_path):
 def test_a_frame_waits_for_enough_new_records_or_another_event(window, qtbot, monkeypatch):
     """Large networks log one diagnostics record per batch: a frame per single new point cost
     the training thread a fifth of a core (one GIL), so frames wait for FRAME_MIN_RECORDS records,
-    for another kind of event, or for FRAME_MAX_SECONDS."""
-    import time
+    for another kind of event, or for FRAME_MAX_SECONDS.  The window's clock is a fake that only
+    moves when the test moves it: a descheduled test process cannot age a frame by accident."""
+    import types
 
+    import gui.main_window as main_window
     from engine.events import EpochEnd, RunStarted, StepMetrics
     from engine.training.trainer import Trainer
     from gui.main_window import FRAME_MAX_SECONDS, FRAME_MIN_RECORDS, ActiveRun
     from gui.records import RunRecord
+
+    clock = types.SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(main_window, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
 
     w = window
     every_step = dict(SMALL, training={"epochs": 2, "batch_size": 20, "log_every": 1})
@@ -460,7 +465,7 @@ def test_a_frame_waits_for_enough_new_records_or_another_event(window, qtbot, mo
     w.timer.stop()
 
     def deliver(batch, age):
-        w._drawn_at = time.monotonic() - age
+        w._drawn_at = clock.now - age
         before = len(frames)
         w.on_batch(999, tuple(batch))
         return len(frames) - before
@@ -475,6 +480,7 @@ def test_a_frame_waits_for_enough_new_records_or_another_event(window, qtbot, mo
     assert deliver([epoch_end], 0.05) == 1                        # epoch results: draw
     assert deliver(steps[k + 1:k + 2], FRAME_MAX_SECONDS + 0.01) == 1   # a slow run still gets frames
     assert deliver(steps[k + 2:2 * k + 3], 0.0) == 0              # never faster than REDRAW_MS
+    clock.now += FRAME_MAX_SECONDS                                # time passes ...
     w.timer.start()
-    qtbot.waitUntil(lambda: len(frames) == 5, timeout=5_000)    # ... the timer draws what was left
+    qtbot.waitUntil(lambda: len(frames) == 5, timeout=30_000)   # ... the timer draws what was left
     w.jobs.pop(999)

@@ -44,7 +44,28 @@ def test_activation_values_match_their_definitions(name):
     expected = reference(name, z, params)
     logits = np.log(net.predict(z))  # identity output layer + softmax: log-probabilities = a - logsumexp(a)
     shifted = expected - np.log(np.exp(expected).sum(axis=1, keepdims=True))
-    assert np.allclose(logits, shifted, atol=1e-9)
+    # rtol=0: np.allclose's default 1e-5 relative slack let a SELU alpha truncated to 1.6733 pass
+    assert np.allclose(logits, shifted, rtol=0, atol=1e-9)
+
+
+NON_DEFAULT_PARAMS = {"leaky_relu": {"alpha": 0.2}, "elu": {"alpha": 0.3}, "prelu": {"alpha_initializer": 0.1},
+                      "rrelu": {"lower": 0.05, "upper": 0.15}}
+
+
+@pytest.mark.parametrize("name", sorted(NON_DEFAULT_PARAMS))
+def test_activation_values_with_non_default_parameters(name):
+    """The defaults (ELU's alpha = 1) hide a kernel that ignores its parameter: check other values too."""
+    act = ACTIVATIONS.get(name)
+    params = {**{k: p.default for k, p in act.params.items()}, **NON_DEFAULT_PARAMS[name]}
+    assert params != {k: p.default for k, p in act.params.items()}
+    net = network([{"units": 3, "activation": name, "activation_params": params, "use_bias": False}], n_inputs=3)
+    net.tensor("layers.0.kernel")[...] = np.eye(3)
+    net.tensor("layers.1.kernel")[...] = np.eye(3)
+    net.tensor("layers.1.bias")[...] = 0
+    z = np.linspace(-4, 4, 30).reshape(10, 3)
+    expected = reference(name, z, params)
+    shifted = expected - np.log(np.exp(expected).sum(axis=1, keepdims=True))
+    assert np.allclose(np.log(net.predict(z)), shifted, rtol=0, atol=1e-9)
 
 
 def test_softmax_cross_entropy_is_stable_for_huge_logits():

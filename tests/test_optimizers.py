@@ -239,9 +239,12 @@ def _torch_optimizer(torch, name, params, c):
     return None
 
 
-@pytest.mark.parametrize("name,cfg", list(golden_params()))
+NOT_IN_TORCH = {"ftrl"}   # torch.optim has no FTRL: its golden numbers are the only oracle
+
+
+@pytest.mark.parametrize("name,cfg", [p for p in golden_params() if p.values[0] not in NOT_IN_TORCH])
 def test_matches_torch_for_20_steps(name, cfg):
-    torch = pytest.importorskip("torch")
+    import torch   # the oracle is a test requirement (requirements-dev.txt): missing means failed, not skipped
     # torch keeps scalar state (NAdam's mu_product) in the default dtype
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
@@ -257,8 +260,7 @@ def _compare_with_torch(torch, name, cfg):
     grads = rng.normal(size=(20, 5))
     p = torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64))
     reference = _torch_optimizer(torch, name, [p], cfg)
-    if reference is None:
-        pytest.skip(f"torch has no {name}")
+    assert reference is not None, f"map {name!r} to its torch.optim class (or list it in NOT_IN_TORCH)"
     opt = make_optimizer({"name": name, **cfg})
     theta, state = theta0.copy(), opt.build(5)
     for g in grads:

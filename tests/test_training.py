@@ -197,15 +197,16 @@ def test_a_command_ends_a_long_compiled_chunk_after_the_step_in_progress():
     control = RunControl()
     order, starts = trainer._epoch_order()
     assert starts[0] == 0 and starts[-1] == len(order)
-    starts = np.concatenate([starts] + [starts[1:] + starts[-1] * k for k in range(1, 2000)])
-    order = np.tile(order, 2000)
-    n = len(starts) - 1                              # ~38,000 steps: seconds of compiled work
+    starts = np.concatenate([starts] + [starts[1:] + starts[-1] * k for k in range(1, 20000)])
+    order = np.tile(order, 20000)
+    n = len(starts) - 1                              # ~380,000 steps: tens of seconds of compiled work
     trainer.run_steps(order, starts, 0, 1, control)  # compiled (or loaded) before the measurement
     result = {}
+    before = trainer.net.theta.copy()
     worker = threading.Thread(target=lambda: result.update(done=trainer.run_steps(order, starts, 1, n - 1,
                                                                                    control)[0]))
     worker.start()
-    time.sleep(0.1)
+    _wait_for(lambda: not np.array_equal(trainer.net.theta, before))   # the chunk is under way (no fixed sleep)
     control.pause()
     worker.join(timeout=30)
     assert 0 < result["done"] < n - 1 and not trainer.chunk_diverged
