@@ -7,7 +7,7 @@ changes (issue 12, item 12).  This script is the only source of those numbers:
     python tools/results.py                 # rerun every preset (~20 min on 2 cores), then render the texts
     python tools/results.py --only 04-dying-relus --only 12-transfer-learning
     python tools/results.py --stale         # rerun only presets whose experiment changed since measured
-    python tools/results.py --render        # no training: render the texts from presets/results.json
+    python tools/results.py --render        # no training: render the texts from presets/results/results.json
     python tools/results.py --check         # exit 1 if a rendered text differs from the committed one
 
 Each preset is run through :func:`engine.jobs.runner.run_job`, the runner behind
@@ -17,7 +17,7 @@ process pool over their declared seeds, staged workflows one seed per process
 :data:`SINGLE_SEEDS`.  Run folders go to ``runs/results/<preset>/`` (kept for
 inspection; nothing there is committed).
 
-``presets/results.json`` holds, per preset, ``meta`` (date, seeds, seconds,
+``presets/results/results.json`` holds, per preset, ``meta`` (date, seeds, seconds,
 the machine: CPU model, BLAS, load average before and after, versions, git
 commit, and a hash of the experiment without its texts so ``--stale`` can
 tell what changed) and ``figures``: ``"<variant>/<metric>"`` (variant names
@@ -48,7 +48,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "presets" / "results.json"
+RESULTS = ROOT / "presets" / "results" / "results.json"   # not presets/*.json: that is the preset list
 RUNS = ROOT / "runs" / "results"
 
 from engine.events import ComparisonRecord, EpochEnd, RunFinished, SweepRecord  # noqa: E402
@@ -127,6 +127,7 @@ def history_metrics(folder: Path) -> dict:
     ("<metric>@first", "<metric>@last"); layers as in the weight names, the output layer last:
 
     * grad_ratio: first layer's kernel gradient norm / output layer's (vanishing: tiny);
+    * grad_gain: grad_ratio ** (1 / layers above the first): the mean factor per layer;
     * grad_spread: largest / smallest gradient norm over the layers;
     * saturated: mean saturated fraction of the hidden layers (logistic, tanh);
     * dead_first, dead_min_upper, dead_max: dead fraction of the first hidden layer, the smallest
@@ -144,7 +145,9 @@ def history_metrics(folder: Path) -> dict:
             return row.get(f"{field}_{i}", math.nan)
         grads = [col("grad_norm", i) for i in range(n_layers)]
         good = [g for g in grads if math.isfinite(g) and g > 0]
-        m = {"grad_ratio": grads[0] / grads[-1] if grads[-1] and math.isfinite(grads[-1]) else math.nan,
+        ratio = grads[0] / grads[-1] if grads[-1] and math.isfinite(grads[-1]) else math.nan
+        m = {"grad_ratio": ratio,
+             "grad_gain": ratio ** (1.0 / (n_layers - 1)) if ratio > 0 and n_layers > 1 else math.nan,
              "grad_spread": max(good) / min(good) if good else math.nan,
              "act_std_first": col("act_std", 0), "act_std_last": col("act_std", n_layers - 2)}
         sat = [col("saturated", i) for i in hidden if math.isfinite(col("saturated", i))]
@@ -317,14 +320,11 @@ def _stage_comparisons(staged: dict, summaries: dict, seeds: list) -> dict:
 
 def machine() -> dict:
     """What the figures were measured on: they are this machine's, not universal."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    try:   # Linux; elsewhere the platform's own (often vaguer) name
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+        cpu = {k.strip(): v.strip() for k, v in fields.items()}.get("model name", "unknown")
     except OSError:
-        pass
+        cpu = platform.processor() or "unknown"
     import numba
     import numpy as np
     blas = "unknown"
@@ -353,6 +353,7 @@ def load_results(path: Path = RESULTS) -> dict:
 
 def save_results(results: dict, path: Path = RESULTS) -> None:
     results["presets"] = dict(sorted(results["presets"].items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=1, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n",
                    encoding="utf-8")

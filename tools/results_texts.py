@@ -1,8 +1,8 @@
-"""The preset texts and README's preset table, rendered from presets/results.json.
+"""The preset texts and README's preset table, rendered from presets/results/results.json.
 
 Why: a figure typed into a text by hand goes stale the day the engine changes.
 Templates in ``presets/texts/`` hold the words; every measured figure is a
-placeholder naming an entry of ``presets/results.json`` (written by
+placeholder naming an entry of ``presets/results/results.json`` (written by
 ``tools/results.py``), so the texts can only quote what the script measured.
 
 A placeholder is ``{{preset/figure|stat|format}}``:
@@ -11,7 +11,8 @@ A placeholder is ``{{preset/figure|stat|format}}``:
   figure key of ``results.json``; the stem may be left out in that preset's own template);
 * ``stat``: ``mean`` (default), ``std``, ``min``, ``max``, ``n`` (seeds with a value), ``of`` (seeds),
   ``npos`` / ``nneg`` (seeds with a value above / below 0), ``pm`` (mean ± std), ``values``
-  (the per-seed values, in seed order, "a, b and c");
+  (the per-seed values, in seed order, "a, b and c"), ``verdict`` (a 0/1 figure as
+  "distinguishable" or "not distinguishable");
 * ``format``: a Python format spec (``.1%`` for 0.723 -> 72.3%, ``.3f``, ``+.2f``), optionally after
   ``100*`` (scaled, no % sign: points), or ``eN`` for 3e-6 style (N decimals).  ``pm`` writes the
   std with the mean's precision ("72.3% ± 5.7", "0.80 ± 0.31").
@@ -35,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ROOT / "presets"
 TEXTS = PRESETS / "texts"
-RESULTS = PRESETS / "results.json"
+RESULTS = PRESETS / "results" / "results.json"
 README = ROOT / "README.md"
 PRESET_TEXT_KEYS = ("description", "look_at")
 
@@ -53,6 +54,15 @@ ALLOWED = {
         "91.89%": "PyTorch's own test accuracy for model A (presets/models/train_fashion8_torch.py's output, "
                   "recorded with the model file); the imported figure next to it is a placeholder",
         "215 KB": "size of presets/models/fashion8-selu-torch.safetensors",
+    },
+    "16-learning-rate-sensitivity": {
+        "0.9": "the default momentum of the momentum and Nesterov optimizers (engine/catalog/optimizers.py), "
+               "a setting the sweep's trials inherit",
+    },
+    "presets/README.md": {   # its hand-written parts (outside the generated schema tables): settings in examples
+        "0.05": "a learning rate in an example experiment", "0.001": "a learning rate in an example",
+        "0.85": "a target in an example", "1e-4": "a grid bound in an example",
+        "16e-04": "a trial name in an example (sgd-lr3.16e-04)", "1e-6": "the LR finder's default start",
     },
     "default": {
         "88.3%": "Fashion-MNIST benchmark table (zalandoresearch/fashion-mnist README): MLPClassifier 256-128-100",
@@ -106,10 +116,12 @@ def render_value(fig: dict, stat: str, spec: str) -> str:
             return _fmt(fig["mean"], spec)
         scale, std_spec = _std_spec(spec)
         return f"{_fmt(fig['mean'], spec)} ± {format(fig['std'] * scale, std_spec)}"
+    if stat == "verdict":    # a 0/1 figure of the one rule (engine.jobs.compare_report.distinguishable)
+        return "distinguishable" if fig["mean"] == 1.0 else "not distinguishable"
     if stat == "values":
         parts = [_fmt(v, spec) if v is not None else "none" for v in fig["values"]]
         return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    raise TemplateError(f"unknown stat {stat!r} (mean, std, min, max, n, of, npos, nneg, pm, values)")
+    raise TemplateError(f"unknown stat {stat!r} (mean, std, min, max, n, of, npos, nneg, pm, verdict, values)")
 
 
 def lookup(results: dict, key: str, where: str) -> dict:
@@ -198,12 +210,12 @@ def render_all() -> list:
     return written
 
 
-def check() -> list:
-    """The files whose committed text is not what the templates render (a hand edit, or results.json
-    changed without --render)."""
+def check(read=lambda path: path.read_text(encoding="utf-8")) -> list:
+    """The files whose committed text (``read(path)``) is not what the templates render (a hand
+    edit, or results.json changed without --render)."""
     return [f"{path.relative_to(ROOT)} differs from its rendered template (edit presets/texts/, then run "
             f"python tools/results.py --render)" for path, text in rendered_files().items()
-            if path.read_text(encoding="utf-8") != text]
+            if read(path) != text]
 
 
 # ------------------------------------------------------------------------------- the scan
@@ -250,6 +262,11 @@ def _is_config(token: str, match: str, numbers: set) -> bool:
     if "%" in match:
         candidates.append(value / 100.0)
     return any(math.isclose(c, n, rel_tol=1e-9, abs_tol=1e-12) for c in candidates for n in numbers)
+
+
+def hand_written(markdown: str) -> str:
+    """A markdown file without its generated blocks (``<!-- BEGIN GENERATED: x -->`` ... ``END``)."""
+    return re.sub(r"<!-- BEGIN GENERATED: (\w+) -->.*?<!-- END GENERATED: \1 -->", "", markdown, flags=re.S)
 
 
 def measured_looking(template: str, numbers: set = frozenset(), allowed: dict | None = None) -> list:
