@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 TESTING := $(VENV)/.testing-installed
 
-.PHONY: run test bench system-deps clean
+.PHONY: run test bench results system-deps clean
 
 $(RUNTIME): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(TESTING) system-deps
 
 bench: $(TESTING)
 	$(BIN)/python bench/engine.py
+
+# rerun every preset headless and render the figures into the presets' texts and README (~20 min, 2 cores)
+results: $(RUNTIME)
+	$(BIN)/python tools/results.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -361,7 +361,6 @@ def save_results(results: dict, path: Path = RESULTS) -> None:
 
 
 def run_presets(stems: list, workers: int, results_path: Path = RESULTS) -> None:
-    results = load_results(results_path)
     paths = preset_paths()
     for stem in stems:
         path = paths[stem]
@@ -370,6 +369,7 @@ def run_presets(stems: list, workers: int, results_path: Path = RESULTS) -> None
         print(f"== {stem}", flush=True)
         figures, seeds = measure(stem, path, workers)
         seconds = time.time() - start
+        results = load_results(results_path)   # read again: another run may have saved other presets meanwhile
         results["presets"][stem] = {
             "meta": {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)), "seconds": round(seconds, 1),
                      "seeds": seeds, "workers": workers, "experiment_hash": experiment_hash(path),
