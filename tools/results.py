@@ -58,7 +58,13 @@ from engine.spec.experiment import load_experiment, preset_paths, resolve_experi
 from engine.spec.stages import METRICS, StageFinished  # noqa: E402
 
 TEXT_KEYS = ("title", "description", "look_at")   # not part of what an experiment means
-SINGLE_SEEDS = (42, 43, 44)                        # single-run presets (default.json) are run with these seeds
+SINGLE_SEEDS = (42, 43)   # single-run presets (default.json: 60 epochs on 54,000 images, the longest) run these
+
+# Staged presets whose texts compare stages against another baseline than the report's: the paired gains
+# against it are kept too ("<stage>/gain_vs_<baseline>", "<stage>/distinguishable_vs_<baseline>")
+EXTRA_BASELINES = {
+    "12-transfer-learning": ["b_scratch_long"],   # as many steps as the heads trained to convergence
+}
 
 # Measurements a text makes about a setting next to the preset's own: run with the preset as extra
 # comparison variants (they appear in results.json only, never in the preset or the window).
@@ -212,7 +218,7 @@ def _raw(path: Path) -> dict:
 def experiment_hash(path: Path) -> str:
     """SHA-256 of the preset file without its texts: what --stale compares."""
     raw = {k: v for k, v in _raw(path).items() if k not in TEXT_KEYS}
-    extra = EXTRA_VARIANTS.get(path.stem)
+    extra = [EXTRA_VARIANTS.get(path.stem), EXTRA_BASELINES.get(path.stem)]
     text = json.dumps([raw, extra], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -296,10 +302,15 @@ def measure(stem: str, path: Path, workers: int) -> tuple[dict, list]:
     figures = _collect(per_run)
     if kind == "staged":
         figures.update(_stage_comparisons(experiment["stages"], summaries, seeds))
+        for base in EXTRA_BASELINES.get(stem, []):
+            report = dict(experiment["stages"]["report"], baseline=base,
+                          compare=[n for n in experiment["stages"]["report"]["compare"] if n != base])
+            figures.update(_stage_comparisons(dict(experiment["stages"], report=report), summaries, seeds,
+                                              suffix=f"_vs_{slug(base)}"))
     return figures, seeds
 
 
-def _stage_comparisons(staged: dict, summaries: dict, seeds: list) -> dict:
+def _stage_comparisons(staged: dict, summaries: dict, seeds: list, suffix: str = "") -> dict:
     """Per compared stage: the gain over the baseline seed by seed ("<stage>/gain", in the report's
     metric, sign so that positive is better) and the report's verdict ("<stage>/distinguishable",
     1 or 0), by the one rule of every report (engine.jobs.stages.build_report)."""
@@ -311,8 +322,8 @@ def _stage_comparisons(staged: dict, summaries: dict, seeds: list) -> dict:
         gains = [sign * (by_seed[s][comp["stage"]] - by_seed[s][comp["baseline"]])
                  if s in by_seed and _finite(by_seed[s][comp["stage"]]) and _finite(by_seed[s][comp["baseline"]])
                  else None for s in seeds]
-        figures[f"{slug(comp['stage'])}/gain"] = figure(seeds, gains)
-        figures[f"{slug(comp['stage'])}/distinguishable"] = figure([], [float(comp["distinguishable"])])
+        figures[f"{slug(comp['stage'])}/gain{suffix}"] = figure(seeds, gains)
+        figures[f"{slug(comp['stage'])}/distinguishable{suffix}"] = figure([], [float(comp["distinguishable"])])
     return figures
 
 
