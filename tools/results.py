@@ -428,9 +428,12 @@ def main(argv=None) -> int:
         start = time.time()
         run_presets(stems, args.workers)
         print(f"measured {len(stems)} presets in {time.time() - start:.0f} s")
-    for written in results_texts.render_all():
+    missing: list = []
+    for written in results_texts.render_all(missing):
         print(f"rendered {written}")
-    return 0
+    for problem in missing:   # the file keeps its old text until its preset is measured
+        print(f"not rendered: {problem}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 if __name__ == "__main__":

@@ -177,33 +177,44 @@ def _block_markers(block: str) -> tuple[str, str]:
     return f"<!-- results:{block} -->", f"<!-- /results:{block} -->"
 
 
-def rendered_files(results: dict | None = None) -> dict:
-    """{path: text} of every file the templates render into, as it should be."""
+def rendered_files(results: dict | None = None, errors: list | None = None) -> dict:
+    """{path: text} of every file the templates render into, as it should be.  A template that
+    names a figure the results lack raises :class:`TemplateError`; with an ``errors`` list, the
+    error is appended there instead and that file is left out (README's blocks stay as they are)."""
     results = load_results() if results is None else results
+
+    def rendered(template, where, fallback):
+        try:
+            return render(template, results, where)
+        except TemplateError as exc:
+            if errors is None:
+                raise
+            errors.append(str(exc))
+            return fallback
     out = {}
     for stem, texts in preset_templates().items():
         path = PRESETS / f"{stem}.json"
         raw = json.loads(path.read_text(encoding="utf-8"))
-        for key in PRESET_TEXT_KEYS:
-            if key in texts:
-                raw[key] = render(texts[key], results, stem)
-        out[path] = _dump_preset(raw)
+        new = {key: rendered(texts[key], stem, None) for key in PRESET_TEXT_KEYS if key in texts}
+        if None not in new.values():
+            out[path] = _dump_preset(dict(raw, **new))
     readme = README.read_text(encoding="utf-8")
     for block, template in readme_templates().items():
         begin, end = _block_markers(block)
         if readme.count(begin) != 1 or readme.count(end) != 1:
             raise TemplateError(f"README.md needs exactly one {begin} and one {end}")
         head, rest = readme.split(begin)
-        _, tail = rest.split(end)
-        readme = f"{head}{begin}\n{render(template, results, 'README.md')}\n{end}{tail}"
+        old, tail = rest.split(end)
+        readme = f"{head}{begin}{rendered(chr(10) + template + chr(10), 'README.md', old)}{end}{tail}"
     out[README] = readme
     return out
 
 
-def render_all() -> list:
-    """Write every rendered file that changed; returns their paths."""
+def render_all(errors: list | None = None) -> list:
+    """Write every rendered file that changed; returns their paths.  With an ``errors`` list, the
+    files whose figures are missing are skipped and the reasons collected there."""
     written = []
-    for path, text in rendered_files().items():
+    for path, text in rendered_files(errors=errors).items():
         if path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
             written.append(path.relative_to(ROOT))
