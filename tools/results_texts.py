@@ -224,9 +224,11 @@ def render_all(errors: list | None = None) -> list:
 def check(read=lambda path: path.read_text(encoding="utf-8")) -> list:
     """The files whose committed text (``read(path)``) is not what the templates render (a hand
     edit, or results.json changed without --render)."""
-    return [f"{path.relative_to(ROOT)} differs from its rendered template (edit presets/texts/, then run "
-            f"python tools/results.py --render)" for path, text in rendered_files().items()
-            if read(path) != text]
+    missing: list = []
+    differ = [f"{path.relative_to(ROOT)} differs from its rendered template (edit presets/texts/, then run "
+              f"python tools/results.py --render)" for path, text in rendered_files(errors=missing).items()
+              if read(path) != text]
+    return differ + missing
 
 
 # ------------------------------------------------------------------------------- the scan
