@@ -13,7 +13,7 @@ TESTING := $(VENV)/.testing-installed
 # in tests/conftest.py; `make run` sets it here too (a recompile after an edit beats a stale kernel).
 NUMBA_DIR = NUMBA_CACHE_DIR=$$($(BIN)/python tools/numba_cache.py)
 
-.PHONY: run test bench mutation system-deps clean
+.PHONY: run test bench mutation results system-deps clean
 
 $(RUNTIME): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(TESTING)
 # 2 cores); every one must be caught. MUTATION_ARGS="--only dropout --workers 1" narrows it.
 mutation: $(TESTING)
 	$(BIN)/python tools/mutation.py $(MUTATION_ARGS)
+
+# rerun every preset headless and render the figures into the presets' texts and README (slow: hours on 2 cores; --stale continues)
+results: $(RUNTIME)
+	$(BIN)/python tools/results.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .numba_cache

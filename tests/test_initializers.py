@@ -9,6 +9,8 @@ EXPECTED_VARIANCE = {  # by hand from the definitions: scale / fan
     "glorot_uniform": 2 / (400 + 600), "glorot_normal": 2 / (400 + 600),
     "he_uniform": 2 / 400, "he_normal": 2 / 400, "he_avg_normal": 4 / (400 + 600),
     "lecun_uniform": 1 / 400, "lecun_normal": 1 / 400, "random_normal": 1.0,
+    "standard_uniform": (1 / 400 ** 0.5) ** 2 / 3,          # U[-1/sqrt(n), 1/sqrt(n)]: limit^2 / 3
+    "glorot_uniform_x4": (4 * (6 / (400 + 600)) ** 0.5) ** 2 / 3,   # limit 4 sqrt(6 / (in + out))
 }
 
 

@@ -62,10 +62,15 @@ def resolved_experiments() -> dict[str, dict]:
     return out
 
 
+TEXT_KEYS = ("title", "description", "look_at")   # words about a preset, not what it trains
+
+
 def canonical(experiment: dict) -> str:
-    """Sorted keys, no whitespace, and paths inside the checkout written relative
-    to it (a preset's model file resolves to an absolute path, which differs
-    from one clone to another; CI runs in a fresh clone)."""
+    """Sorted keys, no whitespace, without the texts (rendered from measured results by
+    tools/results.py, they change whenever the figures do, while the experiment does not), and
+    paths inside the checkout written relative to it (a preset's model file resolves to an
+    absolute path, which differs from one clone to another; CI runs in a fresh clone)."""
+    experiment = {k: v for k, v in experiment.items() if k not in TEXT_KEYS}
     text = json.dumps(experiment, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return text.replace(json.dumps(str(ROOT))[1:-1] + "/", "<checkout>/")
 

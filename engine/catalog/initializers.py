@@ -80,6 +80,14 @@ _add(Initializer("he_uniform", "He: variance 2/fan_in, uniform", 2.0, "fan_in", 
 _add(Initializer("he_normal", "He: variance 2/fan_in, truncated normal", 2.0, "fan_in", "truncated_normal"))
 _add(Initializer("he_avg_normal", "He with fan_avg: variance 2/fan_avg, truncated normal", 2.0, "fan_avg",
                  "truncated_normal"))
+# Glorot & Bengio (2010) trained with their "standard" heuristic U[-1/sqrt(fan_in), 1/sqrt(fan_in)], variance
+# 1/(3 fan_in): the initialization under which they saw gradients vanish (preset 01)
+_add(Initializer("standard_uniform", "Glorot & Bengio's 'standard' U[-1/sqrt(fan_in), 1/sqrt(fan_in)]: "
+                 "variance 1/(3 fan_in)", 1.0 / 3.0, "fan_in", "uniform"))
+# Glorot & Bengio derive the x4 from the logistic's slope of 1/4 at 0 (its linear regime is 4 times flatter than
+# tanh's); Table 11-1 of the 1st edition prints it on tanh instead (preset 02 runs both)
+_add(Initializer("glorot_uniform_x4", "Glorot uniform with the limit times 4 (variance 16/fan_avg): the "
+                 "logistic's variant", 16.0, "fan_avg", "uniform"))
 _add(Initializer("lecun_uniform", "LeCun: variance 1/fan_in, uniform", 1.0, "fan_in", "uniform"))
 _add(Initializer("lecun_normal", "LeCun: variance 1/fan_in, truncated normal", 1.0, "fan_in",
                  "truncated_normal"))
