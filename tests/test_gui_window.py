@@ -303,7 +303,7 @@ def test_a_staged_experiment_lists_one_run_per_stage(qtbot, tmp_path):
     job = w.active
     qtbot.waitUntil(lambda: w.active is None, timeout=FIRST_RUN_TIMEOUT)
     first, second = job.records
-    assert "· a (seed 7)" in first.name and "· reuse (seed 7)" in second.name
+    assert first.name.endswith(" a (seed 7)") and second.name.endswith(" reuse (seed 7)")   # "#1 a (seed 7)"
     assert first.status == second.status == "finished"
     # the reuse stage's two phases share one time axis: 4 epochs on one record, steps increasing
     assert len(second.epochs["epoch"]) == 4 and np.all(np.diff(second.log_step.data) > 0)
