@@ -44,7 +44,7 @@ def _synced(qtbot, panel_class, record):
 
 
 def test_loss_curves_are_the_train_and_validation_records(qtbot, record):
-    from gui.plots import LossPanel
+    from gui.metric_plots import LossPanel
 
     ep = record.epochs
     train, val = ep["train_loss"].data, ep["val_loss"].data
@@ -59,7 +59,7 @@ def test_loss_curves_are_the_train_and_validation_records(qtbot, record):
 
 
 def test_accuracy_curves_are_in_percent(qtbot, record):
-    from gui.plots import AccuracyPanel
+    from gui.metric_plots import AccuracyPanel
 
     ep = record.epochs
     panel = _synced(qtbot, AccuracyPanel, record)

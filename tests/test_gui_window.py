@@ -138,10 +138,12 @@ def test_pause_step_resume_stop_reset(long_window, qtbot):
     qtbot.wait(200)
     assert record.step == paused_at + 1, (record.step, paused_at)   # exactly one step
     w.step_epoch_action.trigger()
-    qtbot.waitUntil(lambda: record.step % 9 == 0 and record.step > paused_at + 1, timeout=30_000)
-    epochs = len(record.epochs["epoch"])
-    qtbot.wait(200)
-    assert record.step % 9 == 0 and len(record.epochs["epoch"]) == epochs == record.step // 9
+    qtbot.waitUntil(lambda: record.step > paused_at + 1 and control.blocked, timeout=30_000)
+    # the epoch's record arrives in a batch after its last step's
+    qtbot.waitUntil(lambda: len(record.epochs["epoch"]) == record.step // 9, timeout=30_000)
+    stepped_to = record.step
+    qtbot.wait(300)
+    assert record.step == stepped_to and stepped_to % 9 == 0    # stopped exactly at the epoch's end
     w.pause_action.trigger()                                         # resume
     assert not w.active.control.paused
     qtbot.waitUntil(lambda: record.step > paused_at + 40, timeout=30_000)
