@@ -77,6 +77,8 @@ def test_the_presets_menu_follows_the_book():
 def test_the_presets_command_lists_them_in_menu_order(capsys):
     assert cli.main(["presets"]) == 0
     lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("spiral-default") and "[Built in]" in lines[0]   # the window's built-in, listed first
+    lines = lines[1:]
     assert lines[0].startswith("default") and "[Practical Guidelines]" in lines[0]
     order = [name for _, entries in preset_menu() for name, _ in entries]
     assert [line.split()[0] for line in lines] == order

@@ -133,6 +133,8 @@ def lookup(results: dict, key: str, where: str) -> dict:
         raise TemplateError(f"{where}: {{{{{key}}}}}: preset {stem!r} is not in results.json "
                             f"(run tools/results.py --only {stem})")
     fig = entry["figures"].get(rest)
+    if fig is None and stem == first:   # a single-run preset keys its figures by its run's name ("default/...")
+        fig = entry["figures"].get(f"{first}/{rest}")
     if fig is None:
         raise TemplateError(f"{where}: {{{{{key}}}}}: results.json has no figure {rest!r} for {stem}")
     return fig
