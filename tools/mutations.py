@@ -183,8 +183,10 @@ MUTATIONS = [
       "layer_stats[i, STAT_GRAD_KERNEL] = math.sqrt(_sum_squares(grad, ints[i, KERNEL], fan_units))",
       "layer_stats[i, STAT_GRAD_KERNEL] = math.sqrt(_sum_squares(grad, ints[i, BIAS], ints[i, UNITS]))",
       ("tests/test_layer_math.py",)),
-    M("comatose-on-output", "comatose units judged on the activation output instead of its input", INF,
+    # (judging act > 0 instead of pre > 0 would be an equivalent mutant: every ReLU-family activation keeps
+    # the sign of its input, and comatose is reported only for those; this one uses the dead-unit rule)
+    M("comatose-as-dead", "comatose units counted by the dead-unit rule (output exactly 0)", INF,
       "                if pre[b, u] > 0.0:\n                    awake = True\n",
-      "                if act[b, u] > 0.0:\n                    awake = True\n",
+      "                if act[b, u] != 0.0:\n                    awake = True\n",
       ("tests/test_training.py", "tests/test_layer_math.py")),
 ]
