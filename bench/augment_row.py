@@ -35,8 +35,8 @@ def augment_row(cfg, data, plain: dict, make_run, measure, args) -> dict:
         if prefetch is not None:
             run.trainer.augmenter.prefetch = prefetch
         runners.append(run)
-    res = measure(runners, args.rounds, args.round_seconds, args.warmup)
-    med = {name: statistics.median(v) for name, v in res["rates"].items()}
+    rates = measure(runners, args.rounds, args.round_seconds, args.warmup)   # {runner name: [steps/s per round]}
+    med = {name: statistics.median(v) for name, v in rates.items()}
     cpu = {"plain": [], "inline": []}
     for k in range(2 * args.rounds + 1):
         for run in (runners[0], runners[2]) if k % 2 == 0 else (runners[2], runners[0]):
@@ -53,7 +53,7 @@ def augment_row(cfg, data, plain: dict, make_run, measure, args) -> dict:
             "plain_steps_per_cpu_s": statistics.median(cpu["plain"]),
             "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "kernel_batch_ms": kernel_s * 1e3, "scipy_batch_ms": scipy_s * 1e3,
-            "rounds": res["rates"], "met": bool(cost <= TARGET)}
+            "rounds": rates, "met": bool(cost <= TARGET)}
 
 
 def _one_batch(data, batch: int) -> tuple[float, float]:
