@@ -10,7 +10,7 @@ speed.  A network slower than the cap simply runs at its own speed.
 
 The levels are steps per second, chosen so the default spiral experiment
 (8,550 steps) takes about 17 s at "watchable"; "as fast as possible" is the
-last notch and the ⏩ button beside the slider, one click away.  The choice
+last notch and the ▶▶ button beside the slider, one click away.  The choice
 is remembered between launches.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ TIP = ("How fast the window trains: at most so many optimizer steps a second. Sl
 
 
 class SpeedControl(QWidget):
-    """A slider over :data:`LEVELS` plus a "⏩" button for the fastest; ``changed(pace)`` on a change
+    """A slider over :data:`LEVELS` plus a "▶▶" button for the fastest; ``changed(pace)`` on a change
     (pace: steps per second or None).  ``control()`` gives the running job's control, if any,
     which is paced at once."""
 
@@ -43,7 +43,7 @@ class SpeedControl(QWidget):
         super().__init__(parent)
         self.settings = settings
         self._control = control or (lambda: None)
-        self._slower = DEFAULT_LEVEL      # where ⏩ returns to
+        self._slower = DEFAULT_LEVEL      # where ▶▶ returns to
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)
         title = QLabel("speed")
@@ -56,7 +56,7 @@ class SpeedControl(QWidget):
         self.label.setMinimumWidth(max(self.label.fontMetrics().horizontalAdvance(_text(level))
                                        for level in range(len(LEVELS))) + 8)
         self.fastest = QToolButton()
-        self.fastest.setText("⏩")
+        self.fastest.setText("▶▶")
         self.fastest.setCheckable(True)
         self.fastest.setToolTip("As fast as possible (click again: back to the slower speed)")
         for w in (title, self.slider, self.label):
