@@ -74,6 +74,22 @@ import report  # noqa: E402
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent
 LOAD_LIMIT = 1.0          # 1-minute load average before a configuration
 OTHER_CORES_LIMIT = 0.5   # cores other processes used during it
+SETTLE_SECONDS = 120      # longest wait for the previous configuration's own load to decay
+
+
+def settle(limit: float = LOAD_LIMIT, longest: float = SETTLE_SECONDS) -> float | None:
+    """Wait (idle) until the 1-minute load average is at most ``limit``, or ``longest`` seconds.
+
+    The load average remembers the last minute, and the previous configuration's PyTorch
+    threads alone keep it near 2: without this pause every row after the first would read as
+    "loaded" by the benchmark itself.  Idle, it decays by e^(-t/60), so 2.0 falls under 1.0
+    in about 42 s; a machine that stays above the limit is really busy, and the row says so."""
+    deadline = time.monotonic() + longest
+    load = loadavg()
+    while load is not None and load > limit and time.monotonic() < deadline:
+        time.sleep(2.0)
+        load = loadavg()
+    return load
 
 
 def configs() -> list[Config]:
@@ -101,7 +117,7 @@ DRY = Config("dry", "2-8-8-1 tanh, 1,000 points, batch 10, SGD (dry run)", 2, (8
 
 
 def run_config(cfg: Config, args) -> dict:
-    load_before = loadavg()
+    load_before = settle() if args.settle else loadavg()
     watch = CpuWatch()
     data = random_data(cfg)
     descent = DescentRun(cfg, data)
@@ -198,6 +214,9 @@ def parse(argv):
     p.add_argument("--no-e2e", dest="e2e", action="store_false", help="skip the main.py run rows")
     p.add_argument("--no-extra", action="store_true", help="skip the dead-ReLU, denormal and startup checks")
     p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the per-kernel profile")
+    p.add_argument("--no-settle", dest="settle", action="store_false",
+                   help="start each configuration at once instead of waiting for the load average to fall "
+                        "to 1.0 (its row is then marked loaded if it is above)")
     p.add_argument("--pinned", action="store_true", help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (as CI runs)")
     p.add_argument("--json", metavar="FILE", help="also write one JSON object per row (JSON lines)")
     p.add_argument("--results", metavar="FILE", help="results file (default bench/RESULTS.md)")
@@ -213,7 +232,7 @@ def parse(argv):
     args.e2e_seconds = 0.6 if args.quick or args.dry else 3.0
     args.use_torch = args.use_torch and torch_available()
     if args.dry:
-        args.no_extra, args.profile = True, False
+        args.no_extra, args.profile, args.settle = True, False, False
     if not args.no_write and not args.dry:
         args.results = args.results or str(DEFAULT_ROOT / "bench" / "RESULTS.md")
         args.readme = args.readme or str(DEFAULT_ROOT / "README.md")

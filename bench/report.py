@@ -168,8 +168,8 @@ def results_markdown(records: list) -> str:
         "", loop_table(rows), ""]
     if loaded:
         lines += [f"{LOADED_MARK} taken on a loaded machine (1-minute load average above 1.0 before the "
-                  "configuration, or other processes using more than half a core during it; the load after "
-                  "includes the benchmark's own threads): not a result to quote.", ""]
+                  "configuration after waiting up to two minutes for it to fall, or other processes using more than half "
+                  "a core during it; the load after includes the benchmark's own threads): not a result to quote.", ""]
     if any("e2e_steps_per_s" in r for r in rows):
         lines += ["## End to end", "",
                   "`main.py run` of the same experiment (the CLI's code in this process; data from a .npz file; "
