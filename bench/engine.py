@@ -265,6 +265,7 @@ def main(argv=None) -> int:
           f"load {info['load_start']:.2f}; "
           f"BLAS {kernel.get('internal_api')} {kernel.get('version')} {kernel.get('architecture')} "
           f"{kernel.get('num_threads')} threads; pin removed: {info['pin_removed'] or 'none was set'}", flush=True)
+    started = time.monotonic()
     out = open(args.json, "w") if args.json else None
     if out:   # first, so an interrupted run's file can still be reported (--report); again at the end
         out.write(json.dumps(info) + "\n")
@@ -297,6 +298,7 @@ def main(argv=None) -> int:
             emit(fn(args))
         emit(dict(startup_times(args.root.resolve(), cold=not args.quick), config="startup"))
     info["load_end"] = loadavg()
+    info["seconds"] = time.monotonic() - started
     info["blas_end"] = blas_info()
     if out:
         out.write(json.dumps(info) + "\n")

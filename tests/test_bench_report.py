@@ -74,3 +74,33 @@ def test_flops_per_step_counts_three_products_but_the_first_delta():
     cfg = Config("x", "x", 784, (300, 100), "relu", 10, 128, "sgd", 0.1, 100)
     prods = 784 * 300 + 300 * 100 + 100 * 10
     assert cfg.flops_per_step() == 2 * 128 * (3 * prods - 784 * 300)
+
+
+def test_missed_targets_named_in_readme_with_their_profile():
+    """A quiet row below its target is listed under the table with the largest parts of its step (or of
+    the profiled configuration with the same network and batch); met and loaded rows are not."""
+    missed = _row("fmnist-b32-adam", 1.2, False, met=False)
+    met = _row("fmnist-b32-momentum", 1.6, False, met=True)
+    busy = _row("fmnist-b1-adam", 0.5, True, met=False)
+    profile = {"config": "profile:fmnist-b32-momentum", "label": "b32 momentum", "step_seconds": 1e-3,
+               "parts": {"forward GEMMs": 4e-4, "optimizer": 1e-4, "other compiled": 5e-4, "loss": -1e-6}}
+    block = report.readme_block([INFO, missed, met, busy, profile])
+    lines = [line for line in block.splitlines() if line.startswith("* ")]
+    assert lines == ["* net fmnist-b32-adam: training loop 1.20x (target >= 1.5x); a step of b32 momentum takes "
+                     "1,000 us: other compiled 500 us (50%), forward GEMMs 400 us (40%), optimizer 100 us (10%)."]
+    assert "Targets not met" not in report.readme_block([INFO, met])
+
+
+def test_settle_waits_for_the_load_average_to_fall(monkeypatch):
+    """Each configuration starts once the previous one's own load has decayed (no wall clock: the load
+    readings and the sleeps are scripted)."""
+    engine = _engine()
+    readings = iter([1.9, 1.4, 1.05, 0.98, 0.5])
+    slept = []
+    monkeypatch.setattr(engine, "loadavg", lambda: next(readings))
+    monkeypatch.setattr(engine.time, "sleep", slept.append)
+    assert engine.settle(limit=1.0, longest=1e9) == 0.98
+    assert len(slept) == 3
+    monkeypatch.setattr(engine, "loadavg", lambda: 3.0)
+    monkeypatch.setattr(engine.time, "monotonic", iter([0.0, 50.0, 130.0]).__next__)
+    assert engine.settle(limit=1.0, longest=120.0) == 3.0   # a busy machine: give up, the row is marked loaded
