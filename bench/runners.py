@@ -345,6 +345,17 @@ def _write_npz(cfg: Config, data, folder: Path) -> Path:
     return path
 
 
+def e2e_experiment(cfg: Config, data, folder: Path) -> Path:
+    """The experiment file ``main.py run`` trains in the end-to-end rows (written into ``folder``
+    with its .npz data): the benchmark's data with a tenth held out for validation, no test split."""
+    n = cfg.n_train + cfg.n_train // 10
+    data_cfg = {"name": "npz", "path": str(_write_npz(cfg, data, folder)), "task": "classification",
+                "validation_split": (cfg.n_train // 10) / n, "test_split": 0.0, "standardize": False}
+    exp_path = folder / "experiment.json"
+    exp_path.write_text(json.dumps(descent_experiment_dict(cfg, data_cfg, epochs=1)))
+    return exp_path
+
+
 def end_to_end(cfg: Config, data, loop_rate: float, seconds: float) -> dict:
     """``main.py run`` of the same experiment (the CLI's code, called in this process so the
     interpreter's start and imports are left out: the startup row measures those), with
@@ -362,11 +373,7 @@ def end_to_end(cfg: Config, data, loop_rate: float, seconds: float) -> dict:
     out = {}
     with tempfile.TemporaryDirectory(prefix="descent-bench-e2e-") as tmp:
         folder = Path(tmp)
-        n = cfg.n_train + cfg.n_train // 10
-        data_cfg = {"name": "npz", "path": str(_write_npz(cfg, data, folder)), "task": "classification",
-                    "validation_split": (cfg.n_train // 10) / n, "test_split": 0.0, "standardize": False}
-        exp_path = folder / "experiment.json"
-        exp_path.write_text(json.dumps(descent_experiment_dict(cfg, data_cfg, epochs=1)))
+        exp_path = e2e_experiment(cfg, data, folder)
         walls = {}
         for k, epochs in enumerate((1, e1, e2)):   # the first run loads any kernel not used yet
             run_dir = folder / f"run{k}"

@@ -169,8 +169,8 @@ class RunWriter:
             self._start(event)
         elif isinstance(event, StepMetrics):
             self.last_step = event.step
-            self._row(self._history, [getattr(event, f) for f in HISTORY_FIELDS]
-                      + [float(getattr(event, f)[i]) for i in range(len(event.grad_norm)) for f in PER_LAYER_FIELDS])
+            per_layer = zip(*[getattr(event, f).tolist() for f in PER_LAYER_FIELDS])   # layer by layer
+            self._row(self._history, [getattr(event, f) for f in HISTORY_FIELDS] + [v for row in per_layer for v in row])
             self._periodic_checkpoint()
         elif isinstance(event, EpochEnd):
             self._row(self._epochs, [getattr(event, f) for f in EPOCH_FIELDS])
@@ -199,7 +199,8 @@ class RunWriter:
     def _row(f, values) -> None:
         if f is None:
             return
-        f.write(",".join(_fmt(v) for v in values) + "\n")
+        # a Python float's repr is what _fmt writes (NaN included), without the call per cell
+        f.write(",".join([repr(v) if type(v) is float else _fmt(v) for v in values]) + "\n")
 
     def _periodic_checkpoint(self) -> None:
         if self.checkpoint_seconds is None or time.monotonic() - self._last_checkpoint < self.checkpoint_seconds:

@@ -89,6 +89,8 @@ def format_sweep(result, rows: int = 16) -> str:
     return "\n".join(lines)
 
 
+PER_EPOCH = (StepMetrics, EpochEnd)   # a training run's records: progress, nothing else
+
 WRITTEN = {"single": "run written to {}", "staged": "run written to {}",
            "compared": "comparison written to {} (comparison.csv, comparison.json, one run folder per variant "
                        "and seed)",
@@ -106,7 +108,10 @@ class ConsolePrinter:
         self.progress = Progress(self.stream)
 
     def handle(self, event) -> None:
-        if isinstance(event, JobStarted):
+        if isinstance(event, PER_EPOCH):   # the frequent ones first: a small net makes thousands a second
+            if not self.quiet:
+                self.progress.handle(event)
+        elif isinstance(event, JobStarted):
             if event.kind == "compared" and not self.quiet:
                 print(f"comparing {len(event.variants)} variants x {len(event.seeds)} seeds = {event.runs} runs "
                       f"in {event.folder} (first run after install compiles the kernels)", file=self.stream)

@@ -19,6 +19,7 @@ from engine.kernels.train import STAT_GRAD_BIAS, STAT_GRAD_KERNEL, STAT_UPDATE, 
 from engine.training.network import Network
 
 TRAIN_EVAL_ROWS = 10_000  # training accuracy is measured on at most this many rows
+EPOCH_SPLITS = ("train", "val")   # evaluated after every epoch
 
 
 class Diagnostics:
@@ -35,6 +36,7 @@ class Diagnostics:
         self.x_probe = np.ascontiguousarray(x[np.sort(probe_rows)])
         eval_rows = np.sort(np.random.default_rng([seed, 3]).permutation(n)[:TRAIN_EVAL_ROWS])
         self._train_eval = (x[eval_rows], data.y_train[eval_rows])
+        self._eval_sets: dict[str, tuple] = {}   # split -> Network.evaluation_set (empty: no rows)
         self.grid = make_grid(data) if data.x_train.shape[1] == 2 and data.task == "classification" else None
         infos = net.layer_infos()   # activations and sizes; trainable flags may change before a run
         self._relu = np.array([li.relu_family for li in infos])
@@ -66,12 +68,19 @@ class Diagnostics:
             elapsed=elapsed)
 
     def evaluate(self, split: str) -> tuple[float, float]:
-        """(loss, accuracy) on "train" (the evaluation rows), "val" or "test"; NaN for an empty split."""
-        d = self.data
-        x, y = {"train": self._train_eval, "val": (d.x_val, d.y_val), "test": (d.x_test, d.y_test)}[split]
-        if len(x) == 0:
+        """(loss, accuracy) on "train" (the evaluation rows), "val" or "test"; NaN for an empty split.
+        The training rows and the validation split, evaluated after every epoch, are converted for
+        the kernel once (:meth:`Network.evaluation_set`); the test split, evaluated once, is not kept."""
+        prepared = self._eval_sets.get(split)
+        if prepared is None:
+            d = self.data
+            x, y = {"train": self._train_eval, "val": (d.x_val, d.y_val), "test": (d.x_test, d.y_test)}[split]
+            prepared = self.net.evaluation_set(x, y) if len(x) else ()
+            if split in EPOCH_SPLITS:
+                self._eval_sets[split] = prepared
+        if not prepared:
             return math.nan, math.nan
-        return self.net.evaluate(x, y)
+        return self.net.evaluate_prepared(prepared)
 
     def decision_surface(self, step: int, mc_samples: int = 0) -> DecisionSurface | None:
         """Class probabilities over the grid (None unless the data are 2-D

@@ -327,8 +327,17 @@ class Network:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch: int = 1024) -> tuple[float, float]:
         """(mean data loss, accuracy) in inference mode; accuracy NaN for regression."""
-        x = self._as_input(x)
-        y_int, y_float = self.split_targets(y)
+        return self.evaluate_prepared(self.evaluation_set(x, y), batch)
+
+    def evaluation_set(self, x: np.ndarray, y: np.ndarray) -> tuple:
+        """(inputs, labels, targets) of a set as the evaluation kernel reads them: converted and
+        checked once for a set evaluated again and again (a run's training rows and validation
+        split after every epoch, where a small net's conversions cost more than its evaluation)."""
+        return (self._as_input(x), *self.split_targets(y))
+
+    def evaluate_prepared(self, prepared: tuple, batch: int = 1024) -> tuple[float, float]:
+        """:meth:`evaluate` of an :meth:`evaluation_set`."""
+        x, y_int, y_float = prepared
         ws, uws, xb = self.workspace(batch)
         loss, acc = _evaluate(self.ints, self.floats, self.theta, self.buffers, x, y_int, y_float,
                               self.loss_code, ws, uws, xb, new_state(0))
@@ -357,15 +366,21 @@ class Network:
                HISTOGRAM_EDGES, dead, comatose, mean, std, sat, hist)
         return {"dead": dead, "comatose": comatose, "mean": mean, "std": std, "saturated": sat, "histograms": hist}
 
+    def kernel_views(self) -> tuple:
+        """Writable views of every layer's kernel, in layer order.  Cached (the run reads the
+        sparsity after every epoch) for as long as ``theta`` is the same array."""
+        cached = getattr(self, "_kernels_cache", None)
+        if cached is not None and cached[0] is self.theta:
+            return cached[1]
+        views = tuple(self.tensor(t.name) for t in self.tensors if t.name.endswith(".kernel"))
+        self._kernels_cache = (self.theta, views)
+        return views
+
     def sparsity(self, threshold: float) -> float:
         """Fraction of kernel weights with |w| < threshold."""
-        total = zeros = 0
-        for t in self.tensors:
-            if t.name.endswith(".kernel"):
-                w = self.tensor(t.name)
-                total += w.size
-                zeros += int(np.count_nonzero(np.abs(w) < threshold))
-        return zeros / max(1, total)
+        views = self.kernel_views()
+        zeros = sum(int(np.count_nonzero(np.abs(w) < threshold)) for w in views)
+        return zeros / max(1, sum(w.size for w in views))
 
     def zero_small_weights(self, threshold: float) -> int:
         """Set kernel weights with |w| < threshold to exactly 0; returns how many."""
