@@ -26,9 +26,13 @@ What is measured (targets from issue 3):
   (kernels compiled) to the first epoch with 90% validation accuracy, three
   times.  Target: < 2 s.
 * small-net throughput: the same comparison on the default 2-D spiral
-  experiment (2-16-16-3 or so: thousands of steps a second, where the cost
+  experiment (2-32-32-32-3: thousands of steps a second, where the cost
   of events and drawing shows most), the window at full speed ("as fast as
-  possible").  Target: window >= 80% of headless.
+  possible").  The headless side makes the same decision surfaces as the
+  window's run (the engine makes them at most ~10 a second, see
+  engine/training/cadence.py); a second headless side without them
+  (``pictures`` off, as ``python main.py run`` trains) is reported beside
+  it.  Rounds alternate in order.  Target: window >= 80% of headless.
 * launch: seconds from starting ``python main.py`` to the first visible
   window (the launch window) and to the main window, with a fresh Numba
   cache (cold: the one-time compile) and again with that cache (warm), in a
@@ -161,11 +165,12 @@ def rate_from(samples: list[tuple[float, int]]) -> float:
     return (s1 - s0) / (t1 - t0) if t1 > t0 else float("nan")
 
 
-def headless_rate(exp: dict, folder: Path) -> float:
+def headless_rate(exp: dict, folder: Path, pictures: bool = True) -> float:
     from engine.formats.runstore import RunWriter
     from engine.training.trainer import Trainer
 
     trainer = Trainer(exp)
+    trainer.pictures = pictures
     writer = RunWriter(folder)
     writer.attach(trainer, checkpoint=True)
     samples = []
@@ -376,11 +381,17 @@ def main(argv=None) -> int:
             print(f"round {r + 1} {side}: {(headless if side == 'headless' else window)[-1]:,.0f} steps/s",
                   file=sys.stderr)
     small_exp, small_label = small_experiment(args.steps if args.quick else args.small_steps)
-    small_h, small_w = [], []
+    small_h, small_w, small_bare = [], [], []
     for r in range(args.rounds if args.only in (None, "small") else 0):
-        small_h.append(headless_rate(small_exp, tmp / f"small-headless-{r}"))
-        small_w.append(bench.window_rate(small_exp))
-        print(f"small round {r + 1}: headless {small_h[-1]:,.0f}, window {small_w[-1]:,.0f} steps/s", file=sys.stderr)
+        sides = ("headless", "window", "bare") if r % 2 == 0 else ("bare", "window", "headless")
+        for side in sides:
+            if side == "window":
+                small_w.append(bench.window_rate(small_exp))
+            else:
+                (small_h if side == "headless" else small_bare).append(
+                    headless_rate(small_exp, tmp / f"small-{side}-{r}", pictures=side == "headless"))
+        print(f"small round {r + 1} (load {os.getloadavg()[0]:.1f}): headless {small_h[-1]:,.0f}, window "
+              f"{small_w[-1]:,.0f}, headless without surfaces {small_bare[-1]:,.0f} steps/s", file=sys.stderr)
     fps = bench.fps(args.fps_seconds) if args.only in (None, "fps") else None
     learn = [bench.time_to_learn() for _ in range(3)] if args.only in (None, "fps") else []
     tiny = resolve_experiment(dict(default_experiment(), training=dict(default_experiment()["training"],
@@ -391,20 +402,22 @@ def main(argv=None) -> int:
     bench.close()
     if args.only:
         print(json.dumps({"headless": headless, "window": window, "small_headless": small_h, "small_window": small_w,
+                          "small_headless_without_surfaces": small_bare,
                           "launch": launch, "fps": fps, "time_to_learn": learn,
                           "pause_large": pause_big, "pause_tiny": pause_tiny, "load_average": os.getloadavg()},
                          indent=1))
         return 0
 
     h, w = statistics.median(headless), statistics.median(window)
-    sh, sw = statistics.median(small_h), statistics.median(small_w)
+    sh, sw, sb = statistics.median(small_h), statistics.median(small_w), statistics.median(small_bare)
     pauses = pause_big + pause_tiny
     result = {
         "experiment": label,
         "throughput": {"headless_steps_per_s": headless, "window_steps_per_s": window,
                        "headless_median": h, "window_median": w, "ratio": w / h},
         "small_net": {"experiment": small_label, "headless_steps_per_s": small_h, "window_steps_per_s": small_w,
-                      "headless_median": sh, "window_median": sw, "ratio": sw / sh},
+                      "headless_median": sh, "window_median": sw, "ratio": sw / sh,
+                      "headless_without_surfaces_steps_per_s": small_bare, "ratio_to_without_surfaces": sw / sb},
         "launch_seconds": launch,
         "fps": fps,
         "time_to_learn": learn,
@@ -431,6 +444,7 @@ def main(argv=None) -> int:
     print(f"    headless   {sh:10,.0f} steps/s   rounds: {', '.join(f'{x:,.0f}' for x in small_h)}")
     print(f"    window     {sw:10,.0f} steps/s   rounds: {', '.join(f'{x:,.0f}' for x in small_w)}")
     print(f"    ratio      {sw / sh:10.1%}          target >= 80%")
+    print(f"    headless without surfaces (main.py run) {sb:,.0f} steps/s; window / that {sw / sb:.1%}")
     for kind, (first, main_window) in launch.items():
         print(f"  {kind} launch: a window after {first:.2f} s, the main window after {main_window:.2f} s"
               + ("   target <= 1.5 s" if kind == "warm" else " (fresh Numba cache: the one-time compile)"))

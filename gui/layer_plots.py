@@ -98,7 +98,7 @@ class LayerPanel(PlotPanel):
 
 
 class GradNormPanel(LayerPanel):
-    key, log_y, y_label = "grad_norm", True, "‖∂loss/∂W‖ (L2 norm)"
+    key, log_y, y_label = "grad_norm", True, "‖∂loss/∂W‖"   # L2 norm: the help says so
 
     def __init__(self, parent=None):
         super().__init__("3 · Gradient norm per layer", "L2 norm of each layer's kernel gradient, log scale. "
@@ -107,7 +107,7 @@ class GradNormPanel(LayerPanel):
 
 
 class DeadPanel(LayerPanel):
-    key, y_label, y_fixed = "dead_fraction", "% of the layer's units", (0, 101)
+    key, y_label, y_fixed = "dead_fraction", "% of units", (0, 101)   # short: the axis is ~120 px tall
 
     def __init__(self, parent=None):
         super().__init__("4 · Dead and saturated units",
@@ -353,8 +353,9 @@ class RatioPanel(PlotPanel):
         self.lr_plot = widget.addPlot(row=1, col=0)
         widget.ci.layout.setRowStretchFactor(0, 3)
         widget.ci.layout.setRowStretchFactor(1, 2)
-        setup_plot(self.plot, "", "‖ΔW‖ / ‖W‖", log_y=True)
-        setup_plot(self.lr_plot, "step", "learning rate")
+        # short y titles: a rotated axis title longer than its axis is cut (these axes are 55-90 px tall)
+        setup_plot(self.plot, "", "‖ΔW‖/‖W‖", log_y=True)
+        setup_plot(self.lr_plot, "step", "lr")
         self.plot.hideAxis("bottom")
         self.reference = pg.InfiniteLine(pos=-3, angle=0, pen=pg.mkPen("#888", width=1, style=Qt.DotLine),
                                          label="1e-3", labelOpts={"color": "#666", "position": 0.92})

@@ -42,6 +42,7 @@ from .actions import FileActions
 from .builder import ModelBuilder
 from .compare import ComparisonView
 from .dashboard import Dashboard
+from .frames import FramePacer
 from .importing import initial_weights
 from .panels import DataPanel, OptimizerPanel, TrainingPanel
 from .records import RunRecord, load_folder_curves
@@ -73,7 +74,8 @@ class MainWindow(RemembersLayout, FileActions, QMainWindow):
                  settings: QSettings | None = None, load_previous_runs: bool = True):
         super().__init__()
         collect_garbage_on_gui_thread()   # worker threads must never destroy Qt objects
-        self._drawn_at = self._status_at = 0.0    # last frame, last status-bar update (monotonic s)
+        self._status_at = 0.0    # last status-bar update (monotonic s)
+        self.frames = FramePacer(clock=lambda: time.monotonic())   # when frames may be drawn (gui/frames.py)
         self._fresh_records, self._urgent = 0, False   # what arrived since the last frame
         self.settings = settings if settings is not None else QSettings("Descent", "Descent")
         self.run_root = None if run_root is None else Path(run_root)
@@ -482,15 +484,16 @@ class MainWindow(RemembersLayout, FileActions, QMainWindow):
         self._draw_if_due()
 
     def _draw_if_due(self) -> None:
-        """Draw at most every REDRAW_MS, and only when the frame shows something new enough:
-        at least FRAME_MIN_RECORDS new diagnostics records, another kind of event, or
+        """Draw at most every ``frames.interval`` (REDRAW_MS; longer while frames take more than
+        their share of the GUI thread, see gui/frames.py), and only when the frame shows something
+        new enough: at least FRAME_MIN_RECORDS new diagnostics records, another kind of event, or
         FRAME_MAX_SECONDS since the last frame.  A large network logs ~16 records a second, one
         per batch; drawing a frame for each single point took a fifth of a core of Python, which
         the training thread paid for (one GIL, one shared second core): ~5 frames a second keep its
         curves live and its training at 92% of the headless speed.  A tiny network logs hundreds
-        of records a second and still gets every frame."""
-        age = time.monotonic() - self._drawn_at
-        if age < 0.9 * REDRAW_MS / 1000:
+        of records a second: its frames come as often as their cost allows."""
+        age = self.frames.age()
+        if age < 0.9 * self.frames.interval:
             return
         if self._urgent or self._fresh_records >= FRAME_MIN_RECORDS or age >= FRAME_MAX_SECONDS:
             self.redraw(force=False)
@@ -597,7 +600,7 @@ class MainWindow(RemembersLayout, FileActions, QMainWindow):
 
     def redraw(self, force: bool = True) -> None:
         """Bring every view up to date; the timer's ticks (force=False) let slow views skip a tick."""
-        self._drawn_at = time.monotonic()
+        self.frames.frame()
         self._fresh_records, self._urgent = 0, False
         shown = self.shown_records()
         self.dashboard.refresh(shown, self.focus_record(shown), force)

@@ -63,6 +63,16 @@ def test_the_window_fits_a_laptop_and_every_panel_is_reachable(qtbot, tmp_path, 
     # the plots keep a readable size (the grid scrolls instead of squeezing them)
     for panel in w.dashboard.panels:
         assert panel.width() >= 250 and panel.height() >= 190
+    # every y-axis title is whole: pyqtgraph clips a rotated label longer than its axis (the
+    # dead-units plot read "% of the layer's un")
+    for panel in w.dashboard.panels:
+        for plot in (getattr(panel, "plot", None), getattr(panel, "lr_plot", None)):
+            if plot is None or not hasattr(plot, "getAxis"):
+                continue
+            axis = plot.getAxis("left")
+            if axis.isVisible() and axis.labelText:
+                assert axis.label.boundingRect().width() <= axis.size().height(), \
+                    f"{panel.title.text()}: y label {axis.labelText!r} is cut at {size}"
 
 
 def test_the_window_opens_within_the_available_screen(qtbot, tmp_path):

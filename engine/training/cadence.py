@@ -7,11 +7,15 @@ and when:
 * a diagnostics record (:class:`~engine.events.StepMetrics`) every
   ``log_every`` steps, at the end of every epoch (or of the run), and
   whenever the run is paused (so the window shows the step it stopped at);
-* a decision surface of 2-D data after a record, at most every
-  ``surface_seconds`` of wall time (drawing it costs a grid of predictions);
-* at the end of every epoch: the evaluation (:class:`~engine.events.EpochEnd`),
-  a decision surface and, for images, a confusion matrix; early stopping
-  decides there too;
+* a decision surface of 2-D data after a record or an epoch's end, at most
+  every ``surface_seconds`` of wall time, and always at the run's last
+  epoch and when it is paused or stopped (the picture it ends on must be
+  the last one).  A surface is a grid of 10,000 predictions: a tiny
+  network runs hundreds of epochs a second at full speed, and one per
+  epoch cost it about as much as its training steps while the window
+  draws at most ten a second;
+* at the end of every epoch: the evaluation (:class:`~engine.events.EpochEnd`)
+  and, for images, a confusion matrix; early stopping decides there too;
 * checkpoints are written once the run has ended, by the run folder's writer
   (:mod:`engine.formats.runstore`), from :meth:`Trainer.checkpoint`.
 
@@ -22,10 +26,13 @@ often the control is read) and the surface refreshes follow the clock.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 CHUNK_SECONDS = 0.1       # hand control back to Python at least this often (commands end a chunk at once)
-SURFACE_SECONDS = 0.25    # decision-boundary refresh interval for 2-D data
+SURFACE_SECONDS = 0.1     # decision-boundary refresh interval for 2-D data (the window draws at most 10/s)
+SURFACE_SHARE = 0.05      # ... and no more often than keeps surfaces near this fraction of the run's time
 
 RECORD_MACS = 1_000_000    # fixed cost of a diagnostics record (~0.2 ms of Python), in multiply-adds
 STEP_MACS = 20_000         # fixed cost of a compiled step (a few us), in multiply-adds
@@ -57,6 +64,7 @@ class Cadence:
     log_every: int                          # steps between diagnostics records
     chunk_seconds: float = CHUNK_SECONDS    # longest compiled chunk, at the measured speed
     surface_seconds: float = SURFACE_SECONDS
+    clock: Callable[[], float] = time.perf_counter   # of surface times (tests substitute a fake one)
 
     def __post_init__(self):
         if self.log_every < 1:
@@ -81,6 +89,10 @@ class Cadence:
         """Whether a diagnostics record follows the chunk that ended at ``step``."""
         return step % self.log_every == 0 or epoch_ended or paused
 
-    def surface_due(self, now: float, last: float) -> bool:
-        """Whether a mid-epoch decision surface is due (``now``, ``last``: perf_counter seconds)."""
-        return now - last > self.surface_seconds
+    def surface_due(self, now: float, last: float, cost: float = 0.0, final: bool = False) -> bool:
+        """Whether a decision surface is due (``now``, ``last``: :attr:`clock` seconds of now and of
+        the end of the last surface; ``cost``: seconds the last one took): ``surface_seconds`` after
+        the last one, longer for a network whose grid of predictions is slow (a 2-300-300 net's
+        takes tens of milliseconds), or at once when it is ``final`` (the run's last epoch, a
+        pause or a stop: what the window is left showing)."""
+        return final or now - last > max(self.surface_seconds, cost / SURFACE_SHARE)

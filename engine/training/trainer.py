@@ -69,7 +69,8 @@ class _RunState:
     reason: str
     train_loss: float = math.nan
     val: tuple = (math.nan, math.nan)         # (loss, accuracy) of the last evaluation
-    last_surface: float = 0.0                 # perf_counter of the last mid-epoch decision surface
+    last_surface: float = -math.inf           # perf_counter at the end of the last decision surface
+    surface_cost: float = 0.0                 # seconds the last decision surface took
     epoch_started: float = 0.0
     epoch_losses: list = field(default_factory=list)
 
@@ -323,11 +324,8 @@ class Trainer:
             if self.cadence.record_due(self.step, batch >= end, control.paused):
                 self._live = (batch, run.epoch_losses, shuffle)   # what checkpoint_in_epoch saves
                 yield self._record(pending, *rate, batch)
-                now = time.perf_counter()
-                if self.pictures and self.diagnostics.grid is not None and self.cadence.surface_due(now,
-                                                                                                     run.last_surface):
-                    run.last_surface = now
-                    yield self.decision_surface()
+                if batch < end:   # the epoch's last record: the epoch's end decides on its surface
+                    yield from self._surface(run, final=control.paused or control.stopped)
         self._live = None
         self._unfinished = None if batch >= self.steps_per_epoch else self._snapshot(batch, run.epoch_losses, shuffle)
         return run.status == "finished" and (batch >= self.steps_per_epoch or self.step >= self.total_steps)
@@ -360,8 +358,6 @@ class Trainer:
                        float(self.learning_rates(self.step, 1, run.control)[0]),
                        time.perf_counter() - run.epoch_started,
                        self.net.sparsity(self.experiment["training"]["sparsity_threshold"]))
-        if self.pictures and self.diagnostics.grid is not None:
-            yield self.decision_surface()
         report = self.diagnostics.confusion(self.epoch) if self.pictures else None
         if report is not None:
             yield report
@@ -372,6 +368,20 @@ class Trainer:
                 run.end("early_stopped", decision.reason)
         if run.control.stopped:
             run.end("stopped", f"stopped by the user at step {self.step}")
+        # after early stopping has decided: the run's last epoch always ends on its surface
+        yield from self._surface(run, final=run.status != "finished" or self.step >= self.total_steps
+                                 or run.control.paused)
+
+    def _surface(self, run: _RunState, final: bool):
+        """A decision surface (2-D classes, pictures on) when the cadence says one is due."""
+        if not self.pictures or self.diagnostics.grid is None:
+            return
+        now = self.cadence.clock()
+        if self.cadence.surface_due(now, run.last_surface, run.surface_cost, final):
+            surface = self.decision_surface()
+            run.last_surface = self.cadence.clock()
+            run.surface_cost = run.last_surface - now
+            yield surface
 
     def _finish(self, run: _RunState):
         """The last reports and RunFinished, with the best epoch's weights after early stopping."""
