@@ -41,6 +41,7 @@ def _boundary_vectors():
         w = np.ones(1003, np.float32)
         w[8] = -x
         out.append(w)
+    out.append(np.full(1003, np.nextafter(edge, np.float32(0))))   # squares near float32's max, added in float64
     for x in (1e139, 1e140, 1e150, 1.3e154, 1.35e154):
         out.append(np.full(1003, x))      # each square finite near 1e308, the sum of 1003 not
         out.append(np.full(1, x))
