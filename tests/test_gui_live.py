@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from engine.formats.weights import load_npz
+from engine.formats.weights import load_any
 from tests.test_gui_window import FIRST_RUN_TIMEOUT, SMALL, make_window
 
 pytestmark = pytest.mark.gui
@@ -73,7 +73,7 @@ def test_the_launch_window_lists_the_engine_groups():
 # ------------------------------------------------------------------------------- speed control
 
 def final_weights(record):
-    return load_npz(record.folder / "weights.npz")[0]
+    return load_any(record.folder / "weights.safetensors")[0]
 
 
 def test_the_speed_control_paces_the_run_and_the_weights_stay_the_same(qtbot, tmp_path):
@@ -170,4 +170,6 @@ def test_a_small_net_is_not_asked_about(qtbot, tmp_path, monkeypatch):
     w = make_window(qtbot, tmp_path, SMALL)
     record = w.start_run()
     qtbot.waitUntil(lambda: record.finished, timeout=FIRST_RUN_TIMEOUT)
-    assert not asked and (record.folder / "weights.npz").is_file() and (record.folder / "checkpoint.npz").is_file()
+    files = {p.name for p in record.folder.iterdir()}
+    assert not asked and {"weights.safetensors", "checkpoint.npz"} <= files and "weights.npz" not in files
+

@@ -352,9 +352,9 @@ def imported(tmp_path_factory):
 
 def test_folder_holds_a_run_folder_files(imported):
     assert sorted(p.name for p in imported.iterdir()) == ["experiment.json", "import.json", "summary.json",
-                                                          "weights.npz", "weights.safetensors"]
+                                                          "weights.safetensors"]   # one copy, as a run's
     assert json.loads((imported / "summary.json").read_text())["status"] == "imported"
-    for name in ("weights.safetensors", "weights.npz"):
+    for name in ("weights.safetensors",):
         net, meta = load_network(imported / name)
         assert meta["format"] == "descent-weights" and meta["experiment"]["name"] == "imported-square_1"
         x = REFERENCE["keras/square_1.keras.x"]

@@ -9,9 +9,10 @@ Layout of ``runs/<timestamp>-<name>/``:
   (strict JSON: a missing figure is ``null``); a folder still saying
   "running" with no live process was interrupted; "failed" when a write
   failed (a full disk), with the reason;
-* ``weights.npz`` and ``weights.safetensors`` — final weights (also on stop
-  and divergence: the last finite ones) with the experiment, summary and
-  data statistics as metadata (see :mod:`engine.formats`);
+* ``weights.safetensors`` — final weights (also on stop and divergence: the
+  last finite ones) with the experiment, summary and data statistics as
+  metadata (see :mod:`engine.formats`); ``weights.npz`` instead of it or
+  beside it when asked (``run --weights-format npz|both``);
 * ``checkpoint.npz`` — optimizer and RNG state for ``run --resume``, when a
   trainer is attached (:meth:`RunWriter.attach`): at the end and every few
   minutes on the way (a killed run resumes from the last one).
@@ -35,11 +36,11 @@ from engine.fileio import (DiskFullError, LineFile, WriteError, ensure_dir, json
                            write_json, write_text)
 from engine.formats.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from engine.formats.common import data_info, weights_metadata
-from engine.formats.weights import save_npz, save_weights
+from engine.formats.weights import save_weights
 from engine.spec.experiment import dumps_experiment
-from engine.formats.runlayout import (EPOCH_FIELDS, EPOCHS_FILE, EXPERIMENT_FILE, HISTORY_FIELDS, HISTORY_FILE,
-                                      OUTPUT_FILES, PER_LAYER_FIELDS, STOP_FILE, SUMMARY_FILE, WEIGHTS_NPZ,
-                                      WEIGHTS_SAFETENSORS, history_header)
+from engine.formats.runlayout import (DEFAULT_WEIGHTS_FILES, EPOCH_FIELDS, EPOCHS_FILE, EXPERIMENT_FILE,
+                                      HISTORY_FIELDS, HISTORY_FILE, OUTPUT_FILES, PER_LAYER_FIELDS, STOP_FILE,
+                                      SUMMARY_FILE, history_header)
 from engine.formats.runfolder import read_run_status  # noqa: F401  (re-exported: where callers look for it)
 
 
@@ -139,9 +140,9 @@ class RunWriter:
     :meth:`fail` then records the run as failed, keeping every complete row."""
 
     def __init__(self, folder: str | os.PathLike, app_version: str = "", continue_at: int | None = None,
-                 weights_files: tuple = (WEIGHTS_NPZ, WEIGHTS_SAFETENSORS)):
+                 weights_files: tuple = DEFAULT_WEIGHTS_FILES):
         self.folder = ensure_dir(Path(folder))
-        self.weights_files = weights_files   # which copies of the final weights to write (a huge net: one)
+        self.weights_files = weights_files   # which copies of the final weights to write (runlayout.WEIGHTS_FORMATS)
         self.app_version = app_version
         self.continue_at = continue_at
         self._history = None
@@ -216,10 +217,8 @@ class RunWriter:
         self.summary = summary
         data = data_info(self.trainer.data) if self.trainer is not None else self.data
         meta = weights_metadata(self.experiment, summary, data, self.app_version or None)
-        if WEIGHTS_NPZ in self.weights_files:
-            save_npz(self.folder / WEIGHTS_NPZ, dict(event.weights), meta)
-        if WEIGHTS_SAFETENSORS in self.weights_files:
-            save_weights(self.folder / WEIGHTS_SAFETENSORS, dict(event.weights), meta)
+        for name in self.weights_files:   # the format by the suffix
+            save_weights(self.folder / name, dict(event.weights), meta)
         if self.trainer is not None and self.write_checkpoint:
             save_checkpoint(self.folder / CHECKPOINT_NAME, self.trainer.checkpoint(), self.experiment,
                             event.status, self.app_version or None)

@@ -24,6 +24,7 @@ from engine import __version__
 from engine.control import RunControl
 from engine.events import DataPoints, EpochEnd, RunFinished, StepMetrics, frozen_array
 from engine.fileio import WriteError, write_json
+from engine.formats.runlayout import DEFAULT_WEIGHTS_FILES
 from engine.formats.runstore import RunWriter
 from engine.jobs.compare_report import json_safe
 from engine.training.lr_finder import apply_suggestion, chosen_rate, find_learning_rate
@@ -43,6 +44,7 @@ class RunSpec:
     folder: str               # relative to the job's folder
     zero_weights_below: float | None = None
     target: dict | None = None   # {"metric", "value"}: record the step that first reaches it
+    weights_files: tuple = DEFAULT_WEIGHTS_FILES   # the final weights' copies in its folder (run --weights-format)
 
 
 def data_points(run_id: int, dataset) -> DataPoints | None:
@@ -125,7 +127,7 @@ def train_run(spec: RunSpec, root: str | Path | None, control: RunControl) -> Ge
                       np.array([trainer.batch_size, int(experiment["training"]["shuffle"])]))
     writer = None
     if root is not None:
-        writer = RunWriter(Path(root) / spec.folder, __version__)
+        writer = RunWriter(Path(root) / spec.folder, __version__, weights_files=spec.weights_files)
         writer.attach(trainer, checkpoint=False)   # data statistics go with the weights (predict, export)
     epochs: list[dict] = []
     steps_to_target = None
