@@ -70,3 +70,10 @@ def ask(parent, experiment: dict, n_params: int | None) -> OutputChoice | None:
     box.exec()
     return {one: WEIGHTS_ONLY, everything: EVERYTHING, nothing: NOTHING}.get(box.clickedButton())
 
+
+def writing_state(event) -> str:
+    """The status line while a run's final files are written (an :class:`engine.events.WritingFiles`):
+    the run's end first, then which file, how large, how many to go."""
+    name, size = event.files[event.index]
+    return (f"{event.status.replace('_', ' ')} at step {event.step:,}; writing {name} ({format_bytes(size)}, "
+            f"file {event.index + 1} of {len(event.files)})…")

@@ -173,3 +173,28 @@ def test_a_small_net_is_not_asked_about(qtbot, tmp_path, monkeypatch):
     files = {p.name for p in record.folder.iterdir()}
     assert not asked and {"weights.safetensors", "checkpoint.npz"} <= files and "weights.npz" not in files
 
+
+def test_the_window_shows_the_stop_at_once_and_the_files_as_they_are_written(qtbot, tmp_path, monkeypatch):
+    """A huge net writes hundreds of megabytes after Stop: the window says the run stopped, and which
+    file is being written, before the files are on disk (the writer is held here until it does)."""
+    import threading
+
+    import engine.formats.runstore as runstore
+
+    release, real = threading.Event(), runstore.save_weights
+    monkeypatch.setattr(runstore, "save_weights", lambda *args: release.wait(120) and real(*args))
+    long = dict(copy.deepcopy(SMALL), training={"epochs": 5000, "batch_size": 20})
+    w = make_window(qtbot, tmp_path, long)
+    record = w.start_run()
+    try:
+        qtbot.waitUntil(lambda: record.step > 0, timeout=FIRST_RUN_TIMEOUT)
+        w.stop()
+        qtbot.waitUntil(lambda: "writing weights.safetensors" in w.state_label.text(), timeout=60_000)
+        text = w.state_label.text()
+        assert text.startswith("stopped at step") and "file 1 of 2" in text and not record.finished
+        assert not (record.folder / "weights.safetensors").exists()
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: record.finished, timeout=60_000)
+    assert record.status == "stopped" and (record.folder / "weights.safetensors").is_file()
+    qtbot.waitUntil(lambda: w.active is None and "writing" not in w.state_label.text(), timeout=30_000)

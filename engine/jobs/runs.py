@@ -63,12 +63,17 @@ def written(events: Iterable, writer) -> Iterator:
     A write that fails (a full disk, a planted link) ends the run there: its events are closed
     (the trainer stops), the writer records the failure (``fail``: status "failed" and the
     reason, complete rows kept) and the :class:`~engine.fileio.WriteError` is raised, one line
-    for the command line and the window alike."""
+    for the command line and the window alike.  A run's end is written file by file, each file
+    announced first (:class:`~engine.events.WritingFiles`, from a writer that has ``finish_steps``),
+    so the run's end shows before a large network's hundreds of megabytes are on disk."""
     try:
         for event in events:
             if writer is not None:
                 try:
-                    writer.handle(event)
+                    if isinstance(event, RunFinished) and hasattr(writer, "finish_steps"):
+                        yield from writer.finish_steps(event)
+                    else:
+                        writer.handle(event)
                 except WriteError as exc:
                     getattr(events, "close", lambda: None)()
                     getattr(writer, "fail", lambda error: None)(exc)
