@@ -23,7 +23,7 @@ from engine.spec.experiment import resolve_experiment
 from engine.training.diagnostics import Diagnostics
 from engine.training.trainer import Trainer
 
-TINY = {"name": "tiny-stop", "seed": 5, "data": {"name": "moons", "n_samples": 400, "noise": 0.1},
+TINY = {"name": "tiny-stop", "seed": 5, "data": {"name": "moons", "n_samples": 400, "noise": 0.1, "test_split": 0.2},
         "model": {"layers": [{"units": 16, "activation": "relu", "dropout": 0.2}]},
         "optimizer": {"name": "adam", "learning_rate": 0.01},
         "training": {"epochs": 50, "batch_size": 10, "log_every": 5, "mc_dropout_samples": 20}}
