@@ -18,7 +18,7 @@ from engine.fileio import write_text
 from engine.formats import export_format, export_run
 from engine.formats.importers import cli_import
 from engine.formats.predict import predict_file
-from engine.formats.runlayout import WEIGHTS_NPZ, WEIGHTS_SAFETENSORS
+from engine.formats.runlayout import DEFAULT_WEIGHTS_FORMAT, WEIGHTS_FORMATS, weights_files_for
 from engine.formats.runstore import default_run_dir
 from engine.jobs.console import run_in_terminal
 from engine.jobs.runner import DEFAULT_CHECKPOINT_MINUTES, LIMIT_FROM_ENV, JobRequest
@@ -35,6 +35,11 @@ def _run(args) -> int:
     experiment = load_experiment(args.experiment)
     if args.write_limit_mb is not None and not (0 <= args.write_limit_mb < math.inf):
         raise ExperimentError(f"--write-limit-mb must be a number of megabytes, 0 or more, got {args.write_limit_mb}")
+    weights_format = args.weights_format or DEFAULT_WEIGHTS_FORMAT
+    if args.one_weights_file and weights_format != "safetensors":
+        raise ExperimentError(f"--one-weights-file (the same as --weights-format safetensors, the default) and "
+                              f"--weights-format {weights_format} contradict each other; give one of them")
+    weights_files = weights_files_for(weights_format)
     option = parse_seeds_option(args.seeds)
     seeds = None if option is None else tuple(seed_list(option, experiment["seed"]))
     folder = Path(args.out) if args.out else default_run_dir(experiment["name"])
@@ -43,8 +48,7 @@ def _run(args) -> int:
                          checkpoint=not args.no_checkpoint, checkpoint_minutes=args.checkpoint_every,
                          partial=args.partial, overwrite=args.overwrite, cluster=args.cluster,
                          pictures=False,   # nothing here draws them: an epoch's surface cost a tiny net 2x its steps
-                         weights_files=(WEIGHTS_SAFETENSORS,) if args.one_weights_file else
-                         (WEIGHTS_NPZ, WEIGHTS_SAFETENSORS),
+                         weights_files=weights_files,
                          write_limit=LIMIT_FROM_ENV if args.write_limit_mb is None else
                          (None if args.write_limit_mb == 0 else int(args.write_limit_mb * 1e6)))
     return run_in_terminal(request, quiet=args.quiet)
@@ -133,8 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint-every", type=float, metavar="MINUTES", default=DEFAULT_CHECKPOINT_MINUTES,
                      help="also write checkpoint.npz this often while training, so a killed run can resume "
                           f"from it (default {DEFAULT_CHECKPOINT_MINUTES:g}; the weights are the same either way)")
+    run.add_argument("--weights-format", metavar="FORMAT",
+                     help=f"the final weights' file(s) in each run folder: {', '.join(WEIGHTS_FORMATS)} (default "
+                          f"{DEFAULT_WEIGHTS_FORMAT}: weights.safetensors, which PyTorch and Hugging Face tools read; "
+                          f"npz: weights.npz; both)")
     run.add_argument("--one-weights-file", action="store_true",
-                     help="write the final weights once (weights.safetensors), not also as weights.npz")
+                     help="the same as --weights-format safetensors, the default (kept for older scripts)")
     run.add_argument("--write-limit-mb", type=float, metavar="MB",
                      help="a single run that would write more weights and checkpoint than this is refused "
                           "before training (default 200, or DESCENT_WEIGHTS_LIMIT_MB; 0: no limit)")

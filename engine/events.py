@@ -199,6 +199,21 @@ class DataPoints:
 
 
 @dataclass(frozen=True)
+class WritingFiles:
+    """A run has ended (``status`` at ``step``) and its folder's writer now writes the final file
+    ``files[index]``; ``files`` holds (name, bytes) of each, in the order written.  One comes
+    before each file, so a consumer can show the run's end at once and a large network's writing
+    (seconds for hundreds of megabytes) as it goes.  The run's RunFinished follows once
+    everything, ``summary.json`` last, is on disk."""
+    run_id: int
+    status: str
+    step: int
+    folder: str
+    files: tuple               # ((file name, bytes), ...)
+    index: int                 # the file being written now
+
+
+@dataclass(frozen=True)
 class SubRun:
     """A comparison trained in this process as a race goes on with its next run; that run's
     events (DataPoints, RunStarted ... RunFinished) follow, then its ComparisonRecord."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.formats.runlayout import WEIGHTS_FILES
 from engine.formats.weights import save_npz
 
 from .records import EPOCH_KEYS, PER_LAYER, RunRecord
@@ -52,7 +53,7 @@ def export_weights(path, record: RunRecord) -> Path:
     if fmt is None:
         fmt, path = "npz", path.with_name(path.name + ".npz")
     folder = record.folder
-    if folder is not None and any((folder / n).is_file() for n in ("weights.safetensors", "weights.npz")):
+    if folder is not None and any((folder / n).is_file() for n in WEIGHTS_FILES):   # either, or both
         from engine.formats import export_run
 
         return export_run(folder, fmt, path)
@@ -71,8 +72,7 @@ def has_weights(record: RunRecord | None) -> bool:
         return False
     if record.weights is not None:
         return True
-    return record.folder is not None and any((record.folder / n).is_file()
-                                             for n in ("weights.safetensors", "weights.npz"))
+    return record.folder is not None and any((record.folder / n).is_file() for n in WEIGHTS_FILES)
 
 
 def export_plots_png(widget, path) -> Path:

@@ -30,7 +30,7 @@ from engine.coach import Coach, Finding
 from engine.spec.overrides import apply_overrides
 from engine.control import RunControl
 from engine.errors import DescentError
-from engine.events import JobStarted, RunFailed, RunFinished, StepMetrics, SubRun
+from engine.events import JobStarted, RunFailed, RunFinished, StepMetrics, SubRun, WritingFiles
 from engine.jobs.runner import JobRequest
 from engine.spec.experiment import BUILTIN_NAME, default_experiment, resolve_experiment
 from engine.params import Param
@@ -461,6 +461,9 @@ class MainWindow(RemembersLayout, FileActions, QMainWindow):
                 chunk = []
                 title = event.title if isinstance(event, SubRun) else f"{event.stage} (seed {event.seed})"
                 self._sub_record(job, title)
+            elif isinstance(event, (WritingFiles, RunFinished)):   # a run's files being written; then written
+                job.writing = event if isinstance(event, WritingFiles) else None
+                chunk.append(event)
             elif isinstance(event, StagesFinished):
                 self.statusBar().showMessage(f"all stages done; report in {job.records[0].folder}", 15000)
             elif not isinstance(event, StageFinished):
@@ -628,6 +631,8 @@ class MainWindow(RemembersLayout, FileActions, QMainWindow):
             state = "Compiling kernels… (once per session; can take a minute after an install)"
         elif record.status == "starting":
             state = "loading data…"
+        elif getattr(self.active, "writing", None) is not None:
+            state = output_prompt.writing_state(self.active.writing)
         elif control.stopped:
             state = f"stopped at step {max(record.step, control.steps_run):,}; finishing (evaluation, saving)…"
         elif control.paused:

@@ -33,14 +33,14 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine.control import RunControl
 from engine.errors import DescentError
 from engine.events import (ComparisonFinished, ComparisonRecord, Compiling, JobFinished, JobStarted, LRFinderFinished,
-                           RunFailed, RunFinished, RunStarted, SubRun, SweepFinished, SweepRecord)
+                           RunFailed, RunFinished, RunStarted, SubRun, SweepFinished, SweepRecord, WritingFiles)
 from engine.jobs.runner import JobRequest, run_job
 from engine.spec.stages import StageFinished, StagesFinished, StageStarted
 
 BATCH_SECONDS = 1 / 30
 URGENT = (JobStarted, JobFinished, RunStarted, Compiling, RunFinished, SubRun, StageStarted, StageFinished,
           StagesFinished, ComparisonRecord, ComparisonFinished, SweepRecord, SweepFinished,
-          LRFinderFinished)   # sent at once
+          LRFinderFinished, WritingFiles)   # sent at once
 
 
 @dataclass

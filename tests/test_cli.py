@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from safetensors.numpy import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,18 +42,19 @@ def test_run_writes_a_complete_run_folder(tmp_path):
     assert [int(r["epoch"]) for r in epochs] == [1, 2]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["steps"] == 2 * 9
-    with np.load(out / "weights.npz", allow_pickle=False) as w:
-        assert w["layers.0.kernel"].shape == (2, 8) and w["layers.1.kernel"].shape == (8, 2)
+    assert not (out / "weights.npz").exists()   # one weights copy by default: the safetensors file
+    w = load_file(str(out / "weights.safetensors"))
+    assert w["layers.0.kernel"].shape == (2, 8) and w["layers.1.kernel"].shape == (8, 2)
 
 
 def test_init_weights_round_trip_and_shape_mismatch(tmp_path):
     first = tmp_path / "first"
     assert cli("run", str(write_experiment(tmp_path)), "--out", str(first), "--quiet").returncode == 0
     again = cli("run", str(write_experiment(tmp_path)), "--out", str(tmp_path / "b"), "--quiet",
-                "--init-weights", str(first / "weights.npz"), "--steps", "1")
+                "--init-weights", str(first / "weights.safetensors"), "--steps", "1")
     assert again.returncode == 0, again.stderr
     wide = write_experiment(tmp_path, model={"layers": [{"units": 9, "activation": "tanh"}]})
-    bad = cli("run", str(wide), "--quiet", "--init-weights", str(first / "weights.npz"), "--out", str(tmp_path / "c"))
+    bad = cli("run", str(wide), "--quiet", "--init-weights", str(first), "--out", str(tmp_path / "c"))   # its folder
     assert bad.returncode == 2
     assert "layers.0.kernel" in bad.stderr and "(2, 8)" in bad.stderr and "(2, 9)" in bad.stderr
     assert "Traceback" not in bad.stderr
@@ -135,7 +136,7 @@ def test_ctrl_c_stops_and_still_writes_weights(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert json.loads((out / "summary.json").read_text())["status"] == "stopped"
-    assert (out / "weights.npz").exists()
+    assert (out / "weights.safetensors").exists()
 
 
 def test_relative_data_paths_are_anchored_to_the_experiment_file(tmp_path):

@@ -18,6 +18,7 @@ from engine.fileio import WriteError
 from engine.formats import (export_run, load_any, load_network, network_from_weights, reuse_layers,
                             save_weights, weights_metadata)
 from engine.formats.onnx_export import build_onnx
+from engine.formats.runlayout import WEIGHTS_FORMATS
 from engine.formats.runstore import RunWriter
 from engine.training.trainer import Trainer
 from helpers import network
@@ -355,7 +356,7 @@ def run_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
     exp = resolve_experiment(TINY)
     trainer = Trainer(exp)
-    writer = RunWriter(folder, "test")
+    writer = RunWriter(folder, "test", weights_files=WEIGHTS_FORMATS["both"])   # both copies: each is read below
     writer.attach(trainer)
     for event in trainer.run(RunControl()):
         writer.handle(event)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from engine.formats.weights import load_npz
+from engine.formats.weights import load_any
 from tests.test_gui_window import FIRST_RUN_TIMEOUT, SMALL, make_window
 
 pytestmark = pytest.mark.gui
@@ -73,7 +73,7 @@ def test_the_launch_window_lists_the_engine_groups():
 # ------------------------------------------------------------------------------- speed control
 
 def final_weights(record):
-    return load_npz(record.folder / "weights.npz")[0]
+    return load_any(record.folder / "weights.safetensors")[0]
 
 
 def test_the_speed_control_paces_the_run_and_the_weights_stay_the_same(qtbot, tmp_path):
@@ -170,4 +170,31 @@ def test_a_small_net_is_not_asked_about(qtbot, tmp_path, monkeypatch):
     w = make_window(qtbot, tmp_path, SMALL)
     record = w.start_run()
     qtbot.waitUntil(lambda: record.finished, timeout=FIRST_RUN_TIMEOUT)
-    assert not asked and (record.folder / "weights.npz").is_file() and (record.folder / "checkpoint.npz").is_file()
+    files = {p.name for p in record.folder.iterdir()}
+    assert not asked and {"weights.safetensors", "checkpoint.npz"} <= files and "weights.npz" not in files
+
+
+def test_the_window_shows_the_stop_at_once_and_the_files_as_they_are_written(qtbot, tmp_path, monkeypatch):
+    """A huge net writes hundreds of megabytes after Stop: the window says the run stopped, and which
+    file is being written, before the files are on disk (the writer is held here until it does)."""
+    import threading
+
+    import engine.formats.runstore as runstore
+
+    release, real = threading.Event(), runstore.save_weights
+    monkeypatch.setattr(runstore, "save_weights", lambda *args: release.wait(120) and real(*args))
+    long = dict(copy.deepcopy(SMALL), training={"epochs": 5000, "batch_size": 20})
+    w = make_window(qtbot, tmp_path, long)
+    record = w.start_run()
+    try:
+        qtbot.waitUntil(lambda: record.step > 0, timeout=FIRST_RUN_TIMEOUT)
+        w.stop()
+        qtbot.waitUntil(lambda: "writing weights.safetensors" in w.state_label.text(), timeout=60_000)
+        text = w.state_label.text()
+        assert text.startswith("stopped at step") and "file 1 of 2" in text and not record.finished
+        assert not (record.folder / "weights.safetensors").exists()
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: record.finished, timeout=60_000)
+    assert record.status == "stopped" and (record.folder / "weights.safetensors").is_file()
+    qtbot.waitUntil(lambda: w.active is None and "writing" not in w.state_label.text(), timeout=30_000)

@@ -7,7 +7,7 @@ import pytest
 
 from engine.spec.experiment import resolve_experiment
 from engine.training.trainer import Trainer
-from engine.formats.weights import load_npz
+from engine.formats.weights import load_any
 
 from test_gui_window import FIRST_RUN_TIMEOUT, LONG, SMALL, current, make_window
 from test_reliability import rss_mb
@@ -19,10 +19,10 @@ def test_the_window_trains_the_same_weights_as_the_headless_runner(qtbot, tmp_pa
     w = make_window(qtbot, tmp_path, SMALL)
     w.train_or_pause()
     record = current(w)
-    qtbot.waitUntil(lambda: record.status == "finished" and (record.folder / "weights.npz").is_file(),
+    qtbot.waitUntil(lambda: record.status == "finished" and (record.folder / "weights.safetensors").is_file(),
                     timeout=FIRST_RUN_TIMEOUT)
     qtbot.waitUntil(lambda: w.active is None, timeout=30_000)
-    in_window, _ = load_npz(record.folder / "weights.npz")
+    in_window, _ = load_any(record.folder / "weights.safetensors")
     headless = list(Trainer(resolve_experiment(SMALL)).run())[-1].weights
     assert set(in_window) == set(headless)
     for name in headless:

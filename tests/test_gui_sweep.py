@@ -170,5 +170,5 @@ def test_the_train_tab_races_a_sweeps_trials_at_the_first_seed(qtbot, tmp_path):
     sgd, adam = job.records
     assert (sgd.tag, adam.tag) == ("sgd", "adam") and sgd.status == adam.status == "finished"
     assert adam.experiment["optimizer"]["name"] == "adam"
-    assert read_sweep(sgd.folder)["seeds"] == [3] and (sgd.folder / "adam-seed3" / "weights.npz").is_file()
+    assert read_sweep(sgd.folder)["seeds"] == [3] and (sgd.folder / "adam-seed3" / "weights.safetensors").is_file()
     w.close()

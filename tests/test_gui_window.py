@@ -237,7 +237,7 @@ def test_closing_mid_run_leaves_no_thread(qtbot, tmp_path):
     assert not [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
     summary = json.loads((record.folder / "summary.json").read_text())
     assert summary["status"] == "stopped"
-    assert (record.folder / "weights.npz").is_file()
+    assert (record.folder / "weights.safetensors").is_file()
     # the next session lists the run (from its folder) and can overlay its curves
     from gui.main_window import MainWindow
 

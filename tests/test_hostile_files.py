@@ -173,14 +173,14 @@ def _predict_claim(tmp_path, run_folder):
 
 
 def _weights_claim(tmp_path, run_folder):
-    tensors, _ = load_any(run_folder / "weights.npz")
+    tensors, _ = load_any(run_folder / "weights.safetensors")
     path = npz_claiming(tmp_path / "w.npz", tensors, {"layers.0.kernel": (HUGE, 8)})
     return ["run", write_json(tmp_path / "e.json", tiny()), "--init-weights", path, "--quiet",
             "--out", tmp_path / "out"], ["w.npz", "layers.0.kernel", "claims shape"]
 
 
 def _metadata_claim(tmp_path, run_folder):
-    tensors, metadata = load_any(run_folder / "weights.npz")
+    tensors, metadata = load_any(run_folder / "weights.safetensors")
     path = npz_claiming(tmp_path / "w.npz", dict(tensors, __metadata__=np.array(json.dumps(metadata))),
                         {"__metadata__": (HUGE,)})
     inputs = tmp_path / "in.csv"
@@ -191,7 +191,7 @@ def _metadata_claim(tmp_path, run_folder):
 def _checkpoint_claim(tmp_path, run_folder):
     folder = tmp_path / "copy"
     shutil.copytree(run_folder, folder)
-    tensors, metadata = load_any(run_folder / "weights.npz")
+    tensors, metadata = load_any(run_folder / "weights.safetensors")
     with np.load(run_folder / "checkpoint.npz", allow_pickle=False) as z:
         arrays = {name: z[name] for name in z.files}
     npz_claiming(folder / "checkpoint.npz", arrays, {"optimizer.slots": (HUGE, 42)})
@@ -224,7 +224,7 @@ def _safetensors_value(field, text):
 
 
 def _npz_metadata_deep(tmp_path, run_folder):
-    tensors, _ = load_any(run_folder / "weights.npz")
+    tensors, _ = load_any(run_folder / "weights.safetensors")
     np.savez(tmp_path / "w.npz", __metadata__=np.array('{"experiment": ' + DEEP + "}"), **tensors)
     inputs = tmp_path / "in.csv"
     inputs.write_text("1,2\n")
@@ -423,7 +423,7 @@ def test_variants_that_would_share_a_run_folder(first, second):
 def _weights_of(tmp_path, layers, name):
     exp = write_json(tmp_path / f"{name}.json", tiny(name, layers=layers))
     assert main(["run", str(exp), "--out", str(tmp_path / name), "--quiet", "--steps", "1"]) == 0
-    return tmp_path / name / "weights.npz"
+    return tmp_path / name / "weights.safetensors"
 
 
 @pytest.mark.parametrize("source_layers, fragments, partial_ok", [

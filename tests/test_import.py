@@ -352,9 +352,9 @@ def imported(tmp_path_factory):
 
 def test_folder_holds_a_run_folder_files(imported):
     assert sorted(p.name for p in imported.iterdir()) == ["experiment.json", "import.json", "summary.json",
-                                                          "weights.npz", "weights.safetensors"]
+                                                          "weights.safetensors"]   # one copy, as a run's
     assert json.loads((imported / "summary.json").read_text())["status"] == "imported"
-    for name in ("weights.safetensors", "weights.npz"):
+    for name in ("weights.safetensors",):
         net, meta = load_network(imported / name)
         assert meta["format"] == "descent-weights" and meta["experiment"]["name"] == "imported-square_1"
         x = REFERENCE["keras/square_1.keras.x"]
@@ -505,7 +505,7 @@ def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(A, "save_npz", broken)
+    monkeypatch.setattr(A, "write_json", broken)   # after the weights file: it goes too
     with pytest.raises(Exception, match="No space left"):
         import_to_folder(FIXTURES / "keras/out_linear.keras", tmp_path / "runs" / "x")
     assert list((tmp_path / "runs").iterdir()) == []

@@ -40,7 +40,7 @@ def kinds(events):
 
 def weights_of(folder: Path) -> dict:
     """{run folder relative to ``folder``: its final weights} for every run folder below it."""
-    return {str(p.parent.relative_to(folder)): load_any(p)[0] for p in sorted(folder.rglob("weights.npz"))}
+    return {str(p.parent.relative_to(folder)): load_any(p)[0] for p in sorted(folder.rglob("weights.safetensors"))}
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -62,7 +62,8 @@ def test_a_single_run_yields_the_trainers_events_between_job_events_and_writes_i
     assert isinstance(events[2], RunStarted) and events[2].run_id == 7
     assert isinstance(events[-2], RunFinished) and events[-2].status == "finished"
     assert events[-1] == JobFinished("single", str(tmp_path / "run"), stopped=False)
-    for name in ("experiment.json", "history.csv", "epochs.csv", "summary.json", "weights.npz", "checkpoint.npz"):
+    for name in ("experiment.json", "history.csv", "epochs.csv", "summary.json", "weights.safetensors",
+                 "checkpoint.npz"):
         assert (tmp_path / "run" / name).is_file(), name
 
 
@@ -101,7 +102,7 @@ def test_a_staged_run_yields_its_stage_events_and_writes_its_folder(tmp_path):
     assert sum(isinstance(e, StageFinished) for e in events) == 2
     assert isinstance(events[-2], StagesFinished) and isinstance(events[-1], JobFinished)
     summary = json.loads((tmp_path / "st" / "summary.json").read_text())
-    assert summary["status"] == "finished" and (tmp_path / "st" / "seed-3" / "02-b" / "weights.npz").is_file()
+    assert summary["status"] == "finished" and (tmp_path / "st" / "seed-3" / "02-b" / "weights.safetensors").is_file()
 
 
 def test_a_comparison_yields_a_record_per_run_then_the_summary(tmp_path):

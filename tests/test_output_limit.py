@@ -43,7 +43,16 @@ def test_allowed_by_the_flag_and_written_once_on_request(tmp_path, monkeypatch):
     monkeypatch.setenv("DESCENT_WEIGHTS_LIMIT_MB", "0.001")
     out = tmp_path / "out"
     assert main(["run", write(tmp_path), "--out", str(out), "--quiet", "--write-limit-mb", "0",
-                 "--one-weights-file", "--no-checkpoint"]) == 0
+                 "--one-weights-file", "--no-checkpoint"]) == 0      # the old flag: the default now
     assert (out / "weights.safetensors").is_file()
     assert not (out / "weights.npz").exists() and not (out / "checkpoint.npz").exists()
     assert main(["run", write(tmp_path), "--out", str(tmp_path / "neg"), "--write-limit-mb", "-1"]) == 2
+
+
+def test_the_message_offers_one_weights_file_only_when_two_would_be_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DESCENT_WEIGHTS_LIMIT_MB", "0.001")
+    assert main(["run", write(tmp_path), "--out", str(tmp_path / "a"), "--quiet", "--weights-format", "both"]) == 2
+    assert "--weights-format safetensors" in capsys.readouterr().err
+    assert main(["run", write(tmp_path), "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--weights-format" not in err and "--no-checkpoint" in err

@@ -186,7 +186,8 @@ def test_a_comparison_on_ray_writes_what_the_pool_writes(local_ray, tmp_path):
     assert next(e for e in on_ray if isinstance(e, JobStarted)).workers == 2
     files = sorted(p.relative_to(tmp_path / "pool") for p in (tmp_path / "pool").rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("*") if p.is_file())
-    assert len([f for f in files if f.name == "weights.npz"]) == 4
+    assert len([f for f in files if f.name == "weights.safetensors"]) == 4
+    assert not any(f.suffix == ".npz" for f in files)       # one weights copy, no checkpoint in a comparison
     for name in files:
         a, b = tmp_path / "pool" / name, tmp_path / "ray" / name
         if name.suffix in (".npz", ".safetensors"):
@@ -301,9 +302,9 @@ def test_a_sweep_on_ray_writes_the_weights_and_table_the_pool_writes(local_ray, 
         "parameters": {"optimizer.learning_rate": {"values": [0.01, 0.003]}}, "seeds": [1, 2]}))
     events_of(JobRequest(exp, tmp_path / "pool", workers=2))
     events_of(JobRequest(exp, tmp_path / "ray", cluster="local", workers=2))
-    weights = sorted(p.relative_to(tmp_path / "pool") for p in (tmp_path / "pool").rglob("weights.npz"))
+    weights = sorted(p.relative_to(tmp_path / "pool") for p in (tmp_path / "pool").rglob("weights.safetensors"))
     assert len(weights) == 4
-    assert weights == sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("weights.npz"))
+    assert weights == sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("weights.safetensors"))
     for name in weights:
         ta, tb = tensors(tmp_path / "pool" / name), tensors(tmp_path / "ray" / name)
         assert ta.keys() == tb.keys() and all(np.array_equal(ta[k], tb[k]) for k in ta), name

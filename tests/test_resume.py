@@ -161,7 +161,7 @@ def test_cli_resume_errors(tmp_path, capsys):
     other.write_text(json.dumps(dict(BASE, optimizer={"name": "adam", "learning_rate": 0.02})))
     assert "optimizer.learning_rate" in error(str(other), "--resume", str(tmp_path / "a"))
     assert "exclude" in error(str(exp_path), "--resume", str(tmp_path / "a"), "--init-weights",
-                              str(tmp_path / "a" / "weights.npz"))
+                              str(tmp_path / "a" / "weights.safetensors"))
     (tmp_path / "a" / "checkpoint.npz").write_bytes(b"PK\x03\x04 broken")
     assert "checkpoint" in error(str(exp_path), "--resume", str(tmp_path / "a"))
 

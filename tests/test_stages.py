@@ -237,17 +237,17 @@ def test_cli_writes_one_folder_per_stage_and_phase(tmp_path, capsys):
     assert [r["stage"] for r in rows] == ["a", "scratch", "reuse"]
     assert float(rows[2]["caching_speedup_per_epoch"]) > 0
     for sub in ("seed-7/01-a", "seed-7/02-scratch", "seed-7/03-reuse/01-frozen", "seed-7/03-reuse/02-unfrozen"):
-        assert (out / sub / "weights.npz").is_file() and (out / sub / "epochs.csv").is_file(), sub
+        assert (out / sub / "weights.safetensors").is_file() and (out / sub / "epochs.csv").is_file(), sub
     assert json.loads((out / "experiment.json").read_text())["stages"]["list"][2]["reuse"]["from"] == "a"
     # every stage's weights carry its data statistics: predict needs no --raw
     from engine.data import load_dataset
     from engine.formats.predict import predict_file
-    from engine.formats.weights import load_npz
+    from engine.formats.weights import load_any
 
     for sub in ("seed-7/01-a", "seed-7/03-reuse/02-unfrozen"):
-        _, meta = load_npz(out / sub / "weights.npz")
+        _, meta = load_any(out / sub / "weights.safetensors")
         assert meta["data"]["n_inputs"] == 2 and len(meta["data"]["mean"]) == 2, sub
-    _, meta = load_npz(out / "seed-7/03-reuse/02-unfrozen/weights.npz")
+    _, meta = load_any(out / "seed-7/03-reuse/02-unfrozen/weights.safetensors")
     source = load_dataset(resolve_experiment(raw)["stages"]["list"][0]["data"], 7)   # standardized like stage a
     np.testing.assert_allclose(meta["data"]["mean"], source.mean, rtol=1e-6)
     points = tmp_path / "points.csv"

@@ -75,7 +75,7 @@ def test_a_sweep_yields_a_record_per_run_then_its_summary_and_writes_its_files(b
             saved_exp = json.loads((run / "experiment.json").read_text())
             assert (saved_exp["name"], saved_exp["seed"], saved_exp["optimizer"]["learning_rate"], saved_exp["sweep"]) \
                 == (f"lr-sweep-{trial}", seed, rate, None)
-            assert (run / "weights.npz").is_file() and (run / "epochs.csv").is_file()
+            assert (run / "weights.safetensors").is_file() and (run / "epochs.csv").is_file()
 
 
 def test_the_pool_writes_the_same_weights_and_files_as_this_process(both):

@@ -147,7 +147,8 @@ def load_init_weights(net: Network, source, partial: bool = False) -> None:
             what.append(f"it lacks tensor(s) this network has: {_listed(missing)}")
         raise WeightsError(f"--init-weights {path} does not fit this network: {'; '.join(what)}; give weights of the "
                            f"same architecture, or add --partial to load only the tensors both have")
-    shared = [name for name in weights if name in net.by_name]
+    shared = [t.name for t in net.tensors if t.name in weights]   # the network's order (a kernel before its bias),
+                                                                  # not the file's (safetensors sorts the names)
     if not shared:
         raise WeightsError(f"--init-weights {path} has no tensor of this network")
     for name in shared:   # every shape checked before anything is copied

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+from engine.errors import ExperimentError
+
 # files
 EXPERIMENT_FILE = "experiment.json"   # the resolved experiment, written first
 SUMMARY_FILE = "summary.json"         # {"status": "running", "pid"} until the end, then the final metrics
@@ -28,6 +30,21 @@ EPOCHS_FILE = "epochs.csv"            # one row per epoch
 WEIGHTS_SAFETENSORS = "weights.safetensors"   # final weights with the experiment, summary and data statistics
 WEIGHTS_NPZ = "weights.npz"                   # the same tensors and metadata as NPZ
 WEIGHTS_FILES = (WEIGHTS_SAFETENSORS, WEIGHTS_NPZ)   # in the order a reader prefers them
+# which weights files a run writes (``run --weights-format``): one copy by default, safetensors, the
+# file PyTorch and Hugging Face users read (an 88-million-parameter net once wrote its weights twice,
+# 700 MB, for nothing); readers accept a folder holding either, so older folders with only weights.npz
+# still load, predict and export
+WEIGHTS_FORMATS = {"safetensors": (WEIGHTS_SAFETENSORS,), "npz": (WEIGHTS_NPZ,),
+                   "both": (WEIGHTS_SAFETENSORS, WEIGHTS_NPZ)}
+DEFAULT_WEIGHTS_FORMAT = "safetensors"
+DEFAULT_WEIGHTS_FILES = WEIGHTS_FORMATS[DEFAULT_WEIGHTS_FORMAT]
+
+
+def weights_files_for(fmt: str, option: str = "--weights-format") -> tuple:
+    """The weights files a run writes for the format name ``fmt`` (see :data:`WEIGHTS_FORMATS`)."""
+    if fmt not in WEIGHTS_FORMATS:
+        raise ExperimentError(f"{option} must be one of {', '.join(WEIGHTS_FORMATS)}, got {fmt!r}")
+    return WEIGHTS_FORMATS[fmt]
 CHECKPOINT_FILE = "checkpoint.npz"            # optimizer and RNG state for run --resume (engine.formats.checkpoint)
 
 # history.csv: StepMetrics scalars, one column each

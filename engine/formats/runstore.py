@@ -9,9 +9,10 @@ Layout of ``runs/<timestamp>-<name>/``:
   (strict JSON: a missing figure is ``null``); a folder still saying
   "running" with no live process was interrupted; "failed" when a write
   failed (a full disk), with the reason;
-* ``weights.npz`` and ``weights.safetensors`` — final weights (also on stop
-  and divergence: the last finite ones) with the experiment, summary and
-  data statistics as metadata (see :mod:`engine.formats`);
+* ``weights.safetensors`` — final weights (also on stop and divergence: the
+  last finite ones) with the experiment, summary and data statistics as
+  metadata (see :mod:`engine.formats`); ``weights.npz`` instead of it or
+  beside it when asked (``run --weights-format npz|both``);
 * ``checkpoint.npz`` — optimizer and RNG state for ``run --resume``, when a
   trainer is attached (:meth:`RunWriter.attach`): at the end and every few
   minutes on the way (a killed run resumes from the last one).
@@ -29,17 +30,18 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Iterator
 
-from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics
+from engine.events import EpochEnd, RunFinished, RunStarted, StepMetrics, WritingFiles
 from engine.fileio import (DiskFullError, LineFile, WriteError, ensure_dir, json_strict, overwrite_in_place,
                            write_json, write_text)
 from engine.formats.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from engine.formats.common import data_info, weights_metadata
-from engine.formats.weights import save_npz, save_weights
+from engine.formats.weights import save_weights
 from engine.spec.experiment import dumps_experiment
-from engine.formats.runlayout import (EPOCH_FIELDS, EPOCHS_FILE, EXPERIMENT_FILE, HISTORY_FIELDS, HISTORY_FILE,
-                                      OUTPUT_FILES, PER_LAYER_FIELDS, STOP_FILE, SUMMARY_FILE, WEIGHTS_NPZ,
-                                      WEIGHTS_SAFETENSORS, history_header)
+from engine.formats.runlayout import (DEFAULT_WEIGHTS_FILES, EPOCH_FIELDS, EPOCHS_FILE, EXPERIMENT_FILE,
+                                      HISTORY_FIELDS, HISTORY_FILE, OUTPUT_FILES, PER_LAYER_FIELDS, STOP_FILE,
+                                      SUMMARY_FILE, history_header)
 from engine.formats.runfolder import read_run_status  # noqa: F401  (re-exported: where callers look for it)
 
 
@@ -139,9 +141,9 @@ class RunWriter:
     :meth:`fail` then records the run as failed, keeping every complete row."""
 
     def __init__(self, folder: str | os.PathLike, app_version: str = "", continue_at: int | None = None,
-                 weights_files: tuple = (WEIGHTS_NPZ, WEIGHTS_SAFETENSORS)):
+                 weights_files: tuple = DEFAULT_WEIGHTS_FILES):
         self.folder = ensure_dir(Path(folder))
-        self.weights_files = weights_files   # which copies of the final weights to write (a huge net: one)
+        self.weights_files = weights_files   # which copies of the final weights to write (runlayout.WEIGHTS_FORMATS)
         self.app_version = app_version
         self.continue_at = continue_at
         self._history = None
@@ -212,18 +214,32 @@ class RunWriter:
             self._last_checkpoint = time.monotonic()
 
     def _finish(self, event: RunFinished) -> None:
+        for _ in self.finish_steps(event):
+            pass
+
+    def finish_steps(self, event: RunFinished) -> Iterator[WritingFiles]:
+        """The end of a run written file by file: a :class:`~engine.events.WritingFiles` before each
+        of the final files (the weights copies, the checkpoint), then ``summary.json`` with the final
+        status.  An 88-million-parameter net writes hundreds of megabytes here, seconds of disk
+        time: its consumers show the run's end at once and the writing as it goes."""
         self.close()
         summary = dict(event.summary, status=event.status, reason=event.reason)
         self.summary = summary
         data = data_info(self.trainer.data) if self.trainer is not None else self.data
         meta = weights_metadata(self.experiment, summary, data, self.app_version or None)
-        if WEIGHTS_NPZ in self.weights_files:
-            save_npz(self.folder / WEIGHTS_NPZ, dict(event.weights), meta)
-        if WEIGHTS_SAFETENSORS in self.weights_files:
-            save_weights(self.folder / WEIGHTS_SAFETENSORS, dict(event.weights), meta)
-        if self.trainer is not None and self.write_checkpoint:
-            save_checkpoint(self.folder / CHECKPOINT_NAME, self.trainer.checkpoint(), self.experiment,
-                            event.status, self.app_version or None)
+        weights = dict(event.weights)
+        size = sum(int(v.nbytes) for v in weights.values())
+        writes = [(name, size, lambda name=name: save_weights(self.folder / name, weights, meta))   # by suffix
+                  for name in self.weights_files]
+        if self.trainer is not None and self.write_checkpoint:   # the weights again and the optimizer's slots
+            trainer = self.trainer
+            writes.append((CHECKPOINT_NAME, size * (1 + len(trainer.opt_state.slots)),
+                           lambda: save_checkpoint(self.folder / CHECKPOINT_NAME, trainer.checkpoint(),
+                                                   self.experiment, event.status, self.app_version or None)))
+        files = tuple((name, size) for name, size, _ in writes)
+        for index, (_, _, write) in enumerate(writes):
+            yield WritingFiles(event.run_id, event.status, event.step, str(self.folder), files, index)
+            write()
         write_json(self.folder / SUMMARY_FILE, summary)
 
     def fail(self, error: Exception) -> None:

@@ -52,7 +52,7 @@ from engine.events import JobFinished, JobStarted, LRFinderFinished, frozen_arra
 from engine.fileio import write_text
 from engine.formats.checkpoint import resume_trainer
 from engine.formats.models import load_init_weights
-from engine.formats.runlayout import WEIGHTS_NPZ, WEIGHTS_SAFETENSORS
+from engine.formats.runlayout import DEFAULT_WEIGHTS_FILES, WEIGHTS_FORMATS
 from engine.formats.runstore import RunWriter, discard_if_empty, prepare_out_folder
 from engine.jobs.compare import comparison_events, comparison_runs
 from engine.jobs.executors import EXECUTORS, default_workers
@@ -96,7 +96,8 @@ class JobRequest:
     run_id: int = 0                   # the run_id of a single run's events
     pictures: bool = True             # single runs: decision surfaces and confusion matrices (a window draws
                                       # them; a run folder keeps neither, so the command line turns them off)
-    weights_files: tuple = (WEIGHTS_NPZ, WEIGHTS_SAFETENSORS)   # single runs: the copies of the final weights
+    weights_files: tuple = DEFAULT_WEIGHTS_FILES   # every run folder's copies of its final weights
+                                                   # (a value of engine.formats.runlayout.WEIGHTS_FORMATS)
     write_limit: int | None = LIMIT_FROM_ENV   # single runs: refuse to write more bytes than this (None: any)
 
 
@@ -154,6 +155,9 @@ def _check_options(kind: str, request: JobRequest) -> None:
                               f"from the weights its seed gives, that is the point)")
     elif kind == "single" and request.init_weights and request.resume:
         raise ExperimentError("--init-weights and --resume exclude each other (a resumed run has its own weights)")
+    if tuple(request.weights_files) not in WEIGHTS_FORMATS.values():
+        raise ExperimentError(f"weights_files must be one of {', '.join(map(str, WEIGHTS_FORMATS.values()))}, got "
+                              f"{request.weights_files!r}")
     if request.partial and not request.init_weights:
         raise ExperimentError("--partial applies to --init-weights (load only the tensors the file and the "
                               "network share)")
@@ -197,7 +201,8 @@ def plan_job(request: JobRequest) -> JobPlan:
         trials, runs = sweep_runs(exp, seeds, overrides)
     else:
         trials, runs = [], comparison_runs(exp, seeds, overrides)
-    trials, runs = tuple(trials), tuple(runs)
+    trials = tuple(trials)
+    runs = tuple(dataclasses.replace(r, weights_files=tuple(request.weights_files)) for r in runs)
     workers = max(1, min(request.workers or default_workers(), len(runs)))
     executor = request.executor
     if executor == AUTO:
@@ -270,7 +275,7 @@ def check_output_size(trainer: Trainer, request: JobRequest) -> None:
     raise OutputTooLarge(
         f"this run would write about {format_bytes(estimate.total)} into {request.out} ({estimate.describe()}), "
         f"more than the limit of {format_bytes(limit)}: write less with "
-        + ("--one-weights-file and " if one else "") + ("--no-checkpoint, or " if request.checkpoint else "")
+        + ("--weights-format safetensors and " if one else "") + ("--no-checkpoint, or " if request.checkpoint else "")
         + "allow it with --write-limit-mb MB (0: no limit) or the environment variable DESCENT_WEIGHTS_LIMIT_MB")
 
 
@@ -289,7 +294,8 @@ def _check_steps_left(trainer: Trainer, request: JobRequest) -> None:
 
 
 def _staged(plan: JobPlan, request: JobRequest, control: RunControl) -> Iterator:
-    writer = None if plan.folder is None else StagesWriter(plan.folder, plan.experiment, __version__)
+    writer = None if plan.folder is None else StagesWriter(plan.folder, plan.experiment, __version__,
+                                                           tuple(request.weights_files))
     yield from written(run_stages(plan.experiment, control, max_steps=request.max_steps, seeds=list(plan.seeds)),
                        writer)
 

@@ -24,6 +24,7 @@ from engine import __version__
 from engine.control import RunControl
 from engine.events import DataPoints, EpochEnd, RunFinished, StepMetrics, frozen_array
 from engine.fileio import WriteError, write_json
+from engine.formats.runlayout import DEFAULT_WEIGHTS_FILES
 from engine.formats.runstore import RunWriter
 from engine.jobs.compare_report import json_safe
 from engine.training.lr_finder import apply_suggestion, chosen_rate, find_learning_rate
@@ -43,6 +44,7 @@ class RunSpec:
     folder: str               # relative to the job's folder
     zero_weights_below: float | None = None
     target: dict | None = None   # {"metric", "value"}: record the step that first reaches it
+    weights_files: tuple = DEFAULT_WEIGHTS_FILES   # the final weights' copies in its folder (run --weights-format)
 
 
 def data_points(run_id: int, dataset) -> DataPoints | None:
@@ -61,12 +63,17 @@ def written(events: Iterable, writer) -> Iterator:
     A write that fails (a full disk, a planted link) ends the run there: its events are closed
     (the trainer stops), the writer records the failure (``fail``: status "failed" and the
     reason, complete rows kept) and the :class:`~engine.fileio.WriteError` is raised, one line
-    for the command line and the window alike."""
+    for the command line and the window alike.  A run's end is written file by file, each file
+    announced first (:class:`~engine.events.WritingFiles`, from a writer that has ``finish_steps``),
+    so the run's end shows before a large network's hundreds of megabytes are on disk."""
     try:
         for event in events:
             if writer is not None:
                 try:
-                    writer.handle(event)
+                    if isinstance(event, RunFinished) and hasattr(writer, "finish_steps"):
+                        yield from writer.finish_steps(event)
+                    else:
+                        writer.handle(event)
                 except WriteError as exc:
                     getattr(events, "close", lambda: None)()
                     getattr(writer, "fail", lambda error: None)(exc)
@@ -125,7 +132,7 @@ def train_run(spec: RunSpec, root: str | Path | None, control: RunControl) -> Ge
                       np.array([trainer.batch_size, int(experiment["training"]["shuffle"])]))
     writer = None
     if root is not None:
-        writer = RunWriter(Path(root) / spec.folder, __version__)
+        writer = RunWriter(Path(root) / spec.folder, __version__, weights_files=spec.weights_files)
         writer.attach(trainer, checkpoint=False)   # data statistics go with the weights (predict, export)
     epochs: list[dict] = []
     steps_to_target = None

@@ -27,7 +27,7 @@ from engine.events import (ConfusionReport, DecisionSurface, EpochEnd, RunFinish
                            frozen_array)
 from engine.fileio import ensure_dir, write_json, write_text
 from engine.formats import data_info
-from engine.formats.runlayout import PER_LAYER_FIELDS
+from engine.formats.runlayout import DEFAULT_WEIGHTS_FILES, PER_LAYER_FIELDS
 from engine.formats.runstore import RunWriter
 from engine.jobs.compare_report import distinguishable, spread
 from engine.spec.experiment import dumps_experiment, resolve_experiment
@@ -337,9 +337,10 @@ def _safe(name: str) -> str:
 class StagesWriter:
     """Writes a staged run's folder (layout in the module docstring)."""
 
-    def __init__(self, folder, experiment: dict, app_version: str = ""):
+    def __init__(self, folder, experiment: dict, app_version: str = "", weights_files: tuple = DEFAULT_WEIGHTS_FILES):
         self.folder = ensure_dir(Path(folder))
         self.app_version = app_version
+        self.weights_files = weights_files   # each phase folder's copies of its final weights
         self.experiment = experiment
         write_text(self.folder / "experiment.json", dumps_experiment(experiment))
         write_json(self.folder / "summary.json", {"status": "running", "pid": os.getpid(),
@@ -362,7 +363,7 @@ class StagesWriter:
             if len(st.phases) > 1:
                 path = path / f"{self._phase + 1:02d}-{_safe(st.phases[self._phase])}"
             self._phase += 1
-            self._writer = RunWriter(path, self.app_version)
+            self._writer = RunWriter(path, self.app_version, weights_files=self.weights_files)
             self._writer.data = self._data     # data statistics with the weights (predict, export)
             self._writer.handle(event)
         elif isinstance(event, StageFinished):

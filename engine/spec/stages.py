@@ -129,7 +129,8 @@ Headless output (``python main.py run PRESET``) -- :class:`StagesWriter`::
       seed-<s>/<NN>-<stage>/      a normal run folder (single-phase stage)
       seed-<s>/<NN>-<stage>/<MM>-<phase>/   one run folder per phase
 
-The last phase's folder holds the stage's final ``weights.npz``.
+The last phase's folder holds the stage's final ``weights.safetensors`` (``run --weights-format``
+chooses NPZ or both).
 
 Everything here is validated when the experiment is loaded; errors name the
 key (``stages.list[2].phases[1].freeze``) and what is allowed.

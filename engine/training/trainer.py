@@ -23,6 +23,7 @@ from engine.control import RunControl
 from engine.data import Dataset, load_dataset
 from engine.data.augment import Augmenter
 from engine.errors import WeightsError
+from engine.limits import stop_work_skipped
 from engine.events import Compiling, EpochEnd, RunFinished, RunStarted, frozen_array
 from engine.kernels import train as TK
 from engine.kernels.rng import new_state
@@ -383,18 +384,32 @@ class Trainer:
             run.surface_cost = run.last_surface - now
             yield surface
 
+    @property
+    def kernel_weights(self) -> int:
+        """Weights of the dense layers' kernels: a forward pass costs about this many multiply-adds a row."""
+        return sum(int(np.prod(t.shape)) for t in self.net.tensors if t.name.endswith(".kernel"))
+
     def _finish(self, run: _RunState):
-        """The last reports and RunFinished, with the best epoch's weights after early stopping."""
+        """The last reports and RunFinished, with the best epoch's weights after early stopping.
+        A run the user stopped leaves out the final work that would keep the stop waiting
+        (:func:`engine.limits.stop_work_skipped`: the test set of a huge network; its figures are
+        NaN, and the reason says why)."""
         if run.status == "finished" and self.step < self.epochs * self.steps_per_epoch:
             run.reason = f"reached the step limit ({self.total_steps} steps)"
         es = self.early_stopping
         if run.status == "early_stopped" and es.best_weights is not None:
             self.net.load_state_dict(es.best_weights)
             run.val = self.evaluate_split("val")
+        stopped, weights = run.status == "stopped", self.kernel_weights
         mc_samples = self.experiment["training"].get("mc_dropout_samples")
-        if self.diagnostics.grid is not None and mc_samples:  # the trained net's uncertainty map
-            yield self.decision_surface(mc_samples)
-        test_loss, test_acc = self.evaluate_split("test")
+        grid = self.diagnostics.grid
+        if grid is not None and mc_samples and not (stopped and stop_work_skipped(
+                "uncertainty map", len(grid[0]) * len(grid[1]), weights, mc_samples)):
+            yield self.decision_surface(mc_samples)   # the trained net's uncertainty map
+        skipped = stop_work_skipped("test set", len(self.data.x_test), weights) if stopped else None
+        test_loss, test_acc = (math.nan, math.nan) if skipped else self.evaluate_split("test")
+        if skipped:
+            run.reason = f"{run.reason}; {skipped}"
         summary = {
             "status": run.status, "reason": run.reason, "steps": self.step, "epochs": self.epoch,
             "final_train_loss": run.train_loss, "final_val_loss": run.val[0], "final_val_accuracy": run.val[1],
@@ -405,8 +420,10 @@ class Trainer:
         }
         if self.resumed_from_step is not None:
             summary["resumed_at_step"] = self.resumed_from_step
+        if skipped:
+            summary["test_skipped"] = skipped
         yield RunFinished(self.run_id, run.status, run.reason, self.step, self.epoch, summary,
-                          {k: frozen_array(v, v.dtype) for k, v in self.net.state_dict().items()})
+                          {k: readonly(v) for k, v in self.net.state_dict().items()})   # fresh copies: not twice
 
     # -- checkpoints ----------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ output) while its training settings (dropout, regularization, initializers,
 ``trainable``, momentum) are kept.  :func:`write_folder` writes
 
     experiment.json      the resolved experiment
-    weights.safetensors  the tensors, with the metadata every Descent weights file carries
-    weights.npz          the same (run folders hold both)
+    weights.safetensors  the tensors, with the metadata every Descent weights file carries (one
+                         copy, as a run folder's; ``export --format npz`` writes the NPZ)
     summary.json         {"status": "imported", ...}
     import.json          the mapping report (engine.formats.importers.mapping)
 
@@ -35,7 +35,7 @@ from engine.fileio import WriteError, write_json, write_text
 from engine.formats import save_weights
 from engine.formats.importers.mapping import REPORT_FORMAT, REPORT_VERSION, Report
 from engine.formats.models import network_from_weights
-from engine.formats.weights import save_npz
+from engine.formats.runlayout import WEIGHTS_SAFETENSORS
 from engine.spec.experiment import dumps_experiment, resolve_experiment
 
 STRUCTURAL = ("units", "activation", "batch_norm")      # change what the network computes
@@ -212,8 +212,7 @@ def write_folder(out: Path, experiment: dict, weights: dict, metadata: dict, sum
         raise WriteError(f"cannot write in {parent}: {exc.strerror}") from None
     try:
         write_text(tmp / "experiment.json", dumps_experiment(experiment))
-        save_weights(tmp / "weights.safetensors", weights, metadata)
-        save_npz(tmp / "weights.npz", weights, metadata)
+        save_weights(tmp / WEIGHTS_SAFETENSORS, weights, metadata)
         write_json(tmp / "summary.json", metadata["summary"])
         write_json(tmp / "import.json", summary)
         if out.is_dir():
