@@ -279,3 +279,52 @@ def test_overfitting_from_a_zero_validation_loss_says_so_without_a_percentage():
     assert "inf" not in found[0].seen and "above its lowest 3-epoch median (0," in found[0].seen
     coach.forget(7)
     assert coach.observe(EpochEnd(7, 10, 100, 0.1, 0.8, 0.3, 0.8, 0.1, 1.0, 0.0)) == []   # not watched now
+
+
+def _numpy_dead_and_comatose(dead_fraction, comatose_fraction):
+    """The dead/comatose detectors' choices as the NumPy code before the plain-Python rewrite made them:
+    (worst dead layer, its value, dead layers, worst comatose layer, its value, comatose layers)."""
+    dead = np.asarray(dead_fraction, dtype=np.float64)[:-1]
+    worst = int(np.nanargmax(np.where(np.isnan(dead), -1, dead))) if dead.size else -1
+    value = dead[worst] if worst >= 0 and not math.isnan(dead[worst]) else 0.0
+    dead_layers = tuple(int(i) for i in np.flatnonzero(np.nan_to_num(dead) >= threshold("dead_fraction")))
+    coma = np.asarray(comatose_fraction, dtype=np.float64)[:-1]
+    leaky = np.where(np.isnan(coma) | (np.nan_to_num(dead) >= threshold("dead_fraction")), -1.0, coma)
+    c_worst = int(np.argmax(leaky)) if leaky.size else -1
+    c_value = leaky[c_worst] if c_worst >= 0 else 0.0
+    coma_layers = tuple(int(i) for i in np.flatnonzero(leaky >= threshold("comatose_fraction")))
+    return worst, value, dead_layers, c_worst, c_value, coma_layers
+
+
+def test_dead_and_comatose_choices_match_the_numpy_reference():
+    """The per-record detectors run in plain Python for speed; on random fractions with NaN (layers
+    without the statistic), infinities, ties and empty nets they pick the same layers and values."""
+    from types import SimpleNamespace
+
+    from engine.coach import _RunState
+
+    rng = np.random.default_rng(0)
+    exp = resolve_experiment(experiment(MOONS, layers(3, 8, "relu"), {"name": "sgd", "learning_rate": 0.1}))
+    choices = [0.0, 0.25, threshold("dead_fraction"), threshold("comatose_fraction"), 1.0, math.nan, math.inf]
+    checked = 0
+    for n in [1] * 5 + [2, 3, 4, 9, 12] * 40:
+        dead = rng.choice(choices, n).tolist() if rng.random() < 0.5 else rng.random(n).tolist()
+        coma = rng.choice(choices, n).tolist() if rng.random() < 0.5 else rng.random(n).tolist()
+        worst, value, dead_layers, c_worst, c_value, coma_layers = _numpy_dead_and_comatose(dead, coma)
+        coach = Coach()
+        state = _RunState(exp, ())
+        state.streaks = {"dead": 10 ** 6, "comatose": 10 ** 6}   # fire whenever the value passes the threshold
+        e = SimpleNamespace(run_id=1, step=1, dead_fraction=np.asarray(dead, np.float32),
+                            comatose_fraction=np.asarray(coma, np.float32))
+        ref = _numpy_dead_and_comatose(e.dead_fraction, e.comatose_fraction)
+        worst, value, dead_layers, c_worst, c_value, coma_layers = ref
+        f = coach._dead(state, e)
+        assert (f is not None) == (value >= threshold("dead_fraction"))
+        if f is not None:
+            assert f.layers == dead_layers and f"of layer {worst + 1}'s" in f.seen and f"{value:.0%}" in f.seen
+        g = coach._comatose(state, e)
+        assert (g is not None) == (c_value >= threshold("comatose_fraction"))
+        if g is not None:
+            assert g.layers == coma_layers and f"of layer {c_worst + 1}'s" in g.seen
+        checked += (f is not None) + (g is not None)
+    assert checked > 100   # the comparison exercised the firing paths, not only the quiet ones
