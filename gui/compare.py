@@ -38,7 +38,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QProgressBar,
-                               QPushButton, QStackedWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QPushButton, QSizePolicy, QStackedWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.control import RunControl
 from engine.errors import DescentError
@@ -212,6 +212,10 @@ class ComparisonView(QWidget):
         self.progress.hide()
         self.status = QLabel()
         self.status.setStyleSheet("color: #444;")
+        # a long status ("written to <folder>") must wrap in the room left, not widen the page: at
+        # 1600 px it pushed the plot's right end and the verdict column behind a horizontal scrollbar
+        self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
 
         controls = QHBoxLayout()
         for text, widget in (("seeds", self.seeds), ("at most", self.max_steps)):

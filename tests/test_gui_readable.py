@@ -120,6 +120,19 @@ def test_the_compare_header_follows_a_preset_loaded_while_it_is_shown(qtbot, tmp
     assert load_experiment("04-dying-relus")["title"].split(":")[0] in plan
 
 
+def test_a_long_compare_status_wraps_instead_of_widening_the_page(qtbot, tmp_path):
+    """'done: ... written to <a long folder>' pushed the Compare page past 1600 px, hiding the plot's
+    right end and the verdict column behind a horizontal scrollbar."""
+    w = make_window(qtbot, tmp_path, SMALL)
+    page = w.comparison
+    narrow = page.minimumSizeHint().width()
+    page._set_status("done: 15 runs in 38 s on 2 processes; written to " + "/very-long-folder-name" * 12)
+    page.layout().invalidate()   # the label asks for a new geometry through a posted event: measure now
+    page.layout().activate()
+    assert page.minimumSizeHint().width() <= max(narrow, 1280)
+    assert "very-long-folder-name" in page.status.toolTip()   # the whole text is still there
+
+
 def test_pausing_shows_one_resume_and_the_notes_say_paused(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path, dict(SMALL, training={"epochs": 5000, "batch_size": 20}))
     w.train_or_pause()
