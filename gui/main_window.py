@@ -75,7 +75,8 @@ class MainWindow(RemembersLayout, FileActions, QMainWindow):
         super().__init__()
         collect_garbage_on_gui_thread()   # worker threads must never destroy Qt objects
         self._status_at = 0.0    # last status-bar update (monotonic s)
-        self.frames = FramePacer(clock=lambda: time.monotonic())   # when frames may be drawn (gui/frames.py)
+        # when frames may be drawn (gui/frames.py); through this module's time, which tests replace
+        self.frames = FramePacer(clock=lambda: time.monotonic())
         self._fresh_records, self._urgent = 0, False   # what arrived since the last frame
         self.settings = settings if settings is not None else QSettings("Descent", "Descent")
         self.run_root = None if run_root is None else Path(run_root)
@@ -631,7 +632,7 @@ class MainWindow(RemembersLayout, FileActions, QMainWindow):
             state = "Compiling kernels… (once per session; can take a minute after an install)"
         elif record.status == "starting":
             state = "loading data…"
-        elif getattr(self.active, "writing", None) is not None:
+        elif self.active.writing is not None:
             state = output_prompt.writing_state(self.active.writing)
         elif control.stopped:
             state = f"stopped at step {max(record.step, control.steps_run):,}; finishing (evaluation, saving)…"

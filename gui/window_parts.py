@@ -111,6 +111,7 @@ class ActiveRun:
     wall: float = 0.0          # seconds spent running (pauses excluded), for the status bar
     last_tick: float = 0.0
     stage_count: int = 0
+    writing: object = None     # the WritingFiles event of a run whose final files are being written
 
     def tick(self) -> float:
         """Advance the running-time clock; also keeps the record's measured steps/s."""

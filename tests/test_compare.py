@@ -155,16 +155,22 @@ def test_the_rule_compares_the_mean_paired_difference_with_the_seed_spread():
     assert missing["n"] == 1   # only seed 1 has finite values on both sides
 
 
+THREE_VARIANTS = {"variants": [{"name": "a"}, {"name": "b"}, {"name": "c"}], "target": None, "metric": "auto"}
+
+
+def three_variant_records(per_seed) -> list[dict]:
+    """Finished runs of variants a, b, c over seeds 1, 2, 3: ``per_seed`` holds each seed's (a, b, c)
+    validation accuracies (the losses are 1 - accuracy)."""
+    return [{"variant": name, "seed": seed, "folder": f"{name}-{seed}", "status": "finished", "steps": 10,
+             "final_val_accuracy": v, "final_val_loss": 1 - v, "best_val_accuracy": v, "best_val_loss": 1 - v,
+             "test_accuracy": v, "steps_to_target": None, "train_seconds": 1.0, "wall_seconds": 1.5,
+             "init_hash": "x", "data_hash": "y", "lr_found": None, "sparsity": 0.0}
+            for seed, values in zip((1, 2, 3), per_seed) for name, v in zip("abc", values)]
+
+
 def test_summary_says_plainly_when_variants_are_not_distinguishable():
-    cfg = {"variants": [{"name": "a"}, {"name": "b"}, {"name": "c"}], "target": None, "metric": "auto"}
-    records = []
-    for seed, (va, vb, vc) in zip((1, 2, 3), ((0.80, 0.81, 0.50), (0.86, 0.84, 0.52), (0.83, 0.84, 0.49))):
-        for name, v in zip("abc", (va, vb, vc)):
-            records.append({"variant": name, "seed": seed, "folder": f"{name}-{seed}", "status": "finished",
-                            "steps": 10, "final_val_accuracy": v, "final_val_loss": 1 - v, "best_val_accuracy": v,
-                            "best_val_loss": 1 - v, "test_accuracy": v, "steps_to_target": None,
-                            "train_seconds": 1.0, "wall_seconds": 1.5, "init_hash": "x", "data_hash": "y",
-                            "lr_found": None, "sparsity": 0.0})
+    cfg = THREE_VARIANTS
+    records = three_variant_records(((0.80, 0.81, 0.50), (0.86, 0.84, 0.52), (0.83, 0.84, 0.49)))
     s = summarize(records, cfg)
     assert s["metric"] == "val_accuracy" and s["ranking"][-1] == "c"
     best = s["best"]
@@ -185,16 +191,9 @@ def test_summary_says_plainly_when_variants_are_not_distinguishable():
 def test_the_verdict_colour_follows_the_rule_not_the_p_value():
     """Issue 14: a row said "worse" in red beside p = 0.16.  The colour is the rule's (gap > spread);
     the p-value is shown beside the two figures the rule compares, and decides nothing."""
-    cfg = {"variants": [{"name": "a"}, {"name": "b"}, {"name": "c"}], "target": None, "metric": "auto"}
-    records = []
+    cfg = THREE_VARIANTS
     # c: 1.83 points behind a on average, within a's seed-to-seed spread of 2 points; p ~ 0.16
-    for seed, (va, vb, vc) in zip((1, 2, 3), ((0.80, 0.795, 0.79), (0.82, 0.815, 0.81), (0.84, 0.845, 0.805))):
-        for name, v in zip("abc", (va, vb, vc)):
-            records.append({"variant": name, "seed": seed, "folder": f"{name}-{seed}", "status": "finished",
-                            "steps": 10, "final_val_accuracy": v, "final_val_loss": 1 - v, "best_val_accuracy": v,
-                            "best_val_loss": 1 - v, "test_accuracy": v, "steps_to_target": None,
-                            "train_seconds": 1.0, "wall_seconds": 1.5, "init_hash": "x", "data_hash": "y",
-                            "lr_found": None, "sparsity": 0.0})
+    records = three_variant_records(((0.80, 0.795, 0.79), (0.82, 0.815, 0.81), (0.84, 0.845, 0.805)))
     s = summarize(records, cfg)
     assert s["best"] == "a"
     c = s["variants"]["c"]["vs_best"]

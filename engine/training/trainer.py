@@ -122,10 +122,11 @@ class Trainer:
             self.total_steps = min(self.total_steps, limit)
 
         # what is reported, and when
-        kernel_weights = sum(int(np.prod(t.shape)) for t in self.net.tensors if t.name.endswith(".kernel"))
+        # the dense kernels' weights: a forward pass costs about this many multiply-adds a row
+        self.kernel_weights = sum(int(np.prod(t.shape)) for t in self.net.tensors if t.name.endswith(".kernel"))
         probe_size = min(cfg["probe_size"], self.n_train)
         self.cadence = Cadence(cfg["log_every"] or default_log_every(self.steps_per_epoch, self.batch_size,
-                                                                      kernel_weights, probe_size))
+                                                                      self.kernel_weights, probe_size))
         self.diagnostics = Diagnostics(self.net, d, x, seed, cfg["probe_size"], run_id)
         self.pictures = True   # decision surfaces and confusion matrices; off where nothing draws them (headless)
 
@@ -383,11 +384,6 @@ class Trainer:
             run.last_surface = self.cadence.clock()
             run.surface_cost = run.last_surface - now
             yield surface
-
-    @property
-    def kernel_weights(self) -> int:
-        """Weights of the dense layers' kernels: a forward pass costs about this many multiply-adds a row."""
-        return sum(int(np.prod(t.shape)) for t in self.net.tensors if t.name.endswith(".kernel"))
 
     def _finish(self, run: _RunState):
         """The last reports and RunFinished, with the best epoch's weights after early stopping.
